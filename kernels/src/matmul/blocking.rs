@@ -1,0 +1,242 @@
+//! The tunable space of the matmul kernels and the analytical default config.
+//!
+//! Parameters (all integers):
+//!
+//! | name      | meaning                                                              |
+//! |-----------|----------------------------------------------------------------------|
+//! | `mr`,`nr` | microkernel tile; the pair must be one of the backend's microkernels  |
+//! | `mc`      | rows of A packed per block (kept in L2); an upper bound, see below    |
+//! | `kc`      | depth of a packed block (A and B micro-panels in L1)                  |
+//! | `nc`      | columns of B packed per block (kept in L3); column chunk of the stream path |
+//! | `threads` | worker threads                                                       |
+//! | `par`     | parallel loop of the packed path: 0 = blocks of rows (IC), 1 = micro-panels of columns (JR) |
+//! | `pack`    | 1 = packed BLIS path, 0 = stream path without packing (small m)      |
+//!
+//! The stream path uses only `nc` and `threads`; the other values are ignored there.
+//!
+//! ## The default: the analytical BLIS model
+//!
+//! After Low, Igual, Smith and Quintana-Orti, "Analytical modeling is enough for
+//! high-performance BLIS" (TOMS 2016), with the caches of [`CacheInfo`]:
+//!
+//! - `kc`: the `kc x nr` micro-panel of B stays in L1 while micro-panels of A stream through
+//!   it. Of the L1's `W1` ways, one is left to C and the rest are shared between A and B in
+//!   proportion `mr : nr`, so A gets `floor((W1 - 1) / (1 + nr/mr))` ways and
+//!   `kc = ways_A * way_bytes_L1 / (mr * 4)`.
+//! - `mc`: the `mc x kc` block of A stays in L2. Half of L2's ways (leaving room for the B
+//!   micro-panel, C and the other streams) hold it: `mc = (W2/2) * way_bytes_L2 / (kc * 4)`,
+//!   rounded down to a multiple of `mr`.
+//! - `nc`: the `kc x nc` block of B stays in the share of L3 of the threads that use it, half
+//!   of it: `nc = (L3/2) / (kc * 4)`, rounded down to a multiple of `nr`, at most 8192.
+//! - Each is then clamped to the problem (no block larger than the matrix, rounded up to the
+//!   register tile), and `kc` is balanced so that the last block of k is not a sliver.
+//! - `threads`: every hardware thread, unless the problem is below ~4 MFLOP per thread.
+//! - `pack`: 0 (stream) when `m <= 16`: with so few rows B is used at most 16 times, the
+//!   product is bound by reading B, and packing would triple that traffic.
+//! - `par`: 0 (rows) when there are at least two register tiles of rows per thread,
+//!   else 1 (columns).
+//!
+//! `mc` is an upper bound: with several threads on the IC loop the driver splits m into a
+//! multiple of `threads` blocks of equal size so that no thread idles on the last block.
+
+use super::ukernel::{microkernels, MicroKernel};
+use crate::backend::Backend;
+use crate::cache::CacheInfo;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pool::available_threads;
+use crate::problem::MatmulShape;
+use crate::space::{Constraint, Param, Space};
+
+/// Largest m for which the default takes the stream path.
+pub const STREAM_MAX_M: usize = 16;
+
+fn param(
+    name: &'static str,
+    doc: &'static str,
+    candidates: Vec<i64>,
+    min: i64,
+    max: i64,
+    step: i64,
+) -> Param {
+    let mut candidates = candidates;
+    candidates.sort_unstable();
+    candidates.dedup();
+    Param {
+        name,
+        doc,
+        candidates,
+        min,
+        max,
+        step,
+    }
+}
+
+/// The microkernels of `backend`, or an error when it has none on this platform.
+pub fn kernels_of(backend: Backend) -> Result<&'static [MicroKernel]> {
+    let ks = microkernels(backend);
+    if ks.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "backend {backend} has no f32 matmul kernel on this platform"
+        )));
+    }
+    Ok(ks)
+}
+
+/// The tunable space of f32 matmul on `backend` for `shape`.
+pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
+    let ks = kernels_of(backend)?;
+    let max_threads = available_threads() as i64;
+    let mut threads: Vec<i64> = (0..)
+        .map(|e| 1i64 << e)
+        .take_while(|&t| t < max_threads)
+        .collect();
+    threads.push(max_threads);
+    let mut mc = Vec::new();
+    for k in ks {
+        for mult in [4, 8, 12, 16, 24, 32] {
+            mc.push((k.mr * mult) as i64);
+        }
+    }
+    let pack = if shape.m <= 64 { vec![0, 1] } else { vec![1] };
+    let pairs: Vec<(i64, i64)> = ks.iter().map(|k| (k.mr as i64, k.nr as i64)).collect();
+    let pairs_text = ks
+        .iter()
+        .map(|k| k.variant())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(Space {
+        params: vec![
+            param(
+                "mr",
+                "microkernel rows",
+                ks.iter().map(|k| k.mr as i64).collect(),
+                1,
+                64,
+                1,
+            ),
+            param(
+                "nr",
+                "microkernel columns",
+                ks.iter().map(|k| k.nr as i64).collect(),
+                1,
+                256,
+                1,
+            ),
+            param("mc", "rows of A per packed block (L2)", mc, 1, 1 << 16, 1),
+            param(
+                "kc",
+                "depth of packed blocks (L1)",
+                vec![64, 128, 192, 256, 384, 512, 768],
+                1,
+                1 << 16,
+                1,
+            ),
+            param(
+                "nc",
+                "columns of B per packed block (L3) or stream chunk",
+                vec![256, 512, 1024, 2048, 4096, 8192],
+                1,
+                1 << 20,
+                1,
+            ),
+            param("threads", "worker threads", threads, 1, 1024, 1),
+            param(
+                "par",
+                "parallel loop: 0 rows (IC), 1 columns (JR)",
+                vec![0, 1],
+                0,
+                1,
+                1,
+            ),
+            param("pack", "1 packed (BLIS), 0 stream (small m)", pack, 0, 1, 1),
+        ],
+        constraints: vec![
+            Constraint::new("(mr, nr) is a microkernel", move |c| {
+                let mr = c.get("mr").unwrap_or(0);
+                let nr = c.get("nr").unwrap_or(0);
+                if pairs.contains(&(mr, nr)) {
+                    Ok(())
+                } else {
+                    Err(format!("no {mr}x{nr} microkernel (have {pairs_text})"))
+                }
+            }),
+            Constraint::new("mc % mr == 0", |c| {
+                let (mc, mr) = (c.get("mc").unwrap_or(0), c.get("mr").unwrap_or(1));
+                if mr > 0 && mc % mr == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("mc={mc} is not a multiple of mr={mr}"))
+                }
+            }),
+            Constraint::new("nc % nr == 0", |c| {
+                let (nc, nr) = (c.get("nc").unwrap_or(0), c.get("nr").unwrap_or(1));
+                if nr > 0 && nc % nr == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("nc={nc} is not a multiple of nr={nr}"))
+                }
+            }),
+        ],
+    })
+}
+
+/// The analytical default config (see the module docs) for `backend` and `shape`.
+pub fn default_config(backend: Backend, shape: MatmulShape) -> Result<Config> {
+    let k0 = kernels_of(backend)?[0];
+    Ok(model(k0, CacheInfo::get(), available_threads(), shape))
+}
+
+/// The model itself, on explicit inputs so that it can be tested on other machines' caches.
+pub fn model(k: MicroKernel, cache: &CacheInfo, hw_threads: usize, s: MatmulShape) -> Config {
+    let (mr, nr) = (k.mr, k.nr);
+    const F: usize = 4; // bytes per f32
+
+    // kc: B micro-panel in L1, A micro-panels streaming, one way for C.
+    let l1 = cache.l1d;
+    let ways_a = ((l1.ways.saturating_sub(1)) as f64 / (1.0 + nr as f64 / mr as f64)).floor();
+    let kc_model = ((ways_a.max(1.0) as usize) * l1.way_bytes() / (mr * F)).clamp(64, 1024);
+
+    // Balance kc over k: as many blocks as the model needs, of equal depth.
+    let kblocks = s.k.max(1).div_ceil(kc_model);
+    let kc = s.k.max(1).div_ceil(kblocks).max(1);
+
+    // mc: half of L2 holds the mc x kc block of A.
+    let l2 = cache.l2;
+    let mc_model = ((l2.ways / 2).max(1) * l2.way_bytes() / (kc * F)) / mr * mr;
+    let mc = mc_model.max(mr).min(s.m.max(1).next_multiple_of(mr));
+
+    // nc: half of the L3 (or of L2 without an L3) holds the kc x nc block of B.
+    let l3_bytes = cache.l3.map_or(l2.size, |l| l.size);
+    let nc_model = ((l3_bytes / 2) / (kc * F) / nr * nr).clamp(nr, 8192 / nr * nr);
+    let nc = nc_model.min(s.n.max(1).next_multiple_of(nr));
+
+    let flops = 2.0 * s.m as f64 * s.n as f64 * s.k as f64;
+    let threads = if flops < 4e6 * 2.0 {
+        1
+    } else {
+        hw_threads.min((flops / 4e6) as usize).max(1)
+    };
+
+    let pack = usize::from(s.m > STREAM_MAX_M);
+    let par = usize::from(s.m < 2 * mr * threads);
+
+    let nc = if pack == 0 {
+        // Stream path: one chunk per thread, so that each thread's C rows stay in L2.
+        let per_thread = s.n.div_ceil(threads).next_multiple_of(64);
+        let c_budget = (l2.size / 2) / (s.m.max(1) * F) / 64 * 64;
+        per_thread.min(c_budget.max(64)).max(nr) / nr * nr
+    } else {
+        nc
+    };
+
+    Config::new()
+        .with("mr", mr as i64)
+        .with("nr", nr as i64)
+        .with("mc", mc as i64)
+        .with("kc", kc as i64)
+        .with("nc", nc.max(nr) as i64)
+        .with("threads", threads as i64)
+        .with("par", par as i64)
+        .with("pack", pack as i64)
+}

@@ -1,0 +1,387 @@
+//! Matmul plans: the loops around the kernels, packing buffers and threading.
+//!
+//! Packed path (BLIS), for each block:
+//!
+//! ```text
+//! LOOP 5  jc: columns of B and C in blocks of nc          (B block -> L3)
+//! LOOP 4  pc: depth in blocks of kc; pack B[pc, jc]        (parallel over micro-panels)
+//! LOOP 3  ic: rows of A and C in blocks of mc; pack A     (parallel here when par = 0)
+//! LOOP 2  jr: micro-panels of B, nr columns              (parallel here when par = 1)
+//! LOOP 1  ir: micro-panels of A, mr rows -> microkernel
+//! ```
+//!
+//! The first pc block overwrites C and the later ones accumulate, so C is never read
+//! before it is written and needs no initialisation (k = 0 zeroes it explicitly).
+//!
+//! Stream path: C is zeroed, the columns are split among threads in chunks of `nc` (rounded
+//! up to 64 floats, a multiple of every vector width) and the stream kernel reads A and B in
+//! place.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use super::blocking::{self, kernels_of};
+use super::pack::{pack_a, pack_b_panel};
+use super::ukernel::{stream_kernel, MicroKernel, Stream, StreamFn, Tile};
+use super::{check_args, kernel_id};
+use crate::backend::Backend;
+use crate::buf::AlignedBuf;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::kernel::KernelId;
+use crate::pool::pool;
+use crate::problem::MatmulShape;
+
+/// A raw pointer that may cross threads: each thread writes a disjoint part of C.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint regions of one buffer to worker threads.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so that closures capture the `Send` wrapper, not the field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Which loop nest runs.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    Packed { uk: MicroKernel, par_rows: bool },
+    Stream { kernel: StreamFn },
+}
+
+/// A prepared f32 matmul for one shape, backend and config: validated once, buffers
+/// allocated once, then [`MatmulPlan::run`] as often as needed.
+pub struct MatmulPlan {
+    shape: MatmulShape,
+    backend: Backend,
+    config: Config,
+    id: KernelId,
+    path: Path,
+    mc: usize,
+    kc: usize,
+    nc: usize,
+    threads: usize,
+    pool: Option<Arc<ThreadPool>>,
+    bpack: AlignedBuf,
+    apack: AlignedBuf,
+}
+
+impl std::fmt::Debug for MatmulPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatmulPlan")
+            .field("id", &self.id.to_string())
+            .field("shape", &self.shape)
+            .field("config", &self.config.to_string())
+            .finish()
+    }
+}
+
+impl MatmulPlan {
+    /// Validates `config` against the space of `backend` for `shape`, checks that the
+    /// backend runs here, and allocates the packing buffers.
+    pub fn new(backend: Backend, shape: MatmulShape, config: &Config) -> Result<Self> {
+        shape.check()?;
+        backend.require()?;
+        let space = blocking::space(backend, shape)?;
+        space.validate(config)?;
+        let get = |name: &str| config.require(name).map(|v| v as usize);
+        let (mr, nr) = (get("mr")?, get("nr")?);
+        let (mc, kc, nc, threads) = (get("mc")?, get("kc")?, get("nc")?, get("threads")?);
+        let uk = *kernels_of(backend)?
+            .iter()
+            .find(|k| k.mr == mr && k.nr == nr)
+            .ok_or_else(|| Error::InvalidConfig(format!("no {mr}x{nr} microkernel")))?;
+        let path = if get("pack")? == 1 {
+            Path::Packed {
+                uk,
+                par_rows: get("par")? == 0,
+            }
+        } else {
+            let kernel = stream_kernel(backend).ok_or_else(|| {
+                Error::Unsupported(format!("backend {backend} has no stream kernel"))
+            })?;
+            Path::Stream { kernel }
+        };
+        let pool = if threads > 1 {
+            Some(pool(threads)?)
+        } else {
+            None
+        };
+        let (bpack, apack) = match path {
+            Path::Packed { .. } => {
+                // Blocks never exceed the problem, so small problems get small buffers.
+                let kb = kc.min(shape.k.max(1));
+                let nb = nc.min(shape.n.max(1)).next_multiple_of(nr);
+                let mb = mc.min(shape.m.max(1)).next_multiple_of(mr);
+                (
+                    AlignedBuf::zeroed(kb * nb),
+                    AlignedBuf::zeroed(threads * kb * mb),
+                )
+            }
+            Path::Stream { .. } => (AlignedBuf::zeroed(0), AlignedBuf::zeroed(0)),
+        };
+        let variant = match path {
+            Path::Packed { uk, .. } => uk.variant(),
+            Path::Stream { .. } => "stream".to_string(),
+        };
+        Ok(MatmulPlan {
+            shape,
+            backend,
+            config: config.clone(),
+            id: kernel_id(backend, &variant),
+            path,
+            mc,
+            kc,
+            nc,
+            threads,
+            pool,
+            bpack,
+            apack,
+        })
+    }
+
+    /// The kernel that runs: `matmul.f32.<backend>.<MRxNR|stream>`.
+    pub fn kernel_id(&self) -> &KernelId {
+        &self.id
+    }
+
+    /// The config the plan was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The backend the plan runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The shape the plan was built for.
+    pub fn shape(&self) -> MatmulShape {
+        self.shape
+    }
+
+    /// `C = A * B` for the plan's shape; row-major with leading dimensions, checked.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &mut self,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) -> Result<()> {
+        let MatmulShape { m, n, k } = self.shape;
+        check_args(m, n, k, a.len(), lda, b.len(), ldb, c.len(), ldc)?;
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        if k == 0 {
+            for i in 0..m {
+                c[i * ldc..i * ldc + n].iter_mut().for_each(|x| *x = 0.0);
+            }
+            return Ok(());
+        }
+        let args = Args {
+            a,
+            lda,
+            b,
+            ldb,
+            c: SendPtr(c.as_mut_ptr()),
+            ldc,
+        };
+        let pool = self.pool.clone();
+        match &pool {
+            Some(p) => p.install(|| self.dispatch(&args)),
+            None => self.dispatch(&args),
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, args: &Args) {
+        match self.path {
+            Path::Packed { uk, par_rows } => self.run_packed(args, uk, par_rows),
+            Path::Stream { kernel } => self.run_stream(args, kernel),
+        }
+    }
+
+    fn run_packed(&mut self, x: &Args, uk: MicroKernel, par_rows: bool) {
+        let MatmulShape { m, n, k } = self.shape;
+        let (mr, nr) = (uk.mr, uk.nr);
+        let threads = self.threads;
+        let mc = if par_rows && threads > 1 {
+            // Equal blocks, a multiple of `threads` of them, none larger than mc.
+            let blocks = m.div_ceil(self.mc).next_multiple_of(threads);
+            m.div_ceil(blocks).next_multiple_of(mr)
+        } else {
+            self.mc.min(m.next_multiple_of(mr))
+        };
+        for jc in (0..n).step_by(self.nc) {
+            let nb = self.nc.min(n - jc);
+            let panels = nb.div_ceil(nr);
+            for pc in (0..k).step_by(self.kc) {
+                let kb = self.kc.min(k - pc);
+                let accumulate = pc > 0;
+                let bsrc = &x.b[pc * x.ldb + jc..];
+                let bpack = &mut self.bpack[..panels * kb * nr];
+                let pack_one = |(panel, out): (usize, &mut [f32])| {
+                    pack_b_panel(kb, nb, bsrc, x.ldb, nr, panel, out)
+                };
+                if threads > 1 {
+                    bpack.par_chunks_mut(kb * nr).enumerate().for_each(pack_one);
+                } else {
+                    bpack.chunks_mut(kb * nr).enumerate().for_each(pack_one);
+                }
+                let bpack = &self.bpack[..panels * kb * nr];
+                let block = Block {
+                    uk,
+                    kb,
+                    nb,
+                    bpack,
+                    accumulate,
+                    c: x.c,
+                    ldc: x.ldc,
+                    jc,
+                };
+                let slot = kb * mc.next_multiple_of(mr);
+                let apack = SendPtr(self.apack.as_mut_ptr());
+                let ic_blocks = m.div_ceil(mc);
+                let run_ic = |ib: usize, abuf: &mut [f32], jr: std::ops::Range<usize>| {
+                    let ic = ib * mc;
+                    let mb = mc.min(m - ic);
+                    pack_a(mb, kb, &x.a[ic * x.lda + pc..], x.lda, mr, abuf);
+                    block.compute(ic, mb, abuf, jr);
+                };
+                if threads == 1 {
+                    let abuf = &mut self.apack[..slot];
+                    for ib in 0..ic_blocks {
+                        run_ic(ib, abuf, 0..panels);
+                    }
+                } else if par_rows {
+                    (0..ic_blocks).into_par_iter().for_each(|ib| {
+                        let t = rayon::current_thread_index().unwrap_or(0) % threads;
+                        // SAFETY: `apack` holds `threads` slots of `slot` floats; each worker
+                        // of the pool has its own index, so no slot is used twice at once.
+                        let abuf = unsafe {
+                            std::slice::from_raw_parts_mut(apack.ptr().add(t * slot), slot)
+                        };
+                        run_ic(ib, abuf, 0..panels);
+                    });
+                } else {
+                    for ib in 0..ic_blocks {
+                        let ic = ib * mc;
+                        let mb = mc.min(m - ic);
+                        let abuf = &mut self.apack[..slot];
+                        pack_a(mb, kb, &x.a[ic * x.lda + pc..], x.lda, mr, abuf);
+                        let abuf = &self.apack[..slot];
+                        let chunk = panels.div_ceil(threads);
+                        (0..threads).into_par_iter().for_each(|t| {
+                            let jr = (t * chunk).min(panels)..((t + 1) * chunk).min(panels);
+                            block.compute(ic, mb, abuf, jr);
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_stream(&mut self, x: &Args, kernel: StreamFn) {
+        let MatmulShape { m, n, k } = self.shape;
+        let chunk = self.nc.next_multiple_of(64);
+        let chunks = n.div_ceil(chunk);
+        let one = |ch: usize| {
+            let j0 = ch * chunk;
+            let nb = chunk.min(n - j0);
+            let c = x.c;
+            for i in 0..m {
+                // SAFETY: rows of C are `ldc >= n` apart (checked); columns j0..j0+nb of
+                // row i belong to this chunk alone.
+                unsafe { std::ptr::write_bytes(c.ptr().add(i * x.ldc + j0), 0, nb) };
+            }
+            let s = Stream {
+                m,
+                n: nb,
+                k,
+                a: x.a.as_ptr(),
+                lda: x.lda,
+                b: x.b[j0..].as_ptr(),
+                ldb: x.ldb,
+                // SAFETY: j0 < n <= ldc, inside row 0 of C.
+                c: unsafe { c.ptr().add(j0) },
+                ldc: x.ldc,
+            };
+            // SAFETY: the plan checked the backend; check_args proved that A, B and C hold
+            // the m x k, k x n and m x n blocks at their strides, and this chunk's columns
+            // of C are written by no other thread.
+            unsafe { kernel(&s) };
+        };
+        if self.threads > 1 {
+            (0..chunks).into_par_iter().for_each(one);
+        } else {
+            (0..chunks).for_each(one);
+        }
+    }
+}
+
+/// The operands of one run.
+struct Args<'a> {
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+    c: SendPtr,
+    ldc: usize,
+}
+
+/// One packed (pc, jc) block of B, shared by every thread that computes against it.
+struct Block<'a> {
+    uk: MicroKernel,
+    kb: usize,
+    nb: usize,
+    bpack: &'a [f32],
+    accumulate: bool,
+    c: SendPtr,
+    ldc: usize,
+    jc: usize,
+}
+
+impl Block<'_> {
+    /// LOOPS 2 and 1 for the rows `ic..ic+mb` (packed in `apack`) and the B micro-panels
+    /// `jr`: every tile of that region of C.
+    fn compute(&self, ic: usize, mb: usize, apack: &[f32], jr: std::ops::Range<usize>) {
+        let (mr, nr, kb) = (self.uk.mr, self.uk.nr, self.kb);
+        for panel in jr {
+            let j = panel * nr;
+            let n = nr.min(self.nb - j);
+            let b = &self.bpack[panel * kb * nr..][..kb * nr];
+            for (ip, a) in apack
+                .chunks_exact(kb * mr)
+                .take(mb.div_ceil(mr))
+                .enumerate()
+            {
+                let i = ip * mr;
+                let tile = Tile {
+                    kc: kb,
+                    a: a.as_ptr(),
+                    b: b.as_ptr(),
+                    // SAFETY: (ic + i, jc + j) is inside C (i < mb, j < nb).
+                    c: unsafe { self.c.ptr().add((ic + i) * self.ldc + self.jc + j) },
+                    ldc: self.ldc,
+                    m: mr.min(mb - i),
+                    n,
+                    accumulate: self.accumulate,
+                };
+                // SAFETY: the plan checked the ISA; the panels hold kb*mr and kb*nr floats;
+                // the tile's m x n corner lies in C, and no other thread owns this tile.
+                unsafe { (self.uk.run)(&tile) };
+            }
+        }
+    }
+}

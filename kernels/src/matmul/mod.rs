@@ -1,0 +1,127 @@
+//! f32 matrix multiplication (SGEMM), row-major with leading dimensions.
+//!
+//! Layers, after BLIS: the portable framework (the loops, packing and threading) is in
+//! `driver` and `pack`; each ISA's kernels are one file in `ukernel`; the configuration
+//! model (the tunable space and the analytical default) is in `blocking`; the oracle is in
+//! `reference`.
+//!
+//! For library users, [`sgemm`] picks the best backend of this CPU and its default config.
+//! For tuning and benchmarking, [`MatmulPlan`] takes an explicit backend and config.
+
+pub mod blocking;
+mod driver;
+pub mod pack;
+pub mod reference;
+pub mod ukernel;
+
+pub use blocking::{default_config, space};
+pub use driver::MatmulPlan;
+pub use reference::sgemm_reference;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::kernel::{KernelId, KernelInfo};
+use crate::problem::{Dtype, Family, MatmulShape};
+
+/// The id of the matmul kernel `variant` on `backend`.
+pub fn kernel_id(backend: Backend, variant: &str) -> KernelId {
+    KernelId {
+        family: Family::Matmul,
+        dtype: Dtype::F32,
+        backend,
+        variant: variant.to_string(),
+    }
+}
+
+/// Every f32 matmul kernel of every CPU backend, present in this build or not.
+pub fn registry() -> Vec<KernelInfo> {
+    let mut out = Vec::new();
+    for &b in Backend::ALL.iter().filter(|b| b.is_cpu()) {
+        for v in ukernel::variant_names(b) {
+            out.push(KernelInfo {
+                id: kernel_id(b, v),
+                description: format!("packed BLIS GEMM, {v} register tile"),
+            });
+        }
+        out.push(KernelInfo {
+            id: kernel_id(b, "stream"),
+            description: "unpacked small-m GEMM streaming B once".into(),
+        });
+    }
+    out
+}
+
+/// Checks the sizes and strides of a row-major `C[m x n] = A[m x k] * B[k x n]` against the
+/// buffer lengths.
+#[allow(clippy::too_many_arguments)]
+pub fn check_args(
+    m: usize,
+    n: usize,
+    k: usize,
+    a_len: usize,
+    lda: usize,
+    b_len: usize,
+    ldb: usize,
+    c_len: usize,
+    ldc: usize,
+) -> Result<()> {
+    MatmulShape::new(m, n, k).check()?;
+    let need = |name: &str, rows: usize, cols: usize, ld: usize, len: usize| -> Result<()> {
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        if ld < cols {
+            return Err(Error::InvalidArgument(format!(
+                "ld{name} = {ld} is smaller than the {cols} columns of {}",
+                name.to_uppercase()
+            )));
+        }
+        let required = (rows - 1)
+            .checked_mul(ld)
+            .and_then(|x| x.checked_add(cols))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("{}: size overflows", name.to_uppercase()))
+            })?;
+        if len < required {
+            return Err(Error::InvalidArgument(format!(
+                "{} holds {len} elements but {rows}x{cols} with ld{name} = {ld} needs {required}",
+                name.to_uppercase()
+            )));
+        }
+        Ok(())
+    };
+    need("a", m, k, lda, a_len)?;
+    need("b", k, n, ldb, b_len)?;
+    need("c", m, n, ldc, c_len)
+}
+
+/// `C = A * B` in f32, row-major: A is `m x k` with row stride `lda`, B is `k x n` with row
+/// stride `ldb`, C is `m x n` with row stride `ldc` and is overwritten.
+///
+/// Picks the best backend of this CPU and the analytical default config for the shape.
+/// Sizes, strides and buffer lengths are checked; a mismatch is an error, never a panic.
+///
+/// ```
+/// let (a, b) = (vec![1.0f32, 2.0, 3.0, 4.0], vec![5.0f32, 6.0, 7.0, 8.0]);
+/// let mut c = vec![0.0f32; 4];
+/// ktune_kernels::matmul::sgemm(2, 2, 2, &a, 2, &b, 2, &mut c, 2).unwrap();
+/// assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    check_args(m, n, k, a.len(), lda, b.len(), ldb, c.len(), ldc)?;
+    let shape = MatmulShape::new(m, n, k);
+    let backend = Backend::best_cpu();
+    let config = default_config(backend, shape)?;
+    MatmulPlan::new(backend, shape, &config)?.run(a, lda, b, ldb, c, ldc)
+}

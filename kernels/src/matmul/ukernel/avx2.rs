@@ -1,0 +1,121 @@
+//! AVX2 + FMA kernels (x86-64, 16 vector registers of 8 floats).
+//!
+//! - `6x16`: 6 rows x 2 vectors = 12 accumulators, 2 loads of B and 6 broadcasts of A per
+//!   step of k. The classic Haswell-to-Zen shape.
+//! - `4x24`: 4 rows x 3 vectors = 12 accumulators, 3 loads of B and 4 broadcasts of A per
+//!   step: fewer broadcasts per FMA, wider B panels.
+
+use std::arch::x86_64::*;
+
+use super::{stream_rest, write_edge, MicroKernel, Stream, Tile};
+use crate::backend::Backend;
+
+/// The AVX2 microkernels, the default first.
+pub static MICROKERNELS: &[MicroKernel] = &[
+    MicroKernel {
+        backend: Backend::Avx2,
+        mr: 6,
+        nr: 16,
+        run: tile::<6, 2>,
+    },
+    MicroKernel {
+        backend: Backend::Avx2,
+        mr: 4,
+        nr: 24,
+        run: tile::<4, 3>,
+    },
+];
+
+/// `MR x (8*NV)` tile; accumulators are an array of registers that the compiler unrolls.
+///
+/// # Safety
+/// See [`super::TileFn`]; the CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile<const MR: usize, const NV: usize>(t: &Tile) {
+    let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+    let (mut a, mut b) = (t.a, t.b);
+    for _ in 0..t.kc {
+        let mut bv = [_mm256_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = _mm256_loadu_ps(b.add(8 * v));
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = _mm256_broadcast_ss(&*a.add(i));
+            for (x, bx) in row.iter_mut().zip(bv) {
+                *x = _mm256_fmadd_ps(ai, bx, *x);
+            }
+        }
+        a = a.add(MR);
+        b = b.add(8 * NV);
+    }
+    if t.m == MR && t.n == 8 * NV {
+        for (i, row) in acc.iter().enumerate() {
+            let c = t.c.add(i * t.ldc);
+            for (v, &x) in row.iter().enumerate() {
+                let x = if t.accumulate {
+                    _mm256_add_ps(x, _mm256_loadu_ps(c.add(8 * v)))
+                } else {
+                    x
+                };
+                _mm256_storeu_ps(c.add(8 * v), x);
+            }
+        }
+    } else {
+        let mut buf = [[[0f32; 8]; NV]; MR];
+        for (brow, row) in buf.iter_mut().zip(&acc) {
+            for (bx, &x) in brow.iter_mut().zip(row) {
+                _mm256_storeu_ps(bx.as_mut_ptr(), x);
+            }
+        }
+        write_edge(t, buf.as_ptr().cast(), 8 * NV);
+    }
+}
+
+/// Stream kernel: groups of 4 rows of B times 16 columns held in 8 registers, applied to
+/// every row of C in turn.
+///
+/// # Safety
+/// See [`super::StreamFn`]; the CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn stream(s: &Stream) {
+    const W: usize = 16;
+    let nv = s.n / W * W;
+    let k4 = s.k / 4 * 4;
+    for p in (0..k4).step_by(4) {
+        let b0 = s.b.add(p * s.ldb);
+        let (b1, b2, b3) = (b0.add(s.ldb), b0.add(2 * s.ldb), b0.add(3 * s.ldb));
+        for j in (0..nv).step_by(W) {
+            let x00 = _mm256_loadu_ps(b0.add(j));
+            let x01 = _mm256_loadu_ps(b0.add(j + 8));
+            let x10 = _mm256_loadu_ps(b1.add(j));
+            let x11 = _mm256_loadu_ps(b1.add(j + 8));
+            let x20 = _mm256_loadu_ps(b2.add(j));
+            let x21 = _mm256_loadu_ps(b2.add(j + 8));
+            let x30 = _mm256_loadu_ps(b3.add(j));
+            let x31 = _mm256_loadu_ps(b3.add(j + 8));
+            for i in 0..s.m {
+                let a = s.a.add(i * s.lda + p);
+                let c = s.c.add(i * s.ldc + j);
+                let (a0, a1) = (_mm256_broadcast_ss(&*a), _mm256_broadcast_ss(&*a.add(1)));
+                let (a2, a3) = (
+                    _mm256_broadcast_ss(&*a.add(2)),
+                    _mm256_broadcast_ss(&*a.add(3)),
+                );
+                let mut c0 = _mm256_loadu_ps(c);
+                let mut c1 = _mm256_loadu_ps(c.add(8));
+                c0 = _mm256_fmadd_ps(a0, x00, c0);
+                c1 = _mm256_fmadd_ps(a0, x01, c1);
+                c0 = _mm256_fmadd_ps(a1, x10, c0);
+                c1 = _mm256_fmadd_ps(a1, x11, c1);
+                c0 = _mm256_fmadd_ps(a2, x20, c0);
+                c1 = _mm256_fmadd_ps(a2, x21, c1);
+                c0 = _mm256_fmadd_ps(a3, x30, c0);
+                c1 = _mm256_fmadd_ps(a3, x31, c1);
+                _mm256_storeu_ps(c, c0);
+                _mm256_storeu_ps(c.add(8), c1);
+            }
+        }
+    }
+    stream_rest(s, k4, s.k, 0, nv);
+    stream_rest(s, 0, s.k, nv, s.n);
+}

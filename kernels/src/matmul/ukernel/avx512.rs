@@ -1,0 +1,117 @@
+//! AVX-512 kernels (x86-64 AVX-512F, 32 vector registers of 16 floats).
+//!
+//! - `14x32`: 14 rows x 2 vectors = 28 accumulators, 2 loads of B and 14 broadcasts of A
+//!   (folded into the FMAs as embedded broadcasts) per step of k.
+//! - `6x48`: 6 rows x 3 vectors = 18 accumulators, 3 loads of B and 6 broadcasts per step.
+
+use std::arch::x86_64::*;
+
+use super::{stream_rest, write_edge, MicroKernel, Stream, Tile};
+use crate::backend::Backend;
+
+/// The AVX-512 microkernels, the default first.
+pub static MICROKERNELS: &[MicroKernel] = &[
+    MicroKernel {
+        backend: Backend::Avx512,
+        mr: 14,
+        nr: 32,
+        run: tile::<14, 2>,
+    },
+    MicroKernel {
+        backend: Backend::Avx512,
+        mr: 6,
+        nr: 48,
+        run: tile::<6, 3>,
+    },
+];
+
+/// `MR x (16*NV)` tile; accumulators are an array of registers that the compiler unrolls.
+///
+/// # Safety
+/// See [`super::TileFn`]; the CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile<const MR: usize, const NV: usize>(t: &Tile) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    let (mut a, mut b) = (t.a, t.b);
+    for _ in 0..t.kc {
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = _mm512_loadu_ps(b.add(16 * v));
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = _mm512_set1_ps(*a.add(i));
+            for (x, bx) in row.iter_mut().zip(bv) {
+                *x = _mm512_fmadd_ps(ai, bx, *x);
+            }
+        }
+        a = a.add(MR);
+        b = b.add(16 * NV);
+    }
+    if t.m == MR && t.n == 16 * NV {
+        for (i, row) in acc.iter().enumerate() {
+            let c = t.c.add(i * t.ldc);
+            for (v, &x) in row.iter().enumerate() {
+                let x = if t.accumulate {
+                    _mm512_add_ps(x, _mm512_loadu_ps(c.add(16 * v)))
+                } else {
+                    x
+                };
+                _mm512_storeu_ps(c.add(16 * v), x);
+            }
+        }
+    } else {
+        let mut buf = [[[0f32; 16]; NV]; MR];
+        for (brow, row) in buf.iter_mut().zip(&acc) {
+            for (bx, &x) in brow.iter_mut().zip(row) {
+                _mm512_storeu_ps(bx.as_mut_ptr(), x);
+            }
+        }
+        write_edge(t, buf.as_ptr().cast(), 16 * NV);
+    }
+}
+
+/// Stream kernel: groups of 4 rows of B times 32 columns held in 8 registers, applied to
+/// every row of C in turn.
+///
+/// # Safety
+/// See [`super::StreamFn`]; the CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn stream(s: &Stream) {
+    const W: usize = 32;
+    let nv = s.n / W * W;
+    let k4 = s.k / 4 * 4;
+    for p in (0..k4).step_by(4) {
+        let b0 = s.b.add(p * s.ldb);
+        let (b1, b2, b3) = (b0.add(s.ldb), b0.add(2 * s.ldb), b0.add(3 * s.ldb));
+        for j in (0..nv).step_by(W) {
+            let x00 = _mm512_loadu_ps(b0.add(j));
+            let x01 = _mm512_loadu_ps(b0.add(j + 16));
+            let x10 = _mm512_loadu_ps(b1.add(j));
+            let x11 = _mm512_loadu_ps(b1.add(j + 16));
+            let x20 = _mm512_loadu_ps(b2.add(j));
+            let x21 = _mm512_loadu_ps(b2.add(j + 16));
+            let x30 = _mm512_loadu_ps(b3.add(j));
+            let x31 = _mm512_loadu_ps(b3.add(j + 16));
+            for i in 0..s.m {
+                let a = s.a.add(i * s.lda + p);
+                let c = s.c.add(i * s.ldc + j);
+                let (a0, a1) = (_mm512_set1_ps(*a), _mm512_set1_ps(*a.add(1)));
+                let (a2, a3) = (_mm512_set1_ps(*a.add(2)), _mm512_set1_ps(*a.add(3)));
+                let mut c0 = _mm512_loadu_ps(c);
+                let mut c1 = _mm512_loadu_ps(c.add(16));
+                c0 = _mm512_fmadd_ps(a0, x00, c0);
+                c1 = _mm512_fmadd_ps(a0, x01, c1);
+                c0 = _mm512_fmadd_ps(a1, x10, c0);
+                c1 = _mm512_fmadd_ps(a1, x11, c1);
+                c0 = _mm512_fmadd_ps(a2, x20, c0);
+                c1 = _mm512_fmadd_ps(a2, x21, c1);
+                c0 = _mm512_fmadd_ps(a3, x30, c0);
+                c1 = _mm512_fmadd_ps(a3, x31, c1);
+                _mm512_storeu_ps(c, c0);
+                _mm512_storeu_ps(c.add(16), c1);
+            }
+        }
+    }
+    stream_rest(s, k4, s.k, 0, nv);
+    stream_rest(s, 0, s.k, nv, s.n);
+}

@@ -1,0 +1,195 @@
+//! Per-ISA matmul kernels and their contracts.
+//!
+//! Two kinds of kernel live here, one file per ISA:
+//!
+//! **Microkernels** (the BLIS contract). One call computes an `MR x NR` tile of C from packed
+//! panels:
+//!
+//! ```text
+//!   C[0..m, 0..n]  = Ap * Bp        (accumulate = false; C is not read)
+//!   C[0..m, 0..n] += Ap * Bp        (accumulate = true)
+//!
+//!   Ap: kc columns of MR values        Bp: kc rows of NR values
+//!       a[p*MR + i] = A[i, p]              b[p*NR + j] = B[p, j]
+//!
+//!        p=0   p=1   ...                   p=0: b0 b1 ... b(NR-1)
+//!       [a0 ] [a0 ]                        p=1: b0 b1 ... b(NR-1)
+//!       [.. ] [.. ]                        ...
+//!       [aMR-1]
+//! ```
+//!
+//! Panels are always full: packing pads rows past `m` and columns past `n` with zeros, so the
+//! kernel's inner loop has no edge cases. Edge rule: when `m < MR` or `n < NR`, the kernel
+//! computes the full tile in registers, spills it to a local buffer and writes only the
+//! `m x n` corner to C; full tiles are written straight from registers. C is row-major with
+//! row stride `ldc` and unit column stride.
+//!
+//! **Stream kernels** (the skinny path). One call computes
+//! `C[0..m, 0..n] += A[0..m, 0..k] * B[0..k, 0..n]` straight from row-major A and B, without
+//! packing: rows of B are streamed once, four at a time, and each group is applied to every
+//! row of C, which stays in cache. For small m (LLM decode, small batches) this reads B
+//! exactly once at full memory bandwidth, where packing would read it twice and write it once.
+
+use crate::backend::Backend;
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+
+/// Arguments of one microkernel call; see the module docs for the contract.
+#[derive(Debug, Clone, Copy)]
+pub struct Tile {
+    /// Reduction length (may be 0: then C is zeroed or left as is).
+    pub kc: usize,
+    /// Packed A micro-panel, `kc * MR` floats.
+    pub a: *const f32,
+    /// Packed B micro-panel, `kc * NR` floats.
+    pub b: *const f32,
+    /// Top-left element of the C tile.
+    pub c: *mut f32,
+    /// Row stride of C in elements.
+    pub ldc: usize,
+    /// Valid rows, `1..=MR`.
+    pub m: usize,
+    /// Valid columns, `1..=NR`.
+    pub n: usize,
+    /// Add to C instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// Arguments of one stream-kernel call: `C[0..m, 0..n] += A[0..m, 0..k] * B[0..k, 0..n]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream {
+    /// Rows of A and C.
+    pub m: usize,
+    /// Columns of B and C.
+    pub n: usize,
+    /// Reduction length.
+    pub k: usize,
+    /// A, row-major with row stride `lda`.
+    pub a: *const f32,
+    /// Row stride of A.
+    pub lda: usize,
+    /// B, row-major with row stride `ldb`.
+    pub b: *const f32,
+    /// Row stride of B.
+    pub ldb: usize,
+    /// C, row-major with row stride `ldc`.
+    pub c: *mut f32,
+    /// Row stride of C.
+    pub ldc: usize,
+}
+
+/// A microkernel entry point.
+///
+/// # Safety
+/// The ISA of the kernel must be available (checked when the plan is built), and every
+/// pointer in the `Tile` must be valid for the reads and writes the contract describes.
+pub type TileFn = unsafe fn(&Tile);
+
+/// A stream-kernel entry point.
+///
+/// # Safety
+/// As for [`TileFn`], for the `Stream` arguments.
+pub type StreamFn = unsafe fn(&Stream);
+
+/// One register-blocked microkernel.
+#[derive(Debug, Clone, Copy)]
+pub struct MicroKernel {
+    /// The backend whose ISA it needs.
+    pub backend: Backend,
+    /// Rows of the tile.
+    pub mr: usize,
+    /// Columns of the tile.
+    pub nr: usize,
+    /// The entry point.
+    pub run: TileFn,
+}
+
+impl MicroKernel {
+    /// The variant name in kernel ids, `MRxNR`.
+    pub fn variant(&self) -> String {
+        format!("{}x{}", self.mr, self.nr)
+    }
+}
+
+/// The microkernels of a backend, the first being the default.
+pub fn microkernels(backend: Backend) -> &'static [MicroKernel] {
+    match backend {
+        Backend::Scalar => scalar::MICROKERNELS,
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => avx2::MICROKERNELS,
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => avx512::MICROKERNELS,
+        #[cfg(target_arch = "aarch64")]
+        Backend::Neon => neon::MICROKERNELS,
+        _ => &[],
+    }
+}
+
+/// The stream kernel of a backend, if it has one.
+pub fn stream_kernel(backend: Backend) -> Option<StreamFn> {
+    match backend {
+        Backend::Scalar => Some(scalar::stream),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => Some(avx2::stream),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => Some(avx512::stream),
+        #[cfg(target_arch = "aarch64")]
+        Backend::Neon => Some(neon::stream),
+        _ => None,
+    }
+}
+
+/// The microkernel variants each backend has in any build, for listings on every platform.
+pub fn variant_names(backend: Backend) -> &'static [&'static str] {
+    match backend {
+        Backend::Scalar => &["4x8"],
+        Backend::Avx2 => &["6x16", "4x24"],
+        Backend::Avx512 => &["14x32", "6x48"],
+        Backend::Neon => &["8x12", "4x16"],
+        _ => &[],
+    }
+}
+
+/// Writes the valid `t.m x t.n` corner of a full tile held in `buf` (row stride `nr`) to C,
+/// overwriting or accumulating. Shared by every microkernel's edge path.
+///
+/// # Safety
+/// `buf` holds at least `t.m` rows of `nr` floats; `t.c` is valid for the `t.m x t.n` corner.
+#[inline]
+pub(crate) unsafe fn write_edge(t: &Tile, buf: *const f32, nr: usize) {
+    for i in 0..t.m {
+        let src = buf.add(i * nr);
+        let dst = t.c.add(i * t.ldc);
+        for j in 0..t.n {
+            let v = *src.add(j);
+            *dst.add(j) = if t.accumulate { *dst.add(j) + v } else { v };
+        }
+    }
+}
+
+/// The plain loops of a stream kernel over the rows `p0..p1` of B and the columns `j0..j1`:
+/// what the vector code leaves over, and the whole of the scalar backend's stream kernel.
+///
+/// # Safety
+/// As for [`StreamFn`], with `p1 <= s.k` and `j1 <= s.n`.
+#[inline]
+pub(crate) unsafe fn stream_rest(s: &Stream, p0: usize, p1: usize, j0: usize, j1: usize) {
+    for i in 0..s.m {
+        let arow = s.a.add(i * s.lda);
+        let crow = s.c.add(i * s.ldc);
+        for p in p0..p1 {
+            let av = *arow.add(p);
+            let brow = s.b.add(p * s.ldb);
+            for j in j0..j1 {
+                *crow.add(j) += av * *brow.add(j);
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Tunable spaces: named integer parameters, their candidate values, and constraints.
+//!
+//! A space belongs to one kernel family on one backend for one problem. Its candidates are
+//! what a search visits; its legal ranges decide what a hand-written config may use. A config
+//! is valid when every parameter of the space is set, within its range and a multiple of its
+//! step, no unknown name is present, and every constraint holds.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand::Rng;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// One tunable parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// Its name in configs.
+    pub name: &'static str,
+    /// What it controls, for `--help`-like listings.
+    pub doc: &'static str,
+    /// The values a search visits, ascending.
+    pub candidates: Vec<i64>,
+    /// Smallest legal value.
+    pub min: i64,
+    /// Largest legal value.
+    pub max: i64,
+    /// Legal values are multiples of this.
+    pub step: i64,
+}
+
+impl Param {
+    /// Checks one value against the legal range.
+    pub fn check(&self, v: i64) -> Result<()> {
+        if v < self.min || v > self.max {
+            return Err(Error::InvalidConfig(format!(
+                "{}={v} is outside {}..={}",
+                self.name, self.min, self.max
+            )));
+        }
+        if self.step > 1 && v % self.step != 0 {
+            return Err(Error::InvalidConfig(format!(
+                "{}={v} is not a multiple of {}",
+                self.name, self.step
+            )));
+        }
+        Ok(())
+    }
+}
+
+type Check = dyn Fn(&Config) -> std::result::Result<(), String> + Send + Sync;
+
+/// A rule over several parameters, with a name for error messages.
+#[derive(Clone)]
+pub struct Constraint {
+    /// A short human description, e.g. `mc % mr == 0`.
+    pub name: &'static str,
+    check: Arc<Check>,
+}
+
+impl Constraint {
+    /// A constraint from its description and a check that explains a violation.
+    pub fn new(
+        name: &'static str,
+        check: impl Fn(&Config) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        Constraint {
+            name,
+            check: Arc::new(check),
+        }
+    }
+}
+
+impl fmt::Debug for Constraint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Constraint({})", self.name)
+    }
+}
+
+/// The parameters of one kernel for one problem.
+#[derive(Debug, Clone, Default)]
+pub struct Space {
+    /// The parameters, in a fixed order (enumeration varies the last one fastest).
+    pub params: Vec<Param>,
+    /// Rules every valid config satisfies.
+    pub constraints: Vec<Constraint>,
+}
+
+impl Space {
+    /// Looks a parameter up by name.
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Validates a config: complete, no unknown names, in range, constraints hold.
+    pub fn validate(&self, c: &Config) -> Result<()> {
+        for (k, _) in c.iter() {
+            if self.param(k).is_none() {
+                let known: Vec<_> = self.params.iter().map(|p| p.name).collect();
+                return Err(Error::InvalidConfig(format!(
+                    "unknown parameter '{k}' (known: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        for p in &self.params {
+            p.check(c.require(p.name)?)?;
+        }
+        for con in &self.constraints {
+            (con.check)(c).map_err(|why| {
+                Error::InvalidConfig(format!("constraint {} violated: {why}", con.name))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether the config is valid.
+    pub fn is_valid(&self, c: &Config) -> bool {
+        self.validate(c).is_ok()
+    }
+
+    /// Size of the candidate grid before constraints.
+    pub fn grid_size(&self) -> u128 {
+        self.params
+            .iter()
+            .map(|p| p.candidates.len() as u128)
+            .product()
+    }
+
+    /// The grid point with the given index (mixed radix, last parameter fastest).
+    pub fn grid_point(&self, mut index: u128) -> Config {
+        let mut c = Config::new();
+        for p in self.params.iter().rev() {
+            let n = p.candidates.len() as u128;
+            c.set(p.name, p.candidates[(index % n) as usize]);
+            index /= n;
+        }
+        c
+    }
+
+    /// Every valid config of the candidate grid, in grid order.
+    pub fn enumerate(&self) -> impl Iterator<Item = Config> + '_ {
+        (0..self.grid_size())
+            .map(|i| self.grid_point(i))
+            .filter(|c| self.is_valid(c))
+    }
+
+    /// Number of valid configs in the candidate grid.
+    pub fn size(&self) -> usize {
+        self.enumerate().count()
+    }
+
+    /// A uniformly random valid config, or `None` after `attempts` rejected draws.
+    pub fn sample(&self, rng: &mut impl Rng, attempts: usize) -> Option<Config> {
+        let n = self.grid_size();
+        if n == 0 {
+            return None;
+        }
+        (0..attempts)
+            .map(|_| self.grid_point(rng.gen_range(0..n)))
+            .find(|c| self.is_valid(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn demo() -> Space {
+        Space {
+            params: vec![
+                Param {
+                    name: "a",
+                    doc: "",
+                    candidates: vec![1, 2, 4],
+                    min: 1,
+                    max: 8,
+                    step: 1,
+                },
+                Param {
+                    name: "b",
+                    doc: "",
+                    candidates: vec![2, 4, 8],
+                    min: 2,
+                    max: 64,
+                    step: 2,
+                },
+            ],
+            constraints: vec![Constraint::new("a <= b", |c| {
+                let (a, b) = (c.get("a").unwrap(), c.get("b").unwrap());
+                if a <= b {
+                    Ok(())
+                } else {
+                    Err(format!("a={a} > b={b}"))
+                }
+            })],
+        }
+    }
+
+    #[test]
+    fn enumerates_validates_and_samples() {
+        let s = demo();
+        assert_eq!(s.grid_size(), 9);
+        assert_eq!(s.size(), 8); // (4, 2) breaks a <= b
+        let all: Vec<_> = s.enumerate().collect();
+        assert_eq!(all[0].to_string(), "a=1,b=2");
+        assert!(s.validate(&"a=3,b=10".parse().unwrap()).is_ok());
+        for bad in ["a=1", "a=1,b=3", "a=9,b=10", "a=1,b=2,c=3", "a=4,b=2"] {
+            let err = s.validate(&bad.parse().unwrap()).unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig(_)), "{bad}: {err}");
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..50 {
+            let c = s.sample(&mut rng, 100).unwrap();
+            assert!(s.is_valid(&c));
+        }
+    }
+}
