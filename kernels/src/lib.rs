@@ -21,6 +21,7 @@ pub mod error;
 pub mod kernel;
 pub mod matmul;
 pub mod pool;
+pub mod probe;
 pub mod problem;
 pub mod space;
 

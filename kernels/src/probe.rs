@@ -1,0 +1,162 @@
+//! The loops the roofline probe times: independent FMA chains per ISA (peak FLOP/s) and
+//! plain streams over memory (bandwidth). Timing and threading live in the tuner.
+
+use crate::backend::Backend;
+use crate::error::Result;
+
+/// Runs `iters` rounds of the backend's FMA chains and returns FLOPs executed (an FMA
+/// counts 2) and a value derived from the result, which the caller must consume so that
+/// the work cannot be removed.
+pub fn fma_chains(backend: Backend, iters: usize) -> Result<(f64, f32)> {
+    backend.require()?;
+    match backend {
+        Backend::Scalar => Ok(scalar_fma(iters)),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `require` checked AVX2 and FMA.
+        Backend::Avx2 => Ok(unsafe { x86::avx2(iters) }),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `require` checked AVX-512F.
+        Backend::Avx512 => Ok(unsafe { x86::avx512(iters) }),
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: `require` checked NEON.
+        Backend::Neon => Ok(unsafe { arm::neon(iters) }),
+        _ => Err(crate::Error::Unsupported(format!(
+            "no FMA probe for backend {backend}"
+        ))),
+    }
+}
+
+/// The portable code's ceiling: 32 independent multiply-add chains that the compiler
+/// vectorizes with the target's baseline SIMD (SSE2 on x86-64, NEON on aarch64).
+fn scalar_fma(iters: usize) -> (f64, f32) {
+    const CHAINS: usize = 32;
+    let mut acc = [1.0f32; CHAINS];
+    let x = std::hint::black_box(0.999_999f32);
+    let y = std::hint::black_box(1e-7f32);
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = *a * x + y;
+        }
+        std::hint::black_box(&mut acc);
+    }
+    ((iters * CHAINS * 2) as f64, acc.iter().sum())
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// 12 chains of 8-wide FMAs: twice the FMA latency times the FMA ports of current cores.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2(iters: usize) -> (f64, f32) {
+        const CHAINS: usize = 12;
+        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+        let x = _mm256_set1_ps(std::hint::black_box(0.999_999));
+        let y = _mm256_set1_ps(std::hint::black_box(1e-7));
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = _mm256_fmadd_ps(*a, x, y);
+            }
+        }
+        let mut out = [0f32; 8];
+        let mut s = _mm256_setzero_ps();
+        for a in acc {
+            s = _mm256_add_ps(s, a);
+        }
+        _mm256_storeu_ps(out.as_mut_ptr(), s);
+        ((iters * CHAINS * 16) as f64, out.iter().sum())
+    }
+
+    /// 24 chains of 16-wide FMAs.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn avx512(iters: usize) -> (f64, f32) {
+        const CHAINS: usize = 24;
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        let x = _mm512_set1_ps(std::hint::black_box(0.999_999));
+        let y = _mm512_set1_ps(std::hint::black_box(1e-7));
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = _mm512_fmadd_ps(*a, x, y);
+            }
+        }
+        let mut s = _mm512_setzero_ps();
+        for a in acc {
+            s = _mm512_add_ps(s, a);
+        }
+        ((iters * CHAINS * 32) as f64, _mm512_reduce_add_ps(s))
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use std::arch::aarch64::*;
+
+    /// 16 chains of 4-wide FMAs.
+    ///
+    /// # Safety
+    /// The CPU must support NEON.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn neon(iters: usize) -> (f64, f32) {
+        const CHAINS: usize = 16;
+        let mut acc = [vdupq_n_f32(1.0); CHAINS];
+        let x = vdupq_n_f32(std::hint::black_box(0.999_999));
+        let y = vdupq_n_f32(std::hint::black_box(1e-7));
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = vfmaq_f32(y, *a, x);
+            }
+        }
+        let mut s = vdupq_n_f32(0.0);
+        for a in acc {
+            s = vaddq_f32(s, a);
+        }
+        ((iters * CHAINS * 8) as f64, vaddvq_f32(s))
+    }
+}
+
+/// Reads every element of `data` once (a sum with 16 independent accumulators, so the
+/// loop is bound by memory, not by add latency).
+pub fn read_stream(data: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let chunks = data.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+/// The STREAM triad, `a[i] = b[i] + s * c[i]`: 12 bytes of traffic per element by the
+/// STREAM convention (write-allocate traffic not counted).
+pub fn triad(a: &mut [f32], b: &[f32], c: &[f32], s: f32) {
+    for ((x, &y), &z) in a.iter_mut().zip(b).zip(c) {
+        *x = y + s * z;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_compute_what_they_claim() {
+        for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
+            let (flops, v) = fma_chains(b, 10).unwrap();
+            assert!(flops >= 10.0 * 16.0 * 2.0, "{b}: {flops}");
+            assert!(v.is_finite() && v > 0.0, "{b}: {v}");
+        }
+        let data: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        assert_eq!(read_stream(&data), 499_500.0);
+        let mut a = vec![0f32; 3];
+        triad(&mut a, &[1.0, 2.0, 3.0], &[1.0, 1.0, 2.0], 2.0);
+        assert_eq!(a, vec![3.0, 4.0, 7.0]);
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The test command: formatting, lints, the native tests (scalar, AVX2, and AVX-512 where the
+# CPU has it), and the NEON tests cross-compiled to aarch64 and run under qemu-user with
+# CPU models with and without dotprod. Installs what it needs first (scripts/setup.sh).
+#
+#   KTUNE_REQUIRE   backends that must run natively (default: avx2 on x86-64); a backend
+#                   named here that cannot run fails the tests instead of being skipped.
+#   KTUNE_SKIP_NEON=1  skip the cross-compiled NEON tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup"
+if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
+  bash scripts/setup.sh
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (x86-64: scalar, AVX2 and AVX-512 code)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+native_require="${KTUNE_REQUIRE:-}"
+if [ -z "$native_require" ] && [ "$(uname -m)" = x86_64 ]; then
+  native_require=avx2
+fi
+step "cargo test (native; KTUNE_REQUIRE=$native_require)"
+KTUNE_REQUIRE="$native_require" cargo test --workspace --locked
+
+if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
+  # rustup's std for aarch64 if it has one, else Debian's rustc (same major version line).
+  cross_env=()
+  if [ ! -d "$(rustc --print sysroot)/lib/rustlib/aarch64-unknown-linux-gnu" ]; then
+    cross_env=(RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc)
+  fi
+  for cpu in cortex-a53 neoverse-n1; do
+    step "NEON tests under qemu-aarch64 (QEMU_CPU=$cpu)"
+    env "${cross_env[@]}" CARGO_TARGET_DIR=target/cross QEMU_CPU="$cpu" KTUNE_REQUIRE=neon \
+      cargo test -p ktune-kernels --locked --target aarch64-unknown-linux-gnu
+  done
+fi
+
+step "all tests passed"

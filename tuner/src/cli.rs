@@ -1,0 +1,313 @@
+//! Command-line definitions and the code that runs each command.
+//!
+//! Exit codes: 0 success; 1 a check failed (a result that does not verify); 2 a usage or
+//! runtime error (bad input, a backend not available here). Errors are one line on stderr.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use ktune_kernels::matmul;
+use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape, Problem};
+use ktune_results::{BenchRecord, ProbeResult};
+
+use crate::bench::{self, BenchRequest};
+use crate::format::{num, secs, Format, Rows};
+use crate::measure::MeasureOptions;
+use crate::probe;
+
+/// ktune: kernel benchmarking and autotuning against this machine's roofline.
+#[derive(Debug, Parser)]
+#[command(name = "ktune", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure this machine's peak FMA throughput and memory bandwidth (cached per machine).
+    Probe {
+        /// Measure again even if a cached result exists.
+        #[arg(long)]
+        force: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// List kernels and backends, with availability here and space sizes.
+    List {
+        /// Shape used to size the tunable spaces.
+        #[arg(long, default_value = "1024x1024x1024")]
+        shape: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Verify and time kernels on shapes, reporting against the roofline.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Kernel family.
+    #[arg(long, default_value = "matmul")]
+    family: String,
+    /// Element type.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Problem shape, `MxNxK` for matmul (repeatable).
+    #[arg(long)]
+    shape: Vec<String>,
+    /// A named suite of shapes (quick, square, skinny, llm, full).
+    #[arg(long)]
+    suite: Option<String>,
+    /// Backend (scalar, avx2, avx512, neon); default: the best available here.
+    #[arg(long)]
+    backend: Option<String>,
+    /// Worker threads (overrides the config's `threads`).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Config overrides, `name=value,...` (see `ktune list` for the parameters).
+    #[arg(long, default_value = "")]
+    config: String,
+    /// Target relative half-width of the 95% CI of the median.
+    #[arg(long, default_value_t = 0.02)]
+    target_ci: f64,
+    /// Time cap per measurement, e.g. `5s`, `500ms`.
+    #[arg(long, default_value = "5s")]
+    max_time: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Probe { force, format } => cmd_probe(force, format),
+        Command::List { shape, format } => cmd_list(&shape, format),
+        Command::Bench(args) => cmd_bench(&args),
+    }
+}
+
+fn emit(text: &str) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`ktune ... | head`) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
+    let p = probe::load_or_run(force, format == Format::Json)?;
+    if format == Format::Json {
+        return emit(&(serde_json::to_string_pretty(&p)? + "\n"));
+    }
+    let mut rows = Rows::new(&["ceiling", "threads", "value"]);
+    for (backend, per) in &p.fma_gflops {
+        for (t, v) in per {
+            rows.push(vec![
+                format!("fma {backend}"),
+                t.to_string(),
+                format!("{} GFLOP/s", num(*v)),
+            ]);
+        }
+    }
+    for (kind, per) in &p.bandwidth_gbs {
+        for (t, v) in per {
+            rows.push(vec![
+                format!("bandwidth {kind}"),
+                t.to_string(),
+                format!("{} GB/s", num(*v)),
+            ]);
+        }
+    }
+    let m = &p.machine;
+    let header = format!(
+        "machine {} ({}, {} cores, {} threads, L1d {} KiB, L2 {} KiB, LLC {} MiB; arrays {} MiB)\n",
+        m.id,
+        m.cpu_model,
+        m.cores,
+        m.threads,
+        m.caches.l1d.size >> 10,
+        m.caches.l2.size >> 10,
+        m.caches.last_level_bytes() >> 20,
+        p.array_bytes >> 20
+    );
+    emit(&(header + &rows.render(format)))
+}
+
+fn cmd_list(shape: &str, format: Format) -> Result<ExitCode> {
+    let shape: MatmulShape = shape.parse()?;
+    let mut rows = Rows::new(&["kernel", "available", "space size", "description"]);
+    let mut json = Vec::new();
+    for k in ktune_kernels::kernel::registry() {
+        let avail = k.availability();
+        let size = matmul::space(k.id.backend, shape)
+            .map(|s| s.size().to_string())
+            .unwrap_or_else(|_| "-".into());
+        let status = match &avail {
+            Ok(()) => "yes".to_string(),
+            Err(why) => format!("no ({why})"),
+        };
+        json.push(serde_json::json!({
+            "kernel": k.id.to_string(),
+            "backend": k.id.backend,
+            "available": avail.is_ok(),
+            "reason": avail.err(),
+            "space_size": size,
+            "description": k.description,
+        }));
+        rows.push(vec![k.id.to_string(), status, size, k.description]);
+    }
+    if format == Format::Json {
+        return emit(&(serde_json::to_string_pretty(&json)? + "\n"));
+    }
+    let mut text = rows.render(format);
+    if format == Format::Table {
+        text.push_str(&format!(
+            "\nparameters of matmul (space sized for {shape}):\n"
+        ));
+        let space = matmul::space(Backend::Scalar, shape)?;
+        for p in &space.params {
+            text.push_str(&format!(
+                "  {:<8} {} (candidates {:?})\n",
+                p.name, p.doc, p.candidates
+            ));
+        }
+    }
+    emit(&text)
+}
+
+fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (num, mult) = if let Some(v) = s.strip_suffix("ms") {
+        (v, 1e-3)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix('m') {
+        (v, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)
+        .with_context(|| format!("'{s}' is not a duration such as 5s or 500ms"))?;
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
+    let family: Family = args.family.parse()?;
+    let dtype: Dtype = args.dtype.parse()?;
+    let mut shapes: Vec<String> = args.shape.clone();
+    if let Some(name) = &args.suite {
+        let suite = ktune_suites::matmul_suite(name).with_context(|| {
+            format!(
+                "unknown suite '{name}' (known: {})",
+                ktune_suites::SUITES.join(", ")
+            )
+        })?;
+        shapes.extend(suite.iter().map(|s| s.to_string()));
+    }
+    if shapes.is_empty() {
+        bail!("nothing to run: give --shape MxNxK or --suite NAME");
+    }
+    let problems = shapes
+        .iter()
+        .map(|s| Problem::parse(family, dtype, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let backend = match &args.backend {
+        Some(b) => b.parse::<Backend>()?,
+        None => Backend::best_cpu(),
+    };
+    backend.require()?;
+    let mut overrides: Config = args.config.parse()?;
+    if let Some(t) = args.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        overrides.set("threads", t as i64);
+    }
+    if !(args.target_ci > 0.0 && args.target_ci < 1.0) {
+        bail!(
+            "--target-ci must be between 0 and 1, got {}",
+            args.target_ci
+        );
+    }
+    let opts = MeasureOptions {
+        target_ci: args.target_ci,
+        max_time: parse_duration(&args.max_time)?,
+        ..MeasureOptions::default()
+    };
+    // Validate every request before measuring anything.
+    let requests: Vec<BenchRequest> = problems
+        .into_iter()
+        .map(|problem| BenchRequest {
+            problem,
+            backend,
+            overrides: overrides.clone(),
+        })
+        .collect();
+    for r in &requests {
+        let cfg = bench::resolve_config(r)?;
+        let shape = r.problem.as_matmul().context("not a matmul problem")?;
+        matmul::space(backend, shape)?
+            .validate(&cfg)
+            .with_context(|| format!("{}", r.problem))?;
+    }
+    let probe = probe::load_or_run(false, args.format != Format::Table)?;
+    let mut records = Vec::new();
+    let total = requests.len();
+    for (i, r) in requests.iter().enumerate() {
+        if total > 1 {
+            eprintln!("[{}/{total}] {}", i + 1, r.problem);
+        }
+        records.push(bench::run(r, &opts, &probe)?);
+    }
+    if records.iter().any(|r| r.noisy) {
+        eprintln!(
+            "warning: some measurements are noisy (CI of the median above {:.1}% or a wide spread); check the machine's load and repeat",
+            100.0 * args.target_ci
+        );
+    }
+    emit(&render_records(&records, &probe, args.format)?)
+}
+
+fn render_records(records: &[BenchRecord], probe: &ProbeResult, format: Format) -> Result<String> {
+    if format == Format::Json {
+        return Ok(serde_json::to_string_pretty(records)? + "\n");
+    }
+    let _ = probe;
+    let mut rows = Rows::new(&[
+        "kernel", "shape", "threads", "median", "p05..p95", "n", "GFLOP/s", "GB/s", "roofline",
+        "max err",
+    ]);
+    for r in records {
+        rows.push(vec![
+            r.kernel.to_string(),
+            r.shape.to_string(),
+            r.threads.to_string(),
+            format!(
+                "{}{}",
+                secs(r.median_s),
+                if r.noisy { " (noisy)" } else { "" }
+            ),
+            format!("{}..{}", secs(r.p05_s), secs(r.p95_s)),
+            r.samples.to_string(),
+            num(r.gflops),
+            num(r.gbs),
+            r.roofline_fraction
+                .map_or("-".into(), |f| format!("{:.0}%", 100.0 * f)),
+            format!("{:.1e}", r.max_rel_err),
+        ]);
+    }
+    Ok(rows.render(format))
+}

@@ -1,0 +1,187 @@
+//! `ktune probe`: the machine's own ceilings, measured once and cached.
+//!
+//! - Peak FMA throughput per available CPU backend, for 1 thread and for every power of two
+//!   up to all threads: each thread runs independent FMA chains for a fixed count; the wall
+//!   time of the slowest thread gives the rate. Best of 5 repetitions.
+//! - Memory bandwidth: a read-only stream and the STREAM triad over arrays of at least 4x the
+//!   last-level cache (and at least 64 MiB), split among the threads, backed by huge pages
+//!   where the OS allows. Best of 5 repetitions, as STREAM reports.
+//!
+//! The result is cached as JSON in `$KTUNE_CACHE_DIR` (default `$XDG_CACHE_HOME/ktune` or
+//! `~/.cache/ktune`), one file per machine id; `ktune probe --force` measures again.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+
+use ktune_kernels::buf::AlignedBuf;
+use ktune_kernels::cache::CacheInfo;
+use ktune_kernels::pool::{available_threads, pool};
+use ktune_kernels::{probe as loops, Backend};
+use ktune_results::probe::PROBE_SCHEMA;
+use ktune_results::{Machine, PerThreads, ProbeResult};
+
+const REPS: usize = 5;
+
+/// Thread counts probed: 1, powers of two, and all.
+pub fn thread_counts() -> Vec<usize> {
+    let all = available_threads();
+    let mut v: Vec<usize> = (0..)
+        .map(|e| 1usize << e)
+        .take_while(|&t| t < all)
+        .collect();
+    v.push(all);
+    v
+}
+
+/// Where the cached probe of this machine lives.
+pub fn cache_path(machine: &Machine) -> PathBuf {
+    let dir = std::env::var_os("KTUNE_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("ktune")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ktune")))
+        .unwrap_or_else(|| std::env::temp_dir().join("ktune"));
+    dir.join(format!("probe-{}.json", machine.id))
+}
+
+/// The cached probe of this machine, or a fresh one (then cached). `force` always measures.
+pub fn load_or_run(force: bool, quiet: bool) -> Result<ProbeResult> {
+    let machine = Machine::detect();
+    let path = cache_path(&machine);
+    if !force {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            match serde_json::from_str::<ProbeResult>(&text) {
+                Ok(p) if p.schema == PROBE_SCHEMA && p.machine.id == machine.id => return Ok(p),
+                _ => {
+                    if !quiet {
+                        eprintln!("ignoring unreadable probe cache {}", path.display());
+                    }
+                }
+            }
+        }
+    }
+    if !quiet {
+        eprintln!("probing this machine's peak FLOP/s and memory bandwidth (a few seconds)...");
+    }
+    let p = run(machine)?;
+    if let Err(e) = save(&path, &p) {
+        eprintln!(
+            "warning: could not cache the probe at {}: {e:#}",
+            path.display()
+        );
+    }
+    Ok(p)
+}
+
+fn save(path: &PathBuf, p: &ProbeResult) -> Result<()> {
+    let dir = path.parent().context("cache path has no parent")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_string_pretty(p)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Measures everything.
+pub fn run(machine: Machine) -> Result<ProbeResult> {
+    let threads = thread_counts();
+    let mut fma = BTreeMap::new();
+    for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
+        let mut per = PerThreads::new();
+        for &t in &threads {
+            per.insert(t, fma_gflops(b, t)?);
+        }
+        fma.insert(b.name().to_string(), per);
+    }
+    let llc = CacheInfo::get().last_level_bytes();
+    let array_bytes = (4 * llc).max(64 << 20);
+    let (read, triad) = bandwidth(array_bytes, &threads)?;
+    let mut bw = BTreeMap::new();
+    bw.insert("read".to_string(), read);
+    bw.insert("triad".to_string(), triad);
+    Ok(ProbeResult {
+        schema: PROBE_SCHEMA.to_string(),
+        machine,
+        fma_gflops: fma,
+        bandwidth_gbs: bw,
+        array_bytes,
+        timestamp: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        ktune_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// Best-of-`REPS` GFLOP/s of `threads` threads running the backend's FMA chains at once.
+fn fma_gflops(b: Backend, threads: usize) -> Result<f64> {
+    // Calibrate one thread to ~30 ms per repetition.
+    let mut iters = 10_000usize;
+    loop {
+        let t = Instant::now();
+        std::hint::black_box(loops::fma_chains(b, iters)?);
+        let dt = t.elapsed().as_secs_f64();
+        if dt > 0.01 {
+            iters = ((iters as f64) * 0.03 / dt).ceil() as usize;
+            break;
+        }
+        iters *= 4;
+    }
+    let p = pool(threads)?;
+    let mut best = 0f64;
+    for _ in 0..REPS {
+        let t = Instant::now();
+        let flops: Vec<f64> = p.broadcast(|_| {
+            let (f, v) = loops::fma_chains(b, iters).unwrap_or((0.0, 0.0));
+            std::hint::black_box(v);
+            f
+        });
+        let dt = t.elapsed().as_secs_f64();
+        best = best.max(flops.iter().sum::<f64>() / dt / 1e9);
+    }
+    Ok(best)
+}
+
+/// Best-of-`REPS` read and triad bandwidth in GB/s per thread count.
+fn bandwidth(bytes: usize, threads: &[usize]) -> Result<(PerThreads, PerThreads)> {
+    let n = bytes / 4;
+    let mut a = AlignedBuf::zeroed(n);
+    let mut b = AlignedBuf::zeroed(n);
+    let mut c = AlignedBuf::zeroed(n);
+    // Touch every page (and give the data a non-trivial value).
+    b.iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x = (i % 7) as f32);
+    c.iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x = (i % 5) as f32);
+    a.iter_mut().for_each(|x| *x = 1.0);
+    let (mut read, mut triad) = (PerThreads::new(), PerThreads::new());
+    for &t in threads {
+        let p = pool(t)?;
+        let chunk = n.div_ceil(t).next_multiple_of(1024);
+        let mut best_read = 0f64;
+        let mut best_triad = 0f64;
+        for _ in 0..REPS {
+            let start = Instant::now();
+            let s: f32 = p.install(|| b.par_chunks(chunk).map(loops::read_stream).sum());
+            std::hint::black_box(s);
+            best_read = best_read.max(bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
+
+            let start = Instant::now();
+            p.install(|| {
+                a.par_chunks_mut(chunk)
+                    .zip(b.par_chunks(chunk))
+                    .zip(c.par_chunks(chunk))
+                    .for_each(|((x, y), z)| loops::triad(x, y, z, 1.5))
+            });
+            best_triad = best_triad.max(3.0 * bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
+        }
+        std::hint::black_box(&a[..]);
+        read.insert(t, best_read);
+        triad.insert(t, best_triad);
+    }
+    Ok((read, triad))
+}
