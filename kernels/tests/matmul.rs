@@ -27,7 +27,7 @@ fn edge_configs(backend: Backend, shape: MatmulShape) -> Vec<Config> {
     for uk in ukernel::microkernels(backend) {
         let (mr, nr) = (uk.mr as i64, uk.nr as i64);
         for (mc, kc, nc) in [(mr, 1, nr), (mr, 7, 2 * nr), (3 * mr, 64, 4 * nr)] {
-            for (threads, par) in [(1, 0), (2, 0), (2, 1)] {
+            for (threads, par, pack) in [(1, 0, 1), (2, 0, 1), (2, 1, 1), (1, 0, 2), (2, 1, 2)] {
                 out.push(
                     base.clone()
                         .with("mr", mr)
@@ -37,7 +37,7 @@ fn edge_configs(backend: Backend, shape: MatmulShape) -> Vec<Config> {
                         .with("nc", nc)
                         .with("threads", threads)
                         .with("par", par)
-                        .with("pack", 1),
+                        .with("pack", pack),
                 );
             }
         }
@@ -127,7 +127,7 @@ fn skinny_and_larger_shapes() {
         ] {
             let case = Case::new(m as u64, m, n, k, 1);
             let shape = MatmulShape::new(m, n, k);
-            for pack in [0, 1] {
+            for pack in [0, 1, 2] {
                 for threads in [1, 2] {
                     let cfg = matmul::default_config(backend, shape)
                         .unwrap()
@@ -182,7 +182,7 @@ fn invalid_configs_are_errors() {
         base.clone().with("mc", 6),
         base.clone().with("kc", 0),
         base.clone().with("threads", 0),
-        base.clone().with("pack", 2),
+        base.clone().with("pack", 3),
         base.clone().with("bogus", 1),
     ] {
         let r = MatmulPlan::new(backend, shape, &bad);
@@ -236,7 +236,7 @@ proptest! {
     fn random_shapes_and_configs(
         m in 1usize..70, n in 1usize..90, k in 1usize..130, pad in 0usize..4,
         seed in any::<u64>(), pick in any::<usize>(),
-        kc in 1i64..200, threads in 1i64..3, par in 0i64..2, pack in 0i64..2,
+        kc in 1i64..200, threads in 1i64..3, par in 0i64..2, pack in 0i64..3,
     ) {
         for backend in cpu_backends() {
             let uks = ukernel::microkernels(backend);
@@ -248,7 +248,7 @@ proptest! {
                 .with("kc", kc)
                 .with("nc", nr * (1 + ((pick >> 8) % 7) as i64))
                 .with("threads", threads).with("par", par)
-                .with("pack", if m <= 64 { pack } else { 1 });
+                .with("pack", if m <= 64 { pack } else { 1 + pack % 2 });
             let case = Case::new(seed, m, n, k, pad);
             let c = run(backend, &case, &cfg);
             case.check(&c, &format!("{backend} {m}x{n}x{k} pad {pad} [{cfg}]"));

@@ -38,7 +38,14 @@ impl std::error::Error for VerificationFailed {}
 /// The config a request resolves to: the analytical default with the overrides applied.
 pub fn resolve_config(req: &BenchRequest) -> Result<Config> {
     let shape = matmul_shape(&req.problem)?;
-    Ok(matmul::default_config(req.backend, shape)?.merged(&req.overrides))
+    // A fixed microkernel brings its own blocking; the other overrides then apply on top.
+    let base = match (req.overrides.get("mr"), req.overrides.get("nr")) {
+        (Some(mr), Some(nr)) if mr > 0 && nr > 0 => {
+            matmul::default_config_for(req.backend, shape, mr as usize, nr as usize)?
+        }
+        _ => matmul::default_config(req.backend, shape)?,
+    };
+    Ok(base.merged(&req.overrides))
 }
 
 fn matmul_shape(p: &Problem) -> Result<MatmulShape> {

@@ -10,7 +10,7 @@
 //! | `nc`      | columns of B packed per block (kept in L3); column chunk of the stream path |
 //! | `threads` | worker threads                                                       |
 //! | `par`     | parallel loop of the packed path: 0 = blocks of rows (IC), 1 = micro-panels of columns (JR) |
-//! | `pack`    | 1 = packed BLIS path, 0 = stream path without packing (small m)      |
+//! | `pack`    | 1 = pack A and B (BLIS), 2 = pack A, read B in place, 0 = stream path without packing |
 //!
 //! The stream path uses only `nc` and `threads`; the other values are ignored there.
 //!
@@ -31,8 +31,12 @@
 //! - Each is then clamped to the problem (no block larger than the matrix, rounded up to the
 //!   register tile), and `kc` is balanced so that the last block of k is not a sliver.
 //! - `threads`: every hardware thread, unless the problem is below ~4 MFLOP per thread.
-//! - `pack`: 0 (stream) when `m <= 16`: with so few rows B is used at most 16 times, the
-//!   product is bound by reading B, and packing would triple that traffic.
+//! - `pack`: with few rows of A, B is used a few times only, the product is bound by reading
+//!   B, and packing B would triple that traffic: 0 (stream) for `m <= 2`, where one pass of
+//!   rows of B feeds every row of C; 2 (B in place) for `m <= 32`, where register tiles
+//!   are worth it; else 1.
+//! - `mr`, `nr`: the backend's first microkernel, unless another computes at least 10% fewer
+//!   padded rows for this m (see [`pick_kernel`]).
 //! - `par`: 0 (rows) when there are at least two register tiles of rows per thread,
 //!   else 1 (columns).
 //!
@@ -49,7 +53,10 @@ use crate::problem::MatmulShape;
 use crate::space::{Constraint, Param, Space};
 
 /// Largest m for which the default takes the stream path.
-pub const STREAM_MAX_M: usize = 16;
+pub const STREAM_MAX_M: usize = 2;
+
+/// Largest m for which the default reads B in place instead of packing it.
+pub const DIRECT_B_MAX_M: usize = 32;
 
 fn param(
     name: &'static str,
@@ -98,7 +105,11 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
             mc.push((k.mr * mult) as i64);
         }
     }
-    let pack = if shape.m <= 64 { vec![0, 1] } else { vec![1] };
+    let pack = if shape.m <= 64 {
+        vec![0, 1, 2]
+    } else {
+        vec![1, 2]
+    };
     let pairs: Vec<(i64, i64)> = ks.iter().map(|k| (k.mr as i64, k.nr as i64)).collect();
     let pairs_text = ks
         .iter()
@@ -149,7 +160,14 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
                 1,
                 1,
             ),
-            param("pack", "1 packed (BLIS), 0 stream (small m)", pack, 0, 1, 1),
+            param(
+                "pack",
+                "1 pack A and B, 2 pack A only, 0 stream (small m)",
+                pack,
+                0,
+                2,
+                1,
+            ),
         ],
         constraints: vec![
             Constraint::new("(mr, nr) is a microkernel", move |c| {
@@ -183,8 +201,43 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
 
 /// The analytical default config (see the module docs) for `backend` and `shape`.
 pub fn default_config(backend: Backend, shape: MatmulShape) -> Result<Config> {
-    let k0 = kernels_of(backend)?[0];
-    Ok(model(k0, CacheInfo::get(), available_threads(), shape))
+    let uk = pick_kernel(kernels_of(backend)?, shape.m);
+    Ok(model(uk, CacheInfo::get(), available_threads(), shape))
+}
+
+/// The default config for `backend` and `shape` around a given microkernel, for a user who
+/// fixes `mr` and `nr` and wants the blocking that goes with them.
+pub fn default_config_for(
+    backend: Backend,
+    shape: MatmulShape,
+    mr: usize,
+    nr: usize,
+) -> Result<Config> {
+    let uk = *kernels_of(backend)?
+        .iter()
+        .find(|k| k.mr == mr && k.nr == nr)
+        .ok_or_else(|| {
+            Error::InvalidConfig(format!("backend {backend} has no {mr}x{nr} microkernel"))
+        })?;
+    Ok(model(uk, CacheInfo::get(), available_threads(), shape))
+}
+
+/// The microkernel for `m` rows: the backend's first (its best on large problems), unless
+/// another pads clearly fewer rows, `ceil(m/mr)*mr` being the rows actually computed (with
+/// m = 16, a 14-row tile computes 28 rows where an 8-row one computes 16).
+pub fn pick_kernel(ks: &[MicroKernel], m: usize) -> MicroKernel {
+    let computed = |k: &MicroKernel| m.max(1).next_multiple_of(k.mr) as f64;
+    let first = ks[0];
+    let best = ks
+        .iter()
+        .copied()
+        .min_by(|a, b| computed(a).total_cmp(&computed(b)))
+        .unwrap_or(first);
+    if computed(&best) * 1.1 < computed(&first) {
+        best
+    } else {
+        first
+    }
 }
 
 /// The model itself, on explicit inputs so that it can be tested on other machines' caches.
@@ -218,7 +271,13 @@ pub fn model(k: MicroKernel, cache: &CacheInfo, hw_threads: usize, s: MatmulShap
         hw_threads.min((flops / 4e6) as usize).max(1)
     };
 
-    let pack = usize::from(s.m > STREAM_MAX_M);
+    let pack = if s.m <= STREAM_MAX_M {
+        0
+    } else if s.m <= DIRECT_B_MAX_M {
+        2
+    } else {
+        1
+    };
     let par = usize::from(s.m < 2 * mr * threads);
 
     let nc = if pack == 0 {

@@ -13,6 +13,11 @@
 //! The first pc block overwrites C and the later ones accumulate, so C is never read
 //! before it is written and needs no initialisation (k = 0 zeroes it explicitly).
 //!
+//! Direct-B path (`pack = 2`): the same loops, but B is not packed: microkernels read full
+//! micro-panels of B in place (row stride `ldb`) and prefetch the next one; only a partial
+//! last micro-panel is packed. For few rows of A, where B is used once or twice, this reads
+//! B once instead of reading it, writing it and reading it again.
+//!
 //! Stream path: C is zeroed, the columns are split among threads in chunks of `nc` (rounded
 //! up to 64 floats, a multiple of every vector width) and the stream kernel reads A and B in
 //! place.
@@ -52,8 +57,14 @@ impl SendPtr {
 /// Which loop nest runs.
 #[derive(Debug, Clone, Copy)]
 enum Path {
-    Packed { uk: MicroKernel, par_rows: bool },
-    Stream { kernel: StreamFn },
+    Packed {
+        uk: MicroKernel,
+        par_rows: bool,
+        pack_b: bool,
+    },
+    Stream {
+        kernel: StreamFn,
+    },
 }
 
 /// A prepared f32 matmul for one shape, backend and config: validated once, buffers
@@ -98,10 +109,12 @@ impl MatmulPlan {
             .iter()
             .find(|k| k.mr == mr && k.nr == nr)
             .ok_or_else(|| Error::InvalidConfig(format!("no {mr}x{nr} microkernel")))?;
-        let path = if get("pack")? == 1 {
+        let pack = get("pack")?;
+        let path = if pack >= 1 {
             Path::Packed {
                 uk,
                 par_rows: get("par")? == 0,
+                pack_b: pack == 1,
             }
         } else {
             let kernel = stream_kernel(backend).ok_or_else(|| {
@@ -115,10 +128,15 @@ impl MatmulPlan {
             None
         };
         let (bpack, apack) = match path {
-            Path::Packed { .. } => {
-                // Blocks never exceed the problem, so small problems get small buffers.
+            Path::Packed { pack_b, .. } => {
+                // Blocks never exceed the problem, so small problems get small buffers;
+                // without packing B only a partial last micro-panel is packed.
                 let kb = kc.min(shape.k.max(1));
-                let nb = nc.min(shape.n.max(1)).next_multiple_of(nr);
+                let nb = if pack_b {
+                    nc.min(shape.n.max(1)).next_multiple_of(nr)
+                } else {
+                    nr
+                };
                 let mb = mc.min(shape.m.max(1)).next_multiple_of(mr);
                 (
                     AlignedBuf::zeroed(kb * nb),
@@ -207,12 +225,16 @@ impl MatmulPlan {
 
     fn dispatch(&mut self, args: &Args) {
         match self.path {
-            Path::Packed { uk, par_rows } => self.run_packed(args, uk, par_rows),
+            Path::Packed {
+                uk,
+                par_rows,
+                pack_b,
+            } => self.run_packed(args, uk, par_rows, pack_b),
             Path::Stream { kernel } => self.run_stream(args, kernel),
         }
     }
 
-    fn run_packed(&mut self, x: &Args, uk: MicroKernel, par_rows: bool) {
+    fn run_packed(&mut self, x: &Args, uk: MicroKernel, par_rows: bool, pack_b: bool) {
         let MatmulShape { m, n, k } = self.shape;
         let (mr, nr) = (uk.mr, uk.nr);
         let threads = self.threads;
@@ -230,21 +252,34 @@ impl MatmulPlan {
                 let kb = self.kc.min(k - pc);
                 let accumulate = pc > 0;
                 let bsrc = &x.b[pc * x.ldb + jc..];
-                let bpack = &mut self.bpack[..panels * kb * nr];
                 let pack_one = |(panel, out): (usize, &mut [f32])| {
                     pack_b_panel(kb, nb, bsrc, x.ldb, nr, panel, out)
                 };
-                if threads > 1 {
-                    bpack.par_chunks_mut(kb * nr).enumerate().for_each(pack_one);
+                let b = if pack_b {
+                    let bpack = &mut self.bpack[..panels * kb * nr];
+                    if threads > 1 {
+                        bpack.par_chunks_mut(kb * nr).enumerate().for_each(pack_one);
+                    } else {
+                        bpack.chunks_mut(kb * nr).enumerate().for_each(pack_one);
+                    }
+                    BSource::Packed(&self.bpack[..panels * kb * nr])
                 } else {
-                    bpack.chunks_mut(kb * nr).enumerate().for_each(pack_one);
-                }
-                let bpack = &self.bpack[..panels * kb * nr];
+                    let full = nb / nr;
+                    if full < panels {
+                        pack_one((full, &mut self.bpack[..kb * nr]));
+                    }
+                    BSource::Direct {
+                        b: bsrc,
+                        ldb: x.ldb,
+                        full,
+                        edge: &self.bpack[..kb * nr],
+                    }
+                };
                 let block = Block {
                     uk,
                     kb,
                     nb,
-                    bpack,
+                    b,
                     accumulate,
                     c: x.c,
                     ldc: x.ldc,
@@ -340,12 +375,26 @@ struct Args<'a> {
     ldc: usize,
 }
 
-/// One packed (pc, jc) block of B, shared by every thread that computes against it.
+/// Where the micro-panels of one (pc, jc) block of B come from.
+enum BSource<'a> {
+    /// Packed panels of `kb * nr` floats, one after another.
+    Packed(&'a [f32]),
+    /// In place: `b` starts at the block's first element, rows `ldb` apart; the first `full`
+    /// panels are read there, a partial last one from `edge` (packed).
+    Direct {
+        b: &'a [f32],
+        ldb: usize,
+        full: usize,
+        edge: &'a [f32],
+    },
+}
+
+/// One (pc, jc) block of B, shared by every thread that computes against it.
 struct Block<'a> {
     uk: MicroKernel,
     kb: usize,
     nb: usize,
-    bpack: &'a [f32],
+    b: BSource<'a>,
     accumulate: bool,
     c: SendPtr,
     ldc: usize,
@@ -360,7 +409,19 @@ impl Block<'_> {
         for panel in jr {
             let j = panel * nr;
             let n = nr.min(self.nb - j);
-            let b = &self.bpack[panel * kb * nr..][..kb * nr];
+            // (panel start, row stride, next panel to prefetch)
+            let (b, ldb, b_next) = match self.b {
+                BSource::Packed(p) => (p[panel * kb * nr..].as_ptr(), nr, std::ptr::null()),
+                BSource::Direct { b, ldb, full, .. } if panel < full => {
+                    let next = if panel + 1 < full {
+                        b[(panel + 1) * nr..].as_ptr()
+                    } else {
+                        std::ptr::null()
+                    };
+                    (b[panel * nr..].as_ptr(), ldb, next)
+                }
+                BSource::Direct { edge, .. } => (edge.as_ptr(), nr, std::ptr::null()),
+            };
             for (ip, a) in apack
                 .chunks_exact(kb * mr)
                 .take(mb.div_ceil(mr))
@@ -370,7 +431,9 @@ impl Block<'_> {
                 let tile = Tile {
                     kc: kb,
                     a: a.as_ptr(),
-                    b: b.as_ptr(),
+                    b,
+                    ldb,
+                    b_next,
                     // SAFETY: (ic + i, jc + j) is inside C (i < mb, j < nb).
                     c: unsafe { self.c.ptr().add((ic + i) * self.ldc + self.jc + j) },
                     ldc: self.ldc,
@@ -378,9 +441,17 @@ impl Block<'_> {
                     n,
                     accumulate: self.accumulate,
                 };
-                // SAFETY: the plan checked the ISA; the panels hold kb*mr and kb*nr floats;
+                // SAFETY: the plan checked the ISA; the A panel holds kb*mr floats and the B
+                // panel kb rows of nr floats ldb apart (in place: check_args proved rows
+                // pc..pc+kb of B hold columns jc..jc+nb, and full panels end inside them);
                 // the tile's m x n corner lies in C, and no other thread owns this tile.
-                unsafe { (self.uk.run)(&tile) };
+                unsafe {
+                    if b_next.is_null() {
+                        (self.uk.run)(&tile)
+                    } else {
+                        (self.uk.run_in_place)(&tile)
+                    }
+                };
             }
         }
     }

@@ -14,7 +14,7 @@ pub mod pack;
 pub mod reference;
 pub mod ukernel;
 
-pub use blocking::{default_config, space};
+pub use blocking::{default_config, default_config_for, space};
 pub use driver::MatmulPlan;
 pub use reference::sgemm_reference;
 

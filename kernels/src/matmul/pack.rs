@@ -6,6 +6,43 @@
 /// Packs the `mb x kb` block of row-major `a` (row stride `lda`) into `ceil(mb/mr)` panels
 /// of `kb * mr` floats: `dst[panel*kb*mr + p*mr + i] = a[(panel*mr + i)*lda + p]`.
 pub fn pack_a(mb: usize, kb: usize, a: &[f32], lda: usize, mr: usize, dst: &mut [f32]) {
+    match mr {
+        4 => pack_a_mr::<4>(mb, kb, a, lda, dst),
+        6 => pack_a_mr::<6>(mb, kb, a, lda, dst),
+        8 => pack_a_mr::<8>(mb, kb, a, lda, dst),
+        14 => pack_a_mr::<14>(mb, kb, a, lda, dst),
+        _ => pack_a_any(mb, kb, a, lda, mr, dst),
+    }
+}
+
+/// [`pack_a`] for a register tile known at compile time: full panels gather one column of
+/// `MR` values per step from `MR` row cursors, an unrolled loop with no bounds checks in it.
+fn pack_a_mr<const MR: usize>(mb: usize, kb: usize, a: &[f32], lda: usize, dst: &mut [f32]) {
+    let full = mb / MR;
+    for (panel, out) in dst.chunks_exact_mut(kb * MR).take(full).enumerate() {
+        let rows: [&[f32]; MR] = std::array::from_fn(|i| &a[(panel * MR + i) * lda..][..kb]);
+        for (p, col) in out.chunks_exact_mut(MR).enumerate() {
+            for (x, row) in col.iter_mut().zip(&rows) {
+                // `p < kb == row.len()` for every row: the compiler sees the chunk count.
+                *x = row[p];
+            }
+        }
+    }
+    if mb % MR != 0 {
+        let done = full * MR;
+        pack_a_any(
+            mb - done,
+            kb,
+            &a[done * lda..],
+            lda,
+            MR,
+            &mut dst[full * kb * MR..],
+        );
+    }
+}
+
+/// [`pack_a`] for any register tile, padding the last panel with zeros.
+fn pack_a_any(mb: usize, kb: usize, a: &[f32], lda: usize, mr: usize, dst: &mut [f32]) {
     for (panel, out) in dst
         .chunks_exact_mut(kb * mr)
         .take(mb.div_ceil(mr))
@@ -64,5 +101,17 @@ mod tests {
         let mut pb = vec![f32::NAN; 8];
         pack_b_panel(2, 5, &b, 6, 4, 1, &mut pb);
         assert_eq!(pb, vec![4., 0., 0., 0., 10., 0., 0., 0.]);
+        // The specialised packers agree with the generic one, full and partial panels.
+        for mr in [4usize, 6, 8, 14] {
+            for mb in [1usize, mr - 1, mr, 2 * mr + 3] {
+                let (kb, lda) = (9, 11);
+                let a: Vec<f32> = (0..mb * lda).map(|x| x as f32).collect();
+                let len = mb.div_ceil(mr) * mr * kb;
+                let (mut fast, mut slow) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+                pack_a(mb, kb, &a, lda, mr, &mut fast);
+                pack_a_any(mb, kb, &a, lda, mr, &mut slow);
+                assert_eq!(fast, slow, "mr {mr} mb {mb}");
+            }
+        }
     }
 }

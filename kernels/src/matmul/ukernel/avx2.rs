@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{stream_rest, write_edge, MicroKernel, Stream, Tile};
+use super::{prefetch_c, prefetch_row, stream_rest, write_edge, MicroKernel, Stream, Tile};
 use crate::backend::Backend;
 
 /// The AVX2 microkernels, the default first.
@@ -16,13 +16,15 @@ pub static MICROKERNELS: &[MicroKernel] = &[
         backend: Backend::Avx2,
         mr: 6,
         nr: 16,
-        run: tile::<6, 2>,
+        run: tile::<6, 2, false>,
+        run_in_place: tile::<6, 2, true>,
     },
     MicroKernel {
         backend: Backend::Avx2,
         mr: 4,
         nr: 24,
-        run: tile_4x24,
+        run: tile_4x24::<false>,
+        run_in_place: tile_4x24::<true>,
     },
 ];
 
@@ -31,10 +33,15 @@ pub static MICROKERNELS: &[MicroKernel] = &[
 /// # Safety
 /// See [`super::TileFn`]; the CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const MR: usize, const NV: usize>(t: &Tile) {
+unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
+    prefetch_c(t, MR, 8 * NV);
     let mut acc = [[_mm256_setzero_ps(); NV]; MR];
-    let (mut a, mut b) = (t.a, t.b);
+    let (mut a, mut b, mut next) = (t.a, t.b, t.b_next);
     for _ in 0..t.kc {
+        if PF {
+            prefetch_row(next, 8 * NV);
+            next = next.wrapping_add(t.ldb);
+        }
         let mut bv = [_mm256_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
             *x = _mm256_loadu_ps(b.add(8 * v));
@@ -46,53 +53,90 @@ unsafe fn tile<const MR: usize, const NV: usize>(t: &Tile) {
             }
         }
         a = a.add(MR);
-        b = b.add(8 * NV);
+        b = b.add(t.ldb);
     }
     store::<MR, NV>(t, &acc);
 }
 
+/// One step of k of the 4x24 tile: 3 loads of B, 4 broadcasts of A, 12 FMAs into ymm0-11.
+macro_rules! K4X24_BODY {
+    () => {
+        concat!(
+            "vmovups ymm12, [{b}]\n",
+            "vmovups ymm13, [{b} + 32]\n",
+            "vmovups ymm14, [{b} + 64]\n",
+            "vbroadcastss ymm15, dword ptr [{a}]\n",
+            "vfmadd231ps ymm0, ymm12, ymm15\n",
+            "vfmadd231ps ymm1, ymm13, ymm15\n",
+            "vfmadd231ps ymm2, ymm14, ymm15\n",
+            "vbroadcastss ymm15, dword ptr [{a} + 4]\n",
+            "vfmadd231ps ymm3, ymm12, ymm15\n",
+            "vfmadd231ps ymm4, ymm13, ymm15\n",
+            "vfmadd231ps ymm5, ymm14, ymm15\n",
+            "vbroadcastss ymm15, dword ptr [{a} + 8]\n",
+            "vfmadd231ps ymm6, ymm12, ymm15\n",
+            "vfmadd231ps ymm7, ymm13, ymm15\n",
+            "vfmadd231ps ymm8, ymm14, ymm15\n",
+            "vbroadcastss ymm15, dword ptr [{a} + 12]\n",
+            "vfmadd231ps ymm9, ymm12, ymm15\n",
+            "vfmadd231ps ymm10, ymm13, ymm15\n",
+            "vfmadd231ps ymm11, ymm14, ymm15\n",
+        )
+    };
+}
+
 /// The 4x24 tile. It needs all 16 registers (12 accumulators, 3 of B, 1 broadcast), one more
 /// than the compiler's scheduler leaves free when it hoists broadcasts, so its k loop is
-/// written in assembly with fixed registers; the edges are the generic code's.
+/// written in assembly with fixed registers; the edges are the generic code's. With `PF` it
+/// also prefetches the two lines of each row of `b_next` (three when unaligned).
 ///
 /// # Safety
 /// See [`super::TileFn`]; the CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_4x24(t: &Tile) {
+unsafe fn tile_4x24<const PF: bool>(t: &Tile) {
     let z = _mm256_setzero_ps();
     let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
     let (mut c6, mut c7, mut c8, mut c9, mut c10, mut c11) = (z, z, z, z, z, z);
-    if t.kc > 0 {
-        // SAFETY: reads kc*4 floats from `a` and kc*24 from `b` (the packed panels);
-        // touches only the named registers and flags.
+    prefetch_c(t, 4, 24);
+    if t.kc > 0 && !PF {
+        // SAFETY: reads kc*4 floats from `a` and kc rows of 24 floats, `ldb` apart, from `b`
+        // (the panels of the contract); touches only the named registers and flags.
         std::arch::asm!(
             "2:",
-            "vmovups ymm12, [{b}]",
-            "vmovups ymm13, [{b} + 32]",
-            "vmovups ymm14, [{b} + 64]",
-            "vbroadcastss ymm15, dword ptr [{a}]",
-            "vfmadd231ps ymm0, ymm12, ymm15",
-            "vfmadd231ps ymm1, ymm13, ymm15",
-            "vfmadd231ps ymm2, ymm14, ymm15",
-            "vbroadcastss ymm15, dword ptr [{a} + 4]",
-            "vfmadd231ps ymm3, ymm12, ymm15",
-            "vfmadd231ps ymm4, ymm13, ymm15",
-            "vfmadd231ps ymm5, ymm14, ymm15",
-            "vbroadcastss ymm15, dword ptr [{a} + 8]",
-            "vfmadd231ps ymm6, ymm12, ymm15",
-            "vfmadd231ps ymm7, ymm13, ymm15",
-            "vfmadd231ps ymm8, ymm14, ymm15",
-            "vbroadcastss ymm15, dword ptr [{a} + 12]",
-            "vfmadd231ps ymm9, ymm12, ymm15",
-            "vfmadd231ps ymm10, ymm13, ymm15",
-            "vfmadd231ps ymm11, ymm14, ymm15",
+            K4X24_BODY!(),
             "add {a}, 16",
-            "add {b}, 96",
+            "add {b}, {ldb}",
             "dec {k}",
             "jnz 2b",
             a = inout(reg) t.a => _,
             b = inout(reg) t.b => _,
             k = inout(reg) t.kc => _,
+            ldb = in(reg) t.ldb * 4,
+            inout("ymm0") c0, inout("ymm1") c1, inout("ymm2") c2,
+            inout("ymm3") c3, inout("ymm4") c4, inout("ymm5") c5,
+            inout("ymm6") c6, inout("ymm7") c7, inout("ymm8") c8,
+            inout("ymm9") c9, inout("ymm10") c10, inout("ymm11") c11,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack, readonly),
+        );
+    } else if t.kc > 0 {
+        // SAFETY: as above; prefetches never fault.
+        std::arch::asm!(
+            "2:",
+            "prefetcht0 [{n}]",
+            "prefetcht0 [{n} + 64]",
+            "prefetcht0 [{n} + 92]",
+            K4X24_BODY!(),
+            "add {a}, 16",
+            "add {b}, {ldb}",
+            "add {n}, {ldb}",
+            "dec {k}",
+            "jnz 2b",
+            a = inout(reg) t.a => _,
+            b = inout(reg) t.b => _,
+            n = inout(reg) t.b_next => _,
+            k = inout(reg) t.kc => _,
+            ldb = in(reg) t.ldb * 4,
             inout("ymm0") c0, inout("ymm1") c1, inout("ymm2") c2,
             inout("ymm3") c3, inout("ymm4") c4, inout("ymm5") c5,
             inout("ymm6") c6, inout("ymm7") c7, inout("ymm8") c8,

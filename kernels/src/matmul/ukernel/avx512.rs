@@ -2,11 +2,15 @@
 //!
 //! - `14x32`: 14 rows x 2 vectors = 28 accumulators, 2 loads of B and 14 broadcasts of A
 //!   (folded into the FMAs as embedded broadcasts) per step of k.
+//! - `8x48`: 8 rows x 3 vectors = 24 accumulators, 3 loads of B and 8 broadcasts per step;
+//!   fits m = 8 and 16 exactly.
+//! - `4x64`: 4 rows x 4 vectors = 16 accumulators, 4 loads of B (four whole cache lines of a
+//!   row) per step: for 1..4 rows with B read in place, where reading B is the bound.
 //! - `6x48`: 6 rows x 3 vectors = 18 accumulators, 3 loads of B and 6 broadcasts per step.
 
 use std::arch::x86_64::*;
 
-use super::{stream_rest, write_edge, MicroKernel, Stream, Tile};
+use super::{prefetch_c, prefetch_row, stream_rest, write_edge, MicroKernel, Stream, Tile};
 use crate::backend::Backend;
 
 /// The AVX-512 microkernels, the default first.
@@ -15,13 +19,29 @@ pub static MICROKERNELS: &[MicroKernel] = &[
         backend: Backend::Avx512,
         mr: 14,
         nr: 32,
-        run: tile::<14, 2>,
+        run: tile::<14, 2, false>,
+        run_in_place: tile::<14, 2, true>,
+    },
+    MicroKernel {
+        backend: Backend::Avx512,
+        mr: 8,
+        nr: 48,
+        run: tile::<8, 3, false>,
+        run_in_place: tile::<8, 3, true>,
+    },
+    MicroKernel {
+        backend: Backend::Avx512,
+        mr: 4,
+        nr: 64,
+        run: tile::<4, 4, false>,
+        run_in_place: tile::<4, 4, true>,
     },
     MicroKernel {
         backend: Backend::Avx512,
         mr: 6,
         nr: 48,
-        run: tile::<6, 3>,
+        run: tile::<6, 3, false>,
+        run_in_place: tile::<6, 3, true>,
     },
 ];
 
@@ -30,10 +50,15 @@ pub static MICROKERNELS: &[MicroKernel] = &[
 /// # Safety
 /// See [`super::TileFn`]; the CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const MR: usize, const NV: usize>(t: &Tile) {
+unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
+    prefetch_c(t, MR, 16 * NV);
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    let (mut a, mut b) = (t.a, t.b);
+    let (mut a, mut b, mut next) = (t.a, t.b, t.b_next);
     for _ in 0..t.kc {
+        if PF {
+            prefetch_row(next, 16 * NV);
+            next = next.wrapping_add(t.ldb);
+        }
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
             *x = _mm512_loadu_ps(b.add(16 * v));
@@ -45,7 +70,7 @@ unsafe fn tile<const MR: usize, const NV: usize>(t: &Tile) {
             }
         }
         a = a.add(MR);
-        b = b.add(16 * NV);
+        b = b.add(t.ldb);
     }
     if t.m == MR && t.n == 16 * NV {
         for (i, row) in acc.iter().enumerate() {

@@ -9,8 +9,8 @@
 //!   C[0..m, 0..n]  = Ap * Bp        (accumulate = false; C is not read)
 //!   C[0..m, 0..n] += Ap * Bp        (accumulate = true)
 //!
-//!   Ap: kc columns of MR values        Bp: kc rows of NR values
-//!       a[p*MR + i] = A[i, p]              b[p*NR + j] = B[p, j]
+//!   Ap: kc columns of MR values        Bp: kc rows of NR values, ldb apart
+//!       a[p*MR + i] = A[i, p]              b[p*ldb + j] = B[p, j]
 //!
 //!        p=0   p=1   ...                   p=0: b0 b1 ... b(NR-1)
 //!       [a0 ] [a0 ]                        p=1: b0 b1 ... b(NR-1)
@@ -19,7 +19,10 @@
 //! ```
 //!
 //! Panels are always full: packing pads rows past `m` and columns past `n` with zeros, so the
-//! kernel's inner loop has no edge cases. Edge rule: when `m < MR` or `n < NR`, the kernel
+//! kernel's inner loop has no edge cases. B is either a packed panel (`ldb = NR`) or read in
+//! place from row-major B (`ldb` its row stride); in place, `b_next` points at the panel the
+//! next call reads and the kernel prefetches it row by row while it computes, so that the
+//! rows of B arrive from memory ahead of use (the hardware cannot guess that pattern). Edge rule: when `m < MR` or `n < NR`, the kernel
 //! computes the full tile in registers, spills it to a local buffer and writes only the
 //! `m x n` corner to C; full tiles are written straight from registers. C is row-major with
 //! row stride `ldc` and unit column stride.
@@ -48,8 +51,12 @@ pub struct Tile {
     pub kc: usize,
     /// Packed A micro-panel, `kc * MR` floats.
     pub a: *const f32,
-    /// Packed B micro-panel, `kc * NR` floats.
+    /// B micro-panel: `kc` rows of `NR` floats, `ldb` apart.
     pub b: *const f32,
+    /// Distance between rows of the B micro-panel, in elements (`NR` when packed).
+    pub ldb: usize,
+    /// The B micro-panel of the next call (same row stride), to prefetch; null for none.
+    pub b_next: *const f32,
     /// Top-left element of the C tile.
     pub c: *mut f32,
     /// Row stride of C in elements.
@@ -107,8 +114,11 @@ pub struct MicroKernel {
     pub mr: usize,
     /// Columns of the tile.
     pub nr: usize,
-    /// The entry point.
+    /// The entry point for packed B (`b_next` null).
     pub run: TileFn,
+    /// The entry point for B in place, prefetching `b_next` (the same as `run` for kernels
+    /// that do not prefetch). Two functions, so the packed loop carries no prefetch test.
+    pub run_in_place: TileFn,
 }
 
 impl MicroKernel {
@@ -151,10 +161,38 @@ pub fn variant_names(backend: Backend) -> &'static [&'static str] {
     match backend {
         Backend::Scalar => &["4x8"],
         Backend::Avx2 => &["6x16", "4x24"],
-        Backend::Avx512 => &["14x32", "6x48"],
+        Backend::Avx512 => &["14x32", "8x48", "4x64", "6x48"],
         Backend::Neon => &["8x12", "4x16"],
         _ => &[],
     }
+}
+
+/// Asks the cache for the `mr x nr` tile of C before the k loop runs, so that its lines
+/// arrive while the tile is computed rather than stalling the stores at the end.
+#[inline(always)]
+pub(crate) fn prefetch_c(t: &Tile, mr: usize, nr: usize) {
+    for i in 0..mr {
+        // Wrapping arithmetic: edge tiles' rows may end outside C; prefetches never fault.
+        prefetch_row(t.c.wrapping_add(i * t.ldc), nr);
+    }
+}
+
+/// Prefetches the lines of one row of `len` floats at `row` (any alignment).
+#[inline(always)]
+pub(crate) fn prefetch_row(row: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is a hint; it never faults and reads nothing observable.
+        unsafe {
+            for off in (0..len).step_by(16) {
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(off).cast());
+            }
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(len - 1).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (row, len);
 }
 
 /// Writes the valid `t.m x t.n` corner of a full tile held in `buf` (row stride `nr`) to C,

@@ -16,12 +16,14 @@ pub static MICROKERNELS: &[MicroKernel] = &[
         mr: 8,
         nr: 12,
         run: tile::<8, 2, 3>,
+        run_in_place: tile::<8, 2, 3>,
     },
     MicroKernel {
         backend: Backend::Neon,
         mr: 4,
         nr: 16,
         run: tile::<4, 1, 4>,
+        run_in_place: tile::<4, 1, 4>,
     },
 ];
 
@@ -59,7 +61,7 @@ unsafe fn tile<const MR: usize, const MV: usize, const NV: usize>(t: &Tile) {
             }
         }
         a = a.add(MR);
-        b = b.add(4 * NV);
+        b = b.add(t.ldb);
     }
     if t.m == MR && t.n == 4 * NV {
         for (i, row) in acc.iter().enumerate() {

@@ -10,6 +10,7 @@ pub static MICROKERNELS: &[MicroKernel] = &[MicroKernel {
     mr: 4,
     nr: 8,
     run: tile::<4, 8>,
+    run_in_place: tile::<4, 8>,
 }];
 
 /// `MR x NR` tile with accumulators in a local array the compiler may keep in registers.
@@ -20,7 +21,7 @@ unsafe fn tile<const MR: usize, const NR: usize>(t: &Tile) {
     let mut acc = [[0f32; NR]; MR];
     for p in 0..t.kc {
         let a = t.a.add(p * MR);
-        let b = t.b.add(p * NR);
+        let b = t.b.add(p * t.ldb);
         for (i, row) in acc.iter_mut().enumerate() {
             let ai = *a.add(i);
             for (j, x) in row.iter_mut().enumerate() {
