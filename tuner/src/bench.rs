@@ -61,8 +61,26 @@ fn random(len: usize, seed: u64) -> Vec<f32> {
     (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
 }
 
+/// Refuses problems whose operands would not fit in memory (an allocation failure aborts
+/// the process, which a user should never see).
+pub fn check_memory(problem: &Problem, memory_bytes: Option<u64>) -> Result<()> {
+    let Some(total) = memory_bytes else {
+        return Ok(());
+    };
+    let need = problem.min_bytes();
+    if need > 0.75 * total as f64 {
+        bail!(
+            "{problem}: its operands need {:.1} GiB, more than this machine's memory allows ({:.1} GiB)",
+            need / (1u64 << 30) as f64,
+            total as f64 / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
+}
+
 /// Plans, verifies against the reference, measures, and reports against the roofline.
 pub fn run(req: &BenchRequest, opts: &MeasureOptions, probe: &ProbeResult) -> Result<BenchRecord> {
+    check_memory(&req.problem, probe.machine.memory_bytes)?;
     let shape = matmul_shape(&req.problem)?;
     let config = resolve_config(req)?;
     let mut plan = MatmulPlan::new(req.backend, shape, &config)?;

@@ -256,7 +256,9 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
             overrides: overrides.clone(),
         })
         .collect();
+    let memory = ktune_results::Machine::detect().memory_bytes;
     for r in &requests {
+        bench::check_memory(&r.problem, memory)?;
         let cfg = bench::resolve_config(r)?;
         let shape = r.problem.as_matmul().context("not a matmul problem")?;
         matmul::space(backend, shape)?

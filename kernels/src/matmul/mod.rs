@@ -101,6 +101,9 @@ pub fn check_args(
 /// Picks the best backend of this CPU and the analytical default config for the shape.
 /// Sizes, strides and buffer lengths are checked; a mismatch is an error, never a panic.
 ///
+/// Plans (and their packing buffers) of the last [`PLAN_CACHE`] shapes are kept per calling
+/// thread, so repeated calls on the same shapes allocate nothing.
+///
 /// ```
 /// let (a, b) = (vec![1.0f32, 2.0, 3.0, 4.0], vec![5.0f32, 6.0, 7.0, 8.0]);
 /// let mut c = vec![0.0f32; 4];
@@ -122,6 +125,32 @@ pub fn sgemm(
     check_args(m, n, k, a.len(), lda, b.len(), ldb, c.len(), ldc)?;
     let shape = MatmulShape::new(m, n, k);
     let backend = Backend::best_cpu();
-    let config = default_config(backend, shape)?;
-    MatmulPlan::new(backend, shape, &config)?.run(a, lda, b, ldb, c, ldc)
+    PLANS.with(|cell| {
+        // A nested call on this thread (from inside a rayon job) finds the cache busy and
+        // plans afresh rather than waiting on itself.
+        let Ok(mut plans) = cell.try_borrow_mut() else {
+            let config = default_config(backend, shape)?;
+            return MatmulPlan::new(backend, shape, &config)?.run(a, lda, b, ldb, c, ldc);
+        };
+        let found = plans
+            .iter()
+            .position(|p| p.shape() == shape && p.backend() == backend);
+        let mut plan = match found {
+            Some(i) => plans.remove(i),
+            None => MatmulPlan::new(backend, shape, &default_config(backend, shape)?)?,
+        };
+        let result = plan.run(a, lda, b, ldb, c, ldc);
+        if plans.len() >= PLAN_CACHE {
+            plans.remove(0);
+        }
+        plans.push(plan);
+        result
+    })
+}
+
+/// Shapes whose plans [`sgemm`] keeps per thread.
+pub const PLAN_CACHE: usize = 4;
+
+thread_local! {
+    static PLANS: std::cell::RefCell<Vec<MatmulPlan>> = const { std::cell::RefCell::new(Vec::new()) };
 }

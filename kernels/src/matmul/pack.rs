@@ -28,7 +28,7 @@ fn pack_a_mr<const MR: usize>(mb: usize, kb: usize, a: &[f32], lda: usize, dst: 
             }
         }
     }
-    if mb % MR != 0 {
+    if !mb.is_multiple_of(MR) {
         let done = full * MR;
         pack_a_any(
             mb - done,

@@ -1,0 +1,136 @@
+//! The `ktune` binary end to end: JSON fields, exit codes, one-line errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn ktune(args: &[&str]) -> Output {
+    // One probe cache for the whole test binary, so the probe runs once.
+    let cache: PathBuf =
+        std::env::temp_dir().join(format!("ktune-cli-test-{}", std::process::id()));
+    Command::new(env!("CARGO_BIN_EXE_ktune"))
+        .args(args)
+        .env("KTUNE_CACHE_DIR", &cache)
+        .output()
+        .expect("run ktune")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_with_exit_code_2() {
+    let cases: &[&[&str]] = &[
+        &["bench", "--shape", "12x12"],
+        &["bench", "--shape", "axbxc"],
+        &["bench", "--shape", "8x8x8", "--backend", "sse9"],
+        &["bench", "--shape", "8x8x8", "--backend", "cuda"],
+        &["bench", "--shape", "8x8x8", "--config", "kc=0"],
+        &["bench", "--shape", "8x8x8", "--config", "mr=5,nr=5"],
+        &["bench", "--shape", "8x8x8", "--config", "bogus=1"],
+        &["bench", "--shape", "8x8x8", "--threads", "0"],
+        &["bench", "--suite", "nope"],
+        &["bench", "--family", "conv", "--shape", "8x8x8"],
+        &["bench", "--shape", "100000x100000x100000"],
+        &["bench"],
+        &["frobnicate"],
+    ];
+    for args in cases {
+        let o = ktune(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(!err.trim().is_empty(), "{args:?}: no message");
+    }
+    // Our own errors are exactly one line.
+    let o = ktune(&["bench", "--shape", "8x8x8", "--backend", "sse9"]);
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+}
+
+#[test]
+fn bench_json_has_the_documented_fields() {
+    let o = ktune(&[
+        "bench",
+        "--shape",
+        "37x29x41",
+        "--threads",
+        "1",
+        "--max-time",
+        "200ms",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let rec = &v.as_array().expect("array")[0];
+    for field in [
+        "kernel",
+        "family",
+        "backend",
+        "dtype",
+        "shape",
+        "threads",
+        "config",
+        "median_s",
+        "p05_s",
+        "p95_s",
+        "samples",
+        "gflops",
+        "gbs",
+        "roofline_fraction",
+        "max_rel_err",
+    ] {
+        assert!(rec.get(field).is_some(), "missing {field} in {rec}");
+    }
+    assert_eq!(rec["family"], "matmul");
+    assert_eq!(rec["shape"]["m"], 37);
+    assert_eq!(rec["shape"]["n"], 29);
+    assert_eq!(rec["shape"]["k"], 41);
+    assert_eq!(rec["threads"], 1);
+    assert!(rec["kernel"].as_str().unwrap().starts_with("matmul.f32."));
+    assert!(rec["median_s"].as_f64().unwrap() > 0.0);
+    assert!(rec["max_rel_err"].as_f64().unwrap() < 1e-5);
+    let frac = rec["roofline_fraction"].as_f64().unwrap();
+    assert!(frac > 0.0 && frac < 1.5, "{frac}");
+
+    for format in ["csv", "md", "table"] {
+        let o = ktune(&[
+            "bench",
+            "--shape",
+            "8x8x8",
+            "--backend",
+            "scalar",
+            "--max-time",
+            "100ms",
+            "--format",
+            format,
+        ]);
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("matmul.f32.scalar.4x8"));
+    }
+}
+
+#[test]
+fn probe_and_list() {
+    let o = ktune(&["probe", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let scalar_1 = v["fma_gflops"]["scalar"]["1"]
+        .as_f64()
+        .expect("scalar peak");
+    assert!(scalar_1 > 0.1, "{v}");
+    for kind in ["read", "triad"] {
+        assert!(v["bandwidth_gbs"][kind]["1"].as_f64().unwrap() > 0.1, "{v}");
+    }
+    let o = ktune(&["list", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r["kernel"] == "matmul.f32.scalar.4x8" && r["available"] == true));
+    assert!(rows.iter().any(|r| r["kernel"] == "matmul.f32.neon.8x12"));
+    assert!(rows
+        .iter()
+        .any(|r| r["available"] == false && r["reason"].is_string()));
+}
