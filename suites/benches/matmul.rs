@@ -89,7 +89,10 @@ fn ktune_config(backend: Backend, shape: MatmulShape, threads: usize) -> Config 
     } else {
         // The same model as the default, told about the thread count of this run, so that
         // the values that depend on it (loop to parallelise, stream chunks) follow it.
-        let kernel = blocking::kernels_of(backend).expect("backend has kernels")[0];
+        let kernel = blocking::pick_kernel(
+            blocking::kernels_of(backend).expect("backend has kernels"),
+            shape.m,
+        );
         blocking::model(kernel, CacheInfo::get(), threads, shape)
     };
     // Every library gets the same threads, even where the model would use fewer.
