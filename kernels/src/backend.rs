@@ -87,6 +87,8 @@ impl Backend {
                     missing("avx2")
                 } else if !f.fma {
                     missing("fma")
+                } else if !f.f16c {
+                    missing("f16c")
                 } else {
                     Ok(())
                 }
@@ -186,6 +188,8 @@ pub struct CpuFeatures {
     pub avx2: bool,
     /// x86 FMA3.
     pub fma: bool,
+    /// x86 F16C (half-precision conversions).
+    pub f16c: bool,
     /// x86 AVX-512 Foundation.
     pub avx512f: bool,
     /// x86 AVX-512 Byte and Word.
@@ -213,6 +217,7 @@ impl CpuFeatures {
             x86_64: true,
             avx2: is_x86_feature_detected!("avx2"),
             fma: is_x86_feature_detected!("fma"),
+            f16c: is_x86_feature_detected!("f16c"),
             avx512f: is_x86_feature_detected!("avx512f"),
             avx512bw: is_x86_feature_detected!("avx512bw"),
             avx512vl: is_x86_feature_detected!("avx512vl"),
@@ -241,6 +246,7 @@ impl CpuFeatures {
         let all = [
             ("avx2", self.avx2),
             ("fma", self.fma),
+            ("f16c", self.f16c),
             ("avx512f", self.avx512f),
             ("avx512bw", self.avx512bw),
             ("avx512vl", self.avx512vl),

@@ -82,7 +82,9 @@ impl KernelInfo {
 
 /// Every kernel of every family, available here or not.
 pub fn registry() -> Vec<KernelInfo> {
-    crate::matmul::registry()
+    let mut all = crate::matmul::registry();
+    all.extend(crate::qgemv::registry());
+    all
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! - plans: one-time preparation, then a timed `run` (e.g. [`matmul::MatmulPlan`]);
 //! - references: the plain f64-accumulating oracle of each family.
 //!
-//! Families: [`matmul`] (f32 SGEMM).
+//! Families: [`matmul`] (f32 SGEMM) and [`qgemv`] (quantized decode).
+//!
+//! [`quant`]: llama.cpp's (GGML) quantized block formats, byte-compatible with GGUF files.
 
 #![warn(missing_docs)]
 
@@ -23,11 +25,13 @@ pub mod matmul;
 pub mod pool;
 pub mod probe;
 pub mod problem;
+pub mod qgemv;
+pub mod quant;
 pub mod space;
 
 pub use backend::{Backend, CpuFeatures};
 pub use config::Config;
 pub use error::{Error, Result};
 pub use kernel::{KernelId, KernelInfo};
-pub use problem::{Dtype, Family, MatmulShape, Problem, Shape};
+pub use problem::{Dtype, Family, MatmulShape, Problem, QgemvShape, Shape};
 pub use space::Space;

@@ -17,16 +17,19 @@ use crate::error::{Error, Result};
 pub enum Family {
     /// Dense matrix multiplication, `C = A * B`.
     Matmul,
+    /// Matrix-vector products with block-quantized weights, `y = W x` (quantized decode).
+    Qgemv,
 }
 
 impl Family {
     /// Every family the library knows.
-    pub const ALL: &'static [Family] = &[Family::Matmul];
+    pub const ALL: &'static [Family] = &[Family::Matmul, Family::Qgemv];
 
     /// The name used in kernel ids, the CLI and results.
     pub fn name(self) -> &'static str {
         match self {
             Family::Matmul => "matmul",
+            Family::Qgemv => "qgemv",
         }
     }
 }
@@ -60,24 +63,58 @@ impl FromStr for Family {
 pub enum Dtype {
     /// IEEE-754 binary32.
     F32,
+    /// GGML q8_0: blocks of 32 int8 with one f16 scale (34 bytes).
+    Q8_0,
+    /// GGML q4_0: blocks of 32 4-bit values with one f16 scale (18 bytes).
+    Q4_0,
+    /// GGML q4_K: super-blocks of 256 4-bit values in 8 sub-blocks with 6-bit scales and
+    /// mins (144 bytes).
+    #[serde(rename = "q4_k")]
+    Q4K,
 }
 
 impl Dtype {
     /// Every dtype the library knows.
-    pub const ALL: &'static [Dtype] = &[Dtype::F32];
+    pub const ALL: &'static [Dtype] = &[Dtype::F32, Dtype::Q8_0, Dtype::Q4_0, Dtype::Q4K];
 
     /// The name used in kernel ids, the CLI and results.
     pub fn name(self) -> &'static str {
         match self {
             Dtype::F32 => "f32",
+            Dtype::Q8_0 => "q8_0",
+            Dtype::Q4_0 => "q4_0",
+            Dtype::Q4K => "q4_k",
         }
     }
 
-    /// Bytes per element.
-    pub fn size_bytes(self) -> usize {
+    /// Elements per block (1 for plain types).
+    pub fn block_len(self) -> usize {
+        match self {
+            Dtype::F32 => 1,
+            Dtype::Q8_0 | Dtype::Q4_0 => 32,
+            Dtype::Q4K => 256,
+        }
+    }
+
+    /// Bytes per block (per element for plain types).
+    pub fn block_bytes(self) -> usize {
         match self {
             Dtype::F32 => 4,
+            Dtype::Q8_0 => 34,
+            Dtype::Q4_0 => 18,
+            Dtype::Q4K => 144,
         }
+    }
+
+    /// Bytes of `n` elements (`n` a multiple of the block length).
+    pub fn bytes_of(self, n: usize) -> usize {
+        n / self.block_len() * self.block_bytes()
+    }
+
+    /// Bytes per element of a plain type, average bytes per element (rounded up) of a
+    /// quantized one.
+    pub fn size_bytes(self) -> usize {
+        self.block_bytes().div_ceil(self.block_len())
     }
 }
 
@@ -94,7 +131,11 @@ impl FromStr for Dtype {
             .iter()
             .copied()
             .find(|d| d.name() == s)
-            .ok_or_else(|| Error::InvalidProblem(format!("unknown dtype '{s}' (known: f32)")))
+            .ok_or_else(|| {
+                Error::InvalidProblem(format!(
+                    "unknown dtype '{s}' (known: f32, q8_0, q4_0, q4_k)"
+                ))
+            })
     }
 }
 
@@ -164,18 +205,87 @@ impl MatmulShape {
     }
 }
 
+/// The shape of a quantized matrix-vector product: `y[batch x rows] = x[batch x cols] W^T`,
+/// W being `rows x cols` in a block-quantized type (cols a multiple of its block length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QgemvShape {
+    /// Rows of W: outputs per vector.
+    pub rows: usize,
+    /// Columns of W: inputs per vector.
+    pub cols: usize,
+    /// Vectors multiplied at once (1 for decode, 2..8 for small batches).
+    pub batch: usize,
+}
+
+impl QgemvShape {
+    /// A shape from its sizes.
+    pub fn new(rows: usize, cols: usize, batch: usize) -> Self {
+        QgemvShape { rows, cols, batch }
+    }
+
+    /// Rejects empty or unaddressable shapes.
+    pub fn check(&self) -> Result<()> {
+        if self.rows == 0 || self.cols == 0 || self.batch == 0 {
+            return Err(Error::InvalidProblem(format!(
+                "qgemv shape {self}: rows, cols and batch must be positive"
+            )));
+        }
+        let limit = (isize::MAX as usize) / 16;
+        let too_big = |a: usize, b: usize| a.checked_mul(b).is_none_or(|v| v > limit);
+        if too_big(self.rows, self.cols) || too_big(self.batch, self.cols.max(self.rows)) {
+            return Err(Error::InvalidProblem(format!(
+                "qgemv shape {self} is too large to address"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for QgemvShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.rows, self.cols, self.batch)
+    }
+}
+
+impl FromStr for QgemvShape {
+    type Err = Error;
+    /// Parses `ROWSxCOLS` or `ROWSxCOLSxBATCH`, e.g. `4096x4096` or `14336x4096x8`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::InvalidProblem(format!(
+                "malformed qgemv shape '{s}': expected ROWSxCOLS or ROWSxCOLSxBATCH, e.g. 4096x4096x1"
+            ))
+        };
+        let dims = s
+            .trim()
+            .split(['x', 'X'])
+            .map(|p| p.trim().parse::<usize>().map_err(|_| bad()))
+            .collect::<Result<Vec<_>>>()?;
+        let shape = match dims[..] {
+            [rows, cols] => QgemvShape::new(rows, cols, 1),
+            [rows, cols, batch] => QgemvShape::new(rows, cols, batch),
+            _ => return Err(bad()),
+        };
+        shape.check()?;
+        Ok(shape)
+    }
+}
+
 /// A shape of any family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Shape {
     /// See [`MatmulShape`].
     Matmul(MatmulShape),
+    /// See [`QgemvShape`].
+    Qgemv(QgemvShape),
 }
 
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Shape::Matmul(s) => s.fmt(f),
+            Shape::Qgemv(s) => s.fmt(f),
         }
     }
 }
@@ -201,14 +311,51 @@ impl Problem {
         }
     }
 
-    /// Parses a shape string for `family` (`MxNxK` for matmul).
+    /// A quantized matrix-vector product with weights of `dtype`.
+    pub fn qgemv(dtype: Dtype, rows: usize, cols: usize, batch: usize) -> Self {
+        Problem {
+            family: Family::Qgemv,
+            dtype,
+            shape: Shape::Qgemv(QgemvShape::new(rows, cols, batch)),
+        }
+    }
+
+    /// Parses a shape string for `family` (`MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for
+    /// qgemv) and checks that the dtype belongs to the family.
     pub fn parse(family: Family, dtype: Dtype, shape: &str) -> Result<Self> {
         match family {
-            Family::Matmul => Ok(Problem {
-                family,
-                dtype,
-                shape: Shape::Matmul(shape.parse()?),
-            }),
+            Family::Matmul => {
+                if dtype != Dtype::F32 {
+                    return Err(Error::InvalidProblem(format!(
+                        "matmul supports dtype f32, not {dtype}"
+                    )));
+                }
+                Ok(Problem {
+                    family,
+                    dtype,
+                    shape: Shape::Matmul(shape.parse()?),
+                })
+            }
+            Family::Qgemv => {
+                if dtype == Dtype::F32 {
+                    return Err(Error::InvalidProblem(
+                        "qgemv needs a quantized weight dtype: q4_0, q8_0 or q4_k".into(),
+                    ));
+                }
+                let s: QgemvShape = shape.parse()?;
+                if !s.cols.is_multiple_of(dtype.block_len()) {
+                    return Err(Error::InvalidProblem(format!(
+                        "qgemv {dtype}: cols = {} is not a multiple of the block length {}",
+                        s.cols,
+                        dtype.block_len()
+                    )));
+                }
+                Ok(Problem {
+                    family,
+                    dtype,
+                    shape: Shape::Qgemv(s),
+                })
+            }
         }
     }
 
@@ -216,6 +363,7 @@ impl Problem {
     pub fn flops(&self) -> f64 {
         match self.shape {
             Shape::Matmul(s) => 2.0 * s.m as f64 * s.n as f64 * s.k as f64,
+            Shape::Qgemv(s) => 2.0 * s.rows as f64 * s.cols as f64 * s.batch as f64,
         }
     }
 
@@ -226,6 +374,18 @@ impl Problem {
             Shape::Matmul(s) => {
                 e * (s.m as f64 * s.k as f64 + s.k as f64 * s.n as f64 + s.m as f64 * s.n as f64)
             }
+            Shape::Qgemv(s) => {
+                self.weight_bytes() + 4.0 * s.batch as f64 * (s.cols + s.rows) as f64
+            }
+        }
+    }
+
+    /// Bytes of the weights of a qgemv problem (0 for other families): what a memory-bound
+    /// decode kernel must stream, and what its GB/s counts.
+    pub fn weight_bytes(&self) -> f64 {
+        match self.shape {
+            Shape::Qgemv(s) => (s.rows * self.dtype.bytes_of(s.cols)) as f64,
+            Shape::Matmul(_) => 0.0,
         }
     }
 
@@ -248,6 +408,15 @@ impl Problem {
     pub fn as_matmul(&self) -> Option<MatmulShape> {
         match self.shape {
             Shape::Matmul(s) => Some(s),
+            Shape::Qgemv(_) => None,
+        }
+    }
+
+    /// The qgemv shape, if this is a qgemv problem.
+    pub fn as_qgemv(&self) -> Option<QgemvShape> {
+        match self.shape {
+            Shape::Qgemv(s) => Some(s),
+            Shape::Matmul(_) => None,
         }
     }
 }
@@ -278,6 +447,31 @@ mod tests {
         ] {
             assert!(bad.parse::<MatmulShape>().is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn qgemv_problems() {
+        let p = Problem::parse(Family::Qgemv, Dtype::Q4_0, "14336x4096").unwrap();
+        assert_eq!(p.as_qgemv().unwrap(), QgemvShape::new(14336, 4096, 1));
+        assert_eq!(p.weight_bytes(), (14336 * 128 * 18) as f64);
+        let p = Problem::parse(Family::Qgemv, Dtype::Q4K, "8x512x4").unwrap();
+        assert_eq!(p.as_qgemv().unwrap().batch, 4);
+        assert_eq!(p.flops(), 2.0 * 8.0 * 512.0 * 4.0);
+        for (dtype, shape) in [
+            (Dtype::Q4_0, "8x33"),
+            (Dtype::Q4K, "8x512x0"),
+            (Dtype::Q4K, "8x288"),
+            (Dtype::F32, "8x32"),
+            (Dtype::Q8_0, "8"),
+            (Dtype::Q8_0, "0x32"),
+        ] {
+            assert!(
+                Problem::parse(Family::Qgemv, dtype, shape).is_err(),
+                "{dtype} {shape}"
+            );
+        }
+        assert!(Problem::parse(Family::Matmul, Dtype::Q4_0, "8x8x8").is_err());
+        assert_eq!("q4_k".parse::<Dtype>().unwrap(), Dtype::Q4K);
     }
 
     #[test]

@@ -19,7 +19,7 @@
 
 #![warn(missing_docs)]
 
-use ktune_kernels::MatmulShape;
+use ktune_kernels::{MatmulShape, QgemvShape};
 
 /// Every suite name, in the order they are listed.
 pub const SUITES: &[&str] = &["quick", "square", "skinny", "llm", "full"];
@@ -122,6 +122,66 @@ pub fn matmul_suite(name: &str) -> Option<Vec<MatmulShape>> {
     matmul_cases(name).map(|cases| cases.into_iter().map(|c| c.shape).collect())
 }
 
+/// One quantized matrix-vector shape of a suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QgemvCase {
+    /// A short unique name, e.g. `llama3-8b-gate-up`.
+    pub name: &'static str,
+    /// Rows (outputs), columns (inputs) and batch.
+    pub shape: QgemvShape,
+}
+
+const fn qcase(name: &'static str, rows: usize, cols: usize, batch: usize) -> QgemvCase {
+    QgemvCase {
+        name,
+        shape: QgemvShape { rows, cols, batch },
+    }
+}
+
+/// Decode shapes (W is `rows` outputs by `cols` inputs) of Llama-3-8B (hidden 4096,
+/// intermediate 14336, vocabulary 128256) and of the ~1B-class Llama-3.2-1B (hidden 2048,
+/// intermediate 8192, same vocabulary), batch 1, plus the 8B's MLP at batch 8.
+const QGEMV_LLM: &[QgemvCase] = &[
+    qcase("llama3-8b-qo", 4096, 4096, 1),
+    qcase("llama3-8b-gate-up", 14336, 4096, 1),
+    qcase("llama3-8b-down", 4096, 14336, 1),
+    qcase("llama3-8b-output", 128256, 4096, 1),
+    qcase("llama3-8b-gate-up-b8", 14336, 4096, 8),
+    qcase("llama3-1b-qo", 2048, 2048, 1),
+    qcase("llama3-1b-gate-up", 8192, 2048, 1),
+    qcase("llama3-1b-down", 2048, 8192, 1),
+    qcase("llama3-1b-output", 128256, 2048, 1),
+];
+
+/// Quick qgemv shapes: one layer at batch 1 and 8.
+const QGEMV_QUICK: &[QgemvCase] = &[
+    qcase("quick-4096", 4096, 4096, 1),
+    qcase("quick-4096-b8", 4096, 4096, 8),
+];
+
+/// The qgemv cases of the suite `name` (`quick`, `llm`, `full`), or `None`.
+pub fn qgemv_cases(name: &str) -> Option<Vec<QgemvCase>> {
+    Some(match name {
+        "quick" => QGEMV_QUICK.to_vec(),
+        "llm" => QGEMV_LLM.to_vec(),
+        "full" => {
+            let mut out = QGEMV_QUICK.to_vec();
+            out.extend(
+                QGEMV_LLM
+                    .iter()
+                    .filter(|c| !QGEMV_QUICK.iter().any(|q| q.shape == c.shape)),
+            );
+            out
+        }
+        _ => return None,
+    })
+}
+
+/// The qgemv shapes of the suite `name`, or `None` (no qgemv shapes in that suite).
+pub fn qgemv_suite(name: &str) -> Option<Vec<QgemvShape>> {
+    qgemv_cases(name).map(|c| c.into_iter().map(|c| c.shape).collect())
+}
+
 /// Floating-point operations of one product of `shape` (a multiply-add counts as two).
 pub fn matmul_flops(shape: MatmulShape) -> u64 {
     2 * shape.m as u64 * shape.n as u64 * shape.k as u64
@@ -147,6 +207,22 @@ mod tests {
         }
         let unique: HashSet<_> = SUITES.iter().collect();
         assert_eq!(unique.len(), SUITES.len(), "duplicate suite name");
+    }
+
+    #[test]
+    fn qgemv_suites_are_valid() {
+        for name in ["quick", "llm", "full"] {
+            let shapes = qgemv_suite(name).unwrap();
+            assert!(!shapes.is_empty());
+            for s in shapes {
+                s.check().unwrap();
+                assert_eq!(s.cols % 256, 0, "{name}: {s} fits no q4_K row");
+            }
+        }
+        assert!(qgemv_suite("square").is_none());
+        let llm = qgemv_suite("llm").unwrap();
+        assert!(llm.contains(&QgemvShape::new(14336, 4096, 1)));
+        assert!(llm.contains(&QgemvShape::new(128256, 4096, 1)));
     }
 
     #[test]

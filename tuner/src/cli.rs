@@ -40,7 +40,7 @@ enum Command {
     },
     /// List kernels and backends, with availability here and space sizes.
     List {
-        /// Shape used to size the tunable spaces.
+        /// Matmul shape used to size the matmul spaces (qgemv spaces are sized for 4096x4096).
         #[arg(long, default_value = "1024x1024x1024")]
         shape: String,
         /// Output format.
@@ -56,10 +56,10 @@ struct BenchArgs {
     /// Kernel family.
     #[arg(long, default_value = "matmul")]
     family: String,
-    /// Element type.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    /// Problem shape, `MxNxK` for matmul (repeatable).
+    /// Element type: f32 for matmul; the weight type for qgemv (q4_0, q8_0, q4_k).
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Problem shape, `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv (repeatable).
     #[arg(long)]
     shape: Vec<String>,
     /// A named suite of shapes (quick, square, skinny, llm, full).
@@ -148,9 +148,17 @@ fn cmd_list(shape: &str, format: Format) -> Result<ExitCode> {
     let mut json = Vec::new();
     for k in ktune_kernels::kernel::registry() {
         let avail = k.availability();
-        let size = matmul::space(k.id.backend, shape)
-            .map(|s| s.size().to_string())
-            .unwrap_or_else(|_| "-".into());
+        let size = match k.id.family {
+            Family::Matmul => matmul::space(k.id.backend, shape).map(|s| s.size()),
+            Family::Qgemv => ktune_kernels::qgemv::space::space(
+                k.id.backend,
+                k.id.dtype,
+                ktune_kernels::QgemvShape::new(4096, 4096, 1),
+            )
+            .map(|s| s.size()),
+        }
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "-".into());
         let status = match &avail {
             Ok(()) => "yes".to_string(),
             Err(why) => format!("no ({why})"),
@@ -206,9 +214,18 @@ fn parse_duration(s: &str) -> Result<Duration> {
 
 fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
     let family: Family = args.family.parse()?;
-    let dtype: Dtype = args.dtype.parse()?;
+    let dtype: Dtype = match (&args.dtype, family) {
+        (Some(d), _) => d.parse()?,
+        (None, Family::Matmul) => Dtype::F32,
+        (None, Family::Qgemv) => Dtype::Q4_0,
+    };
     let mut shapes: Vec<String> = args.shape.clone();
-    if let Some(name) = &args.suite {
+    if let (Some(name), Family::Qgemv) = (&args.suite, family) {
+        let suite = ktune_suites::qgemv_suite(name).with_context(|| {
+            format!("suite '{name}' has no qgemv shapes (qgemv suites: quick, llm, full)")
+        })?;
+        shapes.extend(suite.iter().map(|s| s.to_string()));
+    } else if let Some(name) = &args.suite {
         let suite = ktune_suites::matmul_suite(name).with_context(|| {
             format!(
                 "unknown suite '{name}' (known: {})",
@@ -260,10 +277,7 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
     for r in &requests {
         bench::check_memory(&r.problem, memory)?;
         let cfg = bench::resolve_config(r)?;
-        let shape = r.problem.as_matmul().context("not a matmul problem")?;
-        matmul::space(backend, shape)?
-            .validate(&cfg)
-            .with_context(|| format!("{}", r.problem))?;
+        bench::validate(r, &cfg).with_context(|| format!("{}", r.problem))?;
     }
     let probe = probe::load_or_run(false, args.format != Format::Table)?;
     let mut records = Vec::new();

@@ -2,10 +2,10 @@
 //!
 //! - Peak FMA throughput per available CPU backend, for 1 thread and for every power of two
 //!   up to all threads: each thread runs independent FMA chains for a fixed count; the wall
-//!   time of the slowest thread gives the rate. Best of 5 repetitions.
+//!   time of the slowest thread gives the rate. Best of 10 repetitions.
 //! - Memory bandwidth: a read-only stream and the STREAM triad over arrays of at least 4x the
 //!   last-level cache (and at least 64 MiB), split among the threads, backed by huge pages
-//!   where the OS allows. Best of 5 repetitions, as STREAM reports.
+//!   where the OS allows. Best of 10 repetitions, as STREAM reports.
 //!
 //! The result is cached as JSON in `$KTUNE_CACHE_DIR` (default `$XDG_CACHE_HOME/ktune` or
 //! `~/.cache/ktune`), one file per machine id; `ktune probe --force` measures again.
@@ -24,7 +24,8 @@ use ktune_kernels::{probe as loops, Backend};
 use ktune_results::probe::PROBE_SCHEMA;
 use ktune_results::{Machine, PerThreads, ProbeResult};
 
-const REPS: usize = 5;
+/// Repetitions of every probe; the best is kept (a shared machine only ever slows a run down).
+const REPS: usize = 10;
 
 /// Thread counts probed: 1, powers of two, and all.
 pub fn thread_counts() -> Vec<usize> {

@@ -1,0 +1,224 @@
+//! AVX2 qgemv kernels (x86-64 AVX2 + FMA + F16C).
+//!
+//! Signed 8-bit products use the `maddubs` sign trick: `|w| * sign(x, w)` equals `w * x`
+//! with an unsigned first operand, summed in pairs to i16 (no overflow: 2 * 128 * 127 fits),
+//! then `madd` with ones to i32. Each weight block is decoded once and multiplied with every
+//! vector of the batch. Blocks go in pairs into two accumulators per vector, so the FMA
+//! latency does not bind a single row.
+
+use std::arch::x86_64::*;
+
+use super::{q4k_scale_min, RowBlock, RowsFn};
+use crate::problem::Dtype;
+
+/// The AVX2 kernel for `dtype`.
+pub fn kernel(dtype: Dtype) -> Option<RowsFn> {
+    match dtype {
+        Dtype::Q4_0 => Some(rows::<Q4_0>),
+        Dtype::Q8_0 => Some(rows::<Q8_0>),
+        Dtype::Q4K => Some(rows_q4_k),
+        Dtype::F32 => None,
+    }
+}
+
+/// A 32-value weight block format that decodes to 32 signed bytes and an f16 scale.
+pub(crate) trait Block32 {
+    /// Bytes per block.
+    const BYTES: usize;
+    /// The 32 weights as signed bytes.
+    ///
+    /// # Safety
+    /// `blk` is valid for `BYTES` reads; the CPU has AVX2.
+    unsafe fn decode(blk: *const u8) -> __m256i;
+}
+
+/// q4_0: nibbles minus 8.
+pub(crate) struct Q4_0;
+/// q8_0: bytes as they are.
+pub(crate) struct Q8_0;
+
+impl Block32 for Q4_0 {
+    const BYTES: usize = 18;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn decode(blk: *const u8) -> __m256i {
+        let q = _mm_loadu_si128(blk.add(2).cast());
+        let both = _mm256_set_m128i(_mm_srli_epi16::<4>(q), q);
+        let nib = _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+        _mm256_sub_epi8(nib, _mm256_set1_epi8(8))
+    }
+}
+
+impl Block32 for Q8_0 {
+    const BYTES: usize = 34;
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn decode(blk: *const u8) -> __m256i {
+        _mm256_loadu_si256(blk.add(2).cast())
+    }
+}
+
+/// The f16 scale at the start of a block, as f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn scale(blk: *const u8) -> f32 {
+    let h = u16::from_le_bytes([*blk, *blk.add(1)]);
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+}
+
+/// `sum(w * x)` of 32 signed bytes each, as 8 i32 lanes converted to f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn dot32(w: __m256i, x: __m256i) -> __m256 {
+    let p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+}
+
+/// Horizontal sum of 8 lanes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// Every row, the batch in groups of 8, 4, 2, 1 vectors.
+///
+/// # Safety
+/// See [`super::RowsFn`]; the CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows<B: Block32>(k: &RowBlock) {
+    let batch = k.x.batch;
+    for r in 0..k.rows {
+        let mut b0 = 0;
+        while b0 < batch {
+            match batch - b0 {
+                n if n >= 8 => row::<B, 8>(k, r, b0),
+                n if n >= 4 => row::<B, 4>(k, r, b0),
+                n if n >= 2 => row::<B, 2>(k, r, b0),
+                _ => row::<B, 1>(k, r, b0),
+            }
+            b0 += match batch - b0 {
+                n if n >= 8 => 8,
+                n if n >= 4 => 4,
+                n if n >= 2 => 2,
+                _ => 1,
+            };
+        }
+    }
+}
+
+/// Row `r` against vectors `b0..b0+NB`.
+///
+/// # Safety
+/// As for [`rows`].
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn row<B: Block32, const NB: usize>(k: &RowBlock, r: usize, b0: usize) {
+    let x = k.x;
+    let blocks = x.cols / 32;
+    let w = k.w.as_ptr().add(r * k.row_bytes);
+    let xq = x.q.as_ptr().add(b0 * x.cols);
+    let xd = x.d.as_ptr().add(b0 * blocks);
+    let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); NB], [_mm256_setzero_ps(); NB]);
+    let mut i = 0;
+    let at = Cursor {
+        w,
+        xq,
+        xd,
+        cols: x.cols,
+        blocks,
+    };
+    while i + 2 <= blocks {
+        block::<B, NB>(&mut acc0, &at, i);
+        block::<B, NB>(&mut acc1, &at, i + 1);
+        i += 2;
+    }
+    if i < blocks {
+        block::<B, NB>(&mut acc0, &at, i);
+    }
+    for (b, (a0, a1)) in acc0.iter().zip(&acc1).enumerate() {
+        *k.y.add((b0 + b) * k.ldy + r) = hsum(_mm256_add_ps(*a0, *a1));
+    }
+}
+
+/// Where one row's blocks and its vectors' activations start.
+struct Cursor {
+    w: *const u8,
+    xq: *const i8,
+    xd: *const f32,
+    cols: usize,
+    blocks: usize,
+}
+
+/// Block `i` of the row into the accumulators of its `NB` vectors.
+///
+/// # Safety
+/// As for [`rows`], with `i < blocks`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn block<B: Block32, const NB: usize>(acc: &mut [__m256; NB], at: &Cursor, i: usize) {
+    let blk = at.w.add(i * B::BYTES);
+    let wv = B::decode(blk);
+    let dw = scale(blk);
+    for (b, a) in acc.iter_mut().enumerate() {
+        let xv = _mm256_loadu_si256(at.xq.add(b * at.cols + i * 32).cast());
+        let d = _mm256_set1_ps(dw * *at.xd.add(b * at.blocks + i));
+        *a = _mm256_fmadd_ps(d, dot32(wv, xv), *a);
+    }
+}
+
+/// q4_K x q8_K: per super-block, 8 sub-blocks of 32; `maddubs` of the unsigned nibbles with
+/// the signed activations, weighted by the 6-bit scales in i32, converted once per
+/// super-block; the mins use the activation sums.
+///
+/// # Safety
+/// See [`super::RowsFn`]; the CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_q4_k(k: &RowBlock) {
+    let x = k.x;
+    let blocks = x.cols / 256;
+    let m4 = _mm256_set1_epi8(0x0f);
+    for r in 0..k.rows {
+        let row = k.w.as_ptr().add(r * k.row_bytes);
+        for b in 0..x.batch {
+            let mut acc = _mm256_setzero_ps();
+            let mut mins_acc = 0f32;
+            for i in 0..blocks {
+                let blk = row.add(i * 144);
+                let scales = std::slice::from_raw_parts(blk.add(4), 12);
+                let qs = blk.add(16);
+                let xq = x.q.as_ptr().add(b * x.cols + i * 256);
+                let sums = x.sums.as_ptr().add((b * x.cols + i * 256) / 16);
+                let mut isum = _mm256_setzero_si256();
+                let mut mins = 0i32;
+                for g in 0..4 {
+                    let (sc_lo, m_lo) = q4k_scale_min(scales, 2 * g);
+                    let (sc_hi, m_hi) = q4k_scale_min(scales, 2 * g + 1);
+                    let q = _mm256_loadu_si256(qs.add(32 * g).cast());
+                    let lo = _mm256_and_si256(q, m4);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+                    let xlo = _mm256_loadu_si256(xq.add(64 * g).cast());
+                    let xhi = _mm256_loadu_si256(xq.add(64 * g + 32).cast());
+                    let plo = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(lo, xlo),
+                        _mm256_set1_epi16(sc_lo as i16),
+                    );
+                    let phi = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(hi, xhi),
+                        _mm256_set1_epi16(sc_hi as i16),
+                    );
+                    isum = _mm256_add_epi32(isum, _mm256_add_epi32(plo, phi));
+                    mins += m_lo as i32 * (*sums.add(4 * g) + *sums.add(4 * g + 1));
+                    mins += m_hi as i32 * (*sums.add(4 * g + 2) + *sums.add(4 * g + 3));
+                }
+                let dx = *x.d.as_ptr().add(b * blocks + i);
+                let d = _mm256_set1_ps(scale(blk) * dx);
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum), acc);
+                mins_acc += scale(blk.add(2)) * dx * mins as f32;
+            }
+            *k.y.add(b * k.ldy + r) = hsum(acc) - mins_acc;
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Quantized decode: `y = W x` with W in GGML's block-quantized formats (q4_0, q8_0, q4_K),
+//! x in f32, for one vector (decode) or a small batch (2..8: speculative decoding, small
+//! serving batches). Bound by reading W, so the goal is the machine's memory bandwidth.
+//!
+//! Layers: [`QMatrix`] holds W in llama.cpp's byte layout; [`act`] quantizes x (q8_0 or
+//! q8_K style) inside every run, as llama.cpp does; [`kernels`] has one file per ISA;
+//! [`space`] the tunables and the default; [`QgemvPlan`] copies W once (not timed) and runs
+//! row blocks on a thread pool; [`reference`] is the f64 oracle with its error budget.
+
+pub mod act;
+pub mod kernels;
+mod plan;
+pub mod reference;
+pub mod space;
+
+pub use plan::QgemvPlan;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::kernel::{KernelId, KernelInfo};
+use crate::problem::{Dtype, Family, QgemvShape};
+use crate::quant;
+
+/// A `rows x cols` weight matrix in a block-quantized type, row after row, in llama.cpp's
+/// byte layout (little-endian f16 scales).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QMatrix {
+    /// The block type.
+    pub dtype: Dtype,
+    /// Rows (outputs).
+    pub rows: usize,
+    /// Columns (inputs), a multiple of the block length.
+    pub cols: usize,
+    /// `rows * row_bytes()` bytes.
+    pub bytes: Vec<u8>,
+}
+
+fn check_dims(dtype: Dtype, rows: usize, cols: usize, len: usize, what: &str) -> Result<()> {
+    if dtype == Dtype::F32 {
+        return Err(Error::InvalidArgument(
+            "qgemv weights must be quantized".into(),
+        ));
+    }
+    if !cols.is_multiple_of(dtype.block_len()) {
+        return Err(Error::InvalidArgument(format!(
+            "{dtype}: cols = {cols} is not a multiple of the block length {}",
+            dtype.block_len()
+        )));
+    }
+    let want = rows
+        .checked_mul(cols)
+        .ok_or_else(|| Error::InvalidArgument(format!("{rows} x {cols} overflows")))?;
+    let want = if what == "bytes" {
+        rows * dtype.bytes_of(cols)
+    } else {
+        want
+    };
+    if len != want {
+        return Err(Error::InvalidArgument(format!(
+            "{dtype} {rows}x{cols}: expected {want} {what}, got {len}"
+        )));
+    }
+    Ok(())
+}
+
+impl QMatrix {
+    /// Quantizes row-major `w` (`rows * cols` floats).
+    pub fn quantize(dtype: Dtype, rows: usize, cols: usize, w: &[f32]) -> Result<QMatrix> {
+        check_dims(dtype, rows, cols, w.len(), "floats")?;
+        let mut bytes = Vec::with_capacity(rows * dtype.bytes_of(cols));
+        for row in w.chunks_exact(cols.max(1)).take(rows) {
+            match dtype {
+                Dtype::Q4_0 => {
+                    for b in quant::quantize_q4_0(row)? {
+                        bytes.extend_from_slice(&b.d.to_le_bytes());
+                        bytes.extend_from_slice(&b.qs);
+                    }
+                }
+                Dtype::Q8_0 => {
+                    for b in quant::quantize_q8_0(row)? {
+                        bytes.extend_from_slice(&b.d.to_le_bytes());
+                        bytes.extend(b.qs.iter().map(|&q| q as u8));
+                    }
+                }
+                Dtype::Q4K => {
+                    for b in quant::quantize_q4_k(row)? {
+                        bytes.extend_from_slice(&b.d.to_le_bytes());
+                        bytes.extend_from_slice(&b.dmin.to_le_bytes());
+                        bytes.extend_from_slice(&b.scales);
+                        bytes.extend_from_slice(&b.qs);
+                    }
+                }
+                Dtype::F32 => unreachable!("rejected by check_dims"),
+            }
+        }
+        QMatrix::from_bytes(dtype, rows, cols, bytes)
+    }
+
+    /// Wraps bytes already in the layout (e.g. read from a GGUF file), checking the length.
+    pub fn from_bytes(dtype: Dtype, rows: usize, cols: usize, bytes: Vec<u8>) -> Result<QMatrix> {
+        check_dims(dtype, rows, cols, bytes.len(), "bytes")?;
+        Ok(QMatrix {
+            dtype,
+            rows,
+            cols,
+            bytes,
+        })
+    }
+
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.dtype.bytes_of(self.cols)
+    }
+
+    /// The f32 values the blocks encode, row-major.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.rows * self.cols];
+        let bb = self.dtype.block_bytes();
+        let bl = self.dtype.block_len();
+        for (blk, o) in self.bytes.chunks_exact(bb).zip(out.chunks_exact_mut(bl)) {
+            let d = reference::f16_le(blk, 0);
+            match self.dtype {
+                Dtype::Q4_0 => {
+                    for j in 0..16 {
+                        o[j] = ((blk[2 + j] & 15) as f32 - 8.0) * d;
+                        o[j + 16] = ((blk[2 + j] >> 4) as f32 - 8.0) * d;
+                    }
+                }
+                Dtype::Q8_0 => {
+                    for j in 0..32 {
+                        o[j] = (blk[2 + j] as i8) as f32 * d;
+                    }
+                }
+                Dtype::Q4K => reference::dequantize_q4_k_block(blk, o),
+                Dtype::F32 => {}
+            }
+        }
+        out
+    }
+}
+
+/// Quantizes `rows x cols` row-major weights to q4_0.
+pub fn quantize_q4_0(rows: usize, cols: usize, w: &[f32]) -> Result<QMatrix> {
+    QMatrix::quantize(Dtype::Q4_0, rows, cols, w)
+}
+
+/// Quantizes `rows x cols` row-major weights to q8_0.
+pub fn quantize_q8_0(rows: usize, cols: usize, w: &[f32]) -> Result<QMatrix> {
+    QMatrix::quantize(Dtype::Q8_0, rows, cols, w)
+}
+
+/// Quantizes `rows x cols` row-major weights to q4_K.
+pub fn quantize_q4_k(rows: usize, cols: usize, w: &[f32]) -> Result<QMatrix> {
+    QMatrix::quantize(Dtype::Q4K, rows, cols, w)
+}
+
+/// `y = W x` for `batch` vectors: `x` holds `batch * cols` floats (vector after vector),
+/// `y` receives `batch * rows`. Picks the best backend of this CPU and the default config;
+/// builds a plan (which copies W) on every call, so loops should keep a [`QgemvPlan`].
+pub fn gemv(w: &QMatrix, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
+    let shape = QgemvShape::new(w.rows, w.cols, batch);
+    let backend = Backend::best_cpu();
+    let config = space::default_config(backend, w.dtype, shape)?;
+    QgemvPlan::new(backend, w, batch, &config)?.run(x, y)
+}
+
+/// The id of the qgemv kernel for `dtype` and `variant` on `backend`.
+pub fn kernel_id(backend: Backend, dtype: Dtype, variant: &str) -> KernelId {
+    KernelId {
+        family: Family::Qgemv,
+        dtype,
+        backend,
+        variant: variant.to_string(),
+    }
+}
+
+/// Every qgemv kernel of every CPU backend that has one in this build.
+pub fn registry() -> Vec<KernelInfo> {
+    let mut out = Vec::new();
+    for &b in Backend::ALL.iter().filter(|b| b.is_cpu()) {
+        for &dtype in &[Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {
+            let variants: &[&str] = match b {
+                Backend::Avx512 if dtype != Dtype::Q4K => &["vnni", "q8"],
+                Backend::Neon => &["dotprod", "neon"],
+                _ => &["q8"],
+            };
+            for v in variants {
+                out.push(KernelInfo {
+                    id: kernel_id(b, dtype, v),
+                    description: format!("{dtype} weights x int8 activations, row blocks"),
+                });
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,166 @@
+//! qgemv plans: validate the config, copy the weights once into aligned (huge-page) memory,
+//! then run: quantize the activations, split the rows into tasks of `rows`, run the row-block
+//! kernel on the thread pool.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use super::act::QuantizedActs;
+use super::kernels::{kernel, RowBlock, RowsFn};
+use super::{kernel_id, space, QMatrix};
+use crate::backend::Backend;
+use crate::buf::AlignedBuf;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::kernel::KernelId;
+use crate::pool::pool;
+use crate::problem::{Dtype, QgemvShape};
+
+/// A raw pointer to y handed to worker threads, which write disjoint rows.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: only used to give threads disjoint rows of one output buffer.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// A prepared quantized matrix-vector product: weights copied, buffers allocated.
+pub struct QgemvPlan {
+    dtype: Dtype,
+    shape: QgemvShape,
+    config: Config,
+    id: KernelId,
+    kernel: RowsFn,
+    weights: AlignedBuf,
+    weight_bytes: usize,
+    row_bytes: usize,
+    rows_per_task: usize,
+    pool: Option<Arc<ThreadPool>>,
+    act: QuantizedActs,
+}
+
+impl std::fmt::Debug for QgemvPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QgemvPlan")
+            .field("id", &self.id.to_string())
+            .field("shape", &self.shape)
+            .field("config", &self.config.to_string())
+            .finish()
+    }
+}
+
+impl QgemvPlan {
+    /// Plans `y = W x` for `batch` vectors on `backend` with `config`; copies W.
+    pub fn new(backend: Backend, w: &QMatrix, batch: usize, config: &Config) -> Result<Self> {
+        let shape = QgemvShape::new(w.rows, w.cols, batch);
+        shape.check()?;
+        backend.require()?;
+        space::space(backend, w.dtype, shape)?.validate(config)?;
+        let (kernel, variant) = kernel(backend, w.dtype).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "backend {backend} has no qgemv kernel for {}",
+                w.dtype
+            ))
+        })?;
+        let threads = config.require("threads")? as usize;
+        let rows_per_task = config.require("rows")? as usize;
+        let mut weights = AlignedBuf::zeroed(w.bytes.len().div_ceil(4));
+        // SAFETY: the buffer holds at least `bytes.len()` bytes; u8 has no alignment needs.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                w.bytes.as_ptr(),
+                weights.as_mut_ptr().cast::<u8>(),
+                w.bytes.len(),
+            )
+        };
+        let block = if w.dtype == Dtype::Q4K { 256 } else { 32 };
+        Ok(QgemvPlan {
+            dtype: w.dtype,
+            shape,
+            config: config.clone(),
+            id: kernel_id(backend, w.dtype, variant),
+            kernel,
+            weights,
+            weight_bytes: w.bytes.len(),
+            row_bytes: w.row_bytes(),
+            rows_per_task,
+            pool: if threads > 1 {
+                Some(pool(threads)?)
+            } else {
+                None
+            },
+            act: QuantizedActs::new(block, w.cols, batch),
+        })
+    }
+
+    /// The kernel that runs, e.g. `qgemv.q4_0.avx512.vnni`.
+    pub fn kernel_id(&self) -> &KernelId {
+        &self.id
+    }
+
+    /// The config the plan was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The weight type.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// `y = W x`: `x` holds `batch * cols` floats, `y` receives `batch * rows`.
+    pub fn run(&mut self, x: &[f32], y: &mut [f32]) -> Result<()> {
+        let QgemvShape { rows, cols, batch } = self.shape;
+        if x.len() != batch * cols {
+            return Err(Error::InvalidArgument(format!(
+                "x holds {} floats, the plan needs batch {batch} x cols {cols} = {}",
+                x.len(),
+                batch * cols
+            )));
+        }
+        if y.len() != batch * rows {
+            return Err(Error::InvalidArgument(format!(
+                "y holds {} floats, the plan needs batch {batch} x rows {rows} = {}",
+                y.len(),
+                batch * rows
+            )));
+        }
+        self.act.quantize(x);
+        // SAFETY: `weights` holds `weight_bytes` bytes copied in `new`.
+        let w = unsafe {
+            std::slice::from_raw_parts(self.weights.as_ptr().cast::<u8>(), self.weight_bytes)
+        };
+        let yp = SendPtr(y.as_mut_ptr());
+        let (act, kernel, row_bytes) = (&self.act, self.kernel, self.row_bytes);
+        let task = |t: usize| {
+            let r0 = t * self.rows_per_task;
+            let n = self.rows_per_task.min(rows - r0);
+            let block = RowBlock {
+                w: &w[r0 * row_bytes..(r0 + n) * row_bytes],
+                row_bytes,
+                rows: n,
+                x: act,
+                // SAFETY: r0 < rows, inside vector 0 of y.
+                y: unsafe { yp.ptr().add(r0) },
+                ldy: rows,
+            };
+            // SAFETY: the plan checked the ISA; y has batch*rows elements (checked above) and
+            // rows r0..r0+n of every vector belong to this task alone.
+            unsafe { kernel(&block) };
+        };
+        let tasks = rows.div_ceil(self.rows_per_task);
+        match &self.pool {
+            Some(p) => p.install(|| (0..tasks).into_par_iter().for_each(task)),
+            None => (0..tasks).for_each(task),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! Tunables of the qgemv kernels and the default config.
+//!
+//! | name      | meaning                                                    |
+//! |-----------|------------------------------------------------------------|
+//! | `threads` | worker threads                                             |
+//! | `rows`    | rows of W per task: the unit of work a thread takes at once |
+//!
+//! Default: every hardware thread once the weights pass 1 MiB (below that, starting threads
+//! costs more than it saves), and `rows` so that each thread gets about 16 tasks (load
+//! balance against a shared, noisy machine) without tasks under 8 rows.
+//!
+//! Not tunable yet (listed in the issue): interleaved-row weight layouts, the unroll of rows,
+//! and an f32-activation variant.
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pool::available_threads;
+use crate::problem::{Dtype, QgemvShape};
+use crate::qgemv::kernels;
+use crate::space::{Param, Space};
+
+/// The tunable space of qgemv on `backend` for weights of `dtype` and `shape`.
+pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space> {
+    if kernels::kernel(backend, dtype).is_none() {
+        return Err(Error::Unsupported(format!(
+            "backend {backend} has no qgemv kernel for {dtype} on this platform"
+        )));
+    }
+    let max_threads = available_threads() as i64;
+    let mut threads: Vec<i64> = (0..)
+        .map(|e| 1i64 << e)
+        .take_while(|&t| t < max_threads)
+        .collect();
+    threads.push(max_threads);
+    Ok(Space {
+        params: vec![
+            Param {
+                name: "threads",
+                doc: "worker threads",
+                candidates: threads,
+                min: 1,
+                max: 1024,
+                step: 1,
+            },
+            Param {
+                name: "rows",
+                doc: "rows of W per task",
+                candidates: vec![4, 8, 16, 32, 64, 128, 256, 512],
+                min: 1,
+                max: 1 << 20,
+                step: 1,
+            },
+        ],
+        constraints: Vec::new(),
+    })
+}
+
+/// The default config (see the module docs).
+pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Result<Config> {
+    space(backend, dtype, shape)?;
+    let bytes = shape.rows * dtype.bytes_of(shape.cols);
+    let threads = if bytes < 1 << 20 {
+        1
+    } else {
+        available_threads()
+    };
+    let rows = (shape.rows / (threads * 16)).clamp(8, 512);
+    Ok(Config::new()
+        .with("threads", threads as i64)
+        .with("rows", rows as i64))
+}

@@ -1,0 +1,114 @@
+//! qgemv kernels of every available CPU backend against the f64 reference (with the
+//! activation-quantization budget) and against the scalar kernel (same integer sums).
+
+mod common;
+
+use common::{cpu_backends, rng};
+use ktune_kernels::qgemv::{self, reference, QMatrix, QgemvPlan};
+use ktune_kernels::{Backend, Config, Dtype, Error, QgemvShape};
+use rand::Rng;
+
+const DTYPES: [Dtype; 3] = [Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K];
+
+/// Weights quantized from random floats (with a few rows of special values).
+fn weights(dtype: Dtype, rows: usize, cols: usize, seed: u64) -> QMatrix {
+    let mut r = rng(seed);
+    let mut w: Vec<f32> = (0..rows * cols).map(|_| r.gen_range(-1.0..1.0)).collect();
+    if rows > 2 {
+        w[..cols].iter_mut().for_each(|v| *v = 0.0); // an all-zero row
+        w[cols..2 * cols].iter_mut().for_each(|v| *v = -0.25); // a constant row
+        w[2 * cols] = 40.0; // an outlier
+    }
+    QMatrix::quantize(dtype, rows, cols, &w).unwrap()
+}
+
+fn run(backend: Backend, w: &QMatrix, x: &[f32], batch: usize, cfg: &Config) -> Vec<f32> {
+    let mut plan = QgemvPlan::new(backend, w, batch, cfg)
+        .unwrap_or_else(|e| panic!("{backend} {:?} [{cfg}]: {e}", w.dtype));
+    let mut y = vec![f32::NAN; batch * w.rows];
+    plan.run(x, &mut y).unwrap();
+    y
+}
+
+#[test]
+fn every_backend_matches_the_reference_and_the_scalar_kernel() {
+    for backend in cpu_backends() {
+        for dtype in DTYPES {
+            let bl = dtype.block_len();
+            for (rows, cols) in [(1, bl), (7, 2 * bl), (8, 3 * bl), (9, bl), (33, 5 * bl)] {
+                for batch in [1, 2, 3, 5, 8] {
+                    let w = weights(dtype, rows, cols, (rows * 31 + cols + batch) as u64);
+                    let mut r = rng(batch as u64);
+                    let x: Vec<f32> = (0..batch * cols).map(|_| r.gen_range(-2.0..2.0)).collect();
+                    let shape = QgemvShape::new(rows, cols, batch);
+                    let base = qgemv::space::default_config(backend, dtype, shape).unwrap();
+                    let scalar = run(Backend::Scalar, &w, &x, batch, &base);
+                    for (threads, per_task) in [(1, 1000), (2, 1), (2, 3)] {
+                        let cfg = base.clone().with("threads", threads).with("rows", per_task);
+                        let y = run(backend, &w, &x, batch, &cfg);
+                        let what = format!("{backend} {dtype} {shape} [{cfg}]");
+                        let v = reference::check(&w, &x, batch, &y);
+                        assert!(v.ok(), "{what}: {v:?}");
+                        for (i, (a, b)) in y.iter().zip(&scalar).enumerate() {
+                            let tol = 1e-5 * (a.abs() + b.abs()) + 1e-4;
+                            assert!((a - b).abs() <= tol, "{what}: y[{i}] {a} vs scalar {b}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_check_can_fail() {
+    // A kernel that skips one block of a row, or gets its sign wrong, must be caught.
+    let (rows, cols) = (6, 256);
+    let w = weights(Dtype::Q4_0, rows, cols, 1);
+    let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+    let y = reference::gemv_reference(&w, &x, 1);
+    assert!(reference::check(&w, &x, 1, &y).ok());
+    let wf = w.dequantize();
+    let r = 4;
+    let block: f32 = (64..96).map(|j| wf[r * cols + j] * x[j]).sum();
+    let mut skipped = y.clone();
+    skipped[r] -= block;
+    assert!(
+        !reference::check(&w, &x, 1, &skipped).ok(),
+        "skipped block of {block}"
+    );
+    let mut negated = y.clone();
+    negated[r] -= 2.0 * block;
+    assert!(!reference::check(&w, &x, 1, &negated).ok());
+    let mut nan = y;
+    nan[0] = f32::NAN;
+    assert!(!reference::check(&w, &x, 1, &nan).ok());
+}
+
+#[test]
+fn bad_lengths_are_errors() {
+    assert!(matches!(
+        QMatrix::quantize(Dtype::Q4_0, 2, 33, &[0.0; 66]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(QMatrix::quantize(Dtype::Q4K, 1, 128, &[0.0; 128]).is_err());
+    assert!(QMatrix::quantize(Dtype::Q8_0, 2, 32, &[0.0; 63]).is_err());
+    assert!(QMatrix::from_bytes(Dtype::Q4_0, 2, 32, vec![0; 35]).is_err());
+    let w = weights(Dtype::Q8_0, 3, 64, 2);
+    let cfg = qgemv::space::default_config(Backend::Scalar, Dtype::Q8_0, QgemvShape::new(3, 64, 2))
+        .unwrap();
+    let mut plan = QgemvPlan::new(Backend::Scalar, &w, 2, &cfg).unwrap();
+    let mut y = vec![0.0; 6];
+    assert!(plan.run(&[0.0; 64], &mut y).is_err());
+    assert!(plan.run(&[0.0; 128], &mut y[..5]).is_err());
+    assert!(QgemvPlan::new(Backend::Scalar, &w, 2, &cfg.clone().with("rows", 0)).is_err());
+    assert!(QgemvPlan::new(Backend::Scalar, &w, 0, &cfg).is_err());
+    // The public one-call API.
+    let mut y = vec![0.0; 3];
+    qgemv::gemv(&w, &[0.5; 64], 1, &mut y).unwrap();
+    let want = reference::gemv_reference(&w, &[0.5; 64], 1);
+    assert!(
+        reference::check(&w, &[0.5; 64], 1, &y).ok(),
+        "{y:?} vs {want:?}"
+    );
+}
