@@ -35,9 +35,12 @@ if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
   if [ ! -d "$(rustc --print sysroot)/lib/rustlib/aarch64-unknown-linux-gnu" ]; then
     cross_env=(RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc)
   fi
-  for cpu in cortex-a53 neoverse-n1; do
-    step "NEON tests under qemu-aarch64 (QEMU_CPU=$cpu)"
-    env "${cross_env[@]}" CARGO_TARGET_DIR=target/cross QEMU_CPU="$cpu" KTUNE_REQUIRE=neon \
+  # cortex-a53 has no dotprod (plain NEON paths), neoverse-n1 has it (sdot paths).
+  for cpu_req in cortex-a53:neon neoverse-n1:neon,dotprod; do
+    cpu=${cpu_req%%:*}
+    req=${cpu_req#*:}
+    step "NEON tests under qemu-aarch64 (QEMU_CPU=$cpu, KTUNE_REQUIRE=$req)"
+    env "${cross_env[@]}" CARGO_TARGET_DIR=target/cross QEMU_CPU="$cpu" KTUNE_REQUIRE="$req" \
       cargo test -p ktune-kernels --locked --target aarch64-unknown-linux-gnu
   done
 fi

@@ -43,6 +43,21 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                     let shape = QgemvShape::new(rows, cols, batch);
                     let base = qgemv::space::default_config(backend, dtype, shape).unwrap();
                     let scalar = run(Backend::Scalar, &w, &x, batch, &base);
+                    let id = QgemvPlan::new(backend, &w, batch, &base)
+                        .unwrap()
+                        .kernel_id()
+                        .clone();
+                    if rows == 1 && batch == 1 {
+                        eprintln!("{backend} {dtype}: {id}");
+                    }
+                    if backend == Backend::Neon {
+                        let want = if ktune_kernels::CpuFeatures::get().dotprod {
+                            "dotprod"
+                        } else {
+                            "neon"
+                        };
+                        assert_eq!(id.variant, want, "the NEON dispatch follows dotprod");
+                    }
                     for (threads, per_task) in [(1, 1000), (2, 1), (2, 3)] {
                         let cfg = base.clone().with("threads", threads).with("rows", per_task);
                         let y = run(backend, &w, &x, batch, &cfg);

@@ -27,6 +27,8 @@ pub fn kernel(dtype: Dtype) -> Option<(RowsFn, &'static str)> {
 trait Unsigned32 {
     const BYTES: usize;
     const OFFSET: i32;
+    /// `log2(OFFSET)`.
+    const SHIFT: i32;
     /// # Safety
     /// `blk` is valid for `BYTES` reads; the CPU has AVX2.
     unsafe fn decode(blk: *const u8) -> __m256i;
@@ -38,6 +40,7 @@ struct Q8_0;
 impl Unsigned32 for Q4_0 {
     const BYTES: usize = 18;
     const OFFSET: i32 = 8;
+    const SHIFT: i32 = 3;
     #[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
     #[inline]
     unsafe fn decode(blk: *const u8) -> __m256i {
@@ -50,6 +53,7 @@ impl Unsigned32 for Q4_0 {
 impl Unsigned32 for Q8_0 {
     const BYTES: usize = 34;
     const OFFSET: i32 = 128;
+    const SHIFT: i32 = 7;
     #[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
     #[inline]
     unsafe fn decode(blk: *const u8) -> __m256i {
@@ -60,41 +64,123 @@ impl Unsigned32 for Q8_0 {
     }
 }
 
-/// Horizontal sum of 8 lanes.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-}
-
-/// Every row against every vector; blocks in pairs into two accumulators per vector.
+/// Every row, the batch in groups of 8, 4, 2, 1 vectors.
 ///
 /// # Safety
 /// See [`super::RowsFn`]; the CPU must support AVX2, FMA, F16C, AVX-512 VNNI and VL.
 #[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
 unsafe fn rows<B: Unsigned32>(k: &RowBlock) {
-    let x = k.x;
-    let blocks = x.cols / 32;
+    let batch = k.x.batch;
     for r in 0..k.rows {
-        let w = k.w.as_ptr().add(r * k.row_bytes);
-        for b in 0..x.batch {
-            let xq = x.q.as_ptr().add(b * x.cols);
-            let xd = x.d.as_ptr().add(b * blocks);
-            let xs = x.sums.as_ptr().add(b * blocks);
-            let mut acc = [_mm256_setzero_ps(); 2];
-            for i in 0..blocks {
-                let blk = w.add(i * B::BYTES);
-                let h = u16::from_le_bytes([*blk, *blk.add(1)]);
-                let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)));
-                let init = _mm256_castsi128_si256(_mm_cvtsi32_si128(-B::OFFSET * *xs.add(i)));
-                let xv = _mm256_loadu_si256(xq.add(i * 32).cast());
-                let dot = _mm256_dpbusd_epi32(init, B::decode(blk), xv);
-                let d = _mm256_set1_ps(dw * *xd.add(i));
-                acc[i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc[i & 1]);
+        let mut b0 = 0;
+        while b0 < batch {
+            let n = match batch - b0 {
+                n if n >= 8 => 8,
+                n if n >= 4 => 4,
+                n if n >= 2 => 2,
+                _ => 1,
+            };
+            match n {
+                8 => row::<B, 8>(k, r, b0),
+                4 => row::<B, 4>(k, r, b0),
+                2 => row::<B, 2>(k, r, b0),
+                _ => row::<B, 1>(k, r, b0),
             }
-            *k.y.add(b * k.ldy + r) = hsum(_mm256_add_ps(acc[0], acc[1]));
+            b0 += n;
         }
     }
+}
+
+/// The f16 scales of four consecutive blocks, as f32.
+#[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn scales4(blk: *const u8, stride: usize) -> __m128 {
+    let h = |i: usize| {
+        let p = blk.add(i * stride);
+        i16::from_le_bytes([*p, *p.add(1)])
+    };
+    _mm_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), 0, 0, 0, 0))
+}
+
+/// The four i32 lane-sums of four 8-lane vectors, in order.
+#[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn sum4(d: [__m256i; 4]) -> __m128i {
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(d[0], d[1]), _mm256_hadd_epi32(d[2], d[3]));
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
+}
+
+/// Row `r` against vectors `b0..b0+NB`: four blocks at a time, their integer sums reduced
+/// to one 4-lane vector, offset-corrected, scaled by `dW * dX` and accumulated in f32.
+///
+/// # Safety
+/// As for [`rows`].
+#[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
+#[inline]
+unsafe fn row<B: Unsigned32, const NB: usize>(k: &RowBlock, r: usize, b0: usize) {
+    let x = k.x;
+    let blocks = x.cols / 32;
+    let w = k.w.as_ptr().add(r * k.row_bytes);
+    let mut acc = [_mm_setzero_ps(); NB];
+    let mut tail = [0f32; NB];
+    let full = blocks / 4 * 4;
+    for i in (0..full).step_by(4) {
+        let blk = w.add(i * B::BYTES);
+        let wv = [
+            B::decode(blk),
+            B::decode(blk.add(B::BYTES)),
+            B::decode(blk.add(2 * B::BYTES)),
+            B::decode(blk.add(3 * B::BYTES)),
+        ];
+        let dw = scales4(blk, B::BYTES);
+        for (bb, a) in acc.iter_mut().enumerate() {
+            let b = b0 + bb;
+            let xq = x.q.as_ptr().add(b * x.cols + i * 32);
+            let z = _mm256_setzero_si256();
+            let d = [
+                _mm256_dpbusd_epi32(z, wv[0], _mm256_loadu_si256(xq.cast())),
+                _mm256_dpbusd_epi32(z, wv[1], _mm256_loadu_si256(xq.add(32).cast())),
+                _mm256_dpbusd_epi32(z, wv[2], _mm256_loadu_si256(xq.add(64).cast())),
+                _mm256_dpbusd_epi32(z, wv[3], _mm256_loadu_si256(xq.add(96).cast())),
+            ];
+            let xs = _mm_loadu_si128(x.sums.as_ptr().add(b * blocks + i).cast());
+            let s = _mm_sub_epi32(sum4(d), _mm_sll_epi32(xs, _mm_cvtsi32_si128(B::SHIFT)));
+            let dx = _mm_loadu_ps(x.d.as_ptr().add(b * blocks + i));
+            *a = _mm_fmadd_ps(_mm_mul_ps(dw, dx), _mm_cvtepi32_ps(s), *a);
+        }
+    }
+    for i in full..blocks {
+        let blk = w.add(i * B::BYTES);
+        let h = u16::from_le_bytes([*blk, *blk.add(1)]);
+        let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)));
+        let wv = B::decode(blk);
+        for (bb, t) in tail.iter_mut().enumerate() {
+            let b = b0 + bb;
+            let xv = _mm256_loadu_si256(x.q.as_ptr().add(b * x.cols + i * 32).cast());
+            let d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, xv);
+            let s = hsum_i32(d) - B::OFFSET * *x.sums.as_ptr().add(b * blocks + i);
+            *t += dw * *x.d.as_ptr().add(b * blocks + i) * s as f32;
+        }
+    }
+    for (bb, (a, t)) in acc.iter().zip(&tail).enumerate() {
+        *k.y.add((b0 + bb) * k.ldy + r) = hsum4(*a) + t;
+    }
+}
+
+/// Sum of 8 i32 lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// Sum of 4 f32 lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn hsum4(v: __m128) -> f32 {
+    let s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
