@@ -42,7 +42,9 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                     let x: Vec<f32> = (0..batch * cols).map(|_| r.gen_range(-2.0..2.0)).collect();
                     let shape = QgemvShape::new(rows, cols, batch);
                     let base = qgemv::space::default_config(backend, dtype, shape).unwrap();
-                    let scalar = run(Backend::Scalar, &w, &x, batch, &base);
+                    let scalar_cfg =
+                        qgemv::space::default_config(Backend::Scalar, dtype, shape).unwrap();
+                    let scalar = run(Backend::Scalar, &w, &x, batch, &scalar_cfg);
                     let id = QgemvPlan::new(backend, &w, batch, &base)
                         .unwrap()
                         .kernel_id()
@@ -58,8 +60,17 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                         };
                         assert_eq!(id.variant, want, "the NEON dispatch follows dotprod");
                     }
-                    for (threads, per_task) in [(1, 1000), (2, 1), (2, 3)] {
-                        let cfg = base.clone().with("threads", threads).with("rows", per_task);
+                    let space = qgemv::space::space(backend, dtype, shape).unwrap();
+                    let layouts = space.param("layout").unwrap().candidates.clone();
+                    for (threads, per_task, layout) in layouts
+                        .iter()
+                        .flat_map(|&l| [(1, 1000, l), (2, 1, l), (2, 3, l)])
+                    {
+                        let cfg = base
+                            .clone()
+                            .with("threads", threads)
+                            .with("rows", per_task)
+                            .with("layout", layout);
                         let y = run(backend, &w, &x, batch, &cfg);
                         let what = format!("{backend} {dtype} {shape} [{cfg}]");
                         let v = reference::check(&w, &x, batch, &y);

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use super::act::QuantizedActs;
-use super::kernels::{kernel, RowBlock, RowsFn};
+use super::kernels::{kernel, split_row, Layout, RowBlock, RowsFn};
 use super::{kernel_id, space, QMatrix};
 use crate::backend::Backend;
 use crate::buf::AlignedBuf;
@@ -64,9 +64,14 @@ impl QgemvPlan {
         shape.check()?;
         backend.require()?;
         space::space(backend, w.dtype, shape)?.validate(config)?;
-        let (kernel, variant) = kernel(backend, w.dtype).ok_or_else(|| {
+        let layout = if config.require("layout")? == 1 {
+            Layout::Split
+        } else {
+            Layout::Ggml
+        };
+        let (kernel, variant) = kernel(backend, w.dtype, layout).ok_or_else(|| {
             Error::Unsupported(format!(
-                "backend {backend} has no qgemv kernel for {}",
+                "backend {backend} has no qgemv kernel for {} in the {layout:?} layout",
                 w.dtype
             ))
         })?;
@@ -74,13 +79,18 @@ impl QgemvPlan {
         let rows_per_task = config.require("rows")? as usize;
         let mut weights = AlignedBuf::zeroed(w.bytes.len().div_ceil(4));
         // SAFETY: the buffer holds at least `bytes.len()` bytes; u8 has no alignment needs.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                w.bytes.as_ptr(),
-                weights.as_mut_ptr().cast::<u8>(),
-                w.bytes.len(),
-            )
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(weights.as_mut_ptr().cast::<u8>(), w.bytes.len())
         };
+        match layout {
+            Layout::Ggml => dst.copy_from_slice(&w.bytes),
+            Layout::Split => {
+                let rb = w.row_bytes();
+                for (src, out) in w.bytes.chunks_exact(rb).zip(dst.chunks_exact_mut(rb)) {
+                    split_row(w.dtype, src, out);
+                }
+            }
+        }
         let block = if w.dtype == Dtype::Q4K { 256 } else { 32 };
         Ok(QgemvPlan {
             dtype: w.dtype,

@@ -4,29 +4,39 @@
 //! |-----------|------------------------------------------------------------|
 //! | `threads` | worker threads                                             |
 //! | `rows`    | rows of W per task: the unit of work a thread takes at once |
+//! | `layout`  | 0: GGML blocks as stored; 1: split rows (all scales, then all quants), repacked when the plan is built |
 //!
 //! Default: every hardware thread once the weights pass 1 MiB (below that, starting threads
 //! costs more than it saves), and `rows` so that each thread gets about 16 tasks (load
 //! balance against a shared, noisy machine) without tasks under 8 rows.
 //!
-//! Not tunable yet (listed in the issue): interleaved-row weight layouts, the unroll of rows,
-//! and an f32-activation variant.
+//! The split layout is the default where a kernel exists for it (q4_0 and q8_0 on x86): it
+//! has the same bytes per row, loads four scales at once and keeps quants contiguous.
+//!
+//! Not tunable yet: layouts that interleave several rows, the unroll of rows, and an
+//! f32-activation variant.
 
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pool::available_threads;
 use crate::problem::{Dtype, QgemvShape};
-use crate::qgemv::kernels;
+use crate::qgemv::kernels::{self, Layout};
 use crate::space::{Param, Space};
 
 /// The tunable space of qgemv on `backend` for weights of `dtype` and `shape`.
 pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space> {
-    if kernels::kernel(backend, dtype).is_none() {
+    if kernels::kernel(backend, dtype, Layout::Ggml).is_none() {
         return Err(Error::Unsupported(format!(
             "backend {backend} has no qgemv kernel for {dtype} on this platform"
         )));
     }
+    let layouts = if kernels::kernel(backend, dtype, Layout::Split).is_some() {
+        vec![0, 1]
+    } else {
+        vec![0]
+    };
+    let max_layout = *layouts.last().unwrap_or(&0);
     let max_threads = available_threads() as i64;
     let mut threads: Vec<i64> = (0..)
         .map(|e| 1i64 << e)
@@ -51,6 +61,14 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
                 max: 1 << 20,
                 step: 1,
             },
+            Param {
+                name: "layout",
+                doc: "0 GGML blocks, 1 split rows (scales, then quants)",
+                candidates: layouts,
+                min: 0,
+                max: max_layout,
+                step: 1,
+            },
         ],
         constraints: Vec::new(),
     })
@@ -58,7 +76,9 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
 
 /// The default config (see the module docs).
 pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Result<Config> {
-    space(backend, dtype, shape)?;
+    let layout = space(backend, dtype, shape)?
+        .param("layout")
+        .map_or(0, |p| *p.candidates.last().unwrap_or(&0));
     let bytes = shape.rows * dtype.bytes_of(shape.cols);
     let threads = if bytes < 1 << 20 {
         1
@@ -68,5 +88,6 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
     let rows = (shape.rows / (threads * 16)).clamp(8, 512);
     Ok(Config::new()
         .with("threads", threads as i64)
-        .with("rows", rows as i64))
+        .with("rows", rows as i64)
+        .with("layout", layout))
 }

@@ -11,25 +11,29 @@ use std::arch::x86_64::*;
 use super::{q4k_scale_min, RowBlock, RowsFn};
 use crate::problem::Dtype;
 
-/// The AVX2 kernel for `dtype`.
-pub fn kernel(dtype: Dtype) -> Option<RowsFn> {
-    match dtype {
-        Dtype::Q4_0 => Some(rows::<Q4_0>),
-        Dtype::Q8_0 => Some(rows::<Q8_0>),
-        Dtype::Q4K => Some(rows_q4_k),
-        Dtype::F32 => None,
+/// The AVX2 kernel for `dtype` in the GGML layout, or (`split`) in the split layout of
+/// [`super::Layout::Split`].
+pub fn kernel(dtype: Dtype, split: bool) -> Option<RowsFn> {
+    match (dtype, split) {
+        (Dtype::Q4_0, false) => Some(rows::<Q4_0, false>),
+        (Dtype::Q8_0, false) => Some(rows::<Q8_0, false>),
+        (Dtype::Q4_0, true) => Some(rows::<Q4_0, true>),
+        (Dtype::Q8_0, true) => Some(rows::<Q8_0, true>),
+        (Dtype::Q4K, false) => Some(rows_q4_k),
+        _ => None,
     }
 }
 
-/// A 32-value weight block format that decodes to 32 signed bytes and an f16 scale.
+/// A 32-value weight block format: an f16 scale and `QBYTES` bytes of quants that decode
+/// to 32 signed bytes.
 pub(crate) trait Block32 {
-    /// Bytes per block.
-    const BYTES: usize;
+    /// Bytes of quants per block.
+    const QBYTES: usize;
     /// The 32 weights as signed bytes.
     ///
     /// # Safety
-    /// `blk` is valid for `BYTES` reads; the CPU has AVX2.
-    unsafe fn decode(blk: *const u8) -> __m256i;
+    /// `qs` is valid for `QBYTES` reads; the CPU has AVX2.
+    unsafe fn decode(qs: *const u8) -> __m256i;
 }
 
 /// q4_0: nibbles minus 8.
@@ -38,11 +42,11 @@ pub(crate) struct Q4_0;
 pub(crate) struct Q8_0;
 
 impl Block32 for Q4_0 {
-    const BYTES: usize = 18;
+    const QBYTES: usize = 16;
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn decode(blk: *const u8) -> __m256i {
-        let q = _mm_loadu_si128(blk.add(2).cast());
+    unsafe fn decode(qs: *const u8) -> __m256i {
+        let q = _mm_loadu_si128(qs.cast());
         let both = _mm256_set_m128i(_mm_srli_epi16::<4>(q), q);
         let nib = _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
         _mm256_sub_epi8(nib, _mm256_set1_epi8(8))
@@ -50,11 +54,11 @@ impl Block32 for Q4_0 {
 }
 
 impl Block32 for Q8_0 {
-    const BYTES: usize = 34;
+    const QBYTES: usize = 32;
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn decode(blk: *const u8) -> __m256i {
-        _mm256_loadu_si256(blk.add(2).cast())
+    unsafe fn decode(qs: *const u8) -> __m256i {
+        _mm256_loadu_si256(qs.cast())
     }
 }
 
@@ -88,16 +92,16 @@ unsafe fn hsum(v: __m256) -> f32 {
 /// # Safety
 /// See [`super::RowsFn`]; the CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows<B: Block32>(k: &RowBlock) {
+unsafe fn rows<B: Block32, const SPLIT: bool>(k: &RowBlock) {
     let batch = k.x.batch;
     for r in 0..k.rows {
         let mut b0 = 0;
         while b0 < batch {
             match batch - b0 {
-                n if n >= 8 => row::<B, 8>(k, r, b0),
-                n if n >= 4 => row::<B, 4>(k, r, b0),
-                n if n >= 2 => row::<B, 2>(k, r, b0),
-                _ => row::<B, 1>(k, r, b0),
+                n if n >= 8 => row::<B, SPLIT, 8>(k, r, b0),
+                n if n >= 4 => row::<B, SPLIT, 4>(k, r, b0),
+                n if n >= 2 => row::<B, SPLIT, 2>(k, r, b0),
+                _ => row::<B, SPLIT, 1>(k, r, b0),
             }
             b0 += match batch - b0 {
                 n if n >= 8 => 8,
@@ -109,15 +113,43 @@ unsafe fn rows<B: Block32>(k: &RowBlock) {
     }
 }
 
-/// The f16 scales of four consecutive blocks, as f32.
+/// The f16 scales of four consecutive blocks, as f32: one 8-byte load when they are
+/// contiguous (`stride` 2), else gathered.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn scales4(blk: *const u8, stride: usize) -> __m128 {
+pub(crate) unsafe fn scales4(d: *const u8, stride: usize) -> __m128 {
+    if stride == 2 {
+        return _mm_cvtph_ps(_mm_loadl_epi64(d.cast()));
+    }
     let h = |i: usize| {
-        let p = blk.add(i * stride);
+        let p = d.add(i * stride);
         i16::from_le_bytes([*p, *p.add(1)])
     };
     _mm_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), 0, 0, 0, 0))
+}
+
+/// Where the scale and the quants of block `i` of a row start, and the distance between
+/// consecutive scales and quants: GGML blocks interleave them, the split layout keeps all
+/// scales of a row first, then all quants.
+#[inline(always)]
+pub(crate) fn block_at<const SPLIT: bool>(
+    row: *const u8,
+    blocks: usize,
+    qbytes: usize,
+    i: usize,
+) -> (*const u8, *const u8, usize, usize) {
+    if SPLIT {
+        let qs = row.wrapping_add(2 * blocks);
+        (
+            row.wrapping_add(2 * i),
+            qs.wrapping_add(i * qbytes),
+            2,
+            qbytes,
+        )
+    } else {
+        let b = row.wrapping_add(i * (2 + qbytes));
+        (b, b.wrapping_add(2), 2 + qbytes, 2 + qbytes)
+    }
 }
 
 /// `sum(w * x)` of 32 signed bytes each, as 8 i32 lanes.
@@ -144,7 +176,7 @@ unsafe fn sum4(d: [__m256i; 4]) -> __m128i {
 /// As for [`rows`].
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn row<B: Block32, const NB: usize>(k: &RowBlock, r: usize, b0: usize) {
+unsafe fn row<B: Block32, const SPLIT: bool, const NB: usize>(k: &RowBlock, r: usize, b0: usize) {
     let x = k.x;
     let blocks = x.cols / 32;
     let w = k.w.as_ptr().add(r * k.row_bytes);
@@ -152,14 +184,14 @@ unsafe fn row<B: Block32, const NB: usize>(k: &RowBlock, r: usize, b0: usize) {
     let mut tail = [_mm256_setzero_ps(); NB];
     let full = blocks / 4 * 4;
     for i in (0..full).step_by(4) {
-        let blk = w.add(i * B::BYTES);
+        let (d, qs, ds, qstep) = block_at::<SPLIT>(w, blocks, B::QBYTES, i);
         let wv = [
-            B::decode(blk),
-            B::decode(blk.add(B::BYTES)),
-            B::decode(blk.add(2 * B::BYTES)),
-            B::decode(blk.add(3 * B::BYTES)),
+            B::decode(qs),
+            B::decode(qs.add(qstep)),
+            B::decode(qs.add(2 * qstep)),
+            B::decode(qs.add(3 * qstep)),
         ];
-        let dw = scales4(blk, B::BYTES);
+        let dw = scales4(d, ds);
         for (bb, a) in acc.iter_mut().enumerate() {
             let b = b0 + bb;
             let xq = x.q.as_ptr().add(b * x.cols + i * 32);
@@ -174,8 +206,8 @@ unsafe fn row<B: Block32, const NB: usize>(k: &RowBlock, r: usize, b0: usize) {
         }
     }
     for i in full..blocks {
-        let blk = w.add(i * B::BYTES);
-        let (wv, dw) = (B::decode(blk), scale(blk));
+        let (d, qs, _, _) = block_at::<SPLIT>(w, blocks, B::QBYTES, i);
+        let (wv, dw) = (B::decode(qs), scale(d));
         for (bb, t) in tail.iter_mut().enumerate() {
             let b = b0 + bb;
             let xv = _mm256_loadu_si256(x.q.as_ptr().add(b * x.cols + i * 32).cast());

@@ -7,60 +7,63 @@
 
 use std::arch::x86_64::*;
 
+use super::avx2::{block_at, scales4};
 use super::{avx2, RowBlock, RowsFn};
 use crate::backend::CpuFeatures;
 use crate::problem::Dtype;
 
-/// The kernel of the AVX-512 backend for `dtype` and its variant name.
-pub fn kernel(dtype: Dtype) -> Option<(RowsFn, &'static str)> {
+/// The kernel of the AVX-512 backend for `dtype` (GGML or split layout) and its variant.
+pub fn kernel(dtype: Dtype, split: bool) -> Option<(RowsFn, &'static str)> {
     let f = CpuFeatures::get();
     let vnni = f.avx512vnni && f.avx512vl && f.f16c;
-    match dtype {
-        Dtype::Q4_0 if vnni => Some((rows::<Q4_0>, "vnni")),
-        Dtype::Q8_0 if vnni => Some((rows::<Q8_0>, "vnni")),
-        _ if f.avx2 && f.fma && f.f16c => avx2::kernel(dtype).map(|k| (k, "q8")),
+    match (dtype, split) {
+        (Dtype::Q4_0, false) if vnni => Some((rows::<Q4_0, false>, "vnni")),
+        (Dtype::Q8_0, false) if vnni => Some((rows::<Q8_0, false>, "vnni")),
+        (Dtype::Q4_0, true) if vnni => Some((rows::<Q4_0, true>, "vnni-split")),
+        (Dtype::Q8_0, true) if vnni => Some((rows::<Q8_0, true>, "vnni-split")),
+        _ if f.avx2 && f.fma && f.f16c => {
+            avx2::kernel(dtype, split).map(|k| (k, if split { "q8-split" } else { "q8" }))
+        }
         _ => None,
     }
 }
 
 /// A 32-value block decoded to unsigned bytes `u` with `w = u - OFFSET`.
 trait Unsigned32 {
-    const BYTES: usize;
+    /// Bytes of quants per block.
+    const QBYTES: usize;
     const OFFSET: i32;
     /// `log2(OFFSET)`.
     const SHIFT: i32;
     /// # Safety
-    /// `blk` is valid for `BYTES` reads; the CPU has AVX2.
-    unsafe fn decode(blk: *const u8) -> __m256i;
+    /// `qs` is valid for `QBYTES` reads; the CPU has AVX2.
+    unsafe fn decode(qs: *const u8) -> __m256i;
 }
 
 struct Q4_0;
 struct Q8_0;
 
 impl Unsigned32 for Q4_0 {
-    const BYTES: usize = 18;
+    const QBYTES: usize = 16;
     const OFFSET: i32 = 8;
     const SHIFT: i32 = 3;
     #[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
     #[inline]
-    unsafe fn decode(blk: *const u8) -> __m256i {
-        let q = _mm_loadu_si128(blk.add(2).cast());
+    unsafe fn decode(qs: *const u8) -> __m256i {
+        let q = _mm_loadu_si128(qs.cast());
         let both = _mm256_set_m128i(_mm_srli_epi16::<4>(q), q);
         _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
     }
 }
 
 impl Unsigned32 for Q8_0 {
-    const BYTES: usize = 34;
+    const QBYTES: usize = 32;
     const OFFSET: i32 = 128;
     const SHIFT: i32 = 7;
     #[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
     #[inline]
-    unsafe fn decode(blk: *const u8) -> __m256i {
-        _mm256_xor_si256(
-            _mm256_loadu_si256(blk.add(2).cast()),
-            _mm256_set1_epi8(i8::MIN),
-        )
+    unsafe fn decode(qs: *const u8) -> __m256i {
+        _mm256_xor_si256(_mm256_loadu_si256(qs.cast()), _mm256_set1_epi8(i8::MIN))
     }
 }
 
@@ -69,7 +72,7 @@ impl Unsigned32 for Q8_0 {
 /// # Safety
 /// See [`super::RowsFn`]; the CPU must support AVX2, FMA, F16C, AVX-512 VNNI and VL.
 #[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
-unsafe fn rows<B: Unsigned32>(k: &RowBlock) {
+unsafe fn rows<B: Unsigned32, const SPLIT: bool>(k: &RowBlock) {
     let batch = k.x.batch;
     for r in 0..k.rows {
         let mut b0 = 0;
@@ -81,25 +84,14 @@ unsafe fn rows<B: Unsigned32>(k: &RowBlock) {
                 _ => 1,
             };
             match n {
-                8 => row::<B, 8>(k, r, b0),
-                4 => row::<B, 4>(k, r, b0),
-                2 => row::<B, 2>(k, r, b0),
-                _ => row::<B, 1>(k, r, b0),
+                8 => row::<B, SPLIT, 8>(k, r, b0),
+                4 => row::<B, SPLIT, 4>(k, r, b0),
+                2 => row::<B, SPLIT, 2>(k, r, b0),
+                _ => row::<B, SPLIT, 1>(k, r, b0),
             }
             b0 += n;
         }
     }
-}
-
-/// The f16 scales of four consecutive blocks, as f32.
-#[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
-#[inline]
-unsafe fn scales4(blk: *const u8, stride: usize) -> __m128 {
-    let h = |i: usize| {
-        let p = blk.add(i * stride);
-        i16::from_le_bytes([*p, *p.add(1)])
-    };
-    _mm_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), 0, 0, 0, 0))
 }
 
 /// The four i32 lane-sums of four 8-lane vectors, in order.
@@ -117,7 +109,11 @@ unsafe fn sum4(d: [__m256i; 4]) -> __m128i {
 /// As for [`rows`].
 #[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
 #[inline]
-unsafe fn row<B: Unsigned32, const NB: usize>(k: &RowBlock, r: usize, b0: usize) {
+unsafe fn row<B: Unsigned32, const SPLIT: bool, const NB: usize>(
+    k: &RowBlock,
+    r: usize,
+    b0: usize,
+) {
     let x = k.x;
     let blocks = x.cols / 32;
     let w = k.w.as_ptr().add(r * k.row_bytes);
@@ -125,14 +121,14 @@ unsafe fn row<B: Unsigned32, const NB: usize>(k: &RowBlock, r: usize, b0: usize)
     let mut tail = [0f32; NB];
     let full = blocks / 4 * 4;
     for i in (0..full).step_by(4) {
-        let blk = w.add(i * B::BYTES);
+        let (d, qs, ds, qstep) = block_at::<SPLIT>(w, blocks, B::QBYTES, i);
         let wv = [
-            B::decode(blk),
-            B::decode(blk.add(B::BYTES)),
-            B::decode(blk.add(2 * B::BYTES)),
-            B::decode(blk.add(3 * B::BYTES)),
+            B::decode(qs),
+            B::decode(qs.add(qstep)),
+            B::decode(qs.add(2 * qstep)),
+            B::decode(qs.add(3 * qstep)),
         ];
-        let dw = scales4(blk, B::BYTES);
+        let dw = scales4(d, ds);
         for (bb, a) in acc.iter_mut().enumerate() {
             let b = b0 + bb;
             let xq = x.q.as_ptr().add(b * x.cols + i * 32);
@@ -150,10 +146,10 @@ unsafe fn row<B: Unsigned32, const NB: usize>(k: &RowBlock, r: usize, b0: usize)
         }
     }
     for i in full..blocks {
-        let blk = w.add(i * B::BYTES);
-        let h = u16::from_le_bytes([*blk, *blk.add(1)]);
+        let (d, qs, _, _) = block_at::<SPLIT>(w, blocks, B::QBYTES, i);
+        let h = u16::from_le_bytes([*d, *d.add(1)]);
         let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)));
-        let wv = B::decode(blk);
+        let wv = B::decode(qs);
         for (bb, t) in tail.iter_mut().enumerate() {
             let b = b0 + bb;
             let xv = _mm256_loadu_si256(x.q.as_ptr().add(b * x.cols + i * 32).cast());

@@ -50,17 +50,42 @@ pub struct RowBlock<'a> {
 /// other thread writing those elements.
 pub type RowsFn = unsafe fn(&RowBlock);
 
-/// The kernel of `backend` for weights of `dtype`, and its variant name for kernel ids.
-pub fn kernel(backend: Backend, dtype: Dtype) -> Option<(RowsFn, &'static str)> {
+/// How a plan stores the weights of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// GGML's blocks as they are: scale, quants, scale, quants, ...
+    Ggml,
+    /// All scales of the row (f16, contiguous), then all quants: four scales are one load
+    /// and quants are contiguous. Same bytes per row. q4_0 and q8_0 on x86 only.
+    Split,
+}
+
+/// The kernel of `backend` for weights of `dtype` in `layout`, and its variant name for
+/// kernel ids.
+pub fn kernel(backend: Backend, dtype: Dtype, layout: Layout) -> Option<(RowsFn, &'static str)> {
+    let split = layout == Layout::Split;
     match backend {
-        Backend::Scalar => scalar::kernel(dtype).map(|f| (f, "q8")),
+        Backend::Scalar if !split => scalar::kernel(dtype).map(|f| (f, "q8")),
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => avx2::kernel(dtype).map(|f| (f, "q8")),
+        Backend::Avx2 => {
+            avx2::kernel(dtype, split).map(|f| (f, if split { "q8-split" } else { "q8" }))
+        }
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => avx512::kernel(dtype),
+        Backend::Avx512 => avx512::kernel(dtype, split),
         #[cfg(target_arch = "aarch64")]
-        Backend::Neon => neon::kernel(dtype),
+        Backend::Neon if !split => neon::kernel(dtype),
         _ => None,
+    }
+}
+
+/// Rearranges one GGML row (`dtype` q4_0 or q8_0) into the split layout.
+pub fn split_row(dtype: Dtype, row: &[u8], out: &mut [u8]) {
+    let (bb, blocks) = (dtype.block_bytes(), row.len() / dtype.block_bytes());
+    let qb = bb - 2;
+    let (scales, quants) = out.split_at_mut(2 * blocks);
+    for (i, blk) in row.chunks_exact(bb).enumerate() {
+        scales[2 * i..2 * i + 2].copy_from_slice(&blk[..2]);
+        quants[i * qb..(i + 1) * qb].copy_from_slice(&blk[2..]);
     }
 }
 
