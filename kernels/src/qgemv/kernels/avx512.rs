@@ -3,7 +3,8 @@
 //! (one instruction for what AVX2 does in three). Weights are made unsigned: q4_0 nibbles
 //! are 0..15 (the offset 8 comes back as `- 8 * sum(x)`), q8_0 bytes get 128 added
 //! (`- 128 * sum(x)`); the correction enters lane 0 of the accumulator before the products,
-//! so each block's integer sum is exact. q4_K, and CPUs without VNNI, use the AVX2 kernels.
+//! so each block's integer sum is exact. Two blocks share one 512-bit register. q4_K, and
+//! CPUs without VNNI, use the AVX2 kernels.
 
 use std::arch::x86_64::*;
 
@@ -15,7 +16,7 @@ use crate::problem::Dtype;
 /// The kernel of the AVX-512 backend for `dtype` (GGML or split layout) and its variant.
 pub fn kernel(dtype: Dtype, split: bool) -> Option<(RowsFn, &'static str)> {
     let f = CpuFeatures::get();
-    let vnni = f.avx512vnni && f.avx512vl && f.f16c;
+    let vnni = f.avx512vnni && f.avx512vl && f.avx512bw && f.avx512f && f.f16c;
     match (dtype, split) {
         (Dtype::Q4_0, false) if vnni => Some((rows::<Q4_0, false>, "vnni")),
         (Dtype::Q8_0, false) if vnni => Some((rows::<Q8_0, false>, "vnni")),
@@ -38,6 +39,11 @@ trait Unsigned32 {
     /// # Safety
     /// `qs` is valid for `QBYTES` reads; the CPU has AVX2.
     unsafe fn decode(qs: *const u8) -> __m256i;
+    /// Two blocks into one 512-bit vector, the first in the low half.
+    ///
+    /// # Safety
+    /// `q0` and `q1` are valid for `QBYTES` reads; the CPU has AVX-512 F and BW.
+    unsafe fn decode2(q0: *const u8, q1: *const u8) -> __m512i;
 }
 
 struct Q4_0;
@@ -47,12 +53,21 @@ impl Unsigned32 for Q4_0 {
     const QBYTES: usize = 16;
     const OFFSET: i32 = 8;
     const SHIFT: i32 = 3;
-    #[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     #[inline]
     unsafe fn decode(qs: *const u8) -> __m256i {
         let q = _mm_loadu_si128(qs.cast());
         let both = _mm256_set_m128i(_mm_srli_epi16::<4>(q), q);
         _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+    }
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn decode2(q0: *const u8, q1: *const u8) -> __m512i {
+        // [q0 | q1] -> [q0, q1, q0 >> 4, q1 >> 4] -> nibbles -> [lo0, hi0, lo1, hi1].
+        let v = _mm256_set_m128i(_mm_loadu_si128(q1.cast()), _mm_loadu_si128(q0.cast()));
+        let z = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(v), _mm256_srli_epi16::<4>(v));
+        let z = _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
+        _mm512_shuffle_i64x2::<0b11_01_10_00>(z, z)
     }
 }
 
@@ -60,10 +75,17 @@ impl Unsigned32 for Q8_0 {
     const QBYTES: usize = 32;
     const OFFSET: i32 = 128;
     const SHIFT: i32 = 7;
-    #[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     #[inline]
     unsafe fn decode(qs: *const u8) -> __m256i {
         _mm256_xor_si256(_mm256_loadu_si256(qs.cast()), _mm256_set1_epi8(i8::MIN))
+    }
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn decode2(q0: *const u8, q1: *const u8) -> __m512i {
+        let lo = _mm512_castsi256_si512(_mm256_loadu_si256(q0.cast()));
+        let z = _mm512_inserti64x4::<1>(lo, _mm256_loadu_si256(q1.cast()));
+        _mm512_xor_si512(z, _mm512_set1_epi8(i8::MIN))
     }
 }
 
@@ -71,7 +93,7 @@ impl Unsigned32 for Q8_0 {
 ///
 /// # Safety
 /// See [`super::RowsFn`]; the CPU must support AVX2, FMA, F16C, AVX-512 VNNI and VL.
-#[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 unsafe fn rows<B: Unsigned32, const SPLIT: bool>(k: &RowBlock) {
     let batch = k.x.batch;
     for r in 0..k.rows {
@@ -94,20 +116,15 @@ unsafe fn rows<B: Unsigned32, const SPLIT: bool>(k: &RowBlock) {
     }
 }
 
-/// The four i32 lane-sums of four 8-lane vectors, in order.
-#[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
-#[inline]
-unsafe fn sum4(d: [__m256i; 4]) -> __m128i {
-    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(d[0], d[1]), _mm256_hadd_epi32(d[2], d[3]));
-    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
-}
-
-/// Row `r` against vectors `b0..b0+NB`: four blocks at a time, their integer sums reduced
-/// to one 4-lane vector, offset-corrected, scaled by `dW * dX` and accumulated in f32.
+/// Row `r` against vectors `b0..b0+NB`, four blocks per step in two 512-bit halves: each
+/// `vpdpbusd` multiplies two blocks, whose 8-lane groups start from the offset correction
+/// in their first lane; the products become f32 and are scaled by `dW * dX` of their block
+/// (a lane permute of the four scales) into one accumulator. The last `blocks % 4` blocks go
+/// one by one at 256 bits.
 ///
 /// # Safety
 /// As for [`rows`].
-#[target_feature(enable = "avx2,avx512vnni,avx512vl,fma,f16c")]
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
 unsafe fn row<B: Unsigned32, const SPLIT: bool, const NB: usize>(
     k: &RowBlock,
@@ -117,32 +134,45 @@ unsafe fn row<B: Unsigned32, const SPLIT: bool, const NB: usize>(
     let x = k.x;
     let blocks = x.cols / 32;
     let w = k.w.as_ptr().add(r * k.row_bytes);
-    let mut acc = [_mm_setzero_ps(); NB];
+    // Two accumulators per vector, so that consecutive FMAs do not wait on each other.
+    let mut acc = [_mm512_setzero_ps(); NB];
+    let mut acc2 = [_mm512_setzero_ps(); NB];
     let mut tail = [0f32; NB];
     let full = blocks / 4 * 4;
+    // Lane i of the result takes lane idx[i] of the source.
+    let first = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    let second = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    let shift = _mm_cvtsi32_si128(B::SHIFT);
     for i in (0..full).step_by(4) {
         let (d, qs, ds, qstep) = block_at::<SPLIT>(w, blocks, B::QBYTES, i);
-        let wv = [
-            B::decode(qs),
-            B::decode(qs.add(qstep)),
-            B::decode(qs.add(2 * qstep)),
-            B::decode(qs.add(3 * qstep)),
-        ];
-        let dw = scales4(d, ds);
-        for (bb, a) in acc.iter_mut().enumerate() {
+        let w01 = B::decode2(qs, qs.add(qstep));
+        let w23 = B::decode2(qs.add(2 * qstep), qs.add(3 * qstep));
+        let dw = _mm512_castps128_ps512(scales4(d, ds));
+        for (bb, (a, a2)) in acc.iter_mut().zip(acc2.iter_mut()).enumerate() {
             let b = b0 + bb;
             let xq = x.q.as_ptr().add(b * x.cols + i * 32);
-            let z = _mm256_setzero_si256();
-            let d = [
-                _mm256_dpbusd_epi32(z, wv[0], _mm256_loadu_si256(xq.cast())),
-                _mm256_dpbusd_epi32(z, wv[1], _mm256_loadu_si256(xq.add(32).cast())),
-                _mm256_dpbusd_epi32(z, wv[2], _mm256_loadu_si256(xq.add(64).cast())),
-                _mm256_dpbusd_epi32(z, wv[3], _mm256_loadu_si256(xq.add(96).cast())),
-            ];
-            let xs = _mm_loadu_si128(x.sums.as_ptr().add(b * blocks + i).cast());
-            let s = _mm_sub_epi32(sum4(d), _mm_sll_epi32(xs, _mm_cvtsi32_si128(B::SHIFT)));
-            let dx = _mm_loadu_ps(x.d.as_ptr().add(b * blocks + i));
-            *a = _mm_fmadd_ps(_mm_mul_ps(dw, dx), _mm_cvtepi32_ps(s), *a);
+            // -OFFSET * sum(x) of each block, in the first lane of its group.
+            let xs = _mm_sll_epi32(
+                _mm_loadu_si128(x.sums.as_ptr().add(b * blocks + i).cast()),
+                shift,
+            );
+            let corr = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(), xs));
+            let c01 = _mm512_maskz_permutexvar_epi32(0x0101, first, corr);
+            let c23 = _mm512_maskz_permutexvar_epi32(0x0101, second, corr);
+            let p01 = _mm512_dpbusd_epi32(c01, w01, _mm512_loadu_si512(xq.cast()));
+            let p23 = _mm512_dpbusd_epi32(c23, w23, _mm512_loadu_si512(xq.add(64).cast()));
+            let dx = _mm512_castps128_ps512(_mm_loadu_ps(x.d.as_ptr().add(b * blocks + i)));
+            let sc = _mm512_mul_ps(dw, dx);
+            *a = _mm512_fmadd_ps(
+                _mm512_permutexvar_ps(first, sc),
+                _mm512_cvtepi32_ps(p01),
+                *a,
+            );
+            *a2 = _mm512_fmadd_ps(
+                _mm512_permutexvar_ps(second, sc),
+                _mm512_cvtepi32_ps(p23),
+                *a2,
+            );
         }
     }
     for i in full..blocks {
@@ -158,8 +188,8 @@ unsafe fn row<B: Unsigned32, const SPLIT: bool, const NB: usize>(
             *t += dw * *x.d.as_ptr().add(b * blocks + i) * s as f32;
         }
     }
-    for (bb, (a, t)) in acc.iter().zip(&tail).enumerate() {
-        *k.y.add((b0 + bb) * k.ldy + r) = hsum4(*a) + t;
+    for (bb, ((a, a2), t)) in acc.iter().zip(&acc2).zip(&tail).enumerate() {
+        *k.y.add((b0 + bb) * k.ldy + r) = _mm512_reduce_add_ps(_mm512_add_ps(*a, *a2)) + t;
     }
 }
 
@@ -171,12 +201,4 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
     _mm_cvtsi128_si32(s)
-}
-
-/// Sum of 4 f32 lanes.
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn hsum4(v: __m128) -> f32 {
-    let s = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
