@@ -95,48 +95,52 @@ unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
     }
 }
 
-/// Stream kernel: groups of 4 rows of B times 32 columns held in 8 registers, applied to
-/// every row of C in turn.
+/// Stream kernel: groups of `STREAM_ROWS` rows of B times 32 columns held in registers,
+/// applied to every row of C in turn.
 ///
 /// # Safety
 /// See [`super::StreamFn`]; the CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn stream(s: &Stream) {
+    stream_rows::<STREAM_ROWS>(s)
+}
+
+/// Rows of B per pass of the stream kernel: each is a sequential stream through memory, and
+/// more streams in flight keep more of the memory system busy.
+const STREAM_ROWS: usize = 8;
+
+/// The stream kernel with `U` rows of B per pass.
+///
+/// # Safety
+/// See [`super::StreamFn`]; the CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn stream_rows<const U: usize>(s: &Stream) {
     const W: usize = 32;
     let nv = s.n / W * W;
-    let k4 = s.k / 4 * 4;
-    for p in (0..k4).step_by(4) {
+    let ku = s.k / U * U;
+    for p in (0..ku).step_by(U) {
         let b0 = s.b.add(p * s.ldb);
-        let (b1, b2, b3) = (b0.add(s.ldb), b0.add(2 * s.ldb), b0.add(3 * s.ldb));
         for j in (0..nv).step_by(W) {
-            let x00 = _mm512_loadu_ps(b0.add(j));
-            let x01 = _mm512_loadu_ps(b0.add(j + 16));
-            let x10 = _mm512_loadu_ps(b1.add(j));
-            let x11 = _mm512_loadu_ps(b1.add(j + 16));
-            let x20 = _mm512_loadu_ps(b2.add(j));
-            let x21 = _mm512_loadu_ps(b2.add(j + 16));
-            let x30 = _mm512_loadu_ps(b3.add(j));
-            let x31 = _mm512_loadu_ps(b3.add(j + 16));
+            let mut x = [[_mm512_setzero_ps(); 2]; U];
+            for (u, xu) in x.iter_mut().enumerate() {
+                let row = b0.add(u * s.ldb + j);
+                *xu = [_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(16))];
+            }
             for i in 0..s.m {
                 let a = s.a.add(i * s.lda + p);
                 let c = s.c.add(i * s.ldc + j);
-                let (a0, a1) = (_mm512_set1_ps(*a), _mm512_set1_ps(*a.add(1)));
-                let (a2, a3) = (_mm512_set1_ps(*a.add(2)), _mm512_set1_ps(*a.add(3)));
                 let mut c0 = _mm512_loadu_ps(c);
                 let mut c1 = _mm512_loadu_ps(c.add(16));
-                c0 = _mm512_fmadd_ps(a0, x00, c0);
-                c1 = _mm512_fmadd_ps(a0, x01, c1);
-                c0 = _mm512_fmadd_ps(a1, x10, c0);
-                c1 = _mm512_fmadd_ps(a1, x11, c1);
-                c0 = _mm512_fmadd_ps(a2, x20, c0);
-                c1 = _mm512_fmadd_ps(a2, x21, c1);
-                c0 = _mm512_fmadd_ps(a3, x30, c0);
-                c1 = _mm512_fmadd_ps(a3, x31, c1);
+                for (u, xu) in x.iter().enumerate() {
+                    let au = _mm512_set1_ps(*a.add(u));
+                    c0 = _mm512_fmadd_ps(au, xu[0], c0);
+                    c1 = _mm512_fmadd_ps(au, xu[1], c1);
+                }
                 _mm512_storeu_ps(c, c0);
                 _mm512_storeu_ps(c.add(16), c1);
             }
         }
     }
-    stream_rest(s, k4, s.k, 0, nv);
+    stream_rest(s, ku, s.k, 0, nv);
     stream_rest(s, 0, s.k, nv, s.n);
 }
