@@ -255,3 +255,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_kernel_that_runs_is_listed() {
+    let listed: Vec<String> = ktune_kernels::kernel::registry()
+        .iter()
+        .map(|k| k.id.to_string())
+        .collect();
+    for backend in cpu_backends() {
+        let shape = MatmulShape::new(8, 8, 8);
+        let base = matmul::default_config(backend, shape).unwrap();
+        let mut configs: Vec<Config> = ukernel::microkernels(backend)
+            .iter()
+            .map(|uk| {
+                matmul::default_config_for(backend, shape, uk.mr, uk.nr)
+                    .unwrap()
+                    .with("pack", 1)
+            })
+            .collect();
+        configs.push(base.with("pack", 0));
+        for cfg in configs {
+            let plan = MatmulPlan::new(backend, shape, &cfg).unwrap();
+            let id = plan.kernel_id().to_string();
+            assert!(listed.contains(&id), "{id} runs but is not listed");
+        }
+    }
+}

@@ -138,3 +138,28 @@ fn bad_lengths_are_errors() {
         "{y:?} vs {want:?}"
     );
 }
+
+#[test]
+fn every_kernel_that_runs_is_listed() {
+    let listed: Vec<String> = ktune_kernels::kernel::registry()
+        .iter()
+        .map(|k| k.id.to_string())
+        .collect();
+    for backend in cpu_backends() {
+        for dtype in DTYPES {
+            let shape = QgemvShape::new(4, dtype.block_len(), 1);
+            let space = qgemv::space::space(backend, dtype, shape).unwrap();
+            let w = weights(dtype, 4, dtype.block_len(), 5);
+            for &layout in &space.param("layout").unwrap().candidates {
+                let cfg = qgemv::space::default_config(backend, dtype, shape)
+                    .unwrap()
+                    .with("layout", layout);
+                let id = QgemvPlan::new(backend, &w, 1, &cfg)
+                    .unwrap()
+                    .kernel_id()
+                    .to_string();
+                assert!(listed.contains(&id), "{id} runs but is not listed");
+            }
+        }
+    }
+}

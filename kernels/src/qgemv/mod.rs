@@ -179,8 +179,10 @@ pub fn registry() -> Vec<KernelInfo> {
     let mut out = Vec::new();
     for &b in Backend::ALL.iter().filter(|b| b.is_cpu()) {
         for &dtype in &[Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {
+            let split = dtype != Dtype::Q4K;
             let variants: &[&str] = match b {
-                Backend::Avx512 if dtype != Dtype::Q4K => &["vnni", "q8"],
+                Backend::Avx512 if split => &["vnni", "vnni-split", "q8", "q8-split"],
+                Backend::Avx2 if split => &["q8", "q8-split"],
                 Backend::Neon => &["dotprod", "neon"],
                 _ => &["q8"],
             };
