@@ -181,7 +181,9 @@ pub fn registry() -> Vec<KernelInfo> {
         for &dtype in &[Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {
             let split = dtype != Dtype::Q4K;
             let variants: &[&str] = match b {
-                Backend::Avx512 if split => &["vnni", "vnni-split", "q8", "q8-split"],
+                Backend::Avx512 if split => {
+                    &["vnni", "vnni-split", "vnni-rows16", "q8", "q8-split"]
+                }
                 Backend::Avx2 if split => &["q8", "q8-split"],
                 Backend::Neon => &["dotprod", "neon"],
                 _ => &["q8"],

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use super::act::QuantizedActs;
+use super::kernels::interleave::{interleave, GROUP};
 use super::kernels::{kernel, split_row, Layout, RowBlock, RowsFn};
 use super::{kernel_id, space, QMatrix};
 use crate::backend::Backend;
@@ -42,6 +43,8 @@ pub struct QgemvPlan {
     weights: AlignedBuf,
     weight_bytes: usize,
     row_bytes: usize,
+    /// Task slices end on a multiple of this (a group of 8 rows when interleaved).
+    group_bytes: usize,
     rows_per_task: usize,
     pool: Option<Arc<ThreadPool>>,
     act: QuantizedActs,
@@ -64,11 +67,8 @@ impl QgemvPlan {
         shape.check()?;
         backend.require()?;
         space::space(backend, w.dtype, shape)?.validate(config)?;
-        let layout = if config.require("layout")? == 1 {
-            Layout::Split
-        } else {
-            Layout::Ggml
-        };
+        let layout = Layout::from_config(config.require("layout")?)
+            .ok_or_else(|| Error::InvalidConfig("layout must be 0, 1 or 2".into()))?;
         let (kernel, variant) = kernel(backend, w.dtype, layout).ok_or_else(|| {
             Error::Unsupported(format!(
                 "backend {backend} has no qgemv kernel for {} in the {layout:?} layout",
@@ -76,12 +76,18 @@ impl QgemvPlan {
             ))
         })?;
         let threads = config.require("threads")? as usize;
-        let rows_per_task = config.require("rows")? as usize;
-        let mut weights = AlignedBuf::zeroed(w.bytes.len().div_ceil(4));
-        // SAFETY: the buffer holds at least `bytes.len()` bytes; u8 has no alignment needs.
-        let dst = unsafe {
-            std::slice::from_raw_parts_mut(weights.as_mut_ptr().cast::<u8>(), w.bytes.len())
+        let mut rows_per_task = config.require("rows")? as usize;
+        // Interleaved groups are never split between tasks, and the last group is padded.
+        let padded = if layout == Layout::Rows16 {
+            rows_per_task = rows_per_task.next_multiple_of(GROUP);
+            w.rows.next_multiple_of(GROUP) * w.row_bytes()
+        } else {
+            w.bytes.len()
         };
+        let mut weights = AlignedBuf::zeroed(padded.div_ceil(4));
+        // SAFETY: the buffer holds at least `padded` bytes; u8 has no alignment needs.
+        let dst =
+            unsafe { std::slice::from_raw_parts_mut(weights.as_mut_ptr().cast::<u8>(), padded) };
         match layout {
             Layout::Ggml => dst.copy_from_slice(&w.bytes),
             Layout::Split => {
@@ -90,6 +96,7 @@ impl QgemvPlan {
                     split_row(w.dtype, src, out);
                 }
             }
+            Layout::Rows16 => interleave(w.dtype, &w.bytes, w.rows, w.row_bytes(), dst),
         }
         let block = if w.dtype == Dtype::Q4K { 256 } else { 32 };
         Ok(QgemvPlan {
@@ -99,8 +106,13 @@ impl QgemvPlan {
             id: kernel_id(backend, w.dtype, variant),
             kernel,
             weights,
-            weight_bytes: w.bytes.len(),
+            weight_bytes: padded,
             row_bytes: w.row_bytes(),
+            group_bytes: if layout == Layout::Rows16 {
+                GROUP * w.row_bytes()
+            } else {
+                w.row_bytes()
+            },
             rows_per_task,
             pool: if threads > 1 {
                 Some(pool(threads)?)
@@ -153,8 +165,11 @@ impl QgemvPlan {
         let task = |t: usize| {
             let r0 = t * self.rows_per_task;
             let n = self.rows_per_task.min(rows - r0);
+            let end = ((r0 + n) * row_bytes)
+                .next_multiple_of(self.group_bytes)
+                .min(w.len());
             let block = RowBlock {
-                w: &w[r0 * row_bytes..(r0 + n) * row_bytes],
+                w: &w[r0 * row_bytes..end],
                 row_bytes,
                 rows: n,
                 x: act,

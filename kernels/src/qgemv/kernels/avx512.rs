@@ -13,6 +13,17 @@ use super::{avx2, RowBlock, RowsFn};
 use crate::backend::CpuFeatures;
 use crate::problem::Dtype;
 
+/// The kernel of the AVX-512 backend for `dtype` in the interleaved layout, if any.
+pub fn kernel_interleaved(dtype: Dtype) -> Option<(RowsFn, &'static str)> {
+    let f = CpuFeatures::get();
+    let vnni = f.avx512vnni && f.avx512vl && f.avx512bw && f.avx512f && f.f16c;
+    match dtype {
+        Dtype::Q4_0 if vnni => Some((rows16::<I4>, "vnni-rows16")),
+        Dtype::Q8_0 if vnni => Some((rows16::<I8>, "vnni-rows16")),
+        _ => None,
+    }
+}
+
 /// The kernel of the AVX-512 backend for `dtype` (GGML or split layout) and its variant.
 pub fn kernel(dtype: Dtype, split: bool) -> Option<(RowsFn, &'static str)> {
     let f = CpuFeatures::get();
@@ -201,4 +212,128 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
     _mm_cvtsi128_si32(s)
+}
+
+/// A block format in the interleaved layout of [`super::interleave`].
+trait Interleaved {
+    /// Bytes of one group-block (16 rows, one block).
+    const GB: usize;
+    /// `log2` of the offset of the unsigned weights (8 or 128).
+    const SHIFT: i32;
+    /// `V_0 .. V_7` of a group-block's quants.
+    ///
+    /// # Safety
+    /// `q` is valid for the quants of one group-block; the CPU has AVX-512 F and BW.
+    unsafe fn decode(q: *const u8) -> [__m512i; 8];
+}
+
+/// q4_0, interleaved.
+struct I4;
+/// q8_0, interleaved.
+struct I8;
+
+impl Interleaved for I4 {
+    const GB: usize = 288;
+    const SHIFT: i32 = 3;
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn decode(q: *const u8) -> [__m512i; 8] {
+        let m = _mm512_set1_epi8(0x0f);
+        let p: [__m512i; 4] = std::array::from_fn(|j| _mm512_loadu_si512(q.add(64 * j).cast()));
+        std::array::from_fn(|k| {
+            let pj = p[k / 2];
+            if k % 2 == 0 {
+                _mm512_and_si512(pj, m)
+            } else {
+                _mm512_and_si512(_mm512_srli_epi16::<4>(pj), m)
+            }
+        })
+    }
+}
+
+impl Interleaved for I8 {
+    const GB: usize = 544;
+    const SHIFT: i32 = 7;
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+    #[inline]
+    unsafe fn decode(q: *const u8) -> [__m512i; 8] {
+        std::array::from_fn(|k| _mm512_loadu_si512(q.add(64 * k).cast()))
+    }
+}
+
+/// Groups of 16 interleaved rows against the batch in groups of 8, 4, 2, 1 vectors.
+///
+/// # Safety
+/// See [`super::RowsFn`]; `k.w` starts at a group boundary and holds
+/// `ceil(rows / 16)` groups; the CPU must support AVX-512 F, BW, VL, VNNI, FMA and F16C.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn rows16<B: Interleaved>(k: &RowBlock) {
+    let batch = k.x.batch;
+    for g in 0..k.rows.div_ceil(16) {
+        let mut b0 = 0;
+        while b0 < batch {
+            let n = match batch - b0 {
+                n if n >= 8 => 8,
+                n if n >= 4 => 4,
+                n if n >= 2 => 2,
+                _ => 1,
+            };
+            match n {
+                8 => group::<B, 8>(k, g, b0),
+                4 => group::<B, 4>(k, g, b0),
+                2 => group::<B, 2>(k, g, b0),
+                _ => group::<B, 1>(k, g, b0),
+            }
+            b0 += n;
+        }
+    }
+}
+
+/// Group `g` of 16 rows against vectors `b0..b0+NB`. Per block: the 16 rows' scales in one
+/// load, the quants decoded once; per vector, eight `vpdpbusd` of the weights with 4
+/// activation bytes broadcast to every lane, the offset removed, and one FMA into the
+/// vector's 16-row accumulator.
+///
+/// # Safety
+/// As for [`rows16`].
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+unsafe fn group<B: Interleaved, const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
+    let x = k.x;
+    let blocks = x.cols / 32;
+    let gw = k.w.as_ptr().add(g * blocks * B::GB);
+    let mut acc = [_mm512_setzero_ps(); NB];
+    for i in 0..blocks {
+        let blk = gw.add(i * B::GB);
+        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
+        let v = B::decode(blk.add(32));
+        for (bb, a) in acc.iter_mut().enumerate() {
+            let b = b0 + bb;
+            let xq = x.q.as_ptr().add(b * x.cols + i * 32).cast::<i32>();
+            let bc = |j: usize| _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
+            let z = _mm512_setzero_si512();
+            let mut s0 = _mm512_dpbusd_epi32(z, v[0], bc(0));
+            let mut s1 = _mm512_dpbusd_epi32(z, v[1], bc(1));
+            s0 = _mm512_dpbusd_epi32(s0, v[2], bc(2));
+            s1 = _mm512_dpbusd_epi32(s1, v[3], bc(3));
+            s0 = _mm512_dpbusd_epi32(s0, v[4], bc(4));
+            s1 = _mm512_dpbusd_epi32(s1, v[5], bc(5));
+            s0 = _mm512_dpbusd_epi32(s0, v[6], bc(6));
+            s1 = _mm512_dpbusd_epi32(s1, v[7], bc(7));
+            let corr = _mm512_set1_epi32(*x.sums.as_ptr().add(b * blocks + i) << B::SHIFT);
+            let s = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), corr);
+            let d = _mm512_mul_ps(dw, _mm512_set1_ps(*x.d.as_ptr().add(b * blocks + i)));
+            *a = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), *a);
+        }
+    }
+    for (bb, a) in acc.iter().enumerate() {
+        let mut out = [0f32; 16];
+        _mm512_storeu_ps(out.as_mut_ptr(), *a);
+        for (r, &v) in out.iter().enumerate() {
+            let row = g * 16 + r;
+            if row < k.rows {
+                *k.y.add((b0 + bb) * k.ldy + row) = v;
+            }
+        }
+    }
 }

@@ -16,6 +16,7 @@ use crate::backend::Backend;
 use crate::problem::Dtype;
 use crate::qgemv::act::QuantizedActs;
 
+pub mod interleave;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -58,12 +59,34 @@ pub enum Layout {
     /// All scales of the row (f16, contiguous), then all quants: four scales are one load
     /// and quants are contiguous. Same bytes per row. q4_0 and q8_0 on x86 only.
     Split,
+    /// Groups of 16 rows interleaved block by block ([`interleave`]): one multiply serves
+    /// 16 rows. Same bytes per row. q4_0 and q8_0 with AVX-512 VNNI only.
+    Rows16,
+}
+
+impl Layout {
+    /// The layout of config value `layout` (0, 1, 2).
+    pub fn from_config(v: i64) -> Option<Layout> {
+        match v {
+            0 => Some(Layout::Ggml),
+            1 => Some(Layout::Split),
+            2 => Some(Layout::Rows16),
+            _ => None,
+        }
+    }
 }
 
 /// The kernel of `backend` for weights of `dtype` in `layout`, and its variant name for
 /// kernel ids.
 pub fn kernel(backend: Backend, dtype: Dtype, layout: Layout) -> Option<(RowsFn, &'static str)> {
     let split = layout == Layout::Split;
+    if layout == Layout::Rows16 {
+        #[cfg(target_arch = "x86_64")]
+        if backend == Backend::Avx512 {
+            return avx512::kernel_interleaved(dtype);
+        }
+        return None;
+    }
     match backend {
         Backend::Scalar if !split => scalar::kernel(dtype).map(|f| (f, "q8")),
         #[cfg(target_arch = "x86_64")]
