@@ -15,6 +15,35 @@ pub fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The thread counts worth trying: 1, the powers of two below the hardware thread count,
+/// and that count. Used for tunable spaces and the probe.
+pub fn thread_counts() -> Vec<usize> {
+    let all = available_threads();
+    let mut v: Vec<usize> = (0..)
+        .map(|e| 1usize << e)
+        .take_while(|&t| t < all)
+        .collect();
+    v.push(all);
+    v
+}
+
+/// A raw pointer into one output buffer, handed to worker threads that each write a
+/// disjoint part of it (rows of y, tiles of C, slots of a scratch buffer).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+
+// SAFETY: only used to give threads disjoint regions of one buffer that outlives them.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so that closures capture the `Send` wrapper, not the field).
+    pub(crate) fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// A shared pool of exactly `threads` workers.
 pub fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();

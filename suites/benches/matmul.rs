@@ -33,27 +33,11 @@ use ktune_suites::{matmul_flops, matmul_suite};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The thread count of the run: `KTUNE_THREADS`, or every available hardware thread.
-fn threads() -> usize {
-    match std::env::var("KTUNE_THREADS") {
-        Ok(s) if !s.trim().is_empty() => match s.trim().parse::<usize>() {
-            Ok(t) if t > 0 => t,
-            _ => panic!("KTUNE_THREADS must be a positive integer, got {s:?}"),
-        },
-        _ => available_threads(),
-    }
-}
-
-/// Whether `KTUNE_BENCH_QUICK` asks for a smoke run.
-fn quick() -> bool {
-    std::env::var("KTUNE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 /// One-time set-up before any library runs.
 fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let t = threads();
+        let t = ktune_suites::bench_threads();
         // matrixmultiply reads MATMUL_NUM_THREADS at its first call (default: physical cores,
         // at most 4). An explicit setting wins.
         if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
@@ -63,7 +47,11 @@ fn setup() {
             "matmul bench: {t} thread(s), ktune backend {}, MATMUL_NUM_THREADS={}{}",
             Backend::best_cpu(),
             std::env::var("MATMUL_NUM_THREADS").unwrap_or_default(),
-            if quick() { ", quick run" } else { "" }
+            if ktune_suites::bench_quick() {
+                ", quick run"
+            } else {
+                ""
+            }
         );
     });
 }
@@ -78,7 +66,7 @@ fn shapes(suite: &str) -> Vec<MatmulShape> {
     let small = matmul_suite("quick").expect("the quick suite exists");
     all.into_iter()
         .filter(|&s| matmul_flops(s) <= MAX_FLOPS)
-        .filter(|s| !quick() || small.contains(s))
+        .filter(|s| !ktune_suites::bench_quick() || small.contains(s))
         .collect()
 }
 
@@ -205,7 +193,7 @@ fn check_close(who: &str, s: MatmulShape, got: &[f32], want: &[f32]) {
 
 fn bench_group(c: &mut Criterion, group_name: &str, suite: &str) {
     setup();
-    let t = threads();
+    let t = ktune_suites::bench_threads();
     let backend = Backend::best_cpu();
     let par = if t > 1 {
         Parallelism::Rayon(t)

@@ -13,23 +13,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ktune_kernels::cache::CacheInfo;
-use ktune_kernels::pool::available_threads;
 use ktune_kernels::qgemv::{self, reference, QMatrix, QgemvPlan};
 use ktune_kernels::{Backend, Dtype, QgemvShape};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn threads() -> usize {
-    std::env::var("KTUNE_THREADS")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|&t: &usize| t > 0)
-        .unwrap_or_else(available_threads)
-}
-
-fn quick() -> bool {
-    std::env::var("KTUNE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
 
 /// Random valid blocks, written directly.
 fn weights(dtype: Dtype, s: QgemvShape) -> QMatrix {
@@ -47,10 +34,14 @@ fn weights(dtype: Dtype, s: QgemvShape) -> QMatrix {
 }
 
 fn bench(c: &mut Criterion) {
-    let t = threads();
+    let t = ktune_suites::bench_threads();
     let backend = Backend::best_cpu();
-    let shapes: Vec<QgemvShape> =
-        ktune_suites::qgemv_suite(if quick() { "quick" } else { "llm" }).expect("suite exists");
+    let shapes: Vec<QgemvShape> = ktune_suites::qgemv_suite(if ktune_suites::bench_quick() {
+        "quick"
+    } else {
+        "llm"
+    })
+    .expect("suite exists");
     let llc = CacheInfo::get().last_level_bytes();
     for dtype in [Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {
         let mut group = c.benchmark_group(format!("qgemv_{dtype}"));

@@ -39,27 +39,14 @@ use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ktune_kernels::cache::CacheInfo;
-use ktune_kernels::pool::available_threads;
 use ktune_kernels::qgemv::{self, QMatrix, QgemvPlan};
 use ktune_kernels::{Backend, Dtype, QgemvShape};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn threads() -> usize {
-    std::env::var("KTUNE_THREADS")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|&t: &usize| t > 0)
-        .unwrap_or_else(available_threads)
-}
-
-fn quick() -> bool {
-    std::env::var("KTUNE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 fn shapes() -> Vec<QgemvShape> {
     let mut shapes = ktune_suites::qgemv_suite("quick").expect("the quick qgemv suite exists");
-    if quick() {
+    if ktune_suites::bench_quick() {
         shapes.retain(|s| s.batch == 1);
         shapes.truncate(1);
     } else {
@@ -154,7 +141,7 @@ fn check_agree(what: &str, rows: usize, yk: &[f32], yc: &[f32], shift: &[f64]) {
 }
 
 fn bench(c: &mut Criterion) {
-    let t = threads();
+    let t = ktune_suites::bench_threads();
     // Before candle's first use: its pool is sized once from this variable (see the top).
     // Nothing else reads the environment at this point.
     std::env::set_var("CANDLE_NUM_THREADS", t.to_string());

@@ -182,6 +182,26 @@ pub fn qgemv_suite(name: &str) -> Option<Vec<QgemvShape>> {
     qgemv_cases(name).map(|c| c.into_iter().map(|c| c.shape).collect())
 }
 
+/// The thread count of a bench run: `KTUNE_THREADS`, or every available hardware thread.
+///
+/// # Panics
+/// When `KTUNE_THREADS` is set to anything but a positive integer: a bench run with a
+/// thread count other than the one asked for would report the wrong thing.
+pub fn bench_threads() -> usize {
+    match std::env::var("KTUNE_THREADS") {
+        Ok(s) if !s.trim().is_empty() => match s.trim().parse::<usize>() {
+            Ok(t) if t > 0 => t,
+            _ => panic!("KTUNE_THREADS must be a positive integer, got {s:?}"),
+        },
+        _ => ktune_kernels::pool::available_threads(),
+    }
+}
+
+/// Whether `KTUNE_BENCH_QUICK` (any value but empty or `0`) asks for a short smoke run.
+pub fn bench_quick() -> bool {
+    std::env::var("KTUNE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 /// Floating-point operations of one product of `shape` (a multiply-add counts as two).
 pub fn matmul_flops(shape: MatmulShape) -> u64 {
     2 * shape.m as u64 * shape.n as u64 * shape.k as u64

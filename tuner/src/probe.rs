@@ -19,24 +19,13 @@ use rayon::prelude::*;
 
 use ktune_kernels::buf::AlignedBuf;
 use ktune_kernels::cache::CacheInfo;
-use ktune_kernels::pool::{available_threads, pool};
+use ktune_kernels::pool::{pool, thread_counts};
 use ktune_kernels::{probe as loops, Backend};
 use ktune_results::probe::PROBE_SCHEMA;
 use ktune_results::{Machine, PerThreads, ProbeResult};
 
 /// Repetitions of every probe; the best is kept (a shared machine only ever slows a run down).
 const REPS: usize = 10;
-
-/// Thread counts probed: 1, powers of two, and all.
-pub fn thread_counts() -> Vec<usize> {
-    let all = available_threads();
-    let mut v: Vec<usize> = (0..)
-        .map(|e| 1usize << e)
-        .take_while(|&t| t < all)
-        .collect();
-    v.push(all);
-    v
-}
 
 /// Where the cached probe of this machine lives.
 pub fn cache_path(machine: &Machine) -> PathBuf {

@@ -56,7 +56,7 @@ use crate::backend::Backend;
 use crate::cache::CacheInfo;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::pool::available_threads;
+use crate::pool::{available_threads, thread_counts};
 use crate::problem::MatmulShape;
 use crate::space::{Constraint, Param, Space};
 
@@ -107,12 +107,7 @@ pub fn kernels_of(backend: Backend) -> Result<&'static [MicroKernel]> {
 /// The tunable space of f32 matmul on `backend` for `shape`.
 pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
     let ks = kernels_of(backend)?;
-    let max_threads = available_threads() as i64;
-    let mut threads: Vec<i64> = (0..)
-        .map(|e| 1i64 << e)
-        .take_while(|&t| t < max_threads)
-        .collect();
-    threads.push(max_threads);
+    let threads: Vec<i64> = thread_counts().into_iter().map(|t| t as i64).collect();
     let mut mc = Vec::new();
     for k in ks {
         for mult in [4, 8, 12, 16, 24, 32] {

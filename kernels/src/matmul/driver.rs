@@ -36,23 +36,8 @@ use crate::buf::AlignedBuf;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::kernel::KernelId;
-use crate::pool::pool;
+use crate::pool::{pool, SendPtr};
 use crate::problem::MatmulShape;
-
-/// A raw pointer that may cross threads: each thread writes a disjoint part of C.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to hand disjoint regions of one buffer to worker threads.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The pointer (a method, so that closures capture the `Send` wrapper, not the field).
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// Which loop nest runs.
 #[derive(Debug, Clone, Copy)]

@@ -16,22 +16,8 @@ use crate::buf::AlignedBuf;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::kernel::KernelId;
-use crate::pool::pool;
+use crate::pool::{pool, SendPtr};
 use crate::problem::{Dtype, QgemvShape};
-
-/// A raw pointer to y handed to worker threads, which write disjoint rows.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: only used to give threads disjoint rows of one output buffer.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// A prepared quantized matrix-vector product: weights copied, buffers allocated.
 pub struct QgemvPlan {

@@ -23,7 +23,7 @@
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::pool::available_threads;
+use crate::pool::{available_threads, thread_counts};
 use crate::problem::{Dtype, QgemvShape};
 use crate::qgemv::kernels::{self, Layout};
 use crate::space::{Param, Space};
@@ -41,12 +41,7 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
         .filter(|(l, _)| kernels::kernel(backend, dtype, *l).is_some())
         .map(|(_, v)| v)
         .collect();
-    let max_threads = available_threads() as i64;
-    let mut threads: Vec<i64> = (0..)
-        .map(|e| 1i64 << e)
-        .take_while(|&t| t < max_threads)
-        .collect();
-    threads.push(max_threads);
+    let threads: Vec<i64> = thread_counts().into_iter().map(|t| t as i64).collect();
     Ok(Space {
         params: vec![
             Param {

@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{q4k_scale_min, RowBlock, RowsFn};
+use super::{batch_groups, q4k_scale_min, RowBlock, RowsFn};
 use crate::problem::Dtype;
 
 /// The AVX2 kernel for `dtype` in the GGML layout, or (`split`) in the split layout of
@@ -95,20 +95,13 @@ unsafe fn hsum(v: __m256) -> f32 {
 unsafe fn rows<B: Block32, const SPLIT: bool>(k: &RowBlock) {
     let batch = k.x.batch;
     for r in 0..k.rows {
-        let mut b0 = 0;
-        while b0 < batch {
-            match batch - b0 {
-                n if n >= 8 => row::<B, SPLIT, 8>(k, r, b0),
-                n if n >= 4 => row::<B, SPLIT, 4>(k, r, b0),
-                n if n >= 2 => row::<B, SPLIT, 2>(k, r, b0),
+        for (b0, n) in batch_groups(batch) {
+            match n {
+                8 => row::<B, SPLIT, 8>(k, r, b0),
+                4 => row::<B, SPLIT, 4>(k, r, b0),
+                2 => row::<B, SPLIT, 2>(k, r, b0),
                 _ => row::<B, SPLIT, 1>(k, r, b0),
             }
-            b0 += match batch - b0 {
-                n if n >= 8 => 8,
-                n if n >= 4 => 4,
-                n if n >= 2 => 2,
-                _ => 1,
-            };
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::{block_at, scales4};
-use super::{avx2, RowBlock, RowsFn};
+use super::{avx2, batch_groups, RowBlock, RowsFn};
 use crate::backend::CpuFeatures;
 use crate::problem::Dtype;
 
@@ -108,21 +108,13 @@ impl Unsigned32 for Q8_0 {
 unsafe fn rows<B: Unsigned32, const SPLIT: bool>(k: &RowBlock) {
     let batch = k.x.batch;
     for r in 0..k.rows {
-        let mut b0 = 0;
-        while b0 < batch {
-            let n = match batch - b0 {
-                n if n >= 8 => 8,
-                n if n >= 4 => 4,
-                n if n >= 2 => 2,
-                _ => 1,
-            };
+        for (b0, n) in batch_groups(batch) {
             match n {
                 8 => row::<B, SPLIT, 8>(k, r, b0),
                 4 => row::<B, SPLIT, 4>(k, r, b0),
                 2 => row::<B, SPLIT, 2>(k, r, b0),
                 _ => row::<B, SPLIT, 1>(k, r, b0),
             }
-            b0 += n;
         }
     }
 }
@@ -270,21 +262,13 @@ impl Interleaved for I8 {
 unsafe fn rows16<B: Interleaved>(k: &RowBlock) {
     let batch = k.x.batch;
     for g in 0..k.rows.div_ceil(16) {
-        let mut b0 = 0;
-        while b0 < batch {
-            let n = match batch - b0 {
-                n if n >= 8 => 8,
-                n if n >= 4 => 4,
-                n if n >= 2 => 2,
-                _ => 1,
-            };
+        for (b0, n) in batch_groups(batch) {
             match n {
                 8 => group::<B, 8>(k, g, b0),
                 4 => group::<B, 4>(k, g, b0),
                 2 => group::<B, 2>(k, g, b0),
                 _ => group::<B, 1>(k, g, b0),
             }
-            b0 += n;
         }
     }
 }

@@ -112,6 +112,23 @@ pub fn split_row(dtype: Dtype, row: &[u8], out: &mut [u8]) {
     }
 }
 
+/// Splits a batch into groups of 8, 4, 2 and 1 vectors, as `(first vector, count)`: the
+/// kernels are compiled for those counts.
+pub(crate) fn batch_groups(batch: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut b0 = 0;
+    std::iter::from_fn(move || {
+        let n = match batch.checked_sub(b0)? {
+            0 => return None,
+            n if n >= 8 => 8,
+            n if n >= 4 => 4,
+            n if n >= 2 => 2,
+            _ => 1,
+        };
+        b0 += n;
+        Some((b0 - n, n))
+    })
+}
+
 /// Reads the little-endian f16 at `bytes[at..at+2]` as f32.
 #[inline(always)]
 pub(crate) fn f16_at(bytes: &[u8], at: usize) -> f32 {
@@ -130,5 +147,22 @@ pub(crate) fn q4k_scale_min(scales: &[u8], j: usize) -> (u8, u8) {
             (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4),
             (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn batch_groups_cover_the_batch() {
+        for batch in 0..30 {
+            let g: Vec<_> = super::batch_groups(batch).collect();
+            assert_eq!(g.iter().map(|&(_, n)| n).sum::<usize>(), batch);
+            let mut next = 0;
+            for (b0, n) in g {
+                assert_eq!(b0, next);
+                assert!([1, 2, 4, 8].contains(&n));
+                next += n;
+            }
+        }
     }
 }
