@@ -129,6 +129,22 @@ fn bad_lengths_are_errors() {
     assert!(plan.run(&[0.0; 128], &mut y[..5]).is_err());
     assert!(QgemvPlan::new(Backend::Scalar, &w, 2, &cfg.clone().with("rows", 0)).is_err());
     assert!(QgemvPlan::new(Backend::Scalar, &w, 0, &cfg).is_err());
+    // A QMatrix built by hand with too few bytes is an error, not an out-of-bounds read.
+    let forged = QMatrix {
+        dtype: Dtype::Q8_0,
+        rows: 16,
+        cols: 4096,
+        bytes: vec![0; 34],
+    };
+    let cfg16 =
+        qgemv::space::default_config(Backend::Scalar, Dtype::Q8_0, QgemvShape::new(16, 4096, 1))
+            .unwrap();
+    for backend in cpu_backends() {
+        assert!(
+            QgemvPlan::new(backend, &forged, 1, &cfg16).is_err(),
+            "{backend}"
+        );
+    }
     // The public one-call API.
     let mut y = vec![0.0; 3];
     qgemv::gemv(&w, &[0.5; 64], 1, &mut y).unwrap();

@@ -232,11 +232,16 @@ fn run_qgemv(
     let x = random(batch * cols, 8);
     let mut y = vec![f32::NAN; batch * rows];
     // Enough copies of W that one pass over all of them overflows the last-level cache
-    // (4x), so that memory, not cache, is measured; at most 16 copies and 8 GiB.
+    // (4x), so that memory, not cache, is measured; at most 16 copies, and together at most
+    // a quarter of the machine's memory (8 GiB when it is unknown).
     let llc = CacheInfo::get().last_level_bytes() as f64;
     let wbytes = w.bytes.len().max(1) as f64;
+    let budget = probe
+        .machine
+        .memory_bytes
+        .map_or((8u64 << 30) as f64, |m| m as f64 / 4.0);
     let copies = ((4.0 * llc / wbytes).ceil() as usize).clamp(1, 16);
-    let copies = copies.min(((8u64 << 30) as f64 / wbytes).max(1.0) as usize);
+    let copies = copies.min((budget / wbytes).max(1.0) as usize);
     let mut plans = (0..copies)
         .map(|_| QgemvPlan::new(req.backend, &w, batch, &config))
         .collect::<Result<Vec<_>, _>>()?;

@@ -209,7 +209,7 @@ fn parse_duration(s: &str) -> Result<Duration> {
         .ok()
         .filter(|v: &f64| v.is_finite() && *v > 0.0)
         .with_context(|| format!("'{s}' is not a duration such as 5s or 500ms"))?;
-    Ok(Duration::from_secs_f64(v * mult))
+    Duration::try_from_secs_f64(v * mult).with_context(|| format!("'{s}' is too long a duration"))
 }
 
 fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {

@@ -32,6 +32,14 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
         &["bench", "--suite", "nope"],
         &["bench", "--family", "conv", "--shape", "8x8x8"],
         &["bench", "--shape", "100000x100000x100000"],
+        &["bench", "--shape", "64x64x64", "--max-time", "1e30s"],
+        &[
+            "bench",
+            "--shape",
+            "8192x64x8192",
+            "--config",
+            "threads=1024,mc=8190,kc=8192",
+        ],
         &["bench"],
         &["frobnicate"],
     ];

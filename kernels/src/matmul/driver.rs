@@ -39,6 +39,10 @@ use crate::kernel::KernelId;
 use crate::pool::{pool, SendPtr};
 use crate::problem::MatmulShape;
 
+/// The most packing memory a config may ask for; past it, planning is an error rather than
+/// an allocation failure that would end the process.
+pub const MAX_SCRATCH_BYTES: u128 = 4 << 30;
+
 /// Which loop nest runs.
 #[derive(Debug, Clone, Copy)]
 enum Path {
@@ -112,6 +116,26 @@ impl MatmulPlan {
         } else {
             None
         };
+        let scratch = match path {
+            Path::Packed { pack_b, .. } => {
+                let kb = kc.min(shape.k.max(1)) as u128;
+                let nb = if pack_b {
+                    nc.min(shape.n.max(1)).next_multiple_of(nr)
+                } else {
+                    nr
+                } as u128;
+                let mb = mc.min(shape.m.max(1)).next_multiple_of(mr) as u128;
+                4 * kb * (nb + threads as u128 * mb)
+            }
+            Path::Stream { .. } => 0,
+        };
+        if scratch > MAX_SCRATCH_BYTES {
+            return Err(Error::InvalidConfig(format!(
+                "[{config}] asks for {:.1} GiB of packing buffers (limit {} GiB)",
+                scratch as f64 / (1u64 << 30) as f64,
+                MAX_SCRATCH_BYTES >> 30
+            )));
+        }
         let (bpack, apack) = match path {
             Path::Packed { pack_b, .. } => {
                 // Blocks never exceed the problem, so small problems get small buffers;

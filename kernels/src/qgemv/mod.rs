@@ -35,7 +35,15 @@ pub struct QMatrix {
     pub bytes: Vec<u8>,
 }
 
-fn check_dims(dtype: Dtype, rows: usize, cols: usize, len: usize, what: &str) -> Result<()> {
+/// Checks that `len` floats (`what` = "floats") or bytes (`what` = "bytes") hold a
+/// `rows x cols` matrix of `dtype`.
+pub(crate) fn check_dims(
+    dtype: Dtype,
+    rows: usize,
+    cols: usize,
+    len: usize,
+    what: &str,
+) -> Result<()> {
     if dtype == Dtype::F32 {
         return Err(Error::InvalidArgument(
             "qgemv weights must be quantized".into(),
@@ -51,7 +59,8 @@ fn check_dims(dtype: Dtype, rows: usize, cols: usize, len: usize, what: &str) ->
         .checked_mul(cols)
         .ok_or_else(|| Error::InvalidArgument(format!("{rows} x {cols} overflows")))?;
     let want = if what == "bytes" {
-        rows * dtype.bytes_of(cols)
+        rows.checked_mul(dtype.bytes_of(cols))
+            .ok_or_else(|| Error::InvalidArgument(format!("{rows} x {cols} overflows")))?
     } else {
         want
     };

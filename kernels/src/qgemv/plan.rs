@@ -29,7 +29,7 @@ pub struct QgemvPlan {
     weights: AlignedBuf,
     weight_bytes: usize,
     row_bytes: usize,
-    /// Task slices end on a multiple of this (a group of 8 rows when interleaved).
+    /// Task slices end on a multiple of this (a group of 16 rows when interleaved).
     group_bytes: usize,
     rows_per_task: usize,
     pool: Option<Arc<ThreadPool>>,
@@ -51,6 +51,8 @@ impl QgemvPlan {
     pub fn new(backend: Backend, w: &QMatrix, batch: usize, config: &Config) -> Result<Self> {
         let shape = QgemvShape::new(w.rows, w.cols, batch);
         shape.check()?;
+        // The fields of a QMatrix are public: check them again before trusting the sizes.
+        super::check_dims(w.dtype, w.rows, w.cols, w.bytes.len(), "bytes")?;
         backend.require()?;
         space::space(backend, w.dtype, shape)?.validate(config)?;
         let layout = Layout::from_config(config.require("layout")?)

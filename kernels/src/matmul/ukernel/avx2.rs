@@ -53,7 +53,8 @@ unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
             }
         }
         a = a.add(MR);
-        b = b.add(t.ldb);
+        // Wrapping: after the last step of a block of B read in place, this points past B.
+        b = b.wrapping_add(t.ldb);
     }
     store::<MR, NV>(t, &acc);
 }

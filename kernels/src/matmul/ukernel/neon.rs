@@ -61,7 +61,8 @@ unsafe fn tile<const MR: usize, const MV: usize, const NV: usize>(t: &Tile) {
             }
         }
         a = a.add(MR);
-        b = b.add(t.ldb);
+        // Wrapping: after the last step of a block of B read in place, this points past B.
+        b = b.wrapping_add(t.ldb);
     }
     if t.m == MR && t.n == 4 * NV {
         for (i, row) in acc.iter().enumerate() {

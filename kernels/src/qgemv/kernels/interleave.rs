@@ -49,7 +49,7 @@ pub fn group_block_bytes(dtype: Dtype) -> usize {
 
 /// Rearranges GGML rows (`rows * row_bytes` bytes, q4_0 or q8_0) into the interleaved
 /// layout, padding the last group with zero rows. `out` holds
-/// `ceil(rows / 8) * 8 * row_bytes` bytes.
+/// `ceil(rows / 16) * 16 * row_bytes` bytes.
 pub fn interleave(dtype: Dtype, ggml: &[u8], rows: usize, row_bytes: usize, out: &mut [u8]) {
     let bb = dtype.block_bytes();
     let blocks = row_bytes / bb;
