@@ -179,51 +179,59 @@ unsafe fn store<const MR: usize, const NV: usize>(t: &Tile, acc: &[[__m256; NV];
     }
 }
 
-/// Stream kernel: groups of 4 rows of B times 16 columns held in 8 registers, applied to
-/// every row of C in turn.
+/// Stream kernel: groups of `U` rows of B times `8 * NV` columns held in registers,
+/// applied to every row of C in turn.
 ///
 /// # Safety
 /// See [`super::StreamFn`]; the CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn stream(s: &Stream) {
-    const W: usize = 16;
-    let nv = s.n / W * W;
-    let k4 = s.k / 4 * 4;
-    for p in (0..k4).step_by(4) {
+    stream_rows::<STREAM_ROWS, STREAM_VECTORS>(s)
+}
+
+/// Rows of B per pass of the stream kernel (each a sequential stream through memory).
+const STREAM_ROWS: usize = 8;
+/// Vectors of 8 columns per row and pass: `STREAM_ROWS * STREAM_VECTORS` registers hold B.
+const STREAM_VECTORS: usize = 1;
+
+/// The stream kernel with `U` rows of B and `NV` vectors of columns per pass.
+///
+/// # Safety
+/// See [`super::StreamFn`]; the CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn stream_rows<const U: usize, const NV: usize>(s: &Stream) {
+    let w = 8 * NV;
+    let nv = s.n / w * w;
+    let ku = s.k / U * U;
+    for p in (0..ku).step_by(U) {
         let b0 = s.b.add(p * s.ldb);
-        let (b1, b2, b3) = (b0.add(s.ldb), b0.add(2 * s.ldb), b0.add(3 * s.ldb));
-        for j in (0..nv).step_by(W) {
-            let x00 = _mm256_loadu_ps(b0.add(j));
-            let x01 = _mm256_loadu_ps(b0.add(j + 8));
-            let x10 = _mm256_loadu_ps(b1.add(j));
-            let x11 = _mm256_loadu_ps(b1.add(j + 8));
-            let x20 = _mm256_loadu_ps(b2.add(j));
-            let x21 = _mm256_loadu_ps(b2.add(j + 8));
-            let x30 = _mm256_loadu_ps(b3.add(j));
-            let x31 = _mm256_loadu_ps(b3.add(j + 8));
+        for j in (0..nv).step_by(w) {
+            let mut x = [[_mm256_setzero_ps(); NV]; U];
+            for (u, xu) in x.iter_mut().enumerate() {
+                let row = b0.add(u * s.ldb + j);
+                for (v, xv) in xu.iter_mut().enumerate() {
+                    *xv = _mm256_loadu_ps(row.add(8 * v));
+                }
+            }
             for i in 0..s.m {
                 let a = s.a.add(i * s.lda + p);
                 let c = s.c.add(i * s.ldc + j);
-                let (a0, a1) = (_mm256_broadcast_ss(&*a), _mm256_broadcast_ss(&*a.add(1)));
-                let (a2, a3) = (
-                    _mm256_broadcast_ss(&*a.add(2)),
-                    _mm256_broadcast_ss(&*a.add(3)),
-                );
-                let mut c0 = _mm256_loadu_ps(c);
-                let mut c1 = _mm256_loadu_ps(c.add(8));
-                c0 = _mm256_fmadd_ps(a0, x00, c0);
-                c1 = _mm256_fmadd_ps(a0, x01, c1);
-                c0 = _mm256_fmadd_ps(a1, x10, c0);
-                c1 = _mm256_fmadd_ps(a1, x11, c1);
-                c0 = _mm256_fmadd_ps(a2, x20, c0);
-                c1 = _mm256_fmadd_ps(a2, x21, c1);
-                c0 = _mm256_fmadd_ps(a3, x30, c0);
-                c1 = _mm256_fmadd_ps(a3, x31, c1);
-                _mm256_storeu_ps(c, c0);
-                _mm256_storeu_ps(c.add(8), c1);
+                let mut acc = [_mm256_setzero_ps(); NV];
+                for (v, cv) in acc.iter_mut().enumerate() {
+                    *cv = _mm256_loadu_ps(c.add(8 * v));
+                }
+                for (u, xu) in x.iter().enumerate() {
+                    let au = _mm256_broadcast_ss(&*a.add(u));
+                    for (cv, &xv) in acc.iter_mut().zip(xu) {
+                        *cv = _mm256_fmadd_ps(au, xv, *cv);
+                    }
+                }
+                for (v, cv) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(c.add(8 * v), *cv);
+                }
             }
         }
     }
-    stream_rest(s, k4, s.k, 0, nv);
+    stream_rest(s, ku, s.k, 0, nv);
     stream_rest(s, 0, s.k, nv, s.n);
 }
