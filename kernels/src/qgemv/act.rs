@@ -20,7 +20,7 @@ pub struct QuantizedActs {
     pub q: Vec<i8>,
     /// One scale per block: `batch * cols / block`.
     pub d: Vec<f32>,
-    /// Sum of the int8 values of every 16 (q8_K) or 32 (q8_0) elements:
+    /// Sum of the int8 values of every 32 elements (a q8_0 block, a q4_K sub-block):
     /// `batch * cols / sum_len`.
     pub sums: Vec<i32>,
     /// Elements per entry of `sums`.
@@ -30,7 +30,7 @@ pub struct QuantizedActs {
 impl QuantizedActs {
     /// Empty buffers for `batch` vectors of `cols` values in blocks of `block`.
     pub fn new(block: usize, cols: usize, batch: usize) -> Self {
-        let sum_len = if block == 256 { 16 } else { block };
+        let sum_len = 32;
         QuantizedActs {
             block,
             cols,

@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{batch_groups, q4k_scale_min, RowBlock, RowsFn};
+use super::{batch_groups, q4k_unpack, RowBlock, RowsFn};
 use crate::problem::Dtype;
 
 /// The AVX2 kernel for `dtype` in the GGML layout, or (`split`) in the split layout of
@@ -214,6 +214,21 @@ unsafe fn row<B: Block32, const SPLIT: bool, const NB: usize>(k: &RowBlock, r: u
     }
 }
 
+/// `sum_j mins[j] * sums[j]` over the 8 sub-blocks of a q4_K super-block.
+///
+/// # Safety
+/// `sums` is valid for 8 reads; the CPU has AVX2.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn mins8(mins: &[u8; 8], sums: *const i32) -> i32 {
+    let m = _mm256_cvtepu8_epi32(_mm_loadl_epi64(mins.as_ptr().cast()));
+    let p = _mm256_mullo_epi32(m, _mm256_loadu_si256(sums.cast()));
+    let s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256::<1>(p));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
 /// q4_K for one vector: each sub-block's nibbles are decoded right where they are used,
 /// which keeps few registers live (measured faster than decoding the super-block first).
 ///
@@ -233,12 +248,11 @@ unsafe fn rows_q4_k_single(k: &RowBlock) {
             let scales = std::slice::from_raw_parts(blk.add(4), 12);
             let qs = blk.add(16);
             let xq = x.q.as_ptr().add(i * 256);
-            let sums = x.sums.as_ptr().add(i * 16);
+            let sums = x.sums.as_ptr().add(i * 8);
+            let (sc, mn) = q4k_unpack(scales);
             let mut isum = _mm256_setzero_si256();
-            let mut mins = 0i32;
             for g in 0..4 {
-                let (sc_lo, m_lo) = q4k_scale_min(scales, 2 * g);
-                let (sc_hi, m_hi) = q4k_scale_min(scales, 2 * g + 1);
+                let (sc_lo, sc_hi) = (sc[2 * g], sc[2 * g + 1]);
                 let q = _mm256_loadu_si256(qs.add(32 * g).cast());
                 let lo = _mm256_and_si256(q, m4);
                 let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
@@ -253,9 +267,8 @@ unsafe fn rows_q4_k_single(k: &RowBlock) {
                     _mm256_set1_epi16(sc_hi as i16),
                 );
                 isum = _mm256_add_epi32(isum, _mm256_add_epi32(plo, phi));
-                mins += m_lo as i32 * (*sums.add(4 * g) + *sums.add(4 * g + 1));
-                mins += m_hi as i32 * (*sums.add(4 * g + 2) + *sums.add(4 * g + 3));
             }
+            let mins = mins8(&mn, sums);
             let dx = *x.d.as_ptr().add(i);
             acc = _mm256_fmadd_ps(
                 _mm256_set1_ps(scale(blk) * dx),
@@ -294,12 +307,7 @@ unsafe fn rows_q4_k(k: &RowBlock) {
                 let blk = row.add(i * 144);
                 let scales = std::slice::from_raw_parts(blk.add(4), 12);
                 let qs = blk.add(16);
-                let (mut sc, mut mn) = ([0i16; 8], [0i32; 8]);
-                for j in 0..8 {
-                    let (s, m) = q4k_scale_min(scales, j);
-                    sc[j] = s as i16;
-                    mn[j] = m as i32;
-                }
+                let (sc, mn) = q4k_unpack(scales);
                 let mut nib = [_mm256_setzero_si256(); 8];
                 for g in 0..4 {
                     let q = _mm256_loadu_si256(qs.add(32 * g).cast());
@@ -310,16 +318,15 @@ unsafe fn rows_q4_k(k: &RowBlock) {
                 for bb in 0..nb {
                     let b = b0 + bb;
                     let xq = x.q.as_ptr().add(b * x.cols + i * 256);
-                    let sums = x.sums.as_ptr().add((b * x.cols + i * 256) / 16);
+                    let sums = x.sums.as_ptr().add((b * x.cols + i * 256) / 32);
                     let mut isum = _mm256_setzero_si256();
-                    let mut mins = 0i32;
-                    for j in 0..8 {
+                    for (j, &n) in nib.iter().enumerate() {
                         let xv = _mm256_loadu_si256(xq.add(32 * j).cast());
-                        let p = _mm256_maddubs_epi16(nib[j], xv);
-                        let p = _mm256_madd_epi16(p, _mm256_set1_epi16(sc[j]));
+                        let p = _mm256_maddubs_epi16(n, xv);
+                        let p = _mm256_madd_epi16(p, _mm256_set1_epi16(sc[j] as i16));
                         isum = _mm256_add_epi32(isum, p);
-                        mins += mn[j] * (*sums.add(2 * j) + *sums.add(2 * j + 1));
                     }
+                    let mins = mins8(&mn, sums);
                     let dx = *x.d.as_ptr().add(b * blocks + i);
                     let d = _mm256_set1_ps(dw * dx);
                     acc[bb] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum), acc[bb]);

@@ -146,7 +146,7 @@ unsafe fn rows_q4_k<const DOT: bool>(k: &RowBlock) {
                 let scales = &blk[4..16];
                 let qs = blk.as_ptr().add(16);
                 let xq = x.q.as_ptr().add(b * x.cols + i * 256);
-                let sums = &x.sums[(b * x.cols + i * 256) / 16..][..16];
+                let sums = &x.sums[(b * x.cols + i * 256) / 32..][..8];
                 let (mut dot, mut mins) = (0i32, 0i32);
                 for g in 0..4 {
                     let (sc_lo, m_lo) = q4k_scale_min(scales, 2 * g);
@@ -170,8 +170,7 @@ unsafe fn rows_q4_k<const DOT: bool>(k: &RowBlock) {
                         vld1q_s8(xp.add(48)),
                     );
                     dot += sc_lo as i32 * vaddvq_s32(slo) + sc_hi as i32 * vaddvq_s32(shi);
-                    mins += m_lo as i32 * (sums[4 * g] + sums[4 * g + 1]);
-                    mins += m_hi as i32 * (sums[4 * g + 2] + sums[4 * g + 3]);
+                    mins += m_lo as i32 * sums[2 * g] + m_hi as i32 * sums[2 * g + 1];
                 }
                 let dx = x.d[b * blocks + i];
                 acc += f16_at(blk, 0) * dx * dot as f32 - f16_at(blk, 2) * dx * mins as f32;

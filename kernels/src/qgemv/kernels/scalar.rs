@@ -94,7 +94,7 @@ unsafe fn rows_q4_k(k: &RowBlock) {
                 let blk = &row[i * 144..][..144];
                 let (scales, qs) = (&blk[4..16], &blk[16..144]);
                 let xq = &x.q[b * x.cols + i * 256..][..256];
-                let sums = &x.sums[(b * x.cols + i * 256) / 16..][..16];
+                let sums = &x.sums[(b * x.cols + i * 256) / 32..][..8];
                 let (mut dot, mut mins) = (0i32, 0i32);
                 for g in 0..4 {
                     let q = &qs[32 * g..][..32];
@@ -106,8 +106,7 @@ unsafe fn rows_q4_k(k: &RowBlock) {
                         hi += (q[l] >> 4) as i32 * xq[64 * g + 32 + l] as i32;
                     }
                     dot += sc_lo as i32 * lo + sc_hi as i32 * hi;
-                    mins += m_lo as i32 * (sums[4 * g] + sums[4 * g + 1]);
-                    mins += m_hi as i32 * (sums[4 * g + 2] + sums[4 * g + 3]);
+                    mins += m_lo as i32 * sums[2 * g] + m_hi as i32 * sums[2 * g + 1];
                 }
                 let dx = x.d[b * blocks + i];
                 acc += f16_at(blk, 0) * dx * dot as f32 - f16_at(blk, 2) * dx * mins as f32;
