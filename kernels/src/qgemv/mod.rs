@@ -78,29 +78,12 @@ impl QMatrix {
         check_dims(dtype, rows, cols, w.len(), "floats")?;
         let mut bytes = Vec::with_capacity(rows * dtype.bytes_of(cols));
         for row in w.chunks_exact(cols.max(1)).take(rows) {
-            match dtype {
-                Dtype::Q4_0 => {
-                    for b in quant::quantize_q4_0(row)? {
-                        bytes.extend_from_slice(&b.d.to_le_bytes());
-                        bytes.extend_from_slice(&b.qs);
-                    }
-                }
-                Dtype::Q8_0 => {
-                    for b in quant::quantize_q8_0(row)? {
-                        bytes.extend_from_slice(&b.d.to_le_bytes());
-                        bytes.extend(b.qs.iter().map(|&q| q as u8));
-                    }
-                }
-                Dtype::Q4K => {
-                    for b in quant::quantize_q4_k(row)? {
-                        bytes.extend_from_slice(&b.d.to_le_bytes());
-                        bytes.extend_from_slice(&b.dmin.to_le_bytes());
-                        bytes.extend_from_slice(&b.scales);
-                        bytes.extend_from_slice(&b.qs);
-                    }
-                }
+            bytes.extend(match dtype {
+                Dtype::Q4_0 => quant::blocks_to_bytes(&quant::quantize_q4_0(row)?),
+                Dtype::Q8_0 => quant::blocks_to_bytes(&quant::quantize_q8_0(row)?),
+                Dtype::Q4K => quant::blocks_to_bytes(&quant::quantize_q4_k(row)?),
                 Dtype::F32 => unreachable!("rejected by check_dims"),
-            }
+            });
         }
         QMatrix::from_bytes(dtype, rows, cols, bytes)
     }
@@ -123,27 +106,28 @@ impl QMatrix {
 
     /// The f32 values the blocks encode, row-major.
     pub fn dequantize(&self) -> Vec<f32> {
+        let (bb, bl) = (self.dtype.block_bytes(), self.dtype.block_len());
         let mut out = vec![0f32; self.rows * self.cols];
-        let bb = self.dtype.block_bytes();
-        let bl = self.dtype.block_len();
-        for (blk, o) in self.bytes.chunks_exact(bb).zip(out.chunks_exact_mut(bl)) {
-            let d = reference::f16_le(blk, 0);
-            match self.dtype {
-                Dtype::Q4_0 => {
-                    for j in 0..16 {
-                        o[j] = ((blk[2 + j] & 15) as f32 - 8.0) * d;
-                        o[j + 16] = ((blk[2 + j] >> 4) as f32 - 8.0) * d;
-                    }
-                }
-                Dtype::Q8_0 => {
-                    for j in 0..32 {
-                        o[j] = (blk[2 + j] as i8) as f32 * d;
-                    }
-                }
-                Dtype::Q4K => reference::dequantize_q4_k_block(blk, o),
-                Dtype::F32 => {}
+        // Whole blocks that both the bytes and the output hold (all of them, for a QMatrix
+        // made by `quantize` or `from_bytes`).
+        let blocks = (self.bytes.len() / bb).min(out.len() / bl);
+        let bytes = &self.bytes[..blocks * bb];
+        let n = blocks * bl;
+        // Whole blocks into an output of exactly their size: neither call can fail.
+        let part = &mut out[..n];
+        let done = match self.dtype {
+            Dtype::Q4_0 => {
+                quant::blocks_from_bytes(bytes).and_then(|b| quant::dequantize_q4_0(&b, part))
             }
-        }
+            Dtype::Q8_0 => {
+                quant::blocks_from_bytes(bytes).and_then(|b| quant::dequantize_q8_0(&b, part))
+            }
+            Dtype::Q4K => {
+                quant::blocks_from_bytes(bytes).and_then(|b| quant::dequantize_q4_k(&b, part))
+            }
+            Dtype::F32 => Ok(()),
+        };
+        debug_assert!(done.is_ok(), "{done:?}");
         out
     }
 }

@@ -14,30 +14,7 @@
 //! it, and a wrong block, sign or scale does.
 
 use crate::problem::Dtype;
-use crate::qgemv::kernels::q4k_scale_min;
 use crate::qgemv::QMatrix;
-
-/// The little-endian f16 at `bytes[at..at + 2]`, as f32.
-pub fn f16_le(bytes: &[u8], at: usize) -> f32 {
-    crate::quant::f16::f16_to_f32(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
-}
-
-/// Dequantizes one 144-byte q4_K super-block into 256 floats.
-pub fn dequantize_q4_k_block(blk: &[u8], out: &mut [f32]) {
-    let (d, dmin) = (f16_le(blk, 0), f16_le(blk, 2));
-    let (scales, qs) = (&blk[4..16], &blk[16..144]);
-    for g in 0..4 {
-        let (sc_lo, m_lo) = q4k_scale_min(scales, 2 * g);
-        let (sc_hi, m_hi) = q4k_scale_min(scales, 2 * g + 1);
-        let (d_lo, min_lo) = (d * sc_lo as f32, dmin * m_lo as f32);
-        let (d_hi, min_hi) = (d * sc_hi as f32, dmin * m_hi as f32);
-        for l in 0..32 {
-            let q = qs[32 * g + l];
-            out[64 * g + l] = d_lo * (q & 15) as f32 - min_lo;
-            out[64 * g + 32 + l] = d_hi * (q >> 4) as f32 - min_hi;
-        }
-    }
-}
 
 /// `y = dequantized(W) x` in f64 for `batch` vectors (`x`: `batch * cols`).
 pub fn gemv_reference(w: &QMatrix, x: &[f32], batch: usize) -> Vec<f32> {

@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{batch_groups, q4k_unpack, RowBlock, RowsFn};
+use super::{batch_groups, q4k_scales_mins, RowBlock, RowsFn};
 use crate::problem::Dtype;
 
 /// The AVX2 kernel for `dtype` in the GGML layout, or (`split`) in the split layout of
@@ -245,11 +245,11 @@ unsafe fn rows_q4_k_single(k: &RowBlock) {
         let mut mins_acc = 0f32;
         for i in 0..blocks {
             let blk = row.add(i * 144);
-            let scales = std::slice::from_raw_parts(blk.add(4), 12);
+
             let qs = blk.add(16);
             let xq = x.q.as_ptr().add(i * 256);
             let sums = x.sums.as_ptr().add(i * 8);
-            let (sc, mn) = q4k_unpack(scales);
+            let (sc, mn) = q4k_scales_mins(blk);
             let mut isum = _mm256_setzero_si256();
             for g in 0..4 {
                 let (sc_lo, sc_hi) = (sc[2 * g], sc[2 * g + 1]);
@@ -305,9 +305,9 @@ unsafe fn rows_q4_k(k: &RowBlock) {
             let mut mins_acc = [0f32; 8];
             for i in 0..blocks {
                 let blk = row.add(i * 144);
-                let scales = std::slice::from_raw_parts(blk.add(4), 12);
+
                 let qs = blk.add(16);
-                let (sc, mn) = q4k_unpack(scales);
+                let (sc, mn) = q4k_scales_mins(blk);
                 let mut nib = [_mm256_setzero_si256(); 8];
                 for g in 0..4 {
                     let q = _mm256_loadu_si256(qs.add(32 * g).cast());

@@ -112,32 +112,15 @@ pub fn split_row(dtype: Dtype, row: &[u8], out: &mut [u8]) {
     }
 }
 
-/// All eight 6-bit scales and mins of a q4_K super-block at once, with 32-bit word
-/// operations on the 12 packed bytes (see [`q4k_scale_min`] for the layout): scales 0..4 and
-/// mins 0..4 are the low 6 bits of words 0 and 1; scales 4..8 take the low nibbles of word 2
-/// and the top 2 bits of word 0, mins 4..8 the high nibbles of word 2 and the top 2 bits of
-/// word 1.
+/// The eight 6-bit scales and mins of a q4_K super-block (144 bytes at `blk`), unpacked by
+/// [`crate::quant::scales_mins`].
+///
+/// # Safety
+/// `blk` is valid for 16 reads.
 #[inline(always)]
-pub(crate) fn q4k_unpack(scales: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let word = |i: usize| {
-        u32::from_le_bytes([
-            scales[4 * i],
-            scales[4 * i + 1],
-            scales[4 * i + 2],
-            scales[4 * i + 3],
-        ])
-    };
-    let (w0, w1, w2) = (word(0), word(1), word(2));
-    let low6 = 0x3f3f_3f3f;
-    let nib = 0x0f0f_0f0f;
-    let top2 = 0x0303_0303;
-    let sc_hi = (w2 & nib) | (((w0 >> 6) & top2) << 4);
-    let m_hi = ((w2 >> 4) & nib) | (((w1 >> 6) & top2) << 4);
-    let join = |lo: u32, hi: u32| {
-        let (a, b) = (lo.to_le_bytes(), hi.to_le_bytes());
-        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
-    };
-    (join(w0 & low6, sc_hi), join(w1 & low6, m_hi))
+pub(crate) unsafe fn q4k_scales_mins(blk: *const u8) -> ([u8; 8], [u8; 8]) {
+    // SAFETY: bytes 4..16 of the block are the packed scales; u8 arrays have alignment 1.
+    crate::quant::scales_mins(&*blk.add(4).cast::<[u8; 12]>())
 }
 
 /// Splits a batch into groups of 8, 4, 2 and 1 vectors, as `(first vector, count)`: the
@@ -163,44 +146,8 @@ pub(crate) fn f16_at(bytes: &[u8], at: usize) -> f32 {
     crate::quant::f16::f16_to_f32(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
 }
 
-/// The 6-bit scale and min of sub-block `j` of a q4_K super-block (GGML's packing): the
-/// first four pairs are the low 6 bits of bytes 0..8; the last four take their low 4 bits
-/// from bytes 8..12 and their top 2 bits from the top of bytes 0..8.
-#[inline(always)]
-pub(crate) fn q4k_scale_min(scales: &[u8], j: usize) -> (u8, u8) {
-    if j < 4 {
-        (scales[j] & 63, scales[j + 4] & 63)
-    } else {
-        (
-            (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4),
-            (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn unpacking_all_scales_matches_one_by_one() {
-        let mut state = 0x1234_5678u32;
-        for _ in 0..2000 {
-            let scales: Vec<u8> = (0..12)
-                .map(|_| {
-                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    (state >> 24) as u8
-                })
-                .collect();
-            let (sc, mn) = super::q4k_unpack(&scales);
-            for j in 0..8 {
-                assert_eq!(
-                    (sc[j], mn[j]),
-                    super::q4k_scale_min(&scales, j),
-                    "{scales:?} {j}"
-                );
-            }
-        }
-    }
-
     #[test]
     fn batch_groups_cover_the_batch() {
         for batch in 0..30 {

@@ -8,7 +8,7 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use super::{f16_at, q4k_scale_min, RowBlock, RowsFn};
+use super::{f16_at, q4k_scales_mins, RowBlock, RowsFn};
 use crate::backend::CpuFeatures;
 use crate::problem::Dtype;
 
@@ -143,14 +143,14 @@ unsafe fn rows_q4_k<const DOT: bool>(k: &RowBlock) {
             let mut acc = 0f32;
             for i in 0..blocks {
                 let blk = &row[i * 144..][..144];
-                let scales = &blk[4..16];
+                let (sc, mn) = q4k_scales_mins(blk.as_ptr());
                 let qs = blk.as_ptr().add(16);
                 let xq = x.q.as_ptr().add(b * x.cols + i * 256);
                 let sums = &x.sums[(b * x.cols + i * 256) / 32..][..8];
                 let (mut dot, mut mins) = (0i32, 0i32);
                 for g in 0..4 {
-                    let (sc_lo, m_lo) = q4k_scale_min(scales, 2 * g);
-                    let (sc_hi, m_hi) = q4k_scale_min(scales, 2 * g + 1);
+                    let (sc_lo, m_lo) = (sc[2 * g], mn[2 * g]);
+                    let (sc_hi, m_hi) = (sc[2 * g + 1], mn[2 * g + 1]);
                     let q0 = vld1q_u8(qs.add(32 * g));
                     let q1 = vld1q_u8(qs.add(32 * g + 16));
                     let lo0 = vreinterpretq_s8_u8(vandq_u8(q0, m4));

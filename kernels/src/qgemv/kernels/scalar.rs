@@ -2,7 +2,7 @@
 //! kernels (they must agree to the last bit of the integer sums; only the order of the float
 //! accumulation differs) and the fallback on every CPU.
 
-use super::{f16_at, q4k_scale_min, RowBlock, RowsFn};
+use super::{f16_at, q4k_scales_mins, RowBlock, RowsFn};
 use crate::problem::Dtype;
 
 /// The scalar kernel for `dtype`.
@@ -92,14 +92,16 @@ unsafe fn rows_q4_k(k: &RowBlock) {
             let mut acc = 0f32;
             for i in 0..blocks {
                 let blk = &row[i * 144..][..144];
-                let (scales, qs) = (&blk[4..16], &blk[16..144]);
+                // SAFETY: `blk` holds the whole 144-byte super-block.
+                let (sc, mn) = q4k_scales_mins(blk.as_ptr());
+                let qs = &blk[16..144];
                 let xq = &x.q[b * x.cols + i * 256..][..256];
                 let sums = &x.sums[(b * x.cols + i * 256) / 32..][..8];
                 let (mut dot, mut mins) = (0i32, 0i32);
                 for g in 0..4 {
                     let q = &qs[32 * g..][..32];
-                    let (sc_lo, m_lo) = q4k_scale_min(scales, 2 * g);
-                    let (sc_hi, m_hi) = q4k_scale_min(scales, 2 * g + 1);
+                    let (sc_lo, m_lo) = (sc[2 * g], mn[2 * g]);
+                    let (sc_hi, m_hi) = (sc[2 * g + 1], mn[2 * g + 1]);
                     let (mut lo, mut hi) = (0i32, 0i32);
                     for l in 0..32 {
                         lo += (q[l] & 15) as i32 * xq[64 * g + l] as i32;
