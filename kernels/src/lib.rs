@@ -28,6 +28,7 @@ pub mod problem;
 pub mod qgemv;
 pub mod quant;
 pub mod space;
+pub mod tuned;
 
 pub use backend::{Backend, CpuFeatures};
 pub use config::Config;

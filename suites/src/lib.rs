@@ -19,7 +19,7 @@
 
 #![warn(missing_docs)]
 
-use ktune_kernels::{MatmulShape, QgemvShape};
+use ktune_kernels::{Dtype, Family, MatmulShape, Problem, QgemvShape};
 
 /// Every suite name, in the order they are listed.
 pub const SUITES: &[&str] = &["quick", "square", "skinny", "llm", "full"];
@@ -180,6 +180,45 @@ pub fn qgemv_cases(name: &str) -> Option<Vec<QgemvCase>> {
 /// The qgemv shapes of the suite `name`, or `None` (no qgemv shapes in that suite).
 pub fn qgemv_suite(name: &str) -> Option<Vec<QgemvShape>> {
     qgemv_cases(name).map(|c| c.into_iter().map(|c| c.shape).collect())
+}
+
+/// The problems of the suite `name`: its matmul shapes (f32) and its qgemv shapes, each
+/// for the weight types `dtypes` (when empty: q4_0 for `quick`, all three otherwise), in a
+/// fixed order (matmul first). `family` keeps one family only. `None` for an unknown suite.
+///
+/// This is the list `ktune tune --suite` and `ktune bench --suite` run, and that `--shard`
+/// splits by position.
+///
+/// ```
+/// use ktune_kernels::{Dtype, Family};
+/// let all = ktune_suites::problems("quick", None, &[]).unwrap();
+/// assert!(all.iter().any(|p| p.family == Family::Qgemv));
+/// let q8 = ktune_suites::problems("llm", Some(Family::Qgemv), &[Dtype::Q8_0]).unwrap();
+/// assert!(q8.iter().all(|p| p.dtype == Dtype::Q8_0));
+/// ```
+pub fn problems(name: &str, family: Option<Family>, dtypes: &[Dtype]) -> Option<Vec<Problem>> {
+    let matmul = matmul_suite(name)?;
+    let mut out: Vec<Problem> = Vec::new();
+    if family.is_none_or(|f| f == Family::Matmul) {
+        out.extend(
+            matmul
+                .into_iter()
+                .map(|s| Problem::matmul_f32(s.m, s.n, s.k)),
+        );
+    }
+    if family.is_none_or(|f| f == Family::Qgemv) {
+        let dtypes: Vec<Dtype> = match (dtypes.is_empty(), name) {
+            (false, _) => dtypes.to_vec(),
+            (true, "quick") => vec![Dtype::Q4_0],
+            (true, _) => vec![Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K],
+        };
+        for dtype in dtypes.into_iter().filter(|d| *d != Dtype::F32) {
+            for s in qgemv_suite(name).unwrap_or_default() {
+                out.push(Problem::qgemv(dtype, s.rows, s.cols, s.batch));
+            }
+        }
+    }
+    Some(out)
 }
 
 /// The thread count of a bench run: `KTUNE_THREADS`, or every available hardware thread.

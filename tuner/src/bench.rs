@@ -3,16 +3,15 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
-use rand::{Rng, SeedableRng};
 
-use ktune_kernels::cache::CacheInfo;
-use ktune_kernels::matmul::reference::{f32_tolerance, max_error, Operands};
-use ktune_kernels::matmul::{self, MatmulPlan};
-use ktune_kernels::qgemv::{self, QMatrix, QgemvPlan};
-use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape, Problem, QgemvShape};
+use ktune_kernels::matmul;
+use ktune_kernels::qgemv;
+use ktune_kernels::{Backend, Config, MatmulShape, Problem};
 use ktune_results::{BenchRecord, ProbeResult};
 
+use crate::journal::Status;
 use crate::measure::{measure, MeasureOptions};
+use crate::workload::{Failure, Workload};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -71,12 +70,6 @@ fn matmul_shape(p: &Problem) -> Result<MatmulShape> {
     }
 }
 
-/// Random values in [-1, 1), reproducible.
-fn random(len: usize, seed: u64) -> Vec<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
-}
-
 /// Refuses problems whose operands would not fit in memory (an allocation failure aborts
 /// the process, which a user should never see).
 pub fn check_memory(problem: &Problem, memory_bytes: Option<u64>) -> Result<()> {
@@ -94,66 +87,52 @@ pub fn check_memory(problem: &Problem, memory_bytes: Option<u64>) -> Result<()> 
     Ok(())
 }
 
-/// Plans, verifies against the reference, measures, and reports against the roofline.
-pub fn run(req: &BenchRequest, opts: &MeasureOptions, probe: &ProbeResult) -> Result<BenchRecord> {
-    check_memory(&req.problem, probe.machine.memory_bytes)?;
-    match req.problem.family {
-        Family::Matmul => run_matmul(req, opts, probe),
-        Family::Qgemv => run_qgemv(req, opts, probe),
-    }
-}
-
-fn run_matmul(
+/// Plans `config`, verifies it against the reference, measures it, and reports against the
+/// roofline.
+pub fn run_config(
     req: &BenchRequest,
+    config: &Config,
     opts: &MeasureOptions,
     probe: &ProbeResult,
 ) -> Result<BenchRecord> {
-    let shape = matmul_shape(&req.problem)?;
-    let config = resolve_config(req)?;
-    let mut plan = MatmulPlan::new(req.backend, shape, &config)?;
-    let MatmulShape { m, n, k } = shape;
-    let a = random(m * k, 1);
-    let b = random(k * n, 2);
-    let mut c = vec![f32::NAN; m * n];
-    plan.run(&a, k, &b, n, &mut c, n)?;
-    let op = Operands {
-        m,
-        n,
-        k,
-        a: &a,
-        lda: k,
-        b: &b,
-        ldb: n,
+    check_memory(&req.problem, probe.machine.memory_bytes)?;
+    let mut work = Workload::new(req.problem, req.backend, probe.machine.memory_bytes)?;
+    let bytes = work.bytes_per_run();
+    let problem = req.problem;
+    let fail = |f: Failure| -> anyhow::Error {
+        if f.status == Status::WrongResult {
+            VerificationFailed(format!("{problem} [{config}]: {}", f.message)).into()
+        } else {
+            anyhow::anyhow!("{problem} [{config}]: {}", f.message)
+        }
     };
-    let err = max_error(&op, &c, n);
-    let tolerance = f32_tolerance(k);
-    if err.is_nan() || err > tolerance {
-        return Err(VerificationFailed(format!(
-            "{} on {shape} [{config}] gives a wrong result: error {err:.3e} exceeds the tolerance {tolerance:.3e}",
-            plan.kernel_id()
-        ))
-        .into());
-    }
-    let stats = measure(opts, || plan.run(&a, k, &b, n, &mut c, n))?;
+    let mut cand = work.candidate(config).map_err(fail)?;
+    let (err, tolerance) = cand.verify().map_err(fail)?;
+    let kernel = cand.kernel_id();
+    let stats = measure(opts, || cand.run()).map_err(fail)?;
     let timing = Timing {
         stats,
         err,
         tolerance,
-        bytes: req.problem.min_bytes(),
+        bytes,
     };
-    Ok(record(req, plan.kernel_id().clone(), config, timing, probe))
+    Ok(record(req, kernel, config.clone(), timing, probe))
 }
 
 /// What a measurement adds to the request.
-struct Timing {
-    stats: crate::measure::Stats,
-    err: f64,
-    tolerance: f64,
+pub struct Timing {
+    /// The statistics.
+    pub stats: crate::measure::Stats,
+    /// Verification error.
+    pub err: f64,
+    /// Its tolerance.
+    pub tolerance: f64,
     /// Bytes per run that the GB/s figure counts.
-    bytes: f64,
+    pub bytes: f64,
 }
 
-fn record(
+/// The record of one measured config.
+pub fn record(
     req: &BenchRequest,
     kernel: ktune_kernels::KernelId,
     config: Config,
@@ -165,13 +144,7 @@ fn record(
     let problem = req.problem;
     let gflops = problem.flops() / stats.median / 1e9;
     let gbs = t.bytes / stats.median / 1e9;
-    let roofline = match (
-        probe.peak_gflops(req.backend.name(), threads),
-        probe.read_gbs(threads),
-    ) {
-        (Some(peak), Some(bw)) => Some(problem.roofline_gflops(peak, bw)),
-        _ => None,
-    };
+    let roofline = roofline_gflops(probe, &problem, req.backend, threads);
     BenchRecord {
         kernel,
         family: problem.family,
@@ -198,95 +171,18 @@ fn record(
     }
 }
 
-/// Random but valid weight blocks, written directly (quantizing gigabytes of f32 would
-/// dominate the run): scales are f16 in a realistic range, quants uniform.
-fn random_weights(dtype: Dtype, rows: usize, cols: usize, seed: u64) -> Result<QMatrix> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let row_bytes = dtype.bytes_of(cols);
-    let mut bytes = vec![0u8; rows * row_bytes];
-    rng.fill(&mut bytes[..]);
-    let f16 = |v: f32| ktune_kernels::quant::f16::f32_to_f16(v).to_le_bytes();
-    for blk in bytes.chunks_exact_mut(dtype.block_bytes()) {
-        blk[..2].copy_from_slice(&f16(rng.gen_range(0.001f32..0.02)));
-        if dtype == Dtype::Q4K {
-            blk[2..4].copy_from_slice(&f16(rng.gen_range(0.0005f32..0.005)));
-        }
-    }
-    Ok(QMatrix::from_bytes(dtype, rows, cols, bytes)?)
-}
-
-/// At most this many rows are checked against the reference (first, last and spread).
-const CHECK_ROWS: usize = 256;
-
-fn run_qgemv(
-    req: &BenchRequest,
-    opts: &MeasureOptions,
+/// The roofline bound of `problem` on `backend` with `threads`, from the probe.
+pub fn roofline_gflops(
     probe: &ProbeResult,
-) -> Result<BenchRecord> {
-    let Some(QgemvShape { rows, cols, batch }) = req.problem.as_qgemv() else {
-        bail!("{} is not a qgemv problem", req.problem);
-    };
-    let dtype = req.problem.dtype;
-    let config = resolve_config(req)?;
-    let w = random_weights(dtype, rows, cols, 7)?;
-    let x = random(batch * cols, 8);
-    let mut y = vec![f32::NAN; batch * rows];
-    // Enough copies of W that one pass over all of them overflows the last-level cache
-    // (4x), so that memory, not cache, is measured; at most 16 copies, and together at most
-    // a quarter of the machine's memory (8 GiB when it is unknown).
-    let llc = CacheInfo::get().last_level_bytes() as f64;
-    let wbytes = w.bytes.len().max(1) as f64;
-    let budget = probe
-        .machine
-        .memory_bytes
-        .map_or((8u64 << 30) as f64, |m| m as f64 / 4.0);
-    let copies = ((4.0 * llc / wbytes).ceil() as usize).clamp(1, 16);
-    let copies = copies.min((budget / wbytes).max(1.0) as usize);
-    let mut plans = (0..copies)
-        .map(|_| QgemvPlan::new(req.backend, &w, batch, &config))
-        .collect::<Result<Vec<_>, _>>()?;
-    plans[0].run(&x, &mut y)?;
-    // Verify a sample of rows against the f64 reference (all rows when few).
-    let pick: Vec<usize> = if rows <= CHECK_ROWS {
-        (0..rows).collect()
-    } else {
-        let step = rows / CHECK_ROWS;
-        (0..CHECK_ROWS)
-            .map(|i| i * step)
-            .chain([rows - 1])
-            .collect()
-    };
-    let row_bytes = w.row_bytes();
-    let sub_bytes: Vec<u8> = pick
-        .iter()
-        .flat_map(|&r| w.bytes[r * row_bytes..(r + 1) * row_bytes].iter().copied())
-        .collect();
-    let sub = QMatrix::from_bytes(dtype, pick.len(), cols, sub_bytes)?;
-    let sub_y: Vec<f32> = (0..batch)
-        .flat_map(|b| pick.iter().map(|&r| y[b * rows + r]).collect::<Vec<_>>())
-        .collect();
-    let verdict = qgemv::reference::check(&sub, &x, batch, &sub_y);
-    if !verdict.ok() {
-        return Err(VerificationFailed(format!(
-            "{} on {} [{config}] gives a wrong result: error {:.3e} exceeds its budget by {:.2}x",
-            plans[0].kernel_id(),
-            req.problem,
-            verdict.max_rel_err,
-            verdict.worst_ratio
-        ))
-        .into());
+    problem: &Problem,
+    backend: Backend,
+    threads: usize,
+) -> Option<f64> {
+    match (
+        probe.peak_gflops(backend.name(), threads),
+        probe.read_gbs(threads),
+    ) {
+        (Some(peak), Some(bw)) => Some(problem.roofline_gflops(peak, bw)),
+        _ => None,
     }
-    let kernel = plans[0].kernel_id().clone();
-    let mut turn = 0usize;
-    let stats = measure(opts, || {
-        turn = (turn + 1) % copies;
-        plans[turn].run(&x, &mut y)
-    })?;
-    let timing = Timing {
-        stats,
-        err: verdict.max_rel_err,
-        tolerance: verdict.tolerance,
-        bytes: req.problem.weight_bytes(),
-    };
-    Ok(record(req, kernel, config, timing, probe))
 }

@@ -15,9 +15,11 @@ use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape, Problem};
 use ktune_results::{BenchRecord, ProbeResult};
 
 use crate::bench::{self, BenchRequest};
+use crate::db_cmd::{CompareArgs, ExportArgs, MergeArgs, ShowArgs};
 use crate::format::{num, secs, Format, Rows};
 use crate::measure::MeasureOptions;
 use crate::probe;
+use crate::tune_cmd::TuneArgs;
 
 /// ktune: kernel benchmarking and autotuning against this machine's roofline.
 #[derive(Debug, Parser)]
@@ -49,6 +51,17 @@ enum Command {
     },
     /// Verify and time kernels on shapes, reporting against the roofline.
     Bench(BenchArgs),
+    /// Search kernels' parameters on this machine, verify every candidate, and record the
+    /// best configs in the database (resumable: each problem keeps a journal).
+    Tune(TuneArgs),
+    /// Best configs in a database, with their fraction of roofline and speedup over default.
+    Show(ShowArgs),
+    /// Two machines, runs or database files side by side; exit 1 when B regresses.
+    Compare(CompareArgs),
+    /// Combine databases from many machines (or shards) into one folder.
+    Merge(MergeArgs),
+    /// Write a journal in Kernel Tuner's T4 format, or a database as CSV, Markdown or JSON.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,9 +84,20 @@ struct BenchArgs {
     /// Worker threads (overrides the config's `threads`).
     #[arg(long)]
     threads: Option<usize>,
-    /// Config overrides, `name=value,...` (see `ktune list` for the parameters).
+    /// Config: `name=value,...` overrides on the default (see `ktune list` for the
+    /// parameters), or a file holding such a line or a JSON object of parameters.
     #[arg(long, default_value = "")]
     config: String,
+    /// Use the best config in the database for this machine and shape (nearest shape, then
+    /// the same CPU model); the default when there is none. `--config` applies on top.
+    #[arg(long, conflicts_with = "default")]
+    tuned: bool,
+    /// Use the analytical default config (the default behaviour; `--config` applies on top).
+    #[arg(long)]
+    default: bool,
+    /// Database folder for `--tuned`.
+    #[arg(long, default_value = "results/db")]
+    db: std::path::PathBuf,
     /// Target relative half-width of the 95% CI of the median.
     #[arg(long, default_value_t = 0.02)]
     target_ci: f64,
@@ -92,10 +116,16 @@ pub fn run() -> Result<ExitCode> {
         Command::Probe { force, format } => cmd_probe(force, format),
         Command::List { shape, format } => cmd_list(&shape, format),
         Command::Bench(args) => cmd_bench(&args),
+        Command::Tune(args) => crate::tune_cmd::cmd_tune(&args),
+        Command::Show(args) => crate::db_cmd::cmd_show(&args),
+        Command::Compare(args) => crate::db_cmd::cmd_compare(&args),
+        Command::Merge(args) => crate::db_cmd::cmd_merge(&args),
+        Command::Export(args) => crate::db_cmd::cmd_export(&args),
     }
 }
 
-fn emit(text: &str) -> Result<ExitCode> {
+/// Prints `text` to standard output.
+pub fn emit(text: &str) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`ktune ... | head`) is not an error worth a message.
     let _ = out.write_all(text.as_bytes());
@@ -178,6 +208,10 @@ fn cmd_list(shape: &str, format: Format) -> Result<ExitCode> {
     }
     let mut text = rows.render(format);
     if format == Format::Table {
+        text.push_str("\nsearch strategies of `ktune tune --strategy` (default ils):\n");
+        for s in crate::search::Strategy::ALL {
+            text.push_str(&format!("  {:<11} {}\n", s.name(), s.describe()));
+        }
         text.push_str(&format!(
             "\nparameters of matmul (space sized for {shape}):\n"
         ));
@@ -192,7 +226,8 @@ fn cmd_list(shape: &str, format: Format) -> Result<ExitCode> {
     emit(&text)
 }
 
-fn parse_duration(s: &str) -> Result<Duration> {
+/// Parses `5s`, `500ms`, `2m` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
     let (num, mult) = if let Some(v) = s.strip_suffix("ms") {
         (v, 1e-3)
@@ -246,7 +281,7 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
         None => Backend::best_cpu(),
     };
     backend.require()?;
-    let mut overrides: Config = args.config.parse()?;
+    let mut overrides: Config = parse_config_arg(&args.config)?;
     if let Some(t) = args.threads {
         if t == 0 {
             bail!("--threads must be at least 1");
@@ -273,11 +308,45 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
             overrides: overrides.clone(),
         })
         .collect();
-    let memory = ktune_results::Machine::detect().memory_bytes;
+    let machine = ktune_results::Machine::detect();
+    let dbs = if args.tuned {
+        ktune_results::db::load_dir(&args.db)?
+    } else {
+        Vec::new()
+    };
+    let mut configs = Vec::new();
     for r in &requests {
-        bench::check_memory(&r.problem, memory)?;
-        let cfg = bench::resolve_config(r)?;
+        bench::check_memory(&r.problem, machine.memory_bytes)?;
+        let mut cfg = bench::resolve_config(r)?;
+        if args.tuned {
+            let threads = overrides
+                .get("threads")
+                .map_or(ktune_kernels::pool::available_threads(), |t| t as usize);
+            match ktune_results::db::tuned_lookup(
+                &dbs,
+                &machine,
+                r.problem.family,
+                r.problem.dtype,
+                r.backend,
+                r.problem.shape,
+                threads,
+            ) {
+                Some((rec, how)) => {
+                    eprintln!(
+                        "{}: tuned config ({how}, from {} t{}): {}",
+                        r.problem, rec.shape, rec.threads, rec.config
+                    );
+                    cfg = rec.config.merged(&r.overrides);
+                }
+                None => eprintln!(
+                    "{}: no tuned config in {} for this machine; using the default",
+                    r.problem,
+                    args.db.display()
+                ),
+            }
+        }
         bench::validate(r, &cfg).with_context(|| format!("{}", r.problem))?;
+        configs.push(cfg);
     }
     let probe = probe::load_or_run(false, args.format != Format::Table)?;
     let mut records = Vec::new();
@@ -286,7 +355,7 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
         if total > 1 {
             eprintln!("[{}/{total}] {}", i + 1, r.problem);
         }
-        records.push(bench::run(r, &opts, &probe)?);
+        records.push(bench::run_config(r, &configs[i], &opts, &probe)?);
     }
     if records.iter().any(|r| r.noisy) {
         eprintln!(
@@ -295,6 +364,29 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
         );
     }
     emit(&render_records(&records, &probe, args.format)?)
+}
+
+/// A `--config` value: inline `name=value,...`, or a file holding such a line or a JSON
+/// object of integer parameters.
+fn parse_config_arg(arg: &str) -> Result<Config> {
+    let path = std::path::Path::new(arg);
+    if arg.is_empty() || arg.contains('=') || !path.is_file() {
+        return Ok(arg.parse()?);
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--config: cannot read {}", path.display()))?;
+    let t = text.trim();
+    if t.starts_with('{') {
+        serde_json::from_str(t).with_context(|| {
+            format!(
+                "--config {}: not a JSON object of integer parameters",
+                path.display()
+            )
+        })
+    } else {
+        t.parse()
+            .with_context(|| format!("--config {}", path.display()))
+    }
 }
 
 fn render_records(records: &[BenchRecord], probe: &ProbeResult, format: Format) -> Result<String> {

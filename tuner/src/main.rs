@@ -2,9 +2,16 @@
 
 mod bench;
 mod cli;
+mod db_cmd;
 mod format;
+mod journal;
 mod measure;
 mod probe;
+mod search;
+mod t4;
+mod tune;
+mod tune_cmd;
+mod workload;
 
 use std::process::ExitCode;
 

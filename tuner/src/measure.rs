@@ -63,10 +63,29 @@ pub struct Stats {
 }
 
 /// Measures `run`, which performs one complete kernel call.
-pub fn measure<E>(
+pub fn measure<E>(opts: &MeasureOptions, run: impl FnMut() -> Result<(), E>) -> Result<Stats, E> {
+    measure_until(opts, run, |_| false).map(|m| m.stats)
+}
+
+/// A measurement with its raw samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// Statistics of the samples.
+    pub stats: Stats,
+    /// Every sample (seconds per run), in the order taken.
+    pub samples: Vec<f64>,
+    /// `stop` ended it before the interval reached its target.
+    pub stopped: bool,
+}
+
+/// Measures `run` like [`measure`], and after each sample asks `stop` (given the samples so
+/// far) whether to give up early: the tuner stops candidates that are clearly slower than
+/// the incumbent.
+pub fn measure_until<E>(
     opts: &MeasureOptions,
     mut run: impl FnMut() -> Result<(), E>,
-) -> Result<Stats, E> {
+    mut stop: impl FnMut(&[f64]) -> bool,
+) -> Result<Measurement, E> {
     // Warm-up, which also estimates the time of one run.
     let start = Instant::now();
     let mut runs = 0u32;
@@ -88,13 +107,22 @@ pub fn measure<E>(
             run()?;
         }
         samples.push(t.elapsed().as_secs_f64() / batch as f64);
+        let stopped = stop(&samples);
         let n = samples.len();
-        if n >= opts.min_samples {
+        if stopped || n >= opts.min_samples {
             let mut sorted = samples.clone();
             sorted.sort_by(f64::total_cmp);
             let ci = median_ci_rel(&sorted);
-            if ci <= opts.target_ci || n >= opts.max_samples || start.elapsed() >= opts.max_time {
-                return Ok(summarize(&sorted, batch, opts.target_ci));
+            if stopped
+                || ci <= opts.target_ci
+                || n >= opts.max_samples
+                || start.elapsed() >= opts.max_time
+            {
+                return Ok(Measurement {
+                    stats: summarize(&sorted, batch, opts.target_ci),
+                    samples,
+                    stopped,
+                });
             }
         }
     }

@@ -27,14 +27,19 @@ use ktune_results::{Machine, PerThreads, ProbeResult};
 /// Repetitions of every probe; the best is kept (a shared machine only ever slows a run down).
 const REPS: usize = 10;
 
-/// Where the cached probe of this machine lives.
-pub fn cache_path(machine: &Machine) -> PathBuf {
-    let dir = std::env::var_os("KTUNE_CACHE_DIR")
+/// ktune's cache folder: `KTUNE_CACHE_DIR`, else `$XDG_CACHE_HOME/ktune`, else
+/// `~/.cache/ktune` (probe results and tuning journals).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("KTUNE_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("ktune")))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ktune")))
-        .unwrap_or_else(|| std::env::temp_dir().join("ktune"));
-    dir.join(format!("probe-{}.json", machine.id))
+        .unwrap_or_else(|| std::env::temp_dir().join("ktune"))
+}
+
+/// Where the cached probe of this machine lives.
+pub fn cache_path(machine: &Machine) -> PathBuf {
+    cache_dir().join(format!("probe-{}.json", machine.id))
 }
 
 /// The cached probe of this machine, or a fresh one (then cached). `force` always measures.

@@ -21,7 +21,9 @@ pub use reference::sgemm_reference;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kernel::{KernelId, KernelInfo};
-use crate::problem::{Dtype, Family, MatmulShape};
+use crate::pool::available_threads;
+use crate::problem::{Dtype, Family, MatmulShape, Problem};
+use crate::tuned;
 
 /// The id of the matmul kernel `variant` on `backend`.
 pub fn kernel_id(backend: Backend, variant: &str) -> KernelId {
@@ -98,7 +100,8 @@ pub fn check_args(
 /// `C = A * B` in f32, row-major: A is `m x k` with row stride `lda`, B is `k x n` with row
 /// stride `ldb`, C is `m x n` with row stride `ldc` and is overwritten.
 ///
-/// Picks the best backend of this CPU and the analytical default config for the shape.
+/// Picks the best backend of this CPU and, for the shape, the tuned config of the installed
+/// source (see [`crate::tuned`]) when it has a valid one, else the analytical default config.
 /// Sizes, strides and buffer lengths are checked; a mismatch is an error, never a panic.
 ///
 /// Plans (and their packing buffers) of the last [`PLAN_CACHE`] shapes are kept per calling
@@ -128,16 +131,21 @@ pub fn sgemm(
     PLANS.with(|cell| {
         // A nested call on this thread (from inside a rayon job) finds the cache busy and
         // plans afresh rather than waiting on itself.
-        let Ok(mut plans) = cell.try_borrow_mut() else {
-            let config = default_config(backend, shape)?;
-            return MatmulPlan::new(backend, shape, &config)?.run(a, lda, b, ldb, c, ldc);
+        let Ok(mut cache) = cell.try_borrow_mut() else {
+            return plan_for(backend, shape)?.run(a, lda, b, ldb, c, ldc);
         };
+        let (generation, plans) = &mut *cache;
+        if *generation != tuned::generation() {
+            // A tuned source was installed or removed since these plans were made.
+            plans.clear();
+            *generation = tuned::generation();
+        }
         let found = plans
             .iter()
             .position(|p| p.shape() == shape && p.backend() == backend);
         let mut plan = match found {
             Some(i) => plans.remove(i),
-            None => MatmulPlan::new(backend, shape, &default_config(backend, shape)?)?,
+            None => plan_for(backend, shape)?,
         };
         let result = plan.run(a, lda, b, ldb, c, ldc);
         if plans.len() >= PLAN_CACHE {
@@ -148,9 +156,22 @@ pub fn sgemm(
     })
 }
 
+/// The plan [`sgemm`] uses: the tuned config when the installed source (see [`tuned`]) has
+/// one that is valid here, else the analytical default.
+fn plan_for(backend: Backend, shape: MatmulShape) -> Result<MatmulPlan> {
+    let problem = Problem::matmul_f32(shape.m, shape.n, shape.k);
+    if let Some(config) = tuned::lookup(&problem, backend, available_threads()) {
+        if let Ok(plan) = MatmulPlan::new(backend, shape, &config) {
+            return Ok(plan);
+        }
+    }
+    MatmulPlan::new(backend, shape, &default_config(backend, shape)?)
+}
+
 /// Shapes whose plans [`sgemm`] keeps per thread.
 pub const PLAN_CACHE: usize = 4;
 
 thread_local! {
-    static PLANS: std::cell::RefCell<Vec<MatmulPlan>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PLANS: std::cell::RefCell<(u64, Vec<MatmulPlan>)> =
+        const { std::cell::RefCell::new((0, Vec::new())) };
 }

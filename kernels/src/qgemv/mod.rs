@@ -18,6 +18,7 @@ pub use plan::QgemvPlan;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kernel::{KernelId, KernelInfo};
+use crate::pool::available_threads;
 use crate::problem::{Dtype, Family, QgemvShape};
 use crate::quant;
 
@@ -148,11 +149,19 @@ pub fn quantize_q4_k(rows: usize, cols: usize, w: &[f32]) -> Result<QMatrix> {
 }
 
 /// `y = W x` for `batch` vectors: `x` holds `batch * cols` floats (vector after vector),
-/// `y` receives `batch * rows`. Picks the best backend of this CPU and the default config;
+/// `y` receives `batch * rows`. Picks the best backend of this CPU and the tuned config of
+/// the installed source (see [`crate::tuned`]) when it has a valid one, else the default;
 /// builds a plan (which copies W) on every call, so loops should keep a [`QgemvPlan`].
 pub fn gemv(w: &QMatrix, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
     let shape = QgemvShape::new(w.rows, w.cols, batch);
     let backend = Backend::best_cpu();
+    // The tuned config of the installed source (see [`crate::tuned`]), when valid here.
+    let problem = crate::Problem::qgemv(w.dtype, w.rows, w.cols, batch);
+    if let Some(config) = crate::tuned::lookup(&problem, backend, available_threads()) {
+        if let Ok(mut plan) = QgemvPlan::new(backend, w, batch, &config) {
+            return plan.run(x, y);
+        }
+    }
     let config = space::default_config(backend, w.dtype, shape)?;
     QgemvPlan::new(backend, w, batch, &config)?.run(x, y)
 }

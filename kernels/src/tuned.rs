@@ -1,0 +1,76 @@
+//! Tuned dispatch: where the library functions ([`crate::matmul::sgemm`],
+//! [`crate::qgemv::gemv`]) get their config.
+//!
+//! By default they use the analytical default config of each shape. A *tuned source* can be
+//! installed once, explicitly, by the application: a function from (problem, backend, thread
+//! budget) to a config, usually backed by ktune's results database:
+//!
+//! ```no_run
+//! // Load this machine's tuned configs (and those of machines with the same CPU model) from
+//! // a folder of database files, e.g. the `results/db/` of a ktune checkout or what
+//! // `ktune tune --db DIR` wrote.
+//! ktune_results::dispatch::install_dir(std::path::Path::new("results/db")).unwrap();
+//! ```
+//!
+//! The source is consulted when a library function plans a shape it has not planned before
+//! (plans are cached per thread), so a lookup costs nothing on the hot path. A config from
+//! the source that does not validate for this build and CPU is ignored, and the default is
+//! used instead: a database from another machine can never make a call fail.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::problem::Problem;
+
+/// A tuned source: the best known config for a problem on a backend with a thread budget,
+/// or `None` for "use the default".
+pub type Source = dyn Fn(&Problem, Backend, usize) -> Option<Config> + Send + Sync;
+
+static SOURCE: RwLock<Option<Arc<Source>>> = RwLock::new(None);
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Installs `source`, replacing any previous one. Plans cached by the library functions are
+/// dropped, so the next call of each shape consults the new source.
+pub fn install(source: Arc<Source>) {
+    *SOURCE.write().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Removes the installed source: the library functions go back to the defaults.
+pub fn clear() {
+    *SOURCE.write().unwrap_or_else(|e| e.into_inner()) = None;
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Counter that changes whenever the source changes (plan caches compare it).
+pub fn generation() -> u64 {
+    GENERATION.load(Ordering::SeqCst)
+}
+
+/// The installed source's config for `problem`, if any.
+pub fn lookup(problem: &Problem, backend: Backend, threads: usize) -> Option<Config> {
+    let source = SOURCE.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+    source(problem, backend, threads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::{Dtype, Family};
+
+    #[test]
+    fn install_lookup_clear() {
+        let p = Problem::parse(Family::Matmul, Dtype::F32, "8x8x8").unwrap();
+        let g0 = generation();
+        install(Arc::new(|p: &Problem, _b, t| {
+            (p.flops() > 0.0).then(|| Config::new().with("threads", t as i64))
+        }));
+        assert!(generation() > g0);
+        let got = lookup(&p, Backend::Scalar, 3).unwrap();
+        assert_eq!(got.get("threads"), Some(3));
+        clear();
+        assert!(lookup(&p, Backend::Scalar, 3).is_none());
+    }
+}

@@ -1,0 +1,319 @@
+//! The records a database holds: the machine, its peaks and GPUs, and one result per key.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use ktune_kernels::{Backend, Config, Dtype, Family, KernelId, Shape};
+
+use crate::machine::Machine;
+use crate::probe::{PerThreads, ProbeResult};
+
+/// The machine a database file belongs to: its hardware facts (flattened into this object
+/// in JSON), a label its owner chose, its GPUs and the peaks the roofline probe measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineRecord {
+    /// Hardware facts and the id hashed from them.
+    #[serde(flatten)]
+    pub hardware: Machine,
+    /// A label chosen by the user (`""` when none).
+    pub label: String,
+    /// GPUs of the machine (none listed when absent).
+    #[serde(default)]
+    pub gpus: Vec<Gpu>,
+    /// Measured peaks, when the probe has run.
+    pub peaks: Option<Peaks>,
+}
+
+/// One GPU of a machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gpu {
+    /// Product name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub name: String,
+    /// Device memory in bytes, where known.
+    pub memory_bytes: Option<u64>,
+    /// Driver version, where known.
+    pub driver: Option<String>,
+    /// CUDA compute capability (`9.0`), where it applies.
+    pub compute_capability: Option<String>,
+}
+
+/// Peaks measured by the roofline probe, as kept with the machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Peaks {
+    /// Peak f32 FMA throughput in GFLOP/s per backend, per thread count.
+    pub fma_gflops: BTreeMap<String, PerThreads>,
+    /// Memory bandwidth in GB/s per test (`read`, `triad`), per thread count.
+    pub bandwidth_gbs: BTreeMap<String, PerThreads>,
+    /// Seconds since the Unix epoch when the probe ran.
+    pub probed_at: u64,
+}
+
+impl Peaks {
+    /// The peaks of a probe result.
+    pub fn from_probe(p: &ProbeResult) -> Peaks {
+        Peaks {
+            fma_gflops: p.fma_gflops.clone(),
+            bandwidth_gbs: p.bandwidth_gbs.clone(),
+            probed_at: p.timestamp,
+        }
+    }
+}
+
+/// The best known config for one key on one machine, with how it was measured and found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    /// The kernel that ran, e.g. `matmul.f32.avx512.14x32`.
+    pub kernel: KernelId,
+    /// The family.
+    pub family: Family,
+    /// The element type.
+    pub dtype: Dtype,
+    /// The backend.
+    pub backend: Backend,
+    /// The shape (`{m, n, k}` for matmul, `{rows, cols, batch}` for qgemv).
+    pub shape: Shape,
+    /// The thread budget of the tuning (part of the key); `config["threads"]` may be lower.
+    pub threads: usize,
+    /// The config that was measured.
+    pub config: Config,
+    /// How fast it ran.
+    pub timing: Timing,
+    /// GFLOP/s at the median.
+    pub gflops: f64,
+    /// GB/s of the problem's minimal traffic at the median.
+    pub gbs: f64,
+    /// The roofline bound of the problem at this backend and thread count, in GFLOP/s.
+    pub roofline_gflops: Option<f64>,
+    /// `gflops / roofline_gflops`.
+    pub roofline_fraction: Option<f64>,
+    /// The default config measured alongside, when it was.
+    pub default: Option<DefaultRun>,
+    /// `default.median_s / timing.median_s`.
+    pub speedup: Option<f64>,
+    /// How the config was found, when it came from a search.
+    pub search: Option<SearchSummary>,
+    /// The accuracy check of the result.
+    pub verification: Verification,
+    /// What produced the record, and when.
+    pub provenance: Provenance,
+}
+
+/// The measured time per run of one config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Median seconds per run.
+    pub median_s: f64,
+    /// 5th percentile of seconds per run.
+    pub p05_s: f64,
+    /// 95th percentile of seconds per run.
+    pub p95_s: f64,
+    /// Timed samples taken.
+    pub samples: usize,
+    /// Relative half-width of the 95% confidence interval of the median.
+    pub ci_rel: f64,
+    /// The spread was large or the interval did not reach its target.
+    pub noisy: bool,
+}
+
+/// The default config of the same key, measured for comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefaultRun {
+    /// The default config.
+    pub config: Config,
+    /// Its median seconds per run.
+    pub median_s: f64,
+    /// Relative half-width of the 95% confidence interval of that median.
+    pub ci_rel: f64,
+}
+
+/// How a search found the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchSummary {
+    /// The strategy's name (`exhaustive`, `random`, ...).
+    pub strategy: String,
+    /// The budget it ran under, as given (`200 evals`, `60s`).
+    pub budget: String,
+    /// Configs measured.
+    pub evaluated: usize,
+    /// Configs in the space.
+    pub space_size: usize,
+    /// Configs skipped without measuring.
+    pub pruned: usize,
+    /// Configs that failed, counted per reason.
+    pub failures: BTreeMap<String, usize>,
+    /// Seconds the search took.
+    pub seconds: f64,
+    /// Seed of its random choices.
+    pub seed: u64,
+}
+
+/// The accuracy check a result passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Largest normalised error against the reference.
+    pub max_rel_err: f64,
+    /// The tolerance it was checked against.
+    pub tolerance: f64,
+}
+
+/// What produced a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Version of ktune.
+    pub ktune_version: String,
+    /// Git commit of the ktune build, where known.
+    pub git_commit: Option<String>,
+    /// `rustc --version` of the build, where known.
+    pub rustc_version: Option<String>,
+    /// Seconds since the Unix epoch when measured.
+    pub timestamp: u64,
+}
+
+/// What identifies a result within one machine's database: at most one record per key.
+///
+/// Keys are ordered by family, dtype and backend names, then shape kind and sizes
+/// (numerically), then threads. Names rather than declaration order keep files in the same
+/// order when the kernel crate grows new variants.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResultKey {
+    /// The family.
+    pub family: Family,
+    /// The element type.
+    pub dtype: Dtype,
+    /// The backend.
+    pub backend: Backend,
+    /// The shape.
+    pub shape: Shape,
+    /// The thread budget.
+    pub threads: usize,
+}
+
+/// The shape's kind (0 matmul, 1 qgemv) and its three sizes in declaration order.
+pub(crate) fn shape_dims(shape: &Shape) -> (u8, [usize; 3]) {
+    match shape {
+        Shape::Matmul(s) => (0, [s.m, s.n, s.k]),
+        Shape::Qgemv(s) => (1, [s.rows, s.cols, s.batch]),
+    }
+}
+
+/// The family a shape belongs to.
+pub(crate) fn shape_family(shape: &Shape) -> Family {
+    match shape {
+        Shape::Matmul(_) => Family::Matmul,
+        Shape::Qgemv(_) => Family::Qgemv,
+    }
+}
+
+/// The tuple keys are ordered by.
+type SortKey = (
+    &'static str,
+    &'static str,
+    &'static str,
+    u8,
+    [usize; 3],
+    usize,
+);
+
+impl ResultKey {
+    fn sort_key(&self) -> SortKey {
+        let (kind, dims) = shape_dims(&self.shape);
+        (
+            self.family.name(),
+            self.dtype.name(),
+            self.backend.name(),
+            kind,
+            dims,
+            self.threads,
+        )
+    }
+}
+
+impl PartialOrd for ResultKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ResultKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.sort_key().cmp(&other.sort_key())
+    }
+}
+
+impl fmt::Display for ResultKey {
+    /// `matmul.f32.avx512 256x256x256 t2`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{} {} t{}",
+            self.family, self.dtype, self.backend, self.shape, self.threads
+        )
+    }
+}
+
+impl ResultRecord {
+    /// The key of this record.
+    pub fn key(&self) -> ResultKey {
+        ResultKey {
+            family: self.family,
+            dtype: self.dtype,
+            backend: self.backend,
+            shape: self.shape,
+            threads: self.threads,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ktune_kernels::{MatmulShape, QgemvShape};
+
+    fn key(backend: Backend, shape: Shape, threads: usize) -> ResultKey {
+        ResultKey {
+            family: shape_family(&shape),
+            dtype: match shape {
+                Shape::Matmul(_) => Dtype::F32,
+                Shape::Qgemv(_) => Dtype::Q4_0,
+            },
+            backend,
+            shape,
+            threads,
+        }
+    }
+
+    #[test]
+    fn keys_order_by_names_then_sizes_numerically() {
+        let mm = |m, n, k| Shape::Matmul(MatmulShape::new(m, n, k));
+        let mut keys = [
+            key(Backend::Scalar, mm(8, 8, 8), 1),
+            key(Backend::Avx2, mm(100, 8, 8), 1),
+            key(Backend::Avx2, mm(20, 8, 8), 2),
+            key(Backend::Avx2, mm(20, 8, 8), 1),
+            key(Backend::Avx2, Shape::Qgemv(QgemvShape::new(64, 64, 1)), 1),
+        ];
+        keys.sort();
+        let shown: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "matmul.f32.avx2 20x8x8 t1",
+                "matmul.f32.avx2 20x8x8 t2",
+                "matmul.f32.avx2 100x8x8 t1",
+                "matmul.f32.scalar 8x8x8 t1",
+                "qgemv.q4_0.avx2 64x64x1 t1",
+            ]
+        );
+    }
+
+    #[test]
+    fn equal_keys_compare_equal() {
+        let a = key(Backend::Avx2, Shape::Matmul(MatmulShape::new(1, 2, 3)), 4);
+        assert_eq!(a.cmp(&a.clone()), Ordering::Equal);
+        let b = key(Backend::Avx2, Shape::Qgemv(QgemvShape::new(1, 2, 3)), 4);
+        assert_ne!(a.cmp(&b), Ordering::Equal);
+    }
+}

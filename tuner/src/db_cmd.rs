@@ -1,0 +1,573 @@
+//! The database commands: `ktune show`, `ktune compare`, `ktune merge`, `ktune export`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use ktune_kernels::{Dtype, Family, Shape};
+use ktune_results::db::{self, Database, ResultRecord};
+use ktune_results::BenchRecord;
+
+use crate::format::{num, secs, Format, Rows};
+use crate::journal;
+
+/// Arguments of `ktune show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// Database folder (or one database file).
+    #[arg(long, default_value = "results/db")]
+    pub db: PathBuf,
+    /// Only this machine: an id (or its first characters) or a label.
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Only this kernel family.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// Arguments of `ktune compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline: a database file or folder, or the JSON output of `ktune bench` or
+    /// `ktune tune`.
+    pub a: PathBuf,
+    /// The contender, in any of the same forms.
+    pub b: PathBuf,
+    /// Smallest slowdown of B counted as a regression, when the measurements' own noise is
+    /// smaller.
+    #[arg(long, default_value_t = 0.05)]
+    pub threshold: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// Arguments of `ktune merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Database folders or files to merge.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The database folder to merge into (created if missing).
+    #[arg(long)]
+    pub into: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// What `ktune export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Kernel Tuner's T4 results format (journals only).
+    T4,
+    /// Comma-separated values.
+    Csv,
+    /// Markdown table.
+    Md,
+    /// JSON.
+    Json,
+}
+
+/// Arguments of `ktune export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// A tuning journal (`.jsonl`), a database file or a database folder.
+    pub input: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "t4")]
+    pub format: ExportFormat,
+    /// Write to this file instead of standard output (atomically).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Every database at `path`: a folder of files, or one file.
+fn load_any(path: &Path) -> Result<Vec<Database>> {
+    if path.is_dir() {
+        Ok(db::load_dir(path)?)
+    } else if path.exists() {
+        Ok(vec![Database::load(path)?])
+    } else {
+        bail!("{}: no such file or folder", path.display())
+    }
+}
+
+fn pct(f: Option<f64>) -> String {
+    f.map_or("-".into(), |f| format!("{:.0}%", 100.0 * f))
+}
+
+/// `ktune show`.
+pub fn cmd_show(args: &ShowArgs) -> Result<ExitCode> {
+    let family: Option<Family> = args.family.as_deref().map(str::parse).transpose()?;
+    let dbs = load_any(&args.db)?;
+    let dbs: Vec<&Database> = dbs
+        .iter()
+        .filter(|d| {
+            args.machine
+                .as_deref()
+                .is_none_or(|m| d.machine.hardware.id.starts_with(m) || d.machine.label == m)
+        })
+        .collect();
+    if dbs.is_empty() {
+        bail!(
+            "{}: no database{} (run `ktune tune` to make one)",
+            args.db.display(),
+            args.machine
+                .as_deref()
+                .map_or(String::new(), |m| format!(" for machine '{m}'"))
+        );
+    }
+    let recs: Vec<(&Database, &ResultRecord)> = dbs
+        .iter()
+        .flat_map(|d| d.results.iter().map(move |r| (*d, r)))
+        .filter(|(_, r)| family.is_none_or(|f| r.family == f))
+        .collect();
+    if args.format == Format::Json {
+        let doc: Vec<_> = dbs
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "machine": d.machine,
+                    "results": d.results.iter().filter(|r| family.is_none_or(|f| r.family == f)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return crate::cli::emit(&(serde_json::to_string_pretty(&doc)? + "\n"));
+    }
+    let mut rows = Rows::new(&[
+        "machine",
+        "kernel",
+        "shape",
+        "threads",
+        "median",
+        "GFLOP/s",
+        "GB/s",
+        "roofline",
+        "vs default",
+        "search",
+        "config",
+    ]);
+    for (d, r) in recs {
+        let label = if d.machine.label.is_empty() {
+            d.machine.hardware.id.clone()
+        } else {
+            d.machine.label.clone()
+        };
+        rows.push(vec![
+            label,
+            r.kernel.to_string(),
+            r.shape.to_string(),
+            r.threads.to_string(),
+            secs(r.timing.median_s),
+            num(r.gflops),
+            num(r.gbs),
+            pct(r.roofline_fraction),
+            r.speedup.map_or("-".into(), |s| format!("{s:.2}x")),
+            r.search.as_ref().map_or("-".into(), |s| {
+                format!("{} {}/{}", s.strategy, s.evaluated, s.space_size)
+            }),
+            r.config.to_string(),
+        ]);
+    }
+    let mut text = String::new();
+    if args.format == Format::Table {
+        for d in &dbs {
+            let m = &d.machine.hardware;
+            text.push_str(&format!(
+                "machine {}{}: {}, {} cores / {} threads, {}\n",
+                m.id,
+                if d.machine.label.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", d.machine.label)
+                },
+                m.cpu_model,
+                m.cores,
+                m.threads,
+                m.os
+            ));
+        }
+    }
+    text.push_str(&rows.render(args.format));
+    crate::cli::emit(&text)
+}
+
+/// One measurement for `compare`: keyed by what was computed, not by where.
+#[derive(Debug, Clone)]
+struct Point {
+    kernel: String,
+    median_s: f64,
+    ci_rel: f64,
+}
+
+type CompareKey = (Family, Dtype, String, usize);
+
+fn key_of(family: Family, dtype: Dtype, shape: &Shape, threads: usize) -> CompareKey {
+    (family, dtype, shape.to_string(), threads)
+}
+
+/// Reads `path` as a database (file or folder), or as the JSON output of `ktune bench`
+/// (bench records) or `ktune tune` (result records). Per key, the fastest is kept.
+fn load_points(path: &Path) -> Result<BTreeMap<CompareKey, Point>> {
+    let mut out: BTreeMap<CompareKey, Point> = BTreeMap::new();
+    let mut add = |k: CompareKey, p: Point| {
+        let keep_old = out.get(&k).is_some_and(|o| o.median_s <= p.median_s);
+        if !keep_old {
+            out.insert(k, p);
+        }
+    };
+    let from_result = |r: &ResultRecord| {
+        (
+            key_of(r.family, r.dtype, &r.shape, r.threads),
+            Point {
+                kernel: r.kernel.to_string(),
+                median_s: r.timing.median_s,
+                ci_rel: r.timing.ci_rel,
+            },
+        )
+    };
+    if path.is_dir() {
+        for d in db::load_dir(path)? {
+            for r in &d.results {
+                let (k, p) = from_result(r);
+                add(k, p);
+            }
+        }
+        return Ok(out);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a JSON document", path.display()))?;
+    if value.get("schema").is_some() {
+        for r in &Database::parse(&text, path)?.results {
+            let (k, p) = from_result(r);
+            add(k, p);
+        }
+    } else if let Ok(recs) = serde_json::from_value::<Vec<BenchRecord>>(value.clone()) {
+        for r in recs {
+            if !(r.median_s > 0.0 && r.median_s.is_finite()) {
+                bail!("{}: a median is not a positive time", path.display());
+            }
+            add(
+                key_of(r.family, r.dtype, &r.shape, r.threads),
+                Point {
+                    kernel: r.kernel.to_string(),
+                    median_s: r.median_s,
+                    ci_rel: r.ci_rel,
+                },
+            );
+        }
+    } else if let Ok(recs) = serde_json::from_value::<Vec<ResultRecord>>(value) {
+        for r in &recs {
+            if !(r.timing.median_s > 0.0 && r.timing.median_s.is_finite()) {
+                bail!("{}: a median is not a positive time", path.display());
+            }
+            let (k, p) = from_result(r);
+            add(k, p);
+        }
+    } else {
+        bail!(
+            "{}: neither a database nor the JSON output of `ktune bench` or `ktune tune`",
+            path.display()
+        );
+    }
+    Ok(out)
+}
+
+/// Whether B is slower than A beyond the noise of both and `threshold`.
+pub fn regressed(a: f64, a_ci: f64, b: f64, b_ci: f64, threshold: f64) -> bool {
+    let ci = |c: f64| if c.is_finite() { c } else { 0.0 };
+    b > a * (1.0 + threshold.max(ci(a_ci) + ci(b_ci)))
+}
+
+/// `ktune compare A B`: exit 1 when B regresses on any shared key.
+pub fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
+    if !(args.threshold >= 0.0 && args.threshold.is_finite()) {
+        bail!("--threshold must be a non-negative fraction");
+    }
+    let a = load_points(&args.a)?;
+    let b = load_points(&args.b)?;
+    let mut rows = Rows::new(&[
+        "family",
+        "dtype",
+        "shape",
+        "threads",
+        "A",
+        "B",
+        "B speedup",
+        "verdict",
+        "A kernel",
+        "B kernel",
+    ]);
+    let mut json = Vec::new();
+    let mut regressions = 0;
+    let mut shared = 0;
+    for (k, pa) in &a {
+        let Some(pb) = b.get(k) else { continue };
+        shared += 1;
+        let speedup = pa.median_s / pb.median_s;
+        let worse = regressed(
+            pa.median_s,
+            pa.ci_rel,
+            pb.median_s,
+            pb.ci_rel,
+            args.threshold,
+        );
+        let better = regressed(
+            pb.median_s,
+            pb.ci_rel,
+            pa.median_s,
+            pa.ci_rel,
+            args.threshold,
+        );
+        let verdict = if worse {
+            regressions += 1;
+            "regression"
+        } else if better {
+            "faster"
+        } else {
+            "same (within noise)"
+        };
+        rows.push(vec![
+            k.0.to_string(),
+            k.1.to_string(),
+            k.2.clone(),
+            k.3.to_string(),
+            secs(pa.median_s),
+            secs(pb.median_s),
+            format!("{speedup:.2}x"),
+            verdict.into(),
+            pa.kernel.clone(),
+            pb.kernel.clone(),
+        ]);
+        json.push(serde_json::json!({
+            "family": k.0, "dtype": k.1, "shape": k.2, "threads": k.3,
+            "a_median_s": pa.median_s, "b_median_s": pb.median_s, "speedup": speedup,
+            "verdict": verdict, "a_kernel": pa.kernel, "b_kernel": pb.kernel,
+        }));
+    }
+    if shared == 0 {
+        bail!(
+            "{} and {} have no problem in common (family, dtype, shape, threads)",
+            args.a.display(),
+            args.b.display()
+        );
+    }
+    let text = if args.format == Format::Json {
+        serde_json::to_string_pretty(&json)? + "\n"
+    } else {
+        let only = |x: &BTreeMap<CompareKey, Point>, y: &BTreeMap<CompareKey, Point>| {
+            x.keys().filter(|k| !y.contains_key(*k)).count()
+        };
+        let mut t = rows.render(args.format);
+        if args.format == Format::Table {
+            t.push_str(&format!(
+                "{shared} shared problems, {regressions} regressions; {} only in A, {} only in B\n",
+                only(&a, &b),
+                only(&b, &a)
+            ));
+        }
+        t
+    };
+    crate::cli::emit(&text)?;
+    Ok(if regressions > 0 {
+        eprintln!(
+            "{regressions} regression(s): B is slower than A beyond the noise and the {:.0}% threshold",
+            100.0 * args.threshold
+        );
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `ktune merge`.
+pub fn cmd_merge(args: &MergeArgs) -> Result<ExitCode> {
+    let report = db::merge(&args.inputs, &args.into)?;
+    if args.format == Format::Json {
+        let doc = serde_json::json!({
+            "files_read": report.files_read,
+            "machines": report.machines,
+            "added": report.added,
+            "replaced": report.replaced,
+            "kept": report.kept,
+            "disagreements": report.disagreements.iter().map(|d| serde_json::json!({
+                "machine": d.machine_id, "key": d.key.to_string(),
+                "kept_median_s": d.kept_median_s, "other_median_s": d.other_median_s,
+            })).collect::<Vec<_>>(),
+        });
+        return crate::cli::emit(&(serde_json::to_string_pretty(&doc)? + "\n"));
+    }
+    let mut text = format!(
+        "merged {} files of {} machines into {}: {} added, {} replaced by a faster result, {} kept\n",
+        report.files_read,
+        report.machines,
+        args.into.display(),
+        report.added,
+        report.replaced,
+        report.kept
+    );
+    if !report.disagreements.is_empty() {
+        let mut rows = Rows::new(&["machine", "problem", "kept", "other", "ratio"]);
+        for d in &report.disagreements {
+            rows.push(vec![
+                d.machine_id.clone(),
+                d.key.to_string(),
+                secs(d.kept_median_s),
+                secs(d.other_median_s),
+                format!("{:.2}x", d.other_median_s / d.kept_median_s),
+            ]);
+        }
+        text.push_str(&format!(
+            "{} results disagree beyond their noise (the faster is kept):\n{}",
+            report.disagreements.len(),
+            rows.render(args.format)
+        ));
+    }
+    crate::cli::emit(&text)
+}
+
+/// `ktune export`.
+pub fn cmd_export(args: &ExportArgs) -> Result<ExitCode> {
+    let is_journal = args.input.extension().is_some_and(|e| e == "jsonl")
+        || (args.input.is_file() && looks_like_journal(&args.input));
+    let text = if is_journal {
+        let rec = journal::read(&args.input)?;
+        match args.format {
+            ExportFormat::T4 => serde_json::to_string_pretty(&crate::t4::to_t4(&rec))? + "\n",
+            ExportFormat::Json => serde_json::to_string_pretty(&rec.evals)? + "\n",
+            ExportFormat::Csv | ExportFormat::Md => {
+                journal_rows(&rec).render(if args.format == ExportFormat::Csv {
+                    Format::Csv
+                } else {
+                    Format::Md
+                })
+            }
+        }
+    } else {
+        let dbs = load_any(&args.input)?;
+        match args.format {
+            ExportFormat::T4 => bail!(
+                "{}: the T4 format holds the evaluations of one tuning run; export a journal (see `ktune tune --help`, --journal-dir)",
+                args.input.display()
+            ),
+            ExportFormat::Json => {
+                let all: Vec<&Database> = dbs.iter().collect();
+                serde_json::to_string_pretty(&all)? + "\n"
+            }
+            ExportFormat::Csv => db_rows(&dbs).render(Format::Csv),
+            ExportFormat::Md => db_rows(&dbs).render(Format::Md),
+        }
+    };
+    match &args.out {
+        None => crate::cli::emit(&text),
+        Some(out) => {
+            write_atomic(out, &text)?;
+            eprintln!("wrote {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn looks_like_journal(path: &Path) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| b.split(|&c| c == b'\n').next().map(|l| l.to_vec()))
+        .is_some_and(|l| String::from_utf8_lossy(&l).contains("\"type\":\"header\""))
+}
+
+fn journal_rows(rec: &journal::Recorded) -> Rows {
+    let names: Vec<String> = rec.header.space.iter().map(|d| d.name.clone()).collect();
+    let mut headers: Vec<&str> = names.iter().map(String::as_str).collect();
+    headers.extend(["status", "median_s", "gflops", "samples", "message"]);
+    let mut rows = Rows::new(&headers);
+    for e in &rec.evals {
+        let mut row: Vec<String> = names
+            .iter()
+            .map(|n| e.config.get(n).map_or(String::new(), |v| v.to_string()))
+            .collect();
+        row.push(e.status.name().into());
+        row.push(e.median_s.map_or(String::new(), |m| format!("{m:e}")));
+        row.push(e.gflops.map_or(String::new(), |g| format!("{g:.3}")));
+        row.push(e.samples.to_string());
+        row.push(e.message.clone().unwrap_or_default());
+        rows.push(row);
+    }
+    rows
+}
+
+fn db_rows(dbs: &[Database]) -> Rows {
+    let mut rows = Rows::new(&[
+        "machine",
+        "label",
+        "cpu",
+        "kernel",
+        "family",
+        "dtype",
+        "backend",
+        "shape",
+        "threads",
+        "median_s",
+        "p05_s",
+        "p95_s",
+        "gflops",
+        "gbs",
+        "roofline_fraction",
+        "default_median_s",
+        "speedup",
+        "config",
+    ]);
+    for d in dbs {
+        for r in &d.results {
+            rows.push(vec![
+                d.machine.hardware.id.clone(),
+                d.machine.label.clone(),
+                d.machine.hardware.cpu_model.clone(),
+                r.kernel.to_string(),
+                r.family.to_string(),
+                r.dtype.to_string(),
+                r.backend.to_string(),
+                r.shape.to_string(),
+                r.threads.to_string(),
+                format!("{:e}", r.timing.median_s),
+                format!("{:e}", r.timing.p05_s),
+                format!("{:e}", r.timing.p95_s),
+                format!("{:.3}", r.gflops),
+                format!("{:.3}", r.gbs),
+                r.roofline_fraction
+                    .map_or(String::new(), |f| format!("{f:.4}")),
+                r.default
+                    .as_ref()
+                    .map_or(String::new(), |x| format!("{:e}", x.median_s)),
+                r.speedup.map_or(String::new(), |s| format!("{s:.4}")),
+                r.config.to_string(),
+            ]);
+        }
+    }
+    rows
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,369 @@
+//! The journal of a tuning run: JSON lines, one evaluated config per line, flushed as it goes.
+//!
+//! The first line is a [`Header`] that names what is tuned (machine, kernel family, dtype,
+//! backend, shape, thread budget) and the space searched; every further line is one
+//! [`EvalLine`]. A line is written with a single `write` call and flushed before the next
+//! candidate starts, so a run killed at any moment (SIGKILL included) loses at most the
+//! candidate in flight, and at worst leaves one truncated last line, which [`Journal::open`]
+//! drops with a warning. Opening an existing journal for the same work resumes it: the
+//! evaluations already recorded are returned, and the search skips them.
+//!
+//! ```text
+//! {"type":"header","journal":"ktune.journal/1","machine_id":"...","family":"matmul",...}
+//! {"type":"eval","config":{"kc":256,...},"status":"ok","median_s":0.00012,...}
+//! {"type":"eval","config":{"kc":64,...},"status":"wrong-result","message":"...",...}
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use ktune_kernels::{Backend, Config, Dtype, Family, Shape};
+
+/// The format tag of journals.
+pub const JOURNAL_SCHEMA: &str = "ktune.journal/1";
+
+/// One parameter's candidate values, as searched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamDomain {
+    /// Parameter name.
+    pub name: String,
+    /// Candidate values, ascending.
+    pub values: Vec<i64>,
+}
+
+/// The first line of a journal: what is being tuned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`JOURNAL_SCHEMA`].
+    pub journal: String,
+    /// Id of the machine the measurements come from.
+    pub machine_id: String,
+    /// Its CPU model.
+    pub cpu_model: String,
+    /// Kernel family.
+    pub family: Family,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Backend.
+    pub backend: Backend,
+    /// Problem shape.
+    pub shape: Shape,
+    /// Most threads a config may use.
+    pub threads: usize,
+    /// Parameters pinned on the command line (`--fix`), as `name=value,...`.
+    pub fixed: Config,
+    /// The space searched: each parameter and its candidates.
+    pub space: Vec<ParamDomain>,
+    /// Number of valid configs in that space.
+    pub space_size: usize,
+    /// The analytical default config (the start of model-guided search).
+    pub default: Config,
+    /// Strategy of the run that created the journal.
+    pub strategy: String,
+    /// Its seed.
+    pub seed: u64,
+    /// ktune version that created it.
+    pub ktune_version: String,
+    /// Seconds since the Unix epoch when it was created.
+    pub created: u64,
+}
+
+/// How an evaluation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Verified and fully measured.
+    Ok,
+    /// Verified, then stopped early: clearly slower than the incumbent after a few samples.
+    Pruned,
+    /// The config was rejected when the plan was built.
+    InvalidConfig,
+    /// Kernel compilation failed (GPU backends).
+    Compile,
+    /// The kernel returned an error or panicked.
+    Runtime,
+    /// The result did not match the reference within tolerance.
+    WrongResult,
+    /// One run took longer than the candidate time limit.
+    Timeout,
+}
+
+impl Status {
+    /// Every status, in report order.
+    #[cfg(test)]
+    pub const ALL: [Status; 7] = [
+        Status::Ok,
+        Status::Pruned,
+        Status::InvalidConfig,
+        Status::Compile,
+        Status::Runtime,
+        Status::WrongResult,
+        Status::Timeout,
+    ];
+
+    /// Its name in journals and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Pruned => "pruned",
+            Status::InvalidConfig => "invalid-config",
+            Status::Compile => "compile",
+            Status::Runtime => "runtime",
+            Status::WrongResult => "wrong-result",
+            Status::Timeout => "timeout",
+        }
+    }
+
+    /// Whether the config failed (as opposed to being measured, fully or not).
+    pub fn is_failure(self) -> bool {
+        !matches!(self, Status::Ok | Status::Pruned)
+    }
+}
+
+/// One evaluated config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalLine {
+    /// The config.
+    pub config: Config,
+    /// How it ended.
+    pub status: Status,
+    /// Kernel id that ran, when a plan was built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// Median seconds per run (for `pruned`, the median of the few samples taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_s: Option<f64>,
+    /// 5th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p05_s: Option<f64>,
+    /// 95th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_s: Option<f64>,
+    /// Relative half-width of the 95% CI of the median.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_rel: Option<f64>,
+    /// Timed samples.
+    #[serde(default)]
+    pub samples: usize,
+    /// Every sample, seconds per run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub times_s: Vec<f64>,
+    /// GFLOP/s at the median.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gflops: Option<f64>,
+    /// Verification error against the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rel_err: Option<f64>,
+    /// The tolerance it was checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+    /// Why it failed or was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Wall seconds the evaluation took (planning, verification and timing).
+    pub elapsed_s: f64,
+    /// Seconds since the Unix epoch when it finished.
+    pub timestamp: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum Line {
+    Header(Header),
+    Eval(EvalLine),
+}
+
+/// An open journal, appending.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+/// What an existing journal holds.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Its header.
+    pub header: Header,
+    /// Its evaluations, in order.
+    pub evals: Vec<EvalLine>,
+    /// A truncated last line was dropped (the run was killed while writing it).
+    pub dropped_tail: bool,
+}
+
+/// Reads a journal.
+pub fn read(path: &Path) -> Result<Recorded> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let reader = BufReader::new(file);
+    let mut header = None;
+    let mut evals = Vec::new();
+    let mut dropped_tail = false;
+    let lines: Vec<String> = reader
+        .split(b'\n')
+        .map(|l| l.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let last = lines.len().saturating_sub(1);
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Line = match serde_json::from_str(line) {
+            Ok(l) => l,
+            // Only the last line may be cut short by a kill; anything else is corruption.
+            Err(e) if i == last && e.is_eof() => {
+                dropped_tail = true;
+                continue;
+            }
+            Err(e) => bail!(
+                "{}: line {}: not a journal line: {e}",
+                path.display(),
+                i + 1
+            ),
+        };
+        match (parsed, &header) {
+            (Line::Header(h), None) if i == 0 => {
+                if h.journal != JOURNAL_SCHEMA {
+                    bail!(
+                        "{}: journal format '{}' is not supported (this ktune reads {JOURNAL_SCHEMA})",
+                        path.display(),
+                        h.journal
+                    );
+                }
+                header = Some(h);
+            }
+            (Line::Header(_), _) => {
+                bail!("{}: line {}: a second header", path.display(), i + 1)
+            }
+            (Line::Eval(_), None) => {
+                bail!("{}: the first line is not a journal header", path.display())
+            }
+            (Line::Eval(e), Some(_)) => evals.push(e),
+        }
+    }
+    let Some(header) = header else {
+        bail!("{}: empty journal (no header line)", path.display());
+    };
+    Ok(Recorded {
+        header,
+        evals,
+        dropped_tail,
+    })
+}
+
+impl Journal {
+    /// Opens the journal at `path` for `header`'s work: creates it (with its directory) or,
+    /// when it exists and describes the same work, resumes it and returns what it recorded.
+    /// A journal of other work at that path is an error (nothing is overwritten).
+    pub fn open(path: &Path, header: &Header) -> Result<(Journal, Vec<EvalLine>)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut recorded = Vec::new();
+        let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+        if exists {
+            let r = read(path)?;
+            if !r.header.same_work(header) {
+                bail!(
+                    "{} holds a journal of other work ({}); remove it or choose another --journal-dir",
+                    path.display(),
+                    r.header.describe()
+                );
+            }
+            if r.dropped_tail {
+                eprintln!(
+                    "warning: {}: dropped a truncated last line (a run was interrupted)",
+                    path.display()
+                );
+                rewrite(path, &r)?;
+            }
+            recorded = r.evals;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {} for writing", path.display()))?;
+        if !exists {
+            write_line(&mut file, &Line::Header(header.clone()))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok((
+            Journal {
+                path: path.to_path_buf(),
+                file,
+            },
+            recorded,
+        ))
+    }
+
+    /// Appends one evaluation and flushes it to the OS.
+    pub fn append(&mut self, e: &EvalLine) -> Result<()> {
+        write_line(&mut self.file, &Line::Eval(e.clone()))
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+/// Rewrites a journal without its truncated tail (temporary file, then rename).
+fn rewrite(path: &Path, r: &Recorded) -> Result<()> {
+    let tmp = path.with_extension(format!("jsonl.tmp{}", std::process::id()));
+    {
+        let mut f =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        write_line(&mut f, &Line::Header(r.header.clone()))?;
+        for e in &r.evals {
+            write_line(&mut f, &Line::Eval(e.clone()))?;
+        }
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+}
+
+fn write_line(f: &mut File, line: &Line) -> Result<()> {
+    let mut text = serde_json::to_string(line)?;
+    text.push('\n');
+    // One write call per line: a kill leaves whole lines and at most one cut-off last line.
+    f.write_all(text.as_bytes())?;
+    f.flush()?;
+    Ok(())
+}
+
+impl Header {
+    /// Whether two headers describe the same work (the strategy and seed may differ: the
+    /// measurements of one run are valid for another).
+    pub fn same_work(&self, o: &Header) -> bool {
+        self.machine_id == o.machine_id
+            && self.family == o.family
+            && self.dtype == o.dtype
+            && self.backend == o.backend
+            && self.shape == o.shape
+            && self.threads == o.threads
+            && self.fixed == o.fixed
+            && self.space == o.space
+    }
+
+    /// One line naming the work.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}.{}.{} {} threads<={} on machine {}",
+            self.family, self.dtype, self.backend, self.shape, self.threads, self.machine_id
+        )
+    }
+
+    /// A file name for this work's journal.
+    pub fn file_name(&self) -> String {
+        let fixed = if self.fixed.is_empty() {
+            String::new()
+        } else {
+            format!(".fix-{}", self.fixed.to_string().replace(['=', ','], "-"))
+        };
+        format!(
+            "{}.{}.{}.{}.t{}{}.jsonl",
+            self.family, self.dtype, self.backend, self.shape, self.threads, fixed
+        )
+    }
+}

@@ -1,0 +1,379 @@
+//! `ktune tune`: search a kernel's space on one problem, verifying every candidate.
+//!
+//! For each problem:
+//! 1. Build the kernel's space for the problem, pin what `--fix` (and `--threads`) pins, and
+//!    add the analytical default's values to the candidates, so the default is a point of
+//!    the space and model-guided search can start from it.
+//! 2. Open the problem's journal; evaluations it already holds are not measured again.
+//! 3. Run the strategy. Each new candidate is planned, run once on NaN-poisoned outputs and
+//!    verified against the reference (failures are classified and recorded, never fatal),
+//!    then timed; timing stops early when the candidate is clearly slower than the
+//!    incumbent. Each evaluation is appended to the journal before the next one starts.
+//! 4. Pick the winner in evaluation order: a candidate replaces the incumbent only when its
+//!    median is faster beyond the noise of both measurements, so reruns agree.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+
+use ktune_kernels::{matmul, qgemv, Backend, Config, Problem, Space};
+use ktune_results::Machine;
+
+use crate::bench::{self, BenchRequest};
+use crate::journal::{EvalLine, Header, Journal, ParamDomain, Status, JOURNAL_SCHEMA};
+use crate::measure::{measure_until, MeasureOptions};
+use crate::search::{self, Budget, Objective, Outcome, SearchSpace, Strategy};
+use crate::workload::{Failure, Workload};
+
+/// Everything one tuning run of one problem needs.
+#[derive(Debug, Clone)]
+pub struct TuneSpec {
+    /// The problem.
+    pub problem: Problem,
+    /// The backend.
+    pub backend: Backend,
+    /// Most threads a config may use (the database key).
+    pub threads: usize,
+    /// Parameters pinned to one value.
+    pub fixed: Config,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// The budget.
+    pub budget: Budget,
+    /// The seed.
+    pub seed: u64,
+    /// Folder of the journals.
+    pub journal_dir: PathBuf,
+    /// How each candidate is timed.
+    pub measure: MeasureOptions,
+    /// Longest one run of a candidate may take.
+    pub timeout: Duration,
+    /// A candidate whose fastest sample is this much slower than the incumbent's median
+    /// after [`PRUNE_AFTER`] samples is stopped.
+    pub prune_margin: f64,
+}
+
+/// Samples taken before a candidate can be stopped early.
+pub const PRUNE_AFTER: usize = 3;
+
+/// What a tuning run found.
+#[derive(Debug, Clone)]
+pub struct TuneOutcome {
+    /// The journal's header.
+    pub header: Header,
+    /// Where the journal is.
+    pub journal: PathBuf,
+    /// Every evaluation of this run's trajectory, in order (recorded ones included).
+    pub evals: Vec<EvalLine>,
+    /// How many of them came from the journal instead of being measured.
+    pub resumed: usize,
+    /// The winner.
+    pub best: Option<EvalLine>,
+    /// The default config's evaluation.
+    pub default: Option<EvalLine>,
+    /// Failures per class.
+    pub failures: BTreeMap<String, usize>,
+    /// Candidates stopped early.
+    pub pruned: usize,
+    /// Seconds of evaluation (recorded ones included).
+    pub seconds: f64,
+}
+
+/// The kernel space of a problem on a backend.
+pub fn kernel_space(problem: &Problem, backend: Backend) -> Result<Space> {
+    Ok(match problem.shape {
+        ktune_kernels::Shape::Matmul(s) => matmul::space(backend, s)?,
+        ktune_kernels::Shape::Qgemv(s) => qgemv::space::space(backend, problem.dtype, s)?,
+    })
+}
+
+/// The analytical default with the pinned parameters applied.
+pub fn default_with(problem: &Problem, backend: Backend, fixed: &Config) -> Result<Config> {
+    let req = BenchRequest {
+        problem: *problem,
+        backend,
+        overrides: Config::new(),
+    };
+    Ok(bench::resolve_config(&req)?.merged(fixed))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The journal header of `spec` on `machine`, with the search space.
+pub fn prepare(spec: &TuneSpec, machine: &Machine) -> Result<(Header, SearchSpace, Config)> {
+    let space = kernel_space(&spec.problem, spec.backend)?;
+    for (name, v) in spec.fixed.iter() {
+        let p = space.param(name).with_context(|| {
+            let known: Vec<_> = space.params.iter().map(|p| p.name).collect();
+            format!(
+                "--fix {name}: no such parameter for {} (known: {})",
+                spec.problem,
+                known.join(", ")
+            )
+        })?;
+        p.check(v)
+            .with_context(|| format!("--fix {name}={v} for {}", spec.problem))?;
+    }
+    let default = default_with(&spec.problem, spec.backend, &spec.fixed)?;
+    let search_space = SearchSpace::from_space(&space, &[&default], &spec.fixed)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", spec.problem))?;
+    if search_space.is_empty() {
+        bail!(
+            "{}: no valid config with {} pinned",
+            spec.problem,
+            spec.fixed
+        );
+    }
+    let header = Header {
+        journal: JOURNAL_SCHEMA.to_string(),
+        machine_id: machine.id.clone(),
+        cpu_model: machine.cpu_model.clone(),
+        family: spec.problem.family,
+        dtype: spec.problem.dtype,
+        backend: spec.backend,
+        shape: spec.problem.shape,
+        threads: spec.threads,
+        fixed: spec.fixed.clone(),
+        space: search_space
+            .domains()
+            .into_iter()
+            .map(|(name, values)| ParamDomain { name, values })
+            .collect(),
+        space_size: search_space.len(),
+        default: default.clone(),
+        strategy: spec.strategy.to_string(),
+        seed: spec.seed,
+        ktune_version: env!("CARGO_PKG_VERSION").to_string(),
+        created: now(),
+    };
+    Ok((header, search_space, default))
+}
+
+/// Called after each evaluation with the evaluations so far and the incumbent.
+pub type Progress<'a> = &'a dyn Fn(&[EvalLine], Option<&EvalLine>);
+
+/// Tunes one problem.
+pub fn tune(
+    spec: &TuneSpec,
+    machine: &Machine,
+    progress: Progress<'_>,
+    should_stop: &dyn Fn() -> bool,
+) -> Result<TuneOutcome> {
+    let (header, space, default) = prepare(spec, machine)?;
+    let path = spec.journal_dir.join(&machine.id).join(header.file_name());
+    let (journal, recorded) = Journal::open(&path, &header)?;
+    let work = Workload::new(spec.problem, spec.backend, machine.memory_bytes)?;
+    let mut objective = Live {
+        spec,
+        space: &space,
+        work,
+        journal,
+        recorded: recorded
+            .into_iter()
+            .map(|e| (e.config.clone(), e))
+            .collect(),
+        evals: Vec::new(),
+        resumed: 0,
+        best: None,
+        progress,
+        error: None,
+    };
+    let start = space
+        .point_of(&default)
+        .unwrap_or_else(|| space.nearest(&default));
+    search::search(
+        spec.strategy,
+        &space,
+        start,
+        spec.budget,
+        spec.seed,
+        &mut objective,
+        should_stop,
+    );
+    if let Some(e) = objective.error.take() {
+        return Err(e);
+    }
+    let start_config = space.config(start);
+    let evals = objective.evals;
+    let mut failures = BTreeMap::new();
+    for e in evals.iter().filter(|e| e.status.is_failure()) {
+        *failures.entry(e.status.name().to_string()).or_insert(0) += 1;
+    }
+    Ok(TuneOutcome {
+        journal: path,
+        resumed: objective.resumed,
+        best: objective.best,
+        default: evals.iter().find(|e| e.config == start_config).cloned(),
+        pruned: evals.iter().filter(|e| e.status == Status::Pruned).count(),
+        seconds: evals.iter().map(|e| e.elapsed_s).sum(),
+        failures,
+        evals,
+        header,
+    })
+}
+
+/// Whether `new` beats `incumbent` beyond the noise of both measurements: its median is
+/// lower by more than the sum of their relative CI half-widths, and by at least 1%.
+pub fn beats(new: &EvalLine, incumbent: &EvalLine) -> bool {
+    match (new.median_s, incumbent.median_s) {
+        (Some(a), Some(b)) => {
+            let noise = (new.ci_rel.unwrap_or(0.0) + incumbent.ci_rel.unwrap_or(0.0)).max(0.01);
+            a < b * (1.0 - noise)
+        }
+        _ => false,
+    }
+}
+
+/// The objective of a live run: measures, journals, and tracks the incumbent.
+struct Live<'a> {
+    spec: &'a TuneSpec,
+    space: &'a SearchSpace,
+    work: Workload,
+    journal: Journal,
+    recorded: HashMap<Config, EvalLine>,
+    evals: Vec<EvalLine>,
+    resumed: usize,
+    best: Option<EvalLine>,
+    progress: Progress<'a>,
+    /// A journal write failed: the search is stopped and this is reported.
+    error: Option<anyhow::Error>,
+}
+
+impl Objective for Live<'_> {
+    fn evaluate(&mut self, point: usize) -> Outcome {
+        if self.error.is_some() {
+            return Outcome {
+                time: None,
+                cost_s: f64::INFINITY,
+            };
+        }
+        let config = self.space.config(point);
+        let line = match self.recorded.get(&config) {
+            Some(e) => {
+                self.resumed += 1;
+                e.clone()
+            }
+            None => {
+                let line = self.measure(&config);
+                if let Err(e) = self.journal.append(&line) {
+                    self.error = Some(e);
+                }
+                line
+            }
+        };
+        if line.status == Status::Ok && self.best.as_ref().is_none_or(|b| beats(&line, b)) {
+            self.best = Some(line.clone());
+        }
+        let outcome = Outcome {
+            time: if line.status.is_failure() {
+                None
+            } else {
+                line.median_s
+            },
+            cost_s: line.elapsed_s,
+        };
+        self.evals.push(line);
+        (self.progress)(&self.evals, self.best.as_ref());
+        outcome
+    }
+}
+
+impl Live<'_> {
+    /// Plans, verifies and times one config.
+    fn measure(&mut self, config: &Config) -> EvalLine {
+        let t0 = Instant::now();
+        let incumbent = self.best.as_ref().and_then(|b| b.median_s);
+        let mut line = EvalLine {
+            config: config.clone(),
+            status: Status::Ok,
+            kernel: None,
+            median_s: None,
+            p05_s: None,
+            p95_s: None,
+            ci_rel: None,
+            samples: 0,
+            times_s: Vec::new(),
+            gflops: None,
+            max_rel_err: None,
+            tolerance: None,
+            message: None,
+            elapsed_s: 0.0,
+            timestamp: 0,
+        };
+        let result = self.try_measure(config, incumbent, &mut line);
+        if let Err(f) = result {
+            line.status = f.status;
+            line.message = Some(f.message);
+        }
+        line.elapsed_s = t0.elapsed().as_secs_f64();
+        line.timestamp = now();
+        line
+    }
+
+    fn try_measure(
+        &mut self,
+        config: &Config,
+        incumbent: Option<f64>,
+        line: &mut EvalLine,
+    ) -> Result<(), Failure> {
+        let spec = self.spec;
+        let flops = spec.problem.flops();
+        let mut cand = self.work.candidate(config)?;
+        line.kernel = Some(cand.kernel_id().to_string());
+        let t = Instant::now();
+        let (err, tol) = cand.verify()?;
+        line.max_rel_err = Some(err);
+        line.tolerance = Some(tol);
+        // A run far slower than the incumbent (or than the absolute limit) is a timeout:
+        // timing it would spend the budget on a config that cannot win.
+        let one = t.elapsed();
+        let limit = incumbent.map_or(spec.timeout, |m| {
+            spec.timeout
+                .min(Duration::from_secs_f64((50.0 * m).max(0.25)))
+        });
+        if one > limit {
+            return Err(Failure {
+                status: Status::Timeout,
+                message: format!(
+                    "one run took {:.3} s, over the limit of {:.3} s",
+                    one.as_secs_f64(),
+                    limit.as_secs_f64()
+                ),
+            });
+        }
+        let margin = 1.0 + spec.prune_margin;
+        let m = measure_until(
+            &spec.measure,
+            || cand.run(),
+            |samples| {
+                samples.len() >= PRUNE_AFTER
+                    && incumbent.is_some_and(|inc| {
+                        samples.iter().copied().fold(f64::INFINITY, f64::min) > inc * margin
+                    })
+            },
+        )?;
+        let st = m.stats;
+        if m.stopped {
+            line.status = Status::Pruned;
+            line.message = Some(format!(
+                "stopped after {} samples: more than {:.0}% slower than the incumbent",
+                st.samples,
+                100.0 * spec.prune_margin
+            ));
+        }
+        line.median_s = Some(st.median);
+        line.p05_s = Some(st.p05);
+        line.p95_s = Some(st.p95);
+        line.ci_rel = Some(st.ci_rel);
+        line.samples = st.samples;
+        line.times_s = m.samples;
+        line.gflops = Some(flops / st.median / 1e9);
+        Ok(())
+    }
+}

@@ -1,0 +1,366 @@
+//! `ktune tune` and the database commands end to end: journals, resume after SIGKILL, the
+//! database file, show, compare, merge, export, and bench --tuned.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A scratch folder per test, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("ktune-tune-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+    fn arg(&self, rel: &str) -> String {
+        self.path(rel).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cache() -> PathBuf {
+    // One probe cache for the whole test binary, so the probe runs once.
+    std::env::temp_dir().join(format!("ktune-tune-test-cache-{}", std::process::id()))
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ktune"));
+    c.args(args).env("KTUNE_CACHE_DIR", cache());
+    c
+}
+
+fn ktune(args: &[&str]) -> Output {
+    command(args).output().expect("run ktune")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn journal_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for machine in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(machine.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if f.path().extension().is_some_and(|e| e == "jsonl") {
+                out.push(f.path());
+            }
+        }
+    }
+    out
+}
+
+fn lines(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+const QUICK: &[&str] = &["--max-time", "30ms", "--target-ci", "0.2"];
+
+#[test]
+fn tune_writes_journal_and_database_then_resumes() {
+    let s = Scratch::new("basic");
+    let (db, journals) = (s.arg("db"), s.arg("journals"));
+    let mut args = vec![
+        "tune",
+        "--shape",
+        "40x52x36",
+        "--budget",
+        "8",
+        "--db",
+        &db,
+        "--journal-dir",
+        &journals,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(QUICK);
+    let o = ktune(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let recs: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let rec = &recs[0];
+    assert_eq!(rec["family"], "matmul");
+    assert_eq!(rec["shape"]["m"], 40);
+    assert!(rec["timing"]["median_s"].as_f64().unwrap() > 0.0);
+    assert!(rec["speedup"].as_f64().unwrap() >= 0.99, "{rec}");
+    assert_eq!(rec["search"]["strategy"], "ils");
+    assert_eq!(rec["search"]["evaluated"], 8);
+    assert!(rec["verification"]["max_rel_err"].as_f64().unwrap() < 1e-5);
+
+    // The journal: a header, then one line per evaluation.
+    let files = journal_files(&s.path("journals"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let l = lines(&files[0]);
+    assert_eq!(l[0]["type"], "header");
+    assert_eq!(l.len(), 9, "header + 8 evaluations");
+    assert!(l[1..].iter().all(|e| e["type"] == "eval"));
+
+    // The database file.
+    let dbs: Vec<_> = std::fs::read_dir(s.path("db"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(dbs.len(), 1);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dbs[0]).unwrap()).unwrap();
+    assert_eq!(doc["schema"], "ktune.db/1");
+    assert_eq!(doc["results"].as_array().unwrap().len(), 1);
+
+    // Running again with a larger budget resumes: the 8 recorded evaluations are not
+    // measured again.
+    let mut again = args.clone();
+    again[4] = "12";
+    let o = ktune(&again);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("(8 from the journal"), "{err}");
+    assert_eq!(lines(&files[0]).len(), 13, "header + 12 evaluations");
+
+    // show, export (t4, csv) and compare against itself.
+    let o = ktune(&["show", "--db", &db]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("40x52x36"));
+    let journal = files[0].display().to_string();
+    let o = ktune(&["export", &journal, "--format", "t4"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let t4: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(t4["results"].as_array().unwrap().len(), 12);
+    let o = ktune(&["export", &db, "--format", "csv"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().count(), 2);
+    let o = ktune(&["compare", &db, &db]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+
+    // bench --tuned picks the stored config.
+    let o = ktune(&[
+        "bench",
+        "--shape",
+        "40x52x36",
+        "--tuned",
+        "--db",
+        &db,
+        "--max-time",
+        "30ms",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("tuned config (exact"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn sigkill_loses_at_most_the_candidate_in_flight() {
+    let s = Scratch::new("kill");
+    let journals = s.arg("journals");
+    let args = [
+        "tune",
+        "--shape",
+        "64x64x64",
+        "--strategy",
+        "exhaustive",
+        "--budget",
+        "60",
+        "--no-db",
+        "--journal-dir",
+        &journals,
+        "--max-time",
+        "40ms",
+        "--target-ci",
+        "0.2",
+    ];
+    let mut child = command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a few evaluations are journalled, then kill without warning.
+    let start = Instant::now();
+    let mut before = 0;
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Some(f) = journal_files(&s.path("journals")).first() {
+            before = lines(f).len();
+            if before >= 5 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(before >= 5, "the run journalled nothing in time");
+    let f = journal_files(&s.path("journals"))[0].clone();
+    let kept = lines(&f).len() - 1;
+    assert!(kept + 1 >= before, "lost journalled evaluations");
+
+    let o = ktune(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!("({kept} from the journal")),
+        "expected {kept} resumed: {err}"
+    );
+    let l = lines(&f);
+    assert_eq!(l.len(), 61, "header + 60 evaluations");
+    // Every config appears once.
+    let mut configs: Vec<String> = l[1..].iter().map(|e| e["config"].to_string()).collect();
+    configs.sort();
+    configs.dedup();
+    assert_eq!(configs.len(), 60);
+}
+
+#[test]
+fn replay_scores_a_recorded_journal() {
+    let s = Scratch::new("replay");
+    let journals = s.arg("journals");
+    let mut args = vec![
+        "tune",
+        "--family",
+        "qgemv",
+        "--shape",
+        "64x256",
+        "--strategy",
+        "exhaustive",
+        "--budget",
+        "1000",
+        "--no-db",
+        "--journal-dir",
+        &journals,
+    ];
+    args.extend_from_slice(QUICK);
+    let o = ktune(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let f = journal_files(&s.path("journals"))[0].display().to_string();
+    let o = ktune(&[
+        "tune",
+        "--replay",
+        &f,
+        "--strategy",
+        "ils",
+        "--seeds",
+        "20",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["score"].as_f64().unwrap().is_finite(), "{v}");
+    assert!(v["points"].as_u64().unwrap() > 1);
+}
+
+#[test]
+fn merge_two_shards_and_detect_regressions() {
+    let s = Scratch::new("merge");
+    for shard in ["0/2", "1/2"] {
+        let db = s.arg(&format!("shard-{}", &shard[..1]));
+        let journals = s.arg("journals");
+        let mut args = vec![
+            "tune",
+            "--shape",
+            "24x24x24",
+            "--shape",
+            "33x17x20",
+            "--shard",
+            shard,
+            "--budget",
+            "3",
+            "--db",
+            &db,
+            "--journal-dir",
+            &journals,
+        ];
+        args.extend_from_slice(QUICK);
+        let o = ktune(&args);
+        assert!(o.status.success(), "{shard}: {}", text(&o.stderr));
+    }
+    let (a, b, into) = (s.arg("shard-0"), s.arg("shard-1"), s.arg("merged"));
+    let o = ktune(&["merge", &a, &b, "--into", &into, "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["added"], 2, "{v}");
+    let o = ktune(&["export", &into, "--format", "csv"]);
+    assert_eq!(text(&o.stdout).lines().count(), 3, "header + 2 results");
+
+    // A slowed-down copy of the merged database is a regression: exit 1.
+    let file = std::fs::read_dir(s.path("merged"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    for r in doc["results"].as_array_mut().unwrap() {
+        let m = r["timing"]["median_s"].as_f64().unwrap();
+        r["timing"]["median_s"] = serde_json::json!(m * 3.0);
+    }
+    let slow = s.path("slow.json");
+    std::fs::write(&slow, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let slow = slow.display().to_string();
+    let o = ktune(&["compare", &file.display().to_string(), &slow]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("regression"));
+    let o = ktune(&["compare", &slow, &file.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}
+
+#[test]
+fn bad_tune_input_is_a_clear_error() {
+    let s = Scratch::new("bad");
+    let db = s.arg("db");
+    let cases: &[&[&str]] = &[
+        &["tune"],
+        &["tune", "--shape", "8x8x8", "--budget", "0"],
+        &["tune", "--shape", "8x8x8", "--budget", "soon"],
+        &["tune", "--shape", "8x8x8", "--strategy", "genetic"],
+        &["tune", "--shape", "8x8x8", "--shard", "2/2"],
+        &["tune", "--shape", "8x8x8", "--fix", "bogus=1"],
+        &["tune", "--suite", "nope"],
+        &["show", "--db", "/nonexistent/ktune-db"],
+        &["merge", "/nonexistent/a", "--into", &db],
+        &["export", "/nonexistent/j.jsonl"],
+        &["compare", "/nonexistent/a", "/nonexistent/b"],
+    ];
+    for args in cases {
+        let o = ktune(args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A corrupt database file is named in the error and left as it was.
+    std::fs::create_dir_all(s.path("db")).unwrap();
+    let bad = s.path("db/0123456789abcdef.json");
+    std::fs::write(&bad, "{\"schema\": \"ktune.db/1\", \"machine\": ").unwrap();
+    let o = ktune(&["show", "--db", &db]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("0123456789abcdef.json"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&bad).unwrap(),
+        "{\"schema\": \"ktune.db/1\", \"machine\": "
+    );
+}
