@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian/Ubuntu machine (as root, or with sudo):
-# the aarch64 cross toolchain and qemu-user for the NEON tests, and Debian's rustc with an
-# aarch64 standard library when rustup has none for that target.
+# the aarch64 cross toolchain and qemu-user for the NEON tests, Debian's rustc with an
+# aarch64 standard library when rustup has none for that target, and python3-jsonschema to
+# check the database files against their published schema.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+python3 -c 'import jsonschema' 2>/dev/null || need+=(python3-jsonschema)
 sysroot_std="$(rustc --print sysroot)/lib/rustlib/aarch64-unknown-linux-gnu"
 if [ ! -d "$sysroot_std" ] && [ ! -d /usr/lib/rustlib/aarch64-unknown-linux-gnu ]; then
   need+=(rustc-web libstd-rust-web-dev:arm64)

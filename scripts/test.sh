@@ -29,6 +29,13 @@ fi
 step "cargo test (native; KTUNE_REQUIRE=$native_require)"
 KTUNE_REQUIRE="$native_require" cargo test --workspace --locked
 
+step "database files against the JSON Schema"
+if python3 -c 'import jsonschema' 2>/dev/null; then
+  python3 scripts/check_db.py results/db
+else
+  echo "skipped: python3 has no jsonschema module (scripts/setup.sh installs it)"
+fi
+
 if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
   # rustup's std for aarch64 if it has one, else Debian's rustc (same major version line).
   cross_env=()

@@ -37,6 +37,7 @@ use rand::{Rng, SeedableRng};
 fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        ktune_suites::install_tuned();
         let t = ktune_suites::bench_threads();
         // matrixmultiply reads MATMUL_NUM_THREADS at its first call (default: physical cores,
         // at most 4). An explicit setting wins.
@@ -213,10 +214,15 @@ fn bench_group(c: &mut Criterion, group_name: &str, suite: &str) {
     for s in shapes(suite) {
         let x = Operands::new(s);
         let len = s.m * s.n;
-        let config = ktune_config(backend, s, t);
+        let problem = ktune_kernels::Problem::matmul_f32(s.m, s.n, s.k);
+        let (config, source) =
+            ktune_suites::bench_config(&problem, backend, t, ktune_config(backend, s, t));
         let mut plan = MatmulPlan::new(backend, s, &config)
             .unwrap_or_else(|e| panic!("ktune cannot plan {s} with [{config}]: {e}"));
-        eprintln!("{group_name} {s}: ktune {} [{config}]", plan.kernel_id());
+        eprintln!(
+            "{group_name} {s}: ktune {} [{config}] ({source} config)",
+            plan.kernel_id()
+        );
 
         // Correctness first, against matrixmultiply. Output buffers start as NaN so that an
         // element a library fails to write cannot pass.

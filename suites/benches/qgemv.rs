@@ -34,6 +34,7 @@ fn weights(dtype: Dtype, s: QgemvShape) -> QMatrix {
 }
 
 fn bench(c: &mut Criterion) {
+    ktune_suites::install_tuned();
     let t = ktune_suites::bench_threads();
     let backend = Backend::best_cpu();
     let shapes: Vec<QgemvShape> = ktune_suites::qgemv_suite(if ktune_suites::bench_quick() {
@@ -51,9 +52,12 @@ fn bench(c: &mut Criterion) {
             .measurement_time(Duration::from_secs(2));
         for &s in &shapes {
             let w = weights(dtype, s);
-            let config = qgemv::space::default_config(backend, dtype, s)
+            let default = qgemv::space::default_config(backend, dtype, s)
                 .expect("default config")
                 .with("threads", t as i64);
+            let problem = ktune_kernels::Problem::qgemv(dtype, s.rows, s.cols, s.batch);
+            let (config, source) = ktune_suites::bench_config(&problem, backend, t, default);
+            eprintln!("qgemv_{dtype} {s}: [{config}] ({source} config)");
             let copies = (4 * llc).div_ceil(w.bytes.len()).clamp(1, 16);
             let mut plans: Vec<QgemvPlan> = (0..copies)
                 .map(|_| QgemvPlan::new(backend, &w, s.batch, &config).expect("plan"))

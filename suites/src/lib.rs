@@ -19,7 +19,7 @@
 
 #![warn(missing_docs)]
 
-use ktune_kernels::{Dtype, Family, MatmulShape, Problem, QgemvShape};
+use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape, Problem, QgemvShape, Shape};
 
 /// Every suite name, in the order they are listed.
 pub const SUITES: &[&str] = &["quick", "square", "skinny", "llm", "full"];
@@ -219,6 +219,52 @@ pub fn problems(name: &str, family: Option<Family>, dtypes: &[Dtype]) -> Option<
         }
     }
     Some(out)
+}
+
+/// Installs tuned configs for a bench run (see `ktune_results::dispatch`): the database
+/// folder named by `KTUNE_DB`, else this repository's `results/db`; `KTUNE_DB=none` keeps
+/// the analytical defaults. Says on stderr what it loaded.
+///
+/// # Panics
+/// When the database exists but cannot be read: a bench must not silently fall back.
+pub fn install_tuned() {
+    let dir = match std::env::var("KTUNE_DB") {
+        Ok(d) if d == "none" => {
+            eprintln!("tuned configs: off (KTUNE_DB=none)");
+            return;
+        }
+        Ok(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/db"),
+    };
+    match ktune_results::dispatch::install_dir(&dir) {
+        Ok(n) => eprintln!(
+            "tuned configs: {n} results for this machine or its CPU model in {}",
+            dir.display()
+        ),
+        Err(e) => panic!("cannot load the tuned configs: {e}"),
+    }
+}
+
+/// The config a bench runs `problem` with on `threads` threads: the installed tuned config
+/// when one applies and validates here (its `threads` replaced by the bench's), else
+/// `default`. The second value says which (`"tuned"` or `"default"`).
+pub fn bench_config(
+    problem: &Problem,
+    backend: Backend,
+    threads: usize,
+    default: Config,
+) -> (Config, &'static str) {
+    let space = match problem.shape {
+        Shape::Matmul(s) => ktune_kernels::matmul::space(backend, s),
+        Shape::Qgemv(s) => ktune_kernels::qgemv::space::space(backend, problem.dtype, s),
+    };
+    let tuned = ktune_kernels::tuned::lookup(problem, backend, threads)
+        .map(|c| c.with("threads", threads as i64))
+        .filter(|c| space.as_ref().is_ok_and(|sp| sp.is_valid(c)));
+    match tuned {
+        Some(c) => (c, "tuned"),
+        None => (default, "default"),
+    }
 }
 
 /// The thread count of a bench run: `KTUNE_THREADS`, or every available hardware thread.

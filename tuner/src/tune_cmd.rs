@@ -364,9 +364,10 @@ fn summary_line(i: usize, total: usize, spec: &TuneSpec, o: &TuneOutcome) -> Str
     let fails: Vec<String> = o.failures.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let best = match (&o.best, &o.default) {
         (Some(b), Some(d)) => format!(
-            "best {} ({}x the default) [{}]",
+            "best {} ({}x the default{}) [{}]",
             b.median_s.map_or("-".into(), secs),
             speedup(b, d).map_or("-".into(), |s| format!("{s:.2}")),
+            if o.confirmed { ", interleaved" } else { "" },
             b.config
         ),
         (Some(b), None) => format!(
@@ -546,10 +547,12 @@ fn cmd_replay(args: &TuneArgs, path: &Path) -> Result<ExitCode> {
     // The last evaluation of each config counts (a resumed journal holds each config once).
     let mut by_config: std::collections::BTreeMap<Config, Option<f64>> = Default::default();
     for e in &rec.evals {
-        let t = if e.status == Status::Ok {
-            e.median_s
-        } else {
+        // A candidate stopped early was measured (a few samples) and is slower than the
+        // incumbent of its run: its estimate ranks it correctly.
+        let t = if e.status.is_failure() {
             None
+        } else {
+            e.median_s
         };
         by_config.insert(e.config.clone(), t);
     }
@@ -564,7 +567,10 @@ fn cmd_replay(args: &TuneArgs, path: &Path) -> Result<ExitCode> {
             rec.header.space_size
         );
     }
-    if by_config.values().any(|t| t.is_some_and(|t| t.is_nan() || t <= 0.0)) {
+    if by_config
+        .values()
+        .any(|t| t.is_some_and(|t| t.is_nan() || t <= 0.0))
+    {
         bail!("{}: a recorded time is not positive", path.display());
     }
     let times: Vec<Option<f64>> = (0..space.len())
