@@ -351,12 +351,23 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
     let probe = probe::load_or_run(false, args.format != Format::Table)?;
     let mut records = Vec::new();
     let total = requests.len();
-    for (i, r) in requests.iter().enumerate() {
-        if total > 1 {
-            eprintln!("[{}/{total}] {}", i + 1, r.problem);
-        }
-        records.push(bench::run_config(r, &configs[i], &opts, &probe)?);
+    // A progress bar with an ETA on a terminal (indicatif hides it otherwise).
+    let bar = indicatif::ProgressBar::new(total as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("[{bar:25}] {pos}/{len} {msg} (eta {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
     }
+    if total == 1 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    for (i, r) in requests.iter().enumerate() {
+        bar.set_message(r.problem.to_string());
+        let rec = bench::run_config(r, &configs[i], &opts, &probe);
+        bar.inc(1);
+        records.push(rec?);
+    }
+    bar.finish_and_clear();
     if records.iter().any(|r| r.noisy) {
         eprintln!(
             "warning: some measurements are noisy (CI of the median above {:.1}% or a wide spread); check the machine's load and repeat",
