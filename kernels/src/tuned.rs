@@ -5,7 +5,7 @@
 //! installed once, explicitly, by the application: a function from (problem, backend, thread
 //! budget) to a config, usually backed by ktune's results database:
 //!
-//! ```no_run
+//! ```text
 //! // Load this machine's tuned configs (and those of machines with the same CPU model) from
 //! // a folder of database files, e.g. the `results/db/` of a ktune checkout or what
 //! // `ktune tune --db DIR` wrote.
@@ -49,10 +49,15 @@ pub fn generation() -> u64 {
     GENERATION.load(Ordering::SeqCst)
 }
 
-/// The installed source's config for `problem`, if any.
+/// The installed source's config for `problem` with at most `threads` threads, if any (a
+/// config asking for more threads is capped).
 pub fn lookup(problem: &Problem, backend: Backend, threads: usize) -> Option<Config> {
     let source = SOURCE.read().unwrap_or_else(|e| e.into_inner()).clone()?;
-    source(problem, backend, threads)
+    let mut config = source(problem, backend, threads)?;
+    if config.get("threads").is_some_and(|t| t > threads as i64) {
+        config.set("threads", threads.max(1) as i64);
+    }
+    Some(config)
 }
 
 #[cfg(test)]
@@ -70,6 +75,13 @@ mod tests {
         assert!(generation() > g0);
         let got = lookup(&p, Backend::Scalar, 3).unwrap();
         assert_eq!(got.get("threads"), Some(3));
+        install(Arc::new(|_: &Problem, _b, _t| {
+            Some(Config::new().with("threads", 64))
+        }));
+        assert_eq!(
+            lookup(&p, Backend::Scalar, 2).unwrap().get("threads"),
+            Some(2)
+        );
         clear();
         assert!(lookup(&p, Backend::Scalar, 3).is_none());
     }

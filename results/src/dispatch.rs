@@ -10,14 +10,16 @@
 //!
 //! Per problem, the config comes from, in order: this machine's result for the exact
 //! problem and thread budget; this machine's result for the nearest shape; a machine with
-//! the same CPU model; else the analytical default (see [`crate::db::tuned_lookup`]). The
+//! the same CPU model; else the analytical default (see [`crate::db::tuned_lookup`]). A
+//! neighbouring shape lends its config only when it was tuned for the same thread budget
+//! and lies within [`MAX_DISTANCE`]; threads are capped at the caller's. The
 //! lookup runs when a library function plans a shape it has not seen (plans are cached),
 //! not on every call. A stored config that does not validate here is ignored.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use ktune_kernels::{Backend, Config, Problem};
+use ktune_kernels::{Backend, Config, Problem, Shape};
 
 use crate::db::{self, Database, DbError};
 use crate::machine::Machine;
@@ -50,9 +52,37 @@ pub fn install(dbs: Vec<Database>) -> usize {
     let dbs = Arc::new(dbs);
     ktune_kernels::tuned::install(Arc::new(
         move |p: &Problem, backend: Backend, threads: usize| -> Option<Config> {
-            db::tuned_lookup(&dbs, &this, p.family, p.dtype, backend, p.shape, threads)
-                .map(|(rec, _)| rec.config.clone())
+            let (rec, kind) =
+                db::tuned_lookup(&dbs, &this, p.family, p.dtype, backend, p.shape, threads)?;
+            // Borrow a config only from a near neighbour tuned for the same thread budget:
+            // a decode shape's config says little about a large square product, and a
+            // config tuned for one thread would starve a many-threaded process.
+            let near = kind == db::MatchKind::Exact
+                || (rec.threads == threads && shape_distance(&rec.shape, &p.shape) <= MAX_DISTANCE);
+            near.then(|| rec.config.clone())
         },
     ));
     applicable
+}
+
+/// Largest [`shape_distance`] at which a tuned config is borrowed (ln 4: every dimension
+/// within a factor of 2 of the tuned one, or one within a factor of 4).
+pub const MAX_DISTANCE: f64 = 1.3863;
+
+/// Sum over the dimensions of `|ln(a / b)|` (infinite across families).
+pub fn shape_distance(a: &Shape, b: &Shape) -> f64 {
+    let dims = |s: &Shape| -> [usize; 3] {
+        match s {
+            Shape::Matmul(m) => [m.m, m.n, m.k],
+            Shape::Qgemv(q) => [q.rows, q.cols, q.batch],
+        }
+    };
+    if std::mem::discriminant(a) != std::mem::discriminant(b) {
+        return f64::INFINITY;
+    }
+    dims(a)
+        .iter()
+        .zip(&dims(b))
+        .map(|(&x, &y)| (x.max(1) as f64 / y.max(1) as f64).ln().abs())
+        .sum()
 }

@@ -233,7 +233,15 @@ fn load_points(path: &Path) -> Result<BTreeMap<CompareKey, Point>> {
         )
     };
     if path.is_dir() {
-        for d in db::load_dir(path)? {
+        let dbs = db::load_dir(path)?;
+        if dbs.len() > 1 {
+            bail!(
+                "{} holds the databases of {} machines: compare one machine's file with another's",
+                path.display(),
+                dbs.len()
+            );
+        }
+        for d in dbs {
             for r in &d.results {
                 let (k, p) = from_result(r);
                 add(k, p);
@@ -436,13 +444,17 @@ pub fn cmd_merge(args: &MergeArgs) -> Result<ExitCode> {
 
 /// `ktune export`.
 pub fn cmd_export(args: &ExportArgs) -> Result<ExitCode> {
-    let is_journal = args.input.extension().is_some_and(|e| e == "jsonl")
-        || (args.input.is_file() && looks_like_journal(&args.input));
+    let is_journal = args.input.is_file()
+        && (args.input.extension().is_some_and(|e| e == "jsonl")
+            || looks_like_journal(&args.input));
     let text = if is_journal {
         let rec = journal::read(&args.input)?;
         match args.format {
             ExportFormat::T4 => serde_json::to_string_pretty(&crate::t4::to_t4(&rec))? + "\n",
-            ExportFormat::Json => serde_json::to_string_pretty(&rec.evals)? + "\n",
+            ExportFormat::Json => {
+                let doc = serde_json::json!({ "header": rec.header, "evals": rec.evals });
+                serde_json::to_string_pretty(&doc)? + "\n"
+            }
             ExportFormat::Csv | ExportFormat::Md => {
                 journal_rows(&rec).render(if args.format == ExportFormat::Csv {
                     Format::Csv
@@ -476,11 +488,16 @@ pub fn cmd_export(args: &ExportArgs) -> Result<ExitCode> {
     }
 }
 
+/// Whether the file starts like a journal (its first line, read alone, is a header).
 fn looks_like_journal(path: &Path) -> bool {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| b.split(|&c| c == b'\n').next().map(|l| l.to_vec()))
-        .is_some_and(|l| String::from_utf8_lossy(&l).contains("\"type\":\"header\""))
+    use std::io::{BufRead, Read};
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut first = Vec::new();
+    let mut reader = std::io::BufReader::new(f.take(1 << 20));
+    reader.read_until(b'\n', &mut first).is_ok()
+        && String::from_utf8_lossy(&first).contains("\"type\":\"header\"")
 }
 
 fn journal_rows(rec: &journal::Recorded) -> Rows {
@@ -568,6 +585,14 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
 }

@@ -258,13 +258,20 @@ impl Journal {
     /// Opens the journal at `path` for `header`'s work: creates it (with its directory) or,
     /// when it exists and describes the same work, resumes it and returns what it recorded.
     /// A journal of other work at that path is an error (nothing is overwritten).
-    pub fn open(path: &Path, header: &Header) -> Result<(Journal, Vec<EvalLine>)> {
+    pub fn open(path: &Path, header: &Header) -> Result<(Journal, Vec<EvalLine>, Header)> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let mut recorded = Vec::new();
-        let exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+        let mut recorded_header = header.clone();
+        let mut exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+        if exists && header_cut_off(path) {
+            // Killed while writing the header: nothing was measured yet; start afresh.
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot replace {}", path.display()))?;
+            exists = false;
+        }
         if exists {
             let r = read(path)?;
             if !r.header.same_work(header) {
@@ -282,6 +289,7 @@ impl Journal {
                 rewrite(path, &r)?;
             }
             recorded = r.evals;
+            recorded_header = r.header;
         }
         let mut file = OpenOptions::new()
             .create(true)
@@ -298,6 +306,7 @@ impl Journal {
                 file,
             },
             recorded,
+            recorded_header,
         ))
     }
 
@@ -306,6 +315,12 @@ impl Journal {
         write_line(&mut self.file, &Line::Eval(e.clone()))
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
+}
+
+/// Whether the file holds no complete line: its header was being written when the run was
+/// killed.
+fn header_cut_off(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| !b.contains(&b'\n'))
 }
 
 /// Rewrites a journal without its truncated tail (temporary file, then rename).
@@ -361,9 +376,116 @@ impl Header {
         } else {
             format!(".fix-{}", self.fixed.to_string().replace(['=', ','], "-"))
         };
+        // A digest of the space: a space that changes (another ktune version) gets a journal
+        // of its own instead of clashing with the old one.
+        let mut h: u32 = 0x811c_9dc5;
+        for b in serde_json::to_string(&self.space)
+            .unwrap_or_default()
+            .bytes()
+        {
+            h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+        }
         format!(
-            "{}.{}.{}.{}.t{}{}.jsonl",
+            "{}.{}.{}.{}.t{}{}.{h:08x}.jsonl",
             self.family, self.dtype, self.backend, self.shape, self.threads, fixed
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(m: usize) -> Header {
+        Header {
+            journal: JOURNAL_SCHEMA.into(),
+            machine_id: "0123456789abcdef".into(),
+            cpu_model: "test".into(),
+            family: Family::Matmul,
+            dtype: Dtype::F32,
+            backend: Backend::Scalar,
+            shape: Shape::Matmul(ktune_kernels::MatmulShape::new(m, 8, 8)),
+            threads: 1,
+            fixed: Config::new(),
+            space: vec![ParamDomain {
+                name: "kc".into(),
+                values: vec![1, 2],
+            }],
+            space_size: 2,
+            default: Config::new().with("kc", 1),
+            strategy: "ils".into(),
+            seed: 0,
+            ktune_version: "0".into(),
+            created: 0,
+        }
+    }
+
+    fn eval(kc: i64) -> EvalLine {
+        EvalLine {
+            config: Config::new().with("kc", kc),
+            status: Status::Ok,
+            kernel: None,
+            median_s: Some(1e-3 * kc as f64),
+            p05_s: None,
+            p95_s: None,
+            ci_rel: Some(0.01),
+            samples: 10,
+            times_s: vec![1e-3],
+            gflops: None,
+            max_rel_err: None,
+            tolerance: None,
+            message: None,
+            elapsed_s: 0.1,
+            timestamp: 0,
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ktune-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("j.jsonl")
+    }
+
+    #[test]
+    fn resumes_drops_a_cut_tail_and_refuses_other_work() {
+        let path = scratch("resume");
+        let (mut j, rec, _) = Journal::open(&path, &header(8)).unwrap();
+        assert!(rec.is_empty());
+        j.append(&eval(1)).unwrap();
+        j.append(&eval(2)).unwrap();
+        drop(j);
+        // A kill in the middle of a line leaves it cut short.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"type\":\"eval\",\"config\":{\"kc\"")
+            .unwrap();
+        drop(f);
+        let (_, rec, h) = Journal::open(&path, &header(8)).unwrap();
+        assert_eq!(rec.len(), 2);
+        assert_eq!(rec[1], eval(2));
+        assert_eq!(h.strategy, "ils");
+        assert!(
+            !read(&path).unwrap().dropped_tail,
+            "the cut line was removed"
+        );
+        let err = Journal::open(&path, &header(9)).err().unwrap().to_string();
+        assert!(err.contains("other work"), "{err}");
+        // Corruption before the last line is an error, not silently skipped.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("\"eval\"", "\"evl\"", 1);
+        std::fs::write(&path, text).unwrap();
+        assert!(read(&path).is_err());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_cut_header_starts_afresh() {
+        let path = scratch("header");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{\"type\":\"header\",\"journal\":\"ktu").unwrap();
+        let (_, rec, _) = Journal::open(&path, &header(8)).unwrap();
+        assert!(rec.is_empty());
+        assert_eq!(read(&path).unwrap().header, header(8));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }

@@ -100,9 +100,9 @@ pub fn default_with(problem: &Problem, backend: Backend, fixed: &Config) -> Resu
     let req = BenchRequest {
         problem: *problem,
         backend,
-        overrides: Config::new(),
+        overrides: fixed.clone(),
     };
-    Ok(bench::resolve_config(&req)?.merged(fixed))
+    bench::resolve_config(&req)
 }
 
 fn now() -> u64 {
@@ -173,7 +173,12 @@ pub fn tune(
 ) -> Result<TuneOutcome> {
     let (header, space, default) = prepare(spec, machine)?;
     let path = spec.journal_dir.join(&machine.id).join(header.file_name());
-    let (journal, recorded) = Journal::open(&path, &header)?;
+    let (journal, mut recorded, recorded_header) = Journal::open(&path, &header)?;
+    if recorded_header.strategy != header.strategy || recorded_header.seed != header.seed {
+        // Stopped-early and timed-out lines were judged against that run's incumbent, which
+        // this run may never meet: measure those configs again.
+        recorded.retain(|e| !matches!(e.status, Status::Pruned | Status::Timeout));
+    }
     let work = Workload::new(spec.problem, spec.backend, machine.memory_bytes)?;
     let mut objective = Live {
         spec,
@@ -253,6 +258,7 @@ fn confirm(
 ) -> (EvalLine, EvalLine) {
     let mut pools: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut batches = [1usize; 2];
+    let mut failed = [false; 2];
     let opts = MeasureOptions {
         max_time: spec.measure.max_time / 2,
         ..spec.measure
@@ -260,9 +266,11 @@ fn confirm(
     for _ in 0..CONFIRM_ROUNDS {
         for (i, line) in [best, default].into_iter().enumerate() {
             let Ok(mut cand) = work.candidate(&line.config) else {
+                failed[i] = true;
                 continue;
             };
             if cand.verify().is_err() {
+                failed[i] = true;
                 continue;
             }
             if let Ok(m) = measure_until(&opts, || cand.run(), |_| false) {
@@ -290,10 +298,16 @@ fn confirm(
             ..line.clone()
         }
     };
-    (
-        pooled(best, &pools[0], batches[0]),
-        pooled(default, &pools[1], batches[1]),
-    )
+    let d = pooled(default, &pools[1], batches[1]);
+    if failed[0] {
+        // A winner that fails once (a race, say) is no winner: the default stands.
+        eprintln!(
+            "warning: {} [{}] failed when measured again; keeping the default",
+            spec.problem, best.config
+        );
+        return (d.clone(), d);
+    }
+    (pooled(best, &pools[0], batches[0]), d)
 }
 
 /// Whether `new` beats `incumbent` beyond the noise of both measurements: its median is
@@ -404,12 +418,14 @@ impl Live<'_> {
         let flops = spec.problem.flops();
         let mut cand = self.work.candidate(config)?;
         line.kernel = Some(cand.kernel_id().to_string());
-        let t = Instant::now();
         let (err, tol) = cand.verify()?;
         line.max_rel_err = Some(err);
         line.tolerance = Some(tol);
         // A run far slower than the incumbent (or than the absolute limit) is a timeout:
-        // timing it would spend the budget on a config that cannot win.
+        // timing it would spend the budget on a config that cannot win. One run is timed on
+        // its own (the verification above includes the reference check).
+        let t = Instant::now();
+        cand.run()?;
         let one = t.elapsed();
         let limit = incumbent.map_or(spec.timeout, |m| {
             spec.timeout

@@ -248,7 +248,13 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
             prune_margin: args.prune_margin,
         })
         .collect();
-    // Check every problem before measuring anything.
+    // Check every problem, and the database this run will write, before measuring anything.
+    if !args.no_db {
+        let own = db::db_path(&args.db, &machine.id);
+        if own.exists() {
+            ktune_results::Database::load(&own)?;
+        }
+    }
     for s in &specs {
         bench::check_memory(&s.problem, machine.memory_bytes)?;
         tune::prepare(s, &machine)?;
@@ -265,6 +271,7 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
     let mut outcomes = Vec::new();
     let mut records = Vec::new();
     let total = specs.len();
+    let mut errors = 0usize;
     for (i, spec) in specs.iter().enumerate() {
         if INTERRUPTED.load(Ordering::SeqCst) {
             break;
@@ -274,19 +281,32 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
             |evals: &[EvalLine], best: Option<&EvalLine>| update_bar(&bar, spec, evals, best);
         let outcome = tune::tune(spec, &probe.machine, &show, &|| {
             INTERRUPTED.load(Ordering::SeqCst)
-        })?;
+        });
         bar.finish_and_clear();
+        // One problem's error (a journal that cannot be written, say) does not stop the
+        // others: it is reported, and the exit code says so at the end.
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("[{}/{total}] {}: error: {e:#}", i + 1, spec.problem);
+                errors += 1;
+                continue;
+            }
+        };
         eprintln!("{}", summary_line(i, total, spec, &outcome));
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            // Cut short and unconfirmed: the journal keeps it; the database does not.
+            eprintln!("  not written to the database: interrupted before the search ended");
+            outcomes.push((spec.problem, outcome));
+            break;
+        }
         if let Some(rec) = to_record(spec, &outcome, &probe, &args.budget) {
             if !args.no_db {
-                let changes = db::update(&args.db, &machine_record, vec![rec.clone()])?;
-                for (key, change) in changes {
-                    if let db::Inserted::KeptExisting { existing } = change {
-                        eprintln!(
-                            "  database keeps its faster result for {key}: {} (this run {})",
-                            secs(existing.median_s),
-                            secs(rec.timing.median_s)
-                        );
+                match db::update(&args.db, &machine_record, vec![rec.clone()]) {
+                    Ok(changes) => report_changes(&changes, &rec),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        errors += 1;
                     }
                 }
             }
@@ -321,12 +341,29 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
     };
     crate::cli::emit(&text)?;
     let failed = outcomes.iter().any(|(_, o)| o.best.is_none());
-    Ok(if failed {
+    Ok(if INTERRUPTED.load(Ordering::SeqCst) {
+        ExitCode::from(130)
+    } else if errors > 0 {
+        eprintln!("error: {errors} problem(s) could not be tuned or saved (see above)");
+        ExitCode::from(2)
+    } else if failed {
         eprintln!("error: some problems have no verified config (see the failures above)");
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn report_changes(changes: &[(db::ResultKey, db::Inserted)], rec: &ResultRecord) {
+    for (key, change) in changes {
+        if let db::Inserted::KeptExisting { existing } = change {
+            eprintln!(
+                "  database keeps its faster result for {key}: {} (this run {})",
+                secs(existing.median_s),
+                secs(rec.timing.median_s)
+            );
+        }
+    }
 }
 
 fn progress_bar(spec: &TuneSpec, i: usize, total: usize) -> ProgressBar {
@@ -582,10 +619,18 @@ fn cmd_replay(args: &TuneArgs, path: &Path) -> Result<ExitCode> {
     let start = space
         .point_of(&rec.header.default)
         .unwrap_or_else(|| space.nearest(&rec.header.default));
-    let max_evals = match parse_budget(&args.budget) {
-        Ok(Budget::Evals(n)) => n.min(space.len()),
-        _ => space.len(),
+    // A count limits the replay; a time (the default budget) means the whole space.
+    let max_evals = match parse_budget(&args.budget)? {
+        Budget::Evals(n) => n.min(space.len()),
+        Budget::Seconds(_) => space.len(),
     };
+    if rec.header.strategy != "exhaustive" {
+        eprintln!(
+            "warning: {} was recorded by '{}', not an exhaustive search: the optimum may be missing",
+            path.display(),
+            rec.header.strategy
+        );
+    }
     let replay = |s: Strategy| {
         search::replay(s, &space, &times, start, args.seeds, max_evals)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
