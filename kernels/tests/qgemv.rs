@@ -62,14 +62,17 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                     }
                     let space = qgemv::space::space(backend, dtype, shape).unwrap();
                     let layouts = space.param("layout").unwrap().candidates.clone();
-                    for (threads, per_task, layout) in layouts
+                    // Prefetch distances: none, less than a block, and past the end of
+                    // the weights (harmless: a prefetch never faults).
+                    for (threads, per_task, layout, prefetch) in layouts
                         .iter()
-                        .flat_map(|&l| [(1, 1000, l), (2, 1, l), (2, 3, l)])
+                        .flat_map(|&l| [(1, 1000, l, 0), (2, 1, l, 64), (2, 3, l, 16384)])
                     {
                         let cfg = base
                             .clone()
                             .with("threads", threads)
                             .with("rows", per_task)
+                            .with("prefetch", prefetch)
                             .with("layout", layout);
                         let y = run(backend, &w, &x, batch, &cfg);
                         let what = format!("{backend} {dtype} {shape} [{cfg}]");

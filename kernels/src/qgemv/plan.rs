@@ -32,6 +32,8 @@ pub struct QgemvPlan {
     /// Task slices end on a multiple of this (a group of 16 rows when interleaved).
     group_bytes: usize,
     rows_per_task: usize,
+    /// Bytes of W prefetched ahead (config `prefetch`).
+    prefetch: usize,
     pool: Option<Arc<ThreadPool>>,
     act: QuantizedActs,
 }
@@ -64,6 +66,7 @@ impl QgemvPlan {
             ))
         })?;
         let threads = config.require("threads")? as usize;
+        let prefetch = config.require("prefetch")? as usize;
         let mut rows_per_task = config.require("rows")? as usize;
         // Interleaved groups are never split between tasks, and the last group is padded.
         let padded = if layout == Layout::Rows16 {
@@ -102,6 +105,7 @@ impl QgemvPlan {
                 w.row_bytes()
             },
             rows_per_task,
+            prefetch,
             pool: if threads > 1 {
                 Some(pool(threads)?)
             } else {
@@ -164,6 +168,7 @@ impl QgemvPlan {
                 // SAFETY: r0 < rows, inside vector 0 of y.
                 y: unsafe { yp.ptr().add(r0) },
                 ldy: rows,
+                prefetch: self.prefetch,
             };
             // SAFETY: the plan checked the ISA; y has batch*rows elements (checked above) and
             // rows r0..r0+n of every vector belong to this task alone.

@@ -176,7 +176,9 @@ unsafe fn row<B: Block32, const SPLIT: bool, const NB: usize>(k: &RowBlock, r: u
     let mut acc = [_mm_setzero_ps(); NB];
     let mut tail = [_mm256_setzero_ps(); NB];
     let full = blocks / 4 * 4;
+    let block_bytes = B::QBYTES + 2;
     for i in (0..full).step_by(4) {
+        super::prefetch(w.add(i * block_bytes), k.prefetch, 4 * block_bytes);
         let (d, qs, ds, qstep) = block_at::<SPLIT>(w, blocks, B::QBYTES, i);
         let wv = [
             B::decode(qs),
@@ -245,6 +247,7 @@ unsafe fn rows_q4_k_single(k: &RowBlock) {
         let mut mins_acc = 0f32;
         for i in 0..blocks {
             let blk = row.add(i * 144);
+            super::prefetch(blk, k.prefetch, 144);
 
             let qs = blk.add(16);
             let xq = x.q.as_ptr().add(i * 256);
@@ -305,6 +308,7 @@ unsafe fn rows_q4_k(k: &RowBlock) {
             let mut mins_acc = [0f32; 8];
             for i in 0..blocks {
                 let blk = row.add(i * 144);
+                super::prefetch(blk, k.prefetch, 144);
 
                 let qs = blk.add(16);
                 let (sc, mn) = q4k_scales_mins(blk);

@@ -146,7 +146,9 @@ unsafe fn row<B: Unsigned32, const SPLIT: bool, const NB: usize>(
     let first = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     let second = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     let shift = _mm_cvtsi32_si128(B::SHIFT);
+    let block_bytes = B::QBYTES + 2;
     for i in (0..full).step_by(4) {
+        super::prefetch(w.add(i * block_bytes), k.prefetch, 4 * block_bytes);
         let (d, qs, ds, qstep) = block_at::<SPLIT>(w, blocks, B::QBYTES, i);
         let w01 = B::decode2(qs, qs.add(qstep));
         let w23 = B::decode2(qs.add(2 * qstep), qs.add(3 * qstep));
@@ -289,26 +291,43 @@ unsafe fn group<B: Interleaved, const NB: usize>(k: &RowBlock, g: usize, b0: usi
     let mut acc = [_mm512_setzero_ps(); NB];
     for i in 0..blocks {
         let blk = gw.add(i * B::GB);
+        // The group's weights are one sequential stream; fetching ahead keeps the loads off
+        // the critical path while the vectors of this block are computed.
+        super::prefetch(blk, k.prefetch, B::GB);
         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
         let v = B::decode(blk.add(32));
-        for (bb, a) in acc.iter_mut().enumerate() {
-            let b = b0 + bb;
-            let xq = x.q.as_ptr().add(b * x.cols + i * 32).cast::<i32>();
-            let bc = |j: usize| _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
-            let z = _mm512_setzero_si512();
-            let mut s0 = _mm512_dpbusd_epi32(z, v[0], bc(0));
-            let mut s1 = _mm512_dpbusd_epi32(z, v[1], bc(1));
-            s0 = _mm512_dpbusd_epi32(s0, v[2], bc(2));
-            s1 = _mm512_dpbusd_epi32(s1, v[3], bc(3));
-            s0 = _mm512_dpbusd_epi32(s0, v[4], bc(4));
-            s1 = _mm512_dpbusd_epi32(s1, v[5], bc(5));
-            s0 = _mm512_dpbusd_epi32(s0, v[6], bc(6));
-            s1 = _mm512_dpbusd_epi32(s1, v[7], bc(7));
-            let corr = _mm512_set1_epi32(*x.sums.as_ptr().add(b * blocks + i) << B::SHIFT);
-            let s = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), corr);
-            let d = _mm512_mul_ps(dw, _mm512_set1_ps(*x.d.as_ptr().add(b * blocks + i)));
-            *a = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), *a);
+        // One vector of the batch; written out per index (not as a loop) so that the
+        // accumulators stay in registers.
+        macro_rules! vector {
+            ($bb:expr) => {
+                if $bb < NB {
+                    let b = b0 + $bb;
+                    let xq = x.q.as_ptr().add(b * x.cols + i * 32).cast::<i32>();
+                    let bc = |j: usize| _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
+                    let z = _mm512_setzero_si512();
+                    let mut s0 = _mm512_dpbusd_epi32(z, v[0], bc(0));
+                    let mut s1 = _mm512_dpbusd_epi32(z, v[1], bc(1));
+                    s0 = _mm512_dpbusd_epi32(s0, v[2], bc(2));
+                    s1 = _mm512_dpbusd_epi32(s1, v[3], bc(3));
+                    s0 = _mm512_dpbusd_epi32(s0, v[4], bc(4));
+                    s1 = _mm512_dpbusd_epi32(s1, v[5], bc(5));
+                    s0 = _mm512_dpbusd_epi32(s0, v[6], bc(6));
+                    s1 = _mm512_dpbusd_epi32(s1, v[7], bc(7));
+                    let corr = _mm512_set1_epi32(*x.sums.as_ptr().add(b * blocks + i) << B::SHIFT);
+                    let s = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), corr);
+                    let d = _mm512_mul_ps(dw, _mm512_set1_ps(*x.d.as_ptr().add(b * blocks + i)));
+                    acc[$bb % NB] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[$bb % NB]);
+                }
+            };
         }
+        vector!(0);
+        vector!(1);
+        vector!(2);
+        vector!(3);
+        vector!(4);
+        vector!(5);
+        vector!(6);
+        vector!(7);
     }
     for (bb, a) in acc.iter().enumerate() {
         let mut out = [0f32; 16];

@@ -41,6 +41,32 @@ pub struct RowBlock<'a> {
     pub y: *mut f32,
     /// Distance between the vectors of `y` (the total number of rows).
     pub ldy: usize,
+    /// Bytes of W to fetch ahead of the bytes being computed (0: leave it to the hardware
+    /// prefetcher). Used by the x86 kernels.
+    pub prefetch: usize,
+}
+
+/// Prefetches into L1 the cache lines of `len` bytes starting `ahead` bytes after `p`;
+/// nothing when `ahead` is 0. The address may lie past the end of the weights: it is
+/// computed with wrapping arithmetic, and a prefetch never faults or reads anything back.
+///
+/// # Safety
+/// None beyond the CPU having SSE (every x86-64 CPU): no memory is accessed.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn prefetch(p: *const u8, ahead: usize, len: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    if ahead == 0 {
+        return;
+    }
+    let start = p.wrapping_add(ahead);
+    let first = (start as usize) & !63;
+    let last = (start as usize).wrapping_add(len.max(1) - 1) & !63;
+    let mut line = first;
+    while line <= last {
+        _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(line.wrapping_sub(start as usize)).cast());
+        line = line.wrapping_add(64);
+    }
 }
 
 /// A row-block kernel.
