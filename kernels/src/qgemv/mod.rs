@@ -186,6 +186,7 @@ pub fn registry() -> Vec<KernelInfo> {
                 Backend::Avx512 if split => {
                     &["vnni", "vnni-split", "vnni-rows16", "q8", "q8-split"]
                 }
+                Backend::Avx512 => &["vnni-rows16", "q8"],
                 Backend::Avx2 if split => &["q8", "q8-split"],
                 Backend::Neon => &["dotprod", "neon"],
                 _ => &["q8"],

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use super::act::QuantizedActs;
-use super::kernels::interleave::{interleave, GROUP};
+use super::kernels::interleave::{interleave, interleaved_row_bytes, GROUP};
 use super::kernels::{kernel, split_row, Layout, RowBlock, RowsFn};
 use super::{kernel_id, space, QMatrix};
 use crate::backend::Backend;
@@ -69,9 +69,14 @@ impl QgemvPlan {
         let prefetch = config.require("prefetch")? as usize;
         let mut rows_per_task = config.require("rows")? as usize;
         // Interleaved groups are never split between tasks, and the last group is padded.
+        let row_bytes = if layout == Layout::Rows16 {
+            interleaved_row_bytes(w.dtype, w.row_bytes())
+        } else {
+            w.row_bytes()
+        };
         let padded = if layout == Layout::Rows16 {
             rows_per_task = rows_per_task.next_multiple_of(GROUP);
-            w.rows.next_multiple_of(GROUP) * w.row_bytes()
+            w.rows.next_multiple_of(GROUP) * row_bytes
         } else {
             w.bytes.len()
         };
@@ -98,11 +103,11 @@ impl QgemvPlan {
             kernel,
             weights,
             weight_bytes: padded,
-            row_bytes: w.row_bytes(),
+            row_bytes,
             group_bytes: if layout == Layout::Rows16 {
-                GROUP * w.row_bytes()
+                GROUP * row_bytes
             } else {
-                w.row_bytes()
+                row_bytes
             },
             rows_per_task,
             prefetch,

@@ -20,6 +20,7 @@ pub fn kernel_interleaved(dtype: Dtype) -> Option<(RowsFn, &'static str)> {
     match dtype {
         Dtype::Q4_0 if vnni => Some((rows16::<I4>, "vnni-rows16")),
         Dtype::Q8_0 if vnni => Some((rows16::<I8>, "vnni-rows16")),
+        Dtype::Q4K if vnni => Some((rows16_q4k, "vnni-rows16")),
         _ => None,
     }
 }
@@ -328,6 +329,124 @@ unsafe fn group<B: Interleaved, const NB: usize>(k: &RowBlock, g: usize, b0: usi
         vector!(5);
         vector!(6);
         vector!(7);
+    }
+    for (bb, a) in acc.iter().enumerate() {
+        let mut out = [0f32; 16];
+        _mm512_storeu_ps(out.as_mut_ptr(), *a);
+        for (r, &v) in out.iter().enumerate() {
+            let row = g * 16 + r;
+            if row < k.rows {
+                *k.y.add((b0 + bb) * k.ldy + row) = v;
+            }
+        }
+    }
+}
+
+/// q4_K in groups of 16 interleaved rows ([`super::interleave`]) against the batch in
+/// groups of 8, 4, 2, 1 vectors.
+///
+/// # Safety
+/// As for [`rows16`], with q4_K group-blocks.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn rows16_q4k(k: &RowBlock) {
+    let batch = k.x.batch;
+    for g in 0..k.rows.div_ceil(16) {
+        for (b0, n) in batch_groups(batch) {
+            match n {
+                8 => group_q4k::<8>(k, g, b0),
+                4 => group_q4k::<4>(k, g, b0),
+                2 => group_q4k::<2>(k, g, b0),
+                _ => group_q4k::<1>(k, g, b0),
+            }
+        }
+    }
+}
+
+/// Group `g` of 16 q4_K rows against vectors `b0..b0+NB`. Per super-block and sub-block:
+/// the quants decoded once, eight `vpdpbusd` per vector with broadcast activations (no
+/// offset: q4_K quants are unsigned), the 16 rows' sums times their 6-bit scales (one
+/// multiply, a scale per lane) into an integer accumulator. Per super-block and vector: the
+/// mins against the activation sums of the 8 sub-blocks in four `vpdpwssd` (pairs of 16-bit
+/// mins and sums), then `d * dx * sum - dmin * dx * mins` into the 16-row accumulator.
+///
+/// # Safety
+/// As for [`rows16_q4k`].
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
+    const GB: usize = super::interleave::Q4K_GROUP_BLOCK;
+    let x = k.x;
+    let blocks = x.cols / 256;
+    let gw = k.w.as_ptr().add(g * blocks * GB);
+    let m4 = _mm512_set1_epi8(0x0f);
+    let mut acc = [_mm512_setzero_ps(); NB];
+    for i in 0..blocks {
+        let blk = gw.add(i * GB);
+        super::prefetch(blk, k.prefetch, GB);
+        let mut isum = [_mm512_setzero_si512(); NB];
+        for s in 0..8 {
+            let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(64 + 16 * s).cast()));
+            let q = blk.add(320 + 256 * s);
+            let p: [__m512i; 4] = std::array::from_fn(|j| _mm512_loadu_si512(q.add(64 * j).cast()));
+            let v: [__m512i; 8] = std::array::from_fn(|kk| {
+                let pj = p[kk / 2];
+                if kk % 2 == 0 {
+                    _mm512_and_si512(pj, m4)
+                } else {
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(pj), m4)
+                }
+            });
+            macro_rules! vector {
+                ($bb:expr) => {
+                    if $bb < NB {
+                        let b = b0 + $bb;
+                        let xq =
+                            x.q.as_ptr()
+                                .add(b * x.cols + i * 256 + 32 * s)
+                                .cast::<i32>();
+                        let bc = |j: usize| _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
+                        let z = _mm512_setzero_si512();
+                        let mut s0 = _mm512_dpbusd_epi32(z, v[0], bc(0));
+                        let mut s1 = _mm512_dpbusd_epi32(z, v[1], bc(1));
+                        s0 = _mm512_dpbusd_epi32(s0, v[2], bc(2));
+                        s1 = _mm512_dpbusd_epi32(s1, v[3], bc(3));
+                        s0 = _mm512_dpbusd_epi32(s0, v[4], bc(4));
+                        s1 = _mm512_dpbusd_epi32(s1, v[5], bc(5));
+                        s0 = _mm512_dpbusd_epi32(s0, v[6], bc(6));
+                        s1 = _mm512_dpbusd_epi32(s1, v[7], bc(7));
+                        let t = _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc);
+                        isum[$bb % NB] = _mm512_add_epi32(isum[$bb % NB], t);
+                    }
+                };
+            }
+            vector!(0);
+            vector!(1);
+            vector!(2);
+            vector!(3);
+            vector!(4);
+            vector!(5);
+            vector!(6);
+            vector!(7);
+        }
+        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
+        let dm = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(32).cast()));
+        let mins: [__m512i; 4] = std::array::from_fn(|j| {
+            _mm512_cvtepu8_epi16(_mm256_loadu_si256(blk.add(192 + 32 * j).cast()))
+        });
+        for (bb, a) in acc.iter_mut().enumerate() {
+            let b = b0 + bb;
+            // The 8 sub-block sums of this super-block as 16-bit pairs (|sum| <= 32 * 127).
+            let sums = _mm256_loadu_si256(x.sums.as_ptr().add((b * x.cols + i * 256) / 32).cast());
+            let pairs = _mm512_castsi128_si512(_mm256_cvtepi32_epi16(sums));
+            let mut m = _mm512_setzero_si512();
+            for (j, mj) in mins.iter().enumerate() {
+                let pj = _mm512_permutexvar_epi32(_mm512_set1_epi32(j as i32), pairs);
+                m = _mm512_dpwssd_epi32(m, *mj, pj);
+            }
+            let dx = _mm512_set1_ps(*x.d.as_ptr().add(b * blocks + i));
+            *a = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum[bb]), *a);
+            *a = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dx), _mm512_cvtepi32_ps(m), *a);
+        }
     }
     for (bb, a) in acc.iter().enumerate() {
         let mut out = [0f32; 16];

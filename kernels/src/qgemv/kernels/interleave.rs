@@ -15,6 +15,20 @@
 //!
 //! The bytes per row are the same as GGML's (18 or 34 per block); only their order changes,
 //! once, when the plan is built.
+//!
+//! q4_K (super-blocks of 256 values in 8 sub-blocks of 32) is stored with its 6-bit scales
+//! and mins unpacked, so that a row's scale is one byte in its lane:
+//!
+//! ```text
+//!   32 bytes    the 16 rows' f16 d
+//!   32 bytes    the 16 rows' f16 dmin
+//!   128 bytes   scales: sub-block s, row L at 16 s + L
+//!   128 bytes   mins in pairs: for j in 0..4, row L: min(L, 2j), min(L, 2j+1) at 32 j + 2 L
+//!   2048 bytes  for each sub-block s, 4 x 64 bytes P0..P3 as for q4_0 (V_k lane L holds
+//!               values 4k .. 4k+4 of sub-block s of row L)
+//! ```
+//!
+//! 148 bytes per row and super-block instead of GGML's 144 (3% more to read).
 
 use crate::problem::Dtype;
 
@@ -42,14 +56,64 @@ fn v_byte(dtype: Dtype, blks: &[&[u8]; GROUP], k: usize, byte: usize) -> u8 {
     value(dtype, blks[byte / 4], 4 * k + byte % 4)
 }
 
-/// Bytes of one group-block in the interleaved layout.
+/// Bytes of one group-block (16 rows, one block or super-block) in the interleaved layout.
 pub fn group_block_bytes(dtype: Dtype) -> usize {
-    GROUP * dtype.block_bytes()
+    match dtype {
+        Dtype::Q4K => Q4K_GROUP_BLOCK,
+        _ => GROUP * dtype.block_bytes(),
+    }
 }
 
-/// Rearranges GGML rows (`rows * row_bytes` bytes, q4_0 or q8_0) into the interleaved
+/// Bytes of a q4_K group-block (see the module docs).
+pub const Q4K_GROUP_BLOCK: usize = 32 + 32 + 128 + 128 + 2048;
+
+/// Bytes per row of the interleaved layout for GGML rows of `row_bytes`.
+pub fn interleaved_row_bytes(dtype: Dtype, row_bytes: usize) -> usize {
+    row_bytes / dtype.block_bytes() * group_block_bytes(dtype) / GROUP
+}
+
+/// Value `t` (0..32) of sub-block `s` of a q4_K super-block, 0..16.
+fn q4k_value(blk: &[u8], s: usize, t: usize) -> u8 {
+    let b = blk[16 + 32 * (s / 2) + t];
+    if s % 2 == 0 {
+        b & 0x0f
+    } else {
+        b >> 4
+    }
+}
+
+/// Writes the q4_K group-block of 16 super-blocks (`blks`, one per row) to `o`.
+fn q4k_group_block(blks: &[&[u8]; GROUP], o: &mut [u8]) {
+    for (r, blk) in blks.iter().enumerate() {
+        o[2 * r..2 * r + 2].copy_from_slice(&blk[..2]);
+        o[32 + 2 * r..32 + 2 * r + 2].copy_from_slice(&blk[2..4]);
+        let mut packed = [0u8; 12];
+        packed.copy_from_slice(&blk[4..16]);
+        let (sc, mn) = crate::quant::scales_mins(&packed);
+        for s in 0..8 {
+            o[64 + 16 * s + r] = sc[s];
+        }
+        for j in 0..4 {
+            o[192 + 32 * j + 2 * r] = mn[2 * j];
+            o[192 + 32 * j + 2 * r + 1] = mn[2 * j + 1];
+        }
+    }
+    let q = &mut o[320..];
+    for s in 0..8 {
+        for j in 0..4 {
+            for byte in 0..64 {
+                let (row, e) = (byte / 4, byte % 4);
+                let lo = q4k_value(blks[row], s, 4 * (2 * j) + e);
+                let hi = q4k_value(blks[row], s, 4 * (2 * j + 1) + e);
+                q[256 * s + 64 * j + byte] = lo | (hi << 4);
+            }
+        }
+    }
+}
+
+/// Rearranges GGML rows (`rows * row_bytes` bytes, q4_0, q8_0 or q4_K) into the interleaved
 /// layout, padding the last group with zero rows. `out` holds
-/// `ceil(rows / 16) * 16 * row_bytes` bytes.
+/// `ceil(rows / 16) * 16 * interleaved_row_bytes(dtype, row_bytes)` bytes.
 pub fn interleave(dtype: Dtype, ggml: &[u8], rows: usize, row_bytes: usize, out: &mut [u8]) {
     let bb = dtype.block_bytes();
     let blocks = row_bytes / bb;
@@ -66,6 +130,10 @@ pub fn interleave(dtype: Dtype, ggml: &[u8], rows: usize, row_bytes: usize, out:
                 }
             });
             let o = &mut out[(g * blocks + i) * gb..][..gb];
+            if dtype == Dtype::Q4K {
+                q4k_group_block(&blks, o);
+                continue;
+            }
             for (r, blk) in blks.iter().enumerate() {
                 o[2 * r..2 * r + 2].copy_from_slice(&blk[..2]);
             }
@@ -118,5 +186,31 @@ mod tests {
             // Padding rows (11..16) are zero.
             assert_eq!(&gb[2 * 11..2 * 16], &[0u8; 10][..], "scales of pad rows");
         }
+    }
+
+    #[test]
+    fn q4k_group_blocks_follow_the_contract() {
+        let (rows, blocks) = (19, 2);
+        let rb = blocks * 144;
+        let ggml: Vec<u8> = (0..rows * rb).map(|i| (i * 31 + 7) as u8).collect();
+        let irb = interleaved_row_bytes(Dtype::Q4K, rb);
+        assert_eq!(irb, blocks * 148);
+        let mut out = vec![0u8; rows.div_ceil(GROUP) * GROUP * irb];
+        interleave(Dtype::Q4K, &ggml, rows, rb, &mut out);
+        // Row 17 is row 1 of group 1; its super-block 1.
+        let blk = &ggml[17 * rb + 144..][..144];
+        let gb = &out[(blocks + 1) * Q4K_GROUP_BLOCK..][..Q4K_GROUP_BLOCK];
+        assert_eq!(&gb[2..4], &blk[..2], "d");
+        assert_eq!(&gb[34..36], &blk[2..4], "dmin");
+        let mut packed = [0u8; 12];
+        packed.copy_from_slice(&blk[4..16]);
+        let (sc, mn) = crate::quant::scales_mins(&packed);
+        assert_eq!(gb[64 + 16 * 5 + 1], sc[5], "scale of sub-block 5");
+        assert_eq!(gb[192 + 32 * 3 + 2 + 1], mn[7], "min of sub-block 7");
+        // Sub-block 3, value 21: k = 5 (odd: high nibbles of P2), lane 1, byte 1.
+        let got = gb[320 + 256 * 3 + 64 * 2 + 4 + 1] >> 4;
+        assert_eq!(got, q4k_value(blk, 3, 21));
+        // Pad rows (19..32) are zero.
+        assert!(gb[6..32].iter().all(|&b| b == 0), "d of pad rows");
     }
 }
