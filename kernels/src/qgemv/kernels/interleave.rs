@@ -75,7 +75,7 @@ pub fn interleaved_row_bytes(dtype: Dtype, row_bytes: usize) -> usize {
 /// Value `t` (0..32) of sub-block `s` of a q4_K super-block, 0..16.
 fn q4k_value(blk: &[u8], s: usize, t: usize) -> u8 {
     let b = blk[16 + 32 * (s / 2) + t];
-    if s % 2 == 0 {
+    if s & 1 == 0 {
         b & 0x0f
     } else {
         b >> 4
