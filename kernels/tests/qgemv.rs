@@ -64,20 +64,32 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                     let layouts = space.param("layout").unwrap().candidates.clone();
                     // Prefetch distances: none, less than a block, and past the end of
                     // the weights (harmless: a prefetch never faults).
-                    for (threads, per_task, layout, prefetch) in layouts
+                    // f32 activations (act = 1) in the GGML layout, where the backend has them.
+                    let f32_acts = space.param("act").unwrap().candidates.contains(&1);
+                    let cases = layouts
                         .iter()
-                        .flat_map(|&l| [(1, 1000, l, 0), (2, 1, l, 64), (2, 3, l, 16384)])
-                    {
+                        .flat_map(|&l| [(1, 1000, l, 0, 0), (2, 1, l, 64, 0), (2, 3, l, 16384, 0)])
+                        .chain(
+                            [(1, 1000, 0, 0, 1), (2, 3, 0, 8192, 1)]
+                                .into_iter()
+                                .filter(|_| f32_acts),
+                        );
+                    for (threads, per_task, layout, prefetch, act) in cases {
                         let cfg = base
                             .clone()
                             .with("threads", threads)
                             .with("rows", per_task)
                             .with("prefetch", prefetch)
+                            .with("act", act)
                             .with("layout", layout);
                         let y = run(backend, &w, &x, batch, &cfg);
                         let what = format!("{backend} {dtype} {shape} [{cfg}]");
                         let v = reference::check(&w, &x, batch, &y);
                         assert!(v.ok(), "{what}: {v:?}");
+                        if act == 1 {
+                            assert_f32_exact(&w, &x, batch, &y, &what);
+                            continue;
+                        }
                         for (i, (a, b)) in y.iter().zip(&scalar).enumerate() {
                             let tol = 1e-5 * (a.abs() + b.abs()) + 1e-4;
                             assert!((a - b).abs() <= tol, "{what}: y[{i}] {a} vs scalar {b}");
@@ -85,6 +97,31 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// With f32 activations only the f32 accumulation rounds: every output is within
+/// `(cols + 2) u` of `sum |w x|` of the f64 product of the dequantized weights and x (much
+/// tighter than the activation-quantization budget of `reference::check`).
+fn assert_f32_exact(w: &QMatrix, x: &[f32], batch: usize, y: &[f32], what: &str) {
+    let wf = w.dequantize();
+    let (rows, cols) = (w.rows, w.cols);
+    let u = f32::EPSILON as f64 / 2.0;
+    for b in 0..batch {
+        for r in 0..rows {
+            let (mut s, mut mag) = (0f64, 0f64);
+            for c in 0..cols {
+                let t = wf[r * cols + c] as f64 * x[b * cols + c] as f64;
+                s += t;
+                mag += t.abs();
+            }
+            let got = y[b * rows + r] as f64;
+            let tol = (cols as f64 + 2.0) * u * mag + 1e-30;
+            assert!(
+                (got - s).abs() <= tol,
+                "{what}: y[{b},{r}] {got} vs {s} (tol {tol:e})"
+            );
         }
     }
 }
@@ -169,10 +206,17 @@ fn every_kernel_that_runs_is_listed() {
             let shape = QgemvShape::new(4, dtype.block_len(), 1);
             let space = qgemv::space::space(backend, dtype, shape).unwrap();
             let w = weights(dtype, 4, dtype.block_len(), 5);
-            for &layout in &space.param("layout").unwrap().candidates {
+            let layouts = space.param("layout").unwrap().candidates.clone();
+            let f32_acts = space.param("act").unwrap().candidates.contains(&1);
+            let configs = layouts
+                .iter()
+                .map(|&l| (l, 0))
+                .chain(f32_acts.then_some((0, 1)));
+            for (layout, act) in configs {
                 let cfg = qgemv::space::default_config(backend, dtype, shape)
                     .unwrap()
-                    .with("layout", layout);
+                    .with("layout", layout)
+                    .with("act", act);
                 let id = QgemvPlan::new(backend, &w, 1, &cfg)
                     .unwrap()
                     .kernel_id()

@@ -25,6 +25,9 @@ pub struct QuantizedActs {
     pub sums: Vec<i32>,
     /// Elements per entry of `sums`.
     pub sum_len: usize,
+    /// The activations as they are (`batch * cols`), for the f32-activation kernels; empty
+    /// when the plan quantizes.
+    pub f: Vec<f32>,
 }
 
 impl QuantizedActs {
@@ -39,6 +42,27 @@ impl QuantizedActs {
             d: vec![0.0; batch * cols / block],
             sums: vec![0; batch * cols / sum_len],
             sum_len,
+            f: Vec::new(),
+        }
+    }
+
+    /// Buffers for kernels that take the activations in f32 (nothing is quantized).
+    pub fn new_f32(cols: usize, batch: usize) -> Self {
+        QuantizedActs {
+            block: 32,
+            cols,
+            batch,
+            f: vec![0.0; batch * cols],
+            ..Default::default()
+        }
+    }
+
+    /// Takes `x` as it is (f32 kernels) or quantizes it, as the buffers were made for.
+    pub fn load(&mut self, x: &[f32]) {
+        if self.f.len() == x.len() && !x.is_empty() {
+            self.f.copy_from_slice(x);
+        } else {
+            self.quantize(x);
         }
     }
 

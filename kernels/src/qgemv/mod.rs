@@ -184,17 +184,18 @@ pub fn registry() -> Vec<KernelInfo> {
             let split = dtype != Dtype::Q4K;
             let variants: &[&str] = match b {
                 Backend::Avx512 if split => {
-                    &["vnni", "vnni-split", "vnni-rows16", "q8", "q8-split"]
+                    &["vnni", "vnni-split", "vnni-rows16", "q8", "q8-split", "f32"]
                 }
-                Backend::Avx512 => &["vnni-rows16", "q8"],
-                Backend::Avx2 if split => &["q8", "q8-split"],
-                Backend::Neon => &["dotprod", "neon"],
-                _ => &["q8"],
+                Backend::Avx512 => &["vnni-rows16", "q8", "f32"],
+                Backend::Avx2 if split => &["q8", "q8-split", "f32"],
+                Backend::Neon => &["dotprod", "neon", "f32"],
+                _ => &["q8", "f32"],
             };
             for v in variants {
+                let acts = if *v == "f32" { "f32" } else { "int8" };
                 out.push(KernelInfo {
                     id: kernel_id(b, dtype, v),
-                    description: format!("{dtype} weights x int8 activations, row blocks"),
+                    description: format!("{dtype} weights x {acts} activations, row blocks"),
                 });
             }
         }

@@ -9,7 +9,7 @@ use rayon::ThreadPool;
 
 use super::act::QuantizedActs;
 use super::kernels::interleave::{interleave, interleaved_row_bytes, GROUP};
-use super::kernels::{kernel, split_row, Layout, RowBlock, RowsFn};
+use super::kernels::{kernel_for, split_row, Layout, RowBlock, RowsFn};
 use super::{kernel_id, space, QMatrix};
 use crate::backend::Backend;
 use crate::buf::AlignedBuf;
@@ -59,10 +59,12 @@ impl QgemvPlan {
         space::space(backend, w.dtype, shape)?.validate(config)?;
         let layout = Layout::from_config(config.require("layout")?)
             .ok_or_else(|| Error::InvalidConfig("layout must be 0, 1 or 2".into()))?;
-        let (kernel, variant) = kernel(backend, w.dtype, layout).ok_or_else(|| {
+        let f32_acts = config.require("act")? == 1;
+        let (kernel, variant) = kernel_for(backend, w.dtype, layout, f32_acts).ok_or_else(|| {
             Error::Unsupported(format!(
-                "backend {backend} has no qgemv kernel for {} in the {layout:?} layout",
-                w.dtype
+                "backend {backend} has no qgemv kernel for {} in the {layout:?} layout with {} activations",
+                w.dtype,
+                if f32_acts { "f32" } else { "quantized" }
             ))
         })?;
         let threads = config.require("threads")? as usize;
@@ -116,7 +118,11 @@ impl QgemvPlan {
             } else {
                 None
             },
-            act: QuantizedActs::new(block, w.cols, batch),
+            act: if f32_acts {
+                QuantizedActs::new_f32(w.cols, batch)
+            } else {
+                QuantizedActs::new(block, w.cols, batch)
+            },
         })
     }
 
@@ -152,7 +158,7 @@ impl QgemvPlan {
                 batch * rows
             )));
         }
-        self.act.quantize(x);
+        self.act.load(x);
         // SAFETY: `weights` holds `weight_bytes` bytes copied in `new`.
         let w = unsafe {
             std::slice::from_raw_parts(self.weights.as_ptr().cast::<u8>(), self.weight_bytes)

@@ -16,6 +16,7 @@ use crate::backend::Backend;
 use crate::problem::Dtype;
 use crate::qgemv::act::QuantizedActs;
 
+pub mod f32act;
 pub mod interleave;
 pub mod scalar;
 
@@ -103,8 +104,25 @@ impl Layout {
     }
 }
 
-/// The kernel of `backend` for weights of `dtype` in `layout`, and its variant name for
-/// kernel ids.
+/// The kernel of `backend` for weights of `dtype` in `layout` with activations quantized
+/// (`f32_acts` false) or in f32 (GGML layout only), and its variant name for kernel ids.
+pub fn kernel_for(
+    backend: Backend,
+    dtype: Dtype,
+    layout: Layout,
+    f32_acts: bool,
+) -> Option<(RowsFn, &'static str)> {
+    if f32_acts {
+        return match layout {
+            Layout::Ggml => f32act::kernel(backend, dtype).map(|f| (f, "f32")),
+            _ => None,
+        };
+    }
+    kernel(backend, dtype, layout)
+}
+
+/// The kernel of `backend` for weights of `dtype` in `layout` (quantized activations), and
+/// its variant name for kernel ids.
 pub fn kernel(backend: Backend, dtype: Dtype, layout: Layout) -> Option<(RowsFn, &'static str)> {
     let split = layout == Layout::Split;
     if layout == Layout::Rows16 {
