@@ -170,6 +170,29 @@ pub struct EvalLine {
     pub timestamp: u64,
 }
 
+impl EvalLine {
+    /// A line for `config` with `status` and nothing measured yet.
+    pub fn new(config: Config, status: Status) -> EvalLine {
+        EvalLine {
+            config,
+            status,
+            kernel: None,
+            median_s: None,
+            p05_s: None,
+            p95_s: None,
+            ci_rel: None,
+            samples: 0,
+            times_s: Vec::new(),
+            gflops: None,
+            max_rel_err: None,
+            tolerance: None,
+            message: None,
+            elapsed_s: 0.0,
+            timestamp: 0,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 enum Line {
@@ -422,21 +445,12 @@ mod tests {
 
     fn eval(kc: i64) -> EvalLine {
         EvalLine {
-            config: Config::new().with("kc", kc),
-            status: Status::Ok,
-            kernel: None,
             median_s: Some(1e-3 * kc as f64),
-            p05_s: None,
-            p95_s: None,
             ci_rel: Some(0.01),
             samples: 10,
             times_s: vec![1e-3],
-            gflops: None,
-            max_rel_err: None,
-            tolerance: None,
-            message: None,
             elapsed_s: 0.1,
-            timestamp: 0,
+            ..EvalLine::new(Config::new().with("kc", kc), Status::Ok)
         }
     }
 

@@ -267,21 +267,9 @@ mod tests {
 
     fn eval(config: &str, status: Status) -> EvalLine {
         EvalLine {
-            config: cfg(config),
-            status,
-            kernel: None,
-            median_s: None,
-            p05_s: None,
-            p95_s: None,
-            ci_rel: None,
-            samples: 0,
-            times_s: Vec::new(),
-            gflops: None,
-            max_rel_err: None,
-            tolerance: None,
-            message: None,
             elapsed_s: 0.05,
             timestamp: 1_700_000_000,
+            ..EvalLine::new(cfg(config), status)
         }
     }
 

@@ -381,23 +381,7 @@ impl Live<'_> {
     fn measure(&mut self, config: &Config) -> EvalLine {
         let t0 = Instant::now();
         let incumbent = self.best.as_ref().and_then(|b| b.median_s);
-        let mut line = EvalLine {
-            config: config.clone(),
-            status: Status::Ok,
-            kernel: None,
-            median_s: None,
-            p05_s: None,
-            p95_s: None,
-            ci_rel: None,
-            samples: 0,
-            times_s: Vec::new(),
-            gflops: None,
-            max_rel_err: None,
-            tolerance: None,
-            message: None,
-            elapsed_s: 0.0,
-            timestamp: 0,
-        };
+        let mut line = EvalLine::new(config.clone(), Status::Ok);
         let result = self.try_measure(config, incumbent, &mut line);
         if let Err(f) = result {
             line.status = f.status;

@@ -303,19 +303,9 @@ unsafe fn group<B: Interleaved, const NB: usize>(k: &RowBlock, g: usize, b0: usi
             ($bb:expr) => {
                 if $bb < NB {
                     let b = b0 + $bb;
-                    let xq = x.q.as_ptr().add(b * x.cols + i * 32).cast::<i32>();
-                    let bc = |j: usize| _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
-                    let z = _mm512_setzero_si512();
-                    let mut s0 = _mm512_dpbusd_epi32(z, v[0], bc(0));
-                    let mut s1 = _mm512_dpbusd_epi32(z, v[1], bc(1));
-                    s0 = _mm512_dpbusd_epi32(s0, v[2], bc(2));
-                    s1 = _mm512_dpbusd_epi32(s1, v[3], bc(3));
-                    s0 = _mm512_dpbusd_epi32(s0, v[4], bc(4));
-                    s1 = _mm512_dpbusd_epi32(s1, v[5], bc(5));
-                    s0 = _mm512_dpbusd_epi32(s0, v[6], bc(6));
-                    s1 = _mm512_dpbusd_epi32(s1, v[7], bc(7));
+                    let xq = x.q.as_ptr().add(b * x.cols + i * 32);
                     let corr = _mm512_set1_epi32(*x.sums.as_ptr().add(b * blocks + i) << B::SHIFT);
-                    let s = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), corr);
+                    let s = _mm512_sub_epi32(dot_rows16(&v, xq), corr);
                     let d = _mm512_mul_ps(dw, _mm512_set1_ps(*x.d.as_ptr().add(b * blocks + i)));
                     acc[$bb % NB] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[$bb % NB]);
                 }
@@ -340,6 +330,28 @@ unsafe fn group<B: Interleaved, const NB: usize>(k: &RowBlock, g: usize, b0: usi
             }
         }
     }
+}
+
+/// The 16 rows' sums of `V_k . x` over 32 values: eight `vpdpbusd` of the decoded weights
+/// with 4 activation bytes (from `xq`) broadcast to every lane, in two chains.
+///
+/// # Safety
+/// `xq` is valid for 32 reads; the CPU has AVX-512 F and VNNI.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+unsafe fn dot_rows16(v: &[__m512i; 8], xq: *const i8) -> __m512i {
+    let xq = xq.cast::<i32>();
+    let bc = |j: usize| _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
+    let z = _mm512_setzero_si512();
+    let mut s0 = _mm512_dpbusd_epi32(z, v[0], bc(0));
+    let mut s1 = _mm512_dpbusd_epi32(z, v[1], bc(1));
+    s0 = _mm512_dpbusd_epi32(s0, v[2], bc(2));
+    s1 = _mm512_dpbusd_epi32(s1, v[3], bc(3));
+    s0 = _mm512_dpbusd_epi32(s0, v[4], bc(4));
+    s1 = _mm512_dpbusd_epi32(s1, v[5], bc(5));
+    s0 = _mm512_dpbusd_epi32(s0, v[6], bc(6));
+    s1 = _mm512_dpbusd_epi32(s1, v[7], bc(7));
+    _mm512_add_epi32(s0, s1)
 }
 
 /// q4_K in groups of 16 interleaved rows ([`super::interleave`]) against the batch in
@@ -400,21 +412,8 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
                 ($bb:expr) => {
                     if $bb < NB {
                         let b = b0 + $bb;
-                        let xq =
-                            x.q.as_ptr()
-                                .add(b * x.cols + i * 256 + 32 * s)
-                                .cast::<i32>();
-                        let bc = |j: usize| _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
-                        let z = _mm512_setzero_si512();
-                        let mut s0 = _mm512_dpbusd_epi32(z, v[0], bc(0));
-                        let mut s1 = _mm512_dpbusd_epi32(z, v[1], bc(1));
-                        s0 = _mm512_dpbusd_epi32(s0, v[2], bc(2));
-                        s1 = _mm512_dpbusd_epi32(s1, v[3], bc(3));
-                        s0 = _mm512_dpbusd_epi32(s0, v[4], bc(4));
-                        s1 = _mm512_dpbusd_epi32(s1, v[5], bc(5));
-                        s0 = _mm512_dpbusd_epi32(s0, v[6], bc(6));
-                        s1 = _mm512_dpbusd_epi32(s1, v[7], bc(7));
-                        let t = _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sc);
+                        let xq = x.q.as_ptr().add(b * x.cols + i * 256 + 32 * s);
+                        let t = _mm512_mullo_epi32(dot_rows16(&v, xq), sc);
                         isum[$bb % NB] = _mm512_add_epi32(isum[$bb % NB], t);
                     }
                 };
