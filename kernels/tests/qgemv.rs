@@ -36,7 +36,7 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
         for dtype in DTYPES {
             let bl = dtype.block_len();
             for (rows, cols) in [(1, bl), (7, 2 * bl), (8, 3 * bl), (9, bl), (33, 5 * bl)] {
-                for batch in [1, 2, 3, 5, 8] {
+                for batch in [1, 2, 3, 5, 8, 9, 17] {
                     let w = weights(dtype, rows, cols, (rows * 31 + cols + batch) as u64);
                     let mut r = rng(batch as u64);
                     let x: Vec<f32> = (0..batch * cols).map(|_| r.gen_range(-2.0..2.0)).collect();
@@ -123,6 +123,35 @@ fn assert_f32_exact(w: &QMatrix, x: &[f32], batch: usize, y: &[f32], what: &str)
                 "{what}: y[{b},{r}] {got} vs {s} (tol {tol:e})"
             );
         }
+    }
+}
+
+/// q4_K weights that dequantize to exactly zero (`d * sc * q == dmin * m`) give exactly zero
+/// with f32 activations: the kernel must form each weight as the dequantizer does.
+#[test]
+fn q4k_weights_that_cancel_give_zero() {
+    let d = ktune_kernels::quant::f16::f32_to_f16(0.01).to_le_bytes();
+    let mut blk = Vec::new();
+    blk.extend_from_slice(&d); // d
+    blk.extend_from_slice(&d); // dmin
+                               // Scales 1 and mins 3 for all eight sub-blocks, in the 12-byte 6-bit packing.
+    blk.extend_from_slice(&[1, 1, 1, 1, 3, 3, 3, 3, 0x31, 0x31, 0x31, 0x31]);
+    blk.extend_from_slice(&[0x33; 128]); // every quant 3: 0.01 * 1 * 3 - 0.01 * 3 = 0
+    let w = QMatrix::from_bytes(Dtype::Q4K, 1, 256, blk).unwrap();
+    assert!(w.dequantize().iter().all(|&v| v == 0.0));
+    let x: Vec<f32> = (0..256).map(|i| (i as f32 * 0.7).sin()).collect();
+    for backend in cpu_backends() {
+        let shape = QgemvShape::new(1, 256, 1);
+        let space = qgemv::space::space(backend, Dtype::Q4K, shape).unwrap();
+        if !space.param("act").unwrap().candidates.contains(&1) {
+            continue;
+        }
+        let cfg = qgemv::space::default_config(backend, Dtype::Q4K, shape)
+            .unwrap()
+            .with("layout", 0)
+            .with("act", 1);
+        let y = run(backend, &w, &x, 1, &cfg);
+        assert_eq!(y, [0.0], "{backend}");
     }
 }
 

@@ -336,7 +336,13 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
                         "{}: tuned config ({how}, from {} t{}): {}",
                         r.problem, rec.shape, rec.threads, rec.config
                     );
-                    cfg = rec.config.merged(&r.overrides);
+                    // Parameters the stored config lacks take the default.
+                    cfg = bench::resolve_config(&bench::BenchRequest {
+                        overrides: Config::new(),
+                        ..r.clone()
+                    })?
+                    .merged(&rec.config)
+                    .merged(&r.overrides);
                 }
                 None => eprintln!(
                     "{}: no tuned config in {} for this machine; using the default",

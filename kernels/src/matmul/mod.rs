@@ -160,12 +160,14 @@ pub fn sgemm(
 /// one that is valid here, else the analytical default.
 fn plan_for(backend: Backend, shape: MatmulShape) -> Result<MatmulPlan> {
     let problem = Problem::matmul_f32(shape.m, shape.n, shape.k);
+    let default = default_config(backend, shape)?;
     if let Some(config) = tuned::lookup(&problem, backend, available_threads()) {
-        if let Ok(plan) = MatmulPlan::new(backend, shape, &config) {
+        // Parameters a stored config lacks (added since it was tuned) take the default.
+        if let Ok(plan) = MatmulPlan::new(backend, shape, &default.merged(&config)) {
             return Ok(plan);
         }
     }
-    MatmulPlan::new(backend, shape, &default_config(backend, shape)?)
+    MatmulPlan::new(backend, shape, &default)
 }
 
 /// Shapes whose plans [`sgemm`] keeps per thread.

@@ -46,21 +46,29 @@ impl QuantizedActs {
         }
     }
 
-    /// Buffers for kernels that take the activations in f32 (nothing is quantized).
+    /// Buffers for kernels that take the activations in f32 (nothing is quantized: the
+    /// integer buffers stay empty).
     pub fn new_f32(cols: usize, batch: usize) -> Self {
         QuantizedActs {
             block: 32,
             cols,
             batch,
+            sum_len: 32,
             f: vec![0.0; batch * cols],
             ..Default::default()
         }
     }
 
+    /// Whether these buffers are for f32 kernels ([`QuantizedActs::new_f32`]).
+    pub fn is_f32(&self) -> bool {
+        self.q.is_empty() && !self.f.is_empty()
+    }
+
     /// Takes `x` as it is (f32 kernels) or quantizes it, as the buffers were made for.
     pub fn load(&mut self, x: &[f32]) {
-        if self.f.len() == x.len() && !x.is_empty() {
-            self.f.copy_from_slice(x);
+        if self.is_f32() {
+            self.f.clear();
+            self.f.extend_from_slice(x);
         } else {
             self.quantize(x);
         }

@@ -157,13 +157,14 @@ pub fn gemv(w: &QMatrix, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
     let backend = Backend::best_cpu();
     // The tuned config of the installed source (see [`crate::tuned`]), when valid here.
     let problem = crate::Problem::qgemv(w.dtype, w.rows, w.cols, batch);
+    let default = space::default_config(backend, w.dtype, shape)?;
     if let Some(config) = crate::tuned::lookup(&problem, backend, available_threads()) {
-        if let Ok(mut plan) = QgemvPlan::new(backend, w, batch, &config) {
+        // Parameters a stored config lacks (added since it was tuned) take the default.
+        if let Ok(mut plan) = QgemvPlan::new(backend, w, batch, &default.merged(&config)) {
             return plan.run(x, y);
         }
     }
-    let config = space::default_config(backend, w.dtype, shape)?;
-    QgemvPlan::new(backend, w, batch, &config)?.run(x, y)
+    QgemvPlan::new(backend, w, batch, &default)?.run(x, y)
 }
 
 /// The id of the qgemv kernel for `dtype` and `variant` on `backend`.

@@ -57,6 +57,12 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
         .map(|(_, v)| v)
         .collect();
     let threads: Vec<i64> = thread_counts().into_iter().map(|t| t as i64).collect();
+    // Only the x86 kernels prefetch: elsewhere the parameter would change nothing.
+    let prefetch = if cfg!(target_arch = "x86_64") && backend != Backend::Neon {
+        vec![0, 1024, 2048, 4096, 8192, 16384]
+    } else {
+        vec![0]
+    };
     let acts: Vec<i64> = if kernels::kernel_for(backend, dtype, Layout::Ggml, true).is_some() {
         vec![0, 1]
     } else {
@@ -83,7 +89,7 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
             Param {
                 name: "prefetch",
                 doc: "bytes of W prefetched ahead of the block being computed (0: none; x86 kernels)",
-                candidates: vec![0, 1024, 2048, 4096, 8192, 16384],
+                candidates: prefetch,
                 min: 0,
                 max: 1 << 20,
                 step: 64,
@@ -136,7 +142,14 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
     Ok(Config::new()
         .with("threads", threads as i64)
         .with("rows", rows as i64)
-        .with("prefetch", DEFAULT_PREFETCH as i64)
+        .with(
+            "prefetch",
+            if cfg!(target_arch = "x86_64") {
+                DEFAULT_PREFETCH as i64
+            } else {
+                0
+            },
+        )
         .with("act", 0)
         .with("layout", layout))
 }

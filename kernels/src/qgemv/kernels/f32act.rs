@@ -105,9 +105,11 @@ impl Format for Q4K {
             let (scale, min) = (d * sc[s] as f32, dmin * mn[s] as f32);
             let shift = 4 * (s as u32 & 1);
             for j in 0..L {
-                let a = ((q[j] >> shift) & 15) as f32;
-                let b = ((q[j + 16] >> shift) & 15) as f32;
-                acc[j] += scale * (a * xs[j] + b * xs[j + 16]) - min * (xs[j] + xs[j + 16]);
+                // Each weight as the dequantizer forms it, so that it rounds the same way
+                // (a weight that dequantizes to 0 contributes exactly 0).
+                let wa = scale * ((q[j] >> shift) & 15) as f32 - min;
+                let wb = scale * ((q[j + 16] >> shift) & 15) as f32 - min;
+                acc[j] += wa * xs[j] + wb * xs[j + 16];
             }
         }
     }
@@ -149,17 +151,17 @@ unsafe fn plain<F: Format>(k: &RowBlock) {
 }
 
 /// # Safety
-/// See [`body`]; the CPU has AVX2 and FMA.
+/// See [`body`]; the CPU has AVX2 (the avx2 backend's requirements include it).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
+#[target_feature(enable = "avx2")]
 unsafe fn avx2<F: Format>(k: &RowBlock) {
     body::<F>(k)
 }
 
 /// # Safety
-/// See [`body`]; the CPU has AVX-512 F and BW.
+/// See [`body`]; the CPU has AVX-512 F, BW and VL (what the avx512 backend requires).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn avx512<F: Format>(k: &RowBlock) {
     body::<F>(k)
 }

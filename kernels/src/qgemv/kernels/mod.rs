@@ -63,10 +63,10 @@ pub(crate) unsafe fn prefetch(p: *const u8, ahead: usize, len: usize) {
     let start = p.wrapping_add(ahead);
     let first = (start as usize) & !63;
     let last = (start as usize).wrapping_add(len.max(1) - 1) & !63;
-    let mut line = first;
-    while line <= last {
+    let lines = last.wrapping_sub(first) / 64 + 1;
+    for n in 0..lines {
+        let line = first.wrapping_add(64 * n);
         _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(line.wrapping_sub(start as usize)).cast());
-        line = line.wrapping_add(64);
     }
 }
 
