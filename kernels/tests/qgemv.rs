@@ -74,13 +74,21 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                                 .into_iter()
                                 .filter(|_| f32_acts),
                         );
-                    for (threads, per_task, layout, prefetch, act) in cases {
+                    let unrolls = space.param("unroll").unwrap().candidates.clone();
+                    for (n, (threads, per_task, layout, prefetch, act)) in cases.enumerate() {
+                        // Every unroll the interleaved kernels have, in turn.
+                        let unroll = if layout == 2 {
+                            unrolls[n % unrolls.len()]
+                        } else {
+                            1
+                        };
                         let cfg = base
                             .clone()
                             .with("threads", threads)
                             .with("rows", per_task)
                             .with("prefetch", prefetch)
                             .with("act", act)
+                            .with("unroll", unroll)
                             .with("layout", layout);
                         let y = run(backend, &w, &x, batch, &cfg);
                         let what = format!("{backend} {dtype} {shape} [{cfg}]");

@@ -240,6 +240,8 @@ fn replay_scores_a_recorded_journal() {
         "qgemv",
         "--shape",
         "64x256",
+        "--fix",
+        "prefetch=0,act=0,unroll=1",
         "--strategy",
         "exhaustive",
         "--budget",

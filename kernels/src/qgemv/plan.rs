@@ -34,6 +34,8 @@ pub struct QgemvPlan {
     rows_per_task: usize,
     /// Bytes of W prefetched ahead (config `prefetch`).
     prefetch: usize,
+    /// Blocks per loop iteration (config `unroll`).
+    unroll: usize,
     pool: Option<Arc<ThreadPool>>,
     act: QuantizedActs,
 }
@@ -69,6 +71,7 @@ impl QgemvPlan {
         })?;
         let threads = config.require("threads")? as usize;
         let prefetch = config.require("prefetch")? as usize;
+        let unroll = config.require("unroll")? as usize;
         let mut rows_per_task = config.require("rows")? as usize;
         // Interleaved groups are never split between tasks, and the last group is padded.
         let row_bytes = if layout == Layout::Rows16 {
@@ -113,6 +116,7 @@ impl QgemvPlan {
             },
             rows_per_task,
             prefetch,
+            unroll,
             pool: if threads > 1 {
                 Some(pool(threads)?)
             } else {
@@ -180,6 +184,7 @@ impl QgemvPlan {
                 y: unsafe { yp.ptr().add(r0) },
                 ldy: rows,
                 prefetch: self.prefetch,
+                unroll: self.unroll,
             };
             // SAFETY: the plan checked the ISA; y has batch*rows elements (checked above) and
             // rows r0..r0+n of every vector belong to this task alone.

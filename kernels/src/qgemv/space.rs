@@ -5,6 +5,7 @@
 //! | `threads` | worker threads                                             |
 //! | `rows`    | rows of W per task: the unit of work a thread takes at once |
 //! | `prefetch`| bytes of W fetched ahead of the block being computed, 0 for none (x86 kernels) |
+//! | `unroll`  | blocks per loop iteration of the interleaved q4_0/q8_0 kernels: 1, 2 or 4 |
 //! | `act`     | activations: 0 quantized to 8 bits like llama.cpp (integer dot products), 1 f32 (no activation-quantization error; GGML layout only) |
 //! | `layout`  | 0: GGML blocks as stored; 1: split rows (all scales, then all quants); 2: groups of 16 rows interleaved block by block; 1 and 2 are repacked when the plan is built |
 //!
@@ -33,7 +34,8 @@
 //! at batch 1 took 5 to 9 ms on one thread against 0.9 to 2 ms (the portable body,
 //! vectorized by the compiler, decodes each block's f16 scale in software).
 //!
-//! Not tunable yet: the unroll of rows.
+//! `unroll`: left to the tuner (default 1); the compiler already interleaves the work of
+//! one block's 16 rows and batch.
 
 use crate::backend::Backend;
 use crate::config::Config;
@@ -62,6 +64,12 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
         vec![0, 1024, 2048, 4096, 8192, 16384]
     } else {
         vec![0]
+    };
+    // Only the interleaved q4_0 and q8_0 kernels unroll; elsewhere it would change nothing.
+    let unrolls = if dtype != Dtype::Q4K && layouts.contains(&2) {
+        vec![1, 2, 4]
+    } else {
+        vec![1]
     };
     let acts: Vec<i64> = if kernels::kernel_for(backend, dtype, Layout::Ggml, true).is_some() {
         vec![0, 1]
@@ -95,6 +103,14 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
                 step: 64,
             },
             Param {
+                name: "unroll",
+                doc: "blocks per loop iteration of the interleaved q4_0/q8_0 kernels",
+                candidates: unrolls,
+                min: 1,
+                max: 4,
+                step: 1,
+            },
+            Param {
                 name: "act",
                 doc: "activations: 0 quantized to 8 bits (integer dot products), 1 f32 (GGML layout only)",
                 candidates: acts,
@@ -111,14 +127,25 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
                 step: 1,
             },
         ],
-        constraints: vec![Constraint::new("act = 1 needs layout = 0", |c| {
-            match (c.get("act"), c.get("layout")) {
-                (Some(1), Some(l)) if l != 0 => {
-                    Err(format!("f32 activations need the GGML layout, not layout={l}"))
+        constraints: vec![
+            Constraint::new("act = 1 needs layout = 0", |c| {
+                match (c.get("act"), c.get("layout")) {
+                    (Some(1), Some(l)) if l != 0 => {
+                        Err(format!("f32 activations need the GGML layout, not layout={l}"))
+                    }
+                    _ => Ok(()),
                 }
-                _ => Ok(()),
-            }
-        })],
+            }),
+            Constraint::new("unroll > 1 needs layout = 2", |c| {
+                match (c.get("unroll"), c.get("layout")) {
+                    (Some(u), Some(l)) if u > 1 && l != 2 => Err(format!(
+                        "unroll={u} applies to the interleaved layout only, not layout={l}"
+                    )),
+                    (Some(3), _) => Err("unroll must be 1, 2 or 4".into()),
+                    _ => Ok(()),
+                }
+            }),
+        ],
     })
 }
 
@@ -151,5 +178,6 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
             },
         )
         .with("act", 0)
+        .with("unroll", 1)
         .with("layout", layout))
 }

@@ -266,31 +266,80 @@ unsafe fn rows16<B: Interleaved>(k: &RowBlock) {
     let batch = k.x.batch;
     for g in 0..k.rows.div_ceil(16) {
         for (b0, n) in batch_groups(batch) {
-            match n {
-                8 => group::<B, 8>(k, g, b0),
-                4 => group::<B, 4>(k, g, b0),
-                2 => group::<B, 2>(k, g, b0),
-                _ => group::<B, 1>(k, g, b0),
+            match (n, k.unroll) {
+                (8, 4) => group::<B, 8, 4>(k, g, b0),
+                (8, 2) => group::<B, 8, 2>(k, g, b0),
+                (8, _) => group::<B, 8, 1>(k, g, b0),
+                (4, 4) => group::<B, 4, 4>(k, g, b0),
+                (4, 2) => group::<B, 4, 2>(k, g, b0),
+                (4, _) => group::<B, 4, 1>(k, g, b0),
+                (2, 4) => group::<B, 2, 4>(k, g, b0),
+                (2, 2) => group::<B, 2, 2>(k, g, b0),
+                (2, _) => group::<B, 2, 1>(k, g, b0),
+                (_, 4) => group::<B, 1, 4>(k, g, b0),
+                (_, 2) => group::<B, 1, 2>(k, g, b0),
+                _ => group::<B, 1, 1>(k, g, b0),
             }
         }
     }
 }
 
-/// Group `g` of 16 rows against vectors `b0..b0+NB`. Per block: the 16 rows' scales in one
-/// load, the quants decoded once; per vector, eight `vpdpbusd` of the weights with 4
-/// activation bytes broadcast to every lane, the offset removed, and one FMA into the
-/// vector's 16-row accumulator.
+/// Group `g` of 16 rows against vectors `b0..b0+NB`, `U` blocks per loop iteration (config
+/// `unroll`). Per block: the 16 rows' scales in one load, the quants decoded once; per
+/// vector, eight `vpdpbusd` of the weights with 4 activation bytes broadcast to every lane,
+/// the offset removed, and one FMA into the vector's 16-row accumulator.
 ///
 /// # Safety
 /// As for [`rows16`].
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
-unsafe fn group<B: Interleaved, const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
+unsafe fn group<B: Interleaved, const NB: usize, const U: usize>(
+    k: &RowBlock,
+    g: usize,
+    b0: usize,
+) {
     let x = k.x;
     let blocks = x.cols / 32;
     let gw = k.w.as_ptr().add(g * blocks * B::GB);
     let mut acc = [_mm512_setzero_ps(); NB];
-    for i in 0..blocks {
+    let mut next = 0;
+    while next < blocks {
+        // U blocks per iteration while U remain, then one at a time.
+        let step = if next + U <= blocks { U } else { 1 };
+        for i in next..next + step {
+            group_block::<B, NB>(k, gw, i, b0, &mut acc);
+        }
+        next += step;
+    }
+    for (bb, a) in acc.iter().enumerate() {
+        let mut out = [0f32; 16];
+        _mm512_storeu_ps(out.as_mut_ptr(), *a);
+        for (r, &v) in out.iter().enumerate() {
+            let row = g * 16 + r;
+            if row < k.rows {
+                *k.y.add((b0 + bb) * k.ldy + row) = v;
+            }
+        }
+    }
+}
+
+/// Block `i` of the group at `gw` against vectors `b0..b0+NB`, into `acc`. Always inlined
+/// into [`group`] (whose target features it then runs with), so that `acc` stays in
+/// registers.
+///
+/// # Safety
+/// As for [`rows16`]; `i` is a block of the group; called only from [`group`].
+#[inline(always)]
+unsafe fn group_block<B: Interleaved, const NB: usize>(
+    k: &RowBlock,
+    gw: *const u8,
+    i: usize,
+    b0: usize,
+    acc: &mut [__m512; NB],
+) {
+    let x = k.x;
+    let blocks = x.cols / 32;
+    {
         let blk = gw.add(i * B::GB);
         // The group's weights are one sequential stream; fetching ahead keeps the loads off
         // the critical path while the vectors of this block are computed.
@@ -319,16 +368,6 @@ unsafe fn group<B: Interleaved, const NB: usize>(k: &RowBlock, g: usize, b0: usi
         vector!(5);
         vector!(6);
         vector!(7);
-    }
-    for (bb, a) in acc.iter().enumerate() {
-        let mut out = [0f32; 16];
-        _mm512_storeu_ps(out.as_mut_ptr(), *a);
-        for (r, &v) in out.iter().enumerate() {
-            let row = g * 16 + r;
-            if row < k.rows {
-                *k.y.add((b0 + bb) * k.ldy + row) = v;
-            }
-        }
     }
 }
 

@@ -45,6 +45,8 @@ pub struct RowBlock<'a> {
     /// Bytes of W to fetch ahead of the bytes being computed (0: leave it to the hardware
     /// prefetcher). Used by the x86 kernels.
     pub prefetch: usize,
+    /// Blocks per loop iteration of the interleaved q4_0/q8_0 kernels (1, 2 or 4).
+    pub unroll: usize,
 }
 
 /// Prefetches into L1 the cache lines of `len` bytes starting `ahead` bytes after `p`;
