@@ -188,6 +188,7 @@ pub fn registry() -> Vec<KernelInfo> {
                     &["vnni", "vnni-split", "vnni-rows16", "q8", "q8-split", "f32"]
                 }
                 Backend::Avx512 => &["vnni-rows16", "q8", "f32"],
+                Backend::Avx2 if dtype == Dtype::Q4_0 => &["q8", "q8-split", "rows16", "f32"],
                 Backend::Avx2 if split => &["q8", "q8-split", "f32"],
                 Backend::Neon => &["dotprod", "neon", "f32"],
                 _ => &["q8", "f32"],

@@ -89,8 +89,8 @@ pub enum Layout {
     /// and quants are contiguous. Same bytes per row. q4_0 and q8_0 on x86 only.
     Split,
     /// Groups of 16 rows interleaved block by block ([`interleave`]): one multiply serves
-    /// 16 rows. Same bytes per row for q4_0 and q8_0, 3% more for q4_K (its scales
-    /// unpacked). AVX-512 VNNI only.
+    /// 16 rows (8 with AVX2). Same bytes per row for q4_0 and q8_0, 3% more for q4_K (its
+    /// scales unpacked). AVX-512 VNNI (q4_0, q8_0, q4_K) and AVX2 (q4_0).
     Rows16,
 }
 
@@ -131,6 +131,10 @@ pub fn kernel(backend: Backend, dtype: Dtype, layout: Layout) -> Option<(RowsFn,
         #[cfg(target_arch = "x86_64")]
         if backend == Backend::Avx512 {
             return avx512::kernel_interleaved(dtype);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if backend == Backend::Avx2 {
+            return avx2::kernel_interleaved(dtype).map(|f| (f, "rows16"));
         }
         return None;
     }
