@@ -190,6 +190,7 @@ pub fn registry() -> Vec<KernelInfo> {
                 Backend::Avx512 => &["vnni-rows16", "q8", "f32"],
                 Backend::Avx2 if dtype == Dtype::Q4_0 => &["q8", "q8-split", "rows16", "f32"],
                 Backend::Avx2 if split => &["q8", "q8-split", "f32"],
+                Backend::Avx2 => &["q8", "rows16", "f32"],
                 Backend::Neon => &["dotprod", "neon", "f32"],
                 _ => &["q8", "f32"],
             };

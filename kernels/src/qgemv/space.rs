@@ -18,9 +18,11 @@
 //! layout at batch 1 and ran batch 8 in 0.6-0.8x the time for q4_0 and q8_0, since each
 //! weight load then serves 16 rows and no per-block reduction is needed; for q4_K, whose
 //! GGML-layout kernel has no VNNI path, 14336 x 4096 on one thread went from 1.57 to 0.96 ms
-//! at batch 1 and from 7.5 to 1.7 ms at batch 8. With AVX2 (q4_0 only: one register holds
-//! 8 of the 16 rows, `maddubs` in place of `vpdpbusd`) batch 1 went from 2.3 to 1.4 ms on one
-//! thread and from 2.0 to 1.1 ms on two, batch 8 on two threads from 8.4 to 4.6 ms.
+//! at batch 1 and from 7.5 to 1.7 ms at batch 8. With AVX2 (q4_0 and q4_K: one register
+//! holds 8 of the 16 rows, `maddubs` in place of `vpdpbusd`) q4_0 batch 1 went from 2.3 to
+//! 1.4 ms on one thread and from 2.0 to 1.1 ms on two, batch 8 on two threads from 8.4 to
+//! 4.6 ms; q4_K batch 1 stayed at 1.7 ms (1 thread) and 1.0 ms (2), batch 8 went from 7.7
+//! to 5.5 ms and from 4.0 to 3.0 ms.
 //! Elsewhere it is GGML's own layout: the
 //! split layout (q4_0 and q8_0 on x86) loads four scales at once but reads each row as two
 //! streams, which measured slower, most of all with two threads.

@@ -345,10 +345,11 @@ unsafe fn rows_q4_k(k: &RowBlock) {
 }
 
 /// The AVX2 kernel for `dtype` in the 16-row interleaved layout ([`super::interleave`]):
-/// q4_0 only (q8_0's unsigned bytes would overflow `maddubs`' 16-bit pair sums).
+/// q4_0 and q4_K (q8_0's unsigned bytes would overflow `maddubs`' 16-bit pair sums).
 pub fn kernel_interleaved(dtype: Dtype) -> Option<RowsFn> {
     match dtype {
         Dtype::Q4_0 => Some(rows16_q4_0),
+        Dtype::Q4K => Some(rows16_q4_k),
         _ => None,
     }
 }
@@ -422,6 +423,112 @@ unsafe fn half_group<const NB: usize>(k: &RowBlock, g: usize, half: usize, b0: u
             let corr = _mm256_set1_epi32(*x.sums.as_ptr().add(b * blocks + i) << 3);
             let d = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.as_ptr().add(b * blocks + i)));
             *a = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(dot, corr)), *a);
+        }
+    }
+    for (bb, a) in acc.iter().enumerate() {
+        let mut out = [0f32; 8];
+        _mm256_storeu_ps(out.as_mut_ptr(), *a);
+        for (r, &v) in out.iter().enumerate() {
+            let row = g * 16 + 8 * half + r;
+            if row < k.rows {
+                *k.y.add((b0 + bb) * k.ldy + row) = v;
+            }
+        }
+    }
+}
+
+/// q4_K in groups of 16 interleaved rows, as two halves of 8 rows, against the batch two
+/// vectors at a time.
+///
+/// # Safety
+/// See [`super::RowsFn`]; `k.w` starts at a group boundary and holds `ceil(rows / 16)`
+/// q4_K groups; the CPU has AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows16_q4_k(k: &RowBlock) {
+    let batch = k.x.batch;
+    for g in 0..k.rows.div_ceil(16) {
+        for half in 0..2 {
+            let mut b0 = 0;
+            while b0 < batch {
+                if batch - b0 >= 2 {
+                    half_group_q4_k::<2>(k, g, half, b0);
+                    b0 += 2;
+                } else {
+                    half_group_q4_k::<1>(k, g, half, b0);
+                    b0 += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Rows `8 * half .. 8 * half + 8` of q4_K group `g` against vectors `b0..b0+NB`. Per
+/// sub-block: eight `maddubs` of the 4-bit weights with broadcast activations summed in 16
+/// bits (at most 30480), one `madd` to 32 bits, times the rows' 6-bit scales. Per
+/// super-block: the mins against the sub-block sums of the activations with four `madd` on
+/// 16-bit pairs, then `d * dx * sum - dmin * dx * mins` into the 8-row accumulator.
+///
+/// # Safety
+/// As for [`rows16_q4_k`].
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn half_group_q4_k<const NB: usize>(k: &RowBlock, g: usize, half: usize, b0: usize) {
+    const GB: usize = super::interleave::Q4K_GROUP_BLOCK;
+    let x = k.x;
+    let blocks = x.cols / 256;
+    let gw = k.w.as_ptr().add(g * blocks * GB);
+    let m4 = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); NB];
+    for i in 0..blocks {
+        let blk = gw.add(i * GB);
+        super::prefetch(blk, k.prefetch, GB);
+        let mut isum = [_mm256_setzero_si256(); NB];
+        for s in 0..8 {
+            let sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(64 + 16 * s + 8 * half).cast()));
+            let q = blk.add(320 + 256 * s + 32 * half);
+            let p: [__m256i; 4] = std::array::from_fn(|j| _mm256_loadu_si256(q.add(64 * j).cast()));
+            let v: [__m256i; 8] = std::array::from_fn(|kk| {
+                let pj = p[kk / 2];
+                if kk % 2 == 0 {
+                    _mm256_and_si256(pj, m4)
+                } else {
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(pj), m4)
+                }
+            });
+            for (bb, is) in isum.iter_mut().enumerate() {
+                let b = b0 + bb;
+                let xq =
+                    x.q.as_ptr()
+                        .add(b * x.cols + i * 256 + 32 * s)
+                        .cast::<i32>();
+                let bc = |j: usize| _mm256_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
+                let mut t = _mm256_maddubs_epi16(v[0], bc(0));
+                for (j, vj) in v.iter().enumerate().skip(1) {
+                    t = _mm256_add_epi16(t, _mm256_maddubs_epi16(*vj, bc(j)));
+                }
+                let dot = _mm256_madd_epi16(t, ones);
+                *is = _mm256_add_epi32(*is, _mm256_mullo_epi32(dot, sc));
+            }
+        }
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
+        let dm = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(32 + 16 * half).cast()));
+        for (bb, a) in acc.iter_mut().enumerate() {
+            let b = b0 + bb;
+            // The 8 sub-block sums as 16-bit pairs (|sum| <= 32 * 127).
+            let sums = x.sums.as_ptr().add((b * x.cols + i * 256) / 32);
+            let mut m = _mm256_setzero_si256();
+            for j in 0..4 {
+                let mins =
+                    _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(192 + 32 * j + 16 * half).cast()));
+                let lo = *sums.add(2 * j) as i16 as u16 as u32;
+                let hi = *sums.add(2 * j + 1) as i16 as u16 as u32;
+                let pair = _mm256_set1_epi32((lo | (hi << 16)) as i32);
+                m = _mm256_add_epi32(m, _mm256_madd_epi16(mins, pair));
+            }
+            let dx = _mm256_set1_ps(*x.d.as_ptr().add(b * blocks + i));
+            *a = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum[bb]), *a);
+            *a = _mm256_fnmadd_ps(_mm256_mul_ps(dm, dx), _mm256_cvtepi32_ps(m), *a);
         }
     }
     for (bb, a) in acc.iter().enumerate() {

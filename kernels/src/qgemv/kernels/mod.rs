@@ -90,7 +90,7 @@ pub enum Layout {
     Split,
     /// Groups of 16 rows interleaved block by block ([`interleave`]): one multiply serves
     /// 16 rows (8 with AVX2). Same bytes per row for q4_0 and q8_0, 3% more for q4_K (its
-    /// scales unpacked). AVX-512 VNNI (q4_0, q8_0, q4_K) and AVX2 (q4_0).
+    /// scales unpacked). AVX-512 VNNI (q4_0, q8_0, q4_K) and AVX2 (q4_0, q4_K).
     Rows16,
 }
 
