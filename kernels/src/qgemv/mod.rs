@@ -5,7 +5,7 @@
 //! Layers: [`QMatrix`] holds W in llama.cpp's byte layout; [`act`] quantizes x (q8_0 or
 //! q8_K style) inside every run, as llama.cpp does; [`kernels`] has one file per ISA;
 //! [`space`] the tunables and the default; [`QgemvPlan`] copies W once (not timed) and runs
-//! row blocks on a thread pool; [`reference`] is the f64 oracle with its error budget.
+//! row blocks on a thread pool; [`reference`](mod@reference) is the f64 oracle with its error budget.
 
 pub mod act;
 pub mod kernels;

@@ -9,10 +9,8 @@
 //! docs of the `replay` module).
 //!
 //! - `space`: [`SearchSpace`], points and neighbourhoods.
-//! - `strategy`: [`Strategy`], [`Budget`], [`Objective`], [`Outcome`], [`Trace`], [`search`].
-//! - `replay`: [`replay()`], [`ReplayReport`], [`CurvePoint`].
-
-// Wired into the tune command next.
+//! - `strategy`: [`Strategy`], [`Budget`], [`Objective`], [`Outcome`], `Trace`, [`search`].
+//! - `replay`: [`replay()`], `ReplayReport`, `CurvePoint`.
 
 mod replay;
 mod session;

@@ -192,7 +192,8 @@ impl SearchSpace {
         self.neighbours_shared(point).to_vec()
     }
 
-    /// [`SearchSpace::neighbours`] without copying the cached list.
+    /// The neighbours of `point` (see `neighbours`, used by tests) without copying the cached
+    /// list.
     pub(crate) fn neighbours_shared(&self, point: usize) -> Arc<[usize]> {
         if let Some(n) = self.cache().get(&point) {
             return Arc::clone(n);
