@@ -19,7 +19,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ktune_kernels::{Backend, Config, Problem, Shape};
+use ktune_kernels::{Backend, Config, Problem};
 
 use crate::db::{self, Database, DbError};
 use crate::machine::Machine;
@@ -58,31 +58,14 @@ pub fn install(dbs: Vec<Database>) -> usize {
             // a decode shape's config says little about a large square product, and a
             // config tuned for one thread would starve a many-threaded process.
             let near = kind == db::MatchKind::Exact
-                || (rec.threads == threads && shape_distance(&rec.shape, &p.shape) <= MAX_DISTANCE);
+                || (rec.threads == threads
+                    && db::shape_distance(&rec.shape, &p.shape) <= MAX_DISTANCE);
             near.then(|| rec.config.clone())
         },
     ));
     applicable
 }
 
-/// Largest [`shape_distance`] at which a tuned config is borrowed (ln 4: every dimension
+/// Largest [`db::shape_distance`] at which a tuned config is borrowed (ln 4: every dimension
 /// within a factor of 2 of the tuned one, or one within a factor of 4).
 pub const MAX_DISTANCE: f64 = 1.3863;
-
-/// Sum over the dimensions of `|ln(a / b)|` (infinite across families).
-pub fn shape_distance(a: &Shape, b: &Shape) -> f64 {
-    let dims = |s: &Shape| -> [usize; 3] {
-        match s {
-            Shape::Matmul(m) => [m.m, m.n, m.k],
-            Shape::Qgemv(q) => [q.rows, q.cols, q.batch],
-        }
-    };
-    if std::mem::discriminant(a) != std::mem::discriminant(b) {
-        return f64::INFINITY;
-    }
-    dims(a)
-        .iter()
-        .zip(&dims(b))
-        .map(|(&x, &y)| (x.max(1) as f64 / y.max(1) as f64).ln().abs())
-        .sum()
-}

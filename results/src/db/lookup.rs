@@ -105,7 +105,7 @@ fn nearest<'a>(dbs: &[&'a Database], key: &ResultKey) -> Option<&'a ResultRecord
 }
 
 /// `sum |ln(a_i / b_i)|` over the sizes of two shapes of one kind, sizes taken as at least 1.
-fn shape_distance(a: &Shape, b: &Shape) -> f64 {
+pub fn shape_distance(a: &Shape, b: &Shape) -> f64 {
     let (_, a) = shape_dims(a);
     let (_, b) = shape_dims(b);
     a.iter()

@@ -29,7 +29,7 @@ mod store;
 mod validate;
 
 pub use database::{Database, Inserted};
-pub use lookup::{tuned_lookup, MatchKind};
+pub use lookup::{shape_distance, tuned_lookup, MatchKind};
 pub use merge::{merge, Disagreement, MergeReport};
 pub use model::{
     DefaultRun, Gpu, MachineRecord, Peaks, Provenance, ResultKey, ResultRecord, SearchSummary,
