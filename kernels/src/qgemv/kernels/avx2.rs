@@ -362,16 +362,30 @@ pub fn kernel_interleaved(dtype: Dtype) -> Option<RowsFn> {
 /// q4_0 groups; the CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows16_q4_0(k: &RowBlock) {
+    halves(k, half_group::<1>, half_group::<2>);
+}
+
+/// A kernel of rows `8 * half .. 8 * half + 8` of group `g` against vectors from `b0` (one
+/// or two, as compiled): `(k, g, half, b0)`.
+type HalfFn = unsafe fn(&RowBlock, usize, usize, usize);
+
+/// Every group of an interleaved row block, half by half, the batch two vectors at a time
+/// (`two`) and the odd one alone (`one`).
+///
+/// # Safety
+/// As for the kernels it calls.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn halves(k: &RowBlock, one: HalfFn, two: HalfFn) {
     let batch = k.x.batch;
     for g in 0..k.rows.div_ceil(16) {
         for half in 0..2 {
             let mut b0 = 0;
             while b0 < batch {
                 if batch - b0 >= 2 {
-                    half_group::<2>(k, g, half, b0);
+                    two(k, g, half, b0);
                     b0 += 2;
                 } else {
-                    half_group::<1>(k, g, half, b0);
+                    one(k, g, half, b0);
                     b0 += 1;
                 }
             }
@@ -428,12 +442,7 @@ unsafe fn half_group<const NB: usize>(k: &RowBlock, g: usize, half: usize, b0: u
     for (bb, a) in acc.iter().enumerate() {
         let mut out = [0f32; 8];
         _mm256_storeu_ps(out.as_mut_ptr(), *a);
-        for (r, &v) in out.iter().enumerate() {
-            let row = g * 16 + 8 * half + r;
-            if row < k.rows {
-                *k.y.add((b0 + bb) * k.ldy + row) = v;
-            }
-        }
+        super::store_lanes(k, b0 + bb, g * 16 + 8 * half, &out);
     }
 }
 
@@ -445,21 +454,7 @@ unsafe fn half_group<const NB: usize>(k: &RowBlock, g: usize, half: usize, b0: u
 /// q4_K groups; the CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows16_q4_k(k: &RowBlock) {
-    let batch = k.x.batch;
-    for g in 0..k.rows.div_ceil(16) {
-        for half in 0..2 {
-            let mut b0 = 0;
-            while b0 < batch {
-                if batch - b0 >= 2 {
-                    half_group_q4_k::<2>(k, g, half, b0);
-                    b0 += 2;
-                } else {
-                    half_group_q4_k::<1>(k, g, half, b0);
-                    b0 += 1;
-                }
-            }
-        }
-    }
+    halves(k, half_group_q4_k::<1>, half_group_q4_k::<2>);
 }
 
 /// Rows `8 * half .. 8 * half + 8` of q4_K group `g` against vectors `b0..b0+NB`. Per
@@ -534,11 +529,6 @@ unsafe fn half_group_q4_k<const NB: usize>(k: &RowBlock, g: usize, half: usize, 
     for (bb, a) in acc.iter().enumerate() {
         let mut out = [0f32; 8];
         _mm256_storeu_ps(out.as_mut_ptr(), *a);
-        for (r, &v) in out.iter().enumerate() {
-            let row = g * 16 + 8 * half + r;
-            if row < k.rows {
-                *k.y.add((b0 + bb) * k.ldy + row) = v;
-            }
-        }
+        super::store_lanes(k, b0 + bb, g * 16 + 8 * half, &out);
     }
 }

@@ -314,12 +314,7 @@ unsafe fn group<B: Interleaved, const NB: usize, const U: usize>(
     for (bb, a) in acc.iter().enumerate() {
         let mut out = [0f32; 16];
         _mm512_storeu_ps(out.as_mut_ptr(), *a);
-        for (r, &v) in out.iter().enumerate() {
-            let row = g * 16 + r;
-            if row < k.rows {
-                *k.y.add((b0 + bb) * k.ldy + row) = v;
-            }
-        }
+        super::store_lanes(k, b0 + bb, g * 16, &out);
     }
 }
 
@@ -489,11 +484,6 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     for (bb, a) in acc.iter().enumerate() {
         let mut out = [0f32; 16];
         _mm512_storeu_ps(out.as_mut_ptr(), *a);
-        for (r, &v) in out.iter().enumerate() {
-            let row = g * 16 + r;
-            if row < k.rows {
-                *k.y.add((b0 + bb) * k.ldy + row) = v;
-            }
-        }
+        super::store_lanes(k, b0 + bb, g * 16, &out);
     }
 }

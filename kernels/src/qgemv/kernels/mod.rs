@@ -49,6 +49,18 @@ pub struct RowBlock<'a> {
     pub unroll: usize,
 }
 
+/// Writes the lanes of an interleaved kernel's accumulator for vector `b`: `lanes[r]` is the
+/// output of row `first + r` of the block; lanes of padding rows (past `k.rows`) are dropped.
+///
+/// # Safety
+/// See [`RowsFn`].
+#[inline(always)]
+pub(crate) unsafe fn store_lanes(k: &RowBlock, b: usize, first: usize, lanes: &[f32]) {
+    for (r, &v) in lanes.iter().enumerate().take(k.rows.saturating_sub(first)) {
+        *k.y.add(b * k.ldy + first + r) = v;
+    }
+}
+
 /// Prefetches into L1 the cache lines of `len` bytes starting `ahead` bytes after `p`;
 /// nothing when `ahead` is 0. The address may lie past the end of the weights: it is
 /// computed with wrapping arithmetic, and a prefetch never faults or reads anything back.
