@@ -490,14 +490,8 @@ pub fn cmd_export(args: &ExportArgs) -> Result<ExitCode> {
 
 /// Whether the file starts like a journal (its first line, read alone, is a header).
 fn looks_like_journal(path: &Path) -> bool {
-    use std::io::{BufRead, Read};
-    let Ok(f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut first = Vec::new();
-    let mut reader = std::io::BufReader::new(f.take(1 << 20));
-    reader.read_until(b'\n', &mut first).is_ok()
-        && String::from_utf8_lossy(&first).contains("\"type\":\"header\"")
+    journal::first_line(path, 1 << 20)
+        .is_some_and(|(line, _)| String::from_utf8_lossy(&line).contains("\"type\":\"header\""))
 }
 
 fn journal_rows(rec: &journal::Recorded) -> Rows {

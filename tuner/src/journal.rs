@@ -343,7 +343,20 @@ impl Journal {
 /// Whether the file holds no complete line: its header was being written when the run was
 /// killed.
 fn header_cut_off(path: &Path) -> bool {
-    std::fs::read(path).is_ok_and(|b| !b.contains(&b'\n'))
+    first_line(path, u64::MAX).is_some_and(|(_, complete)| !complete)
+}
+
+/// The first line of a file (at most `limit` bytes of it, newline included) and whether it
+/// ends with a newline; `None` when the file cannot be read. Reads no further.
+pub fn first_line(path: &Path, limit: u64) -> Option<(Vec<u8>, bool)> {
+    use std::io::Read;
+    let f = File::open(path).ok()?;
+    let mut line = Vec::new();
+    BufReader::new(f.take(limit))
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let complete = line.last() == Some(&b'\n');
+    Some((line, complete))
 }
 
 /// Rewrites a journal without its truncated tail (temporary file, then rename).
