@@ -29,6 +29,15 @@ fi
 step "cargo test (native; KTUNE_REQUIRE=$native_require)"
 KTUNE_REQUIRE="$native_require" cargo test --workspace --locked
 
+step "layering: ktune-results and ktune-core compile no kernel code"
+for crate in ktune-core ktune-results; do
+  if cargo tree -p "$crate" -e normal --locked | grep -q ktune-kernels; then
+    echo "error: $crate depends on ktune-kernels; a leaderboard server must read results without compiling kernels"
+    exit 1
+  fi
+done
+echo "ok: ktune-core and ktune-results (without the dispatch feature) depend on no kernel code"
+
 step "database files against the JSON Schema"
 if python3 -c 'import jsonschema' 2>/dev/null; then
   python3 scripts/check_db.py results/db

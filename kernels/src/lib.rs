@@ -1,38 +1,52 @@
 //! ktune-kernels: the kernel library of ktune.
 //!
-//! The core model (see `docs/ARCHITECTURE.md`):
-//! - [`problem`]: what to compute (family, dtype, shape) and its work in FLOPs and bytes;
-//! - [`backend`]: where it runs, detected once, with a reason when unavailable;
-//! - [`kernel`]: kernel ids (`matmul.f32.avx2.6x16`) and the registry;
-//! - [`space`] and [`config`]: tunable parameters, their candidates and constraints, and
-//!   validated points of a space;
-//! - plans: one-time preparation, then a timed `run` (e.g. [`matmul::MatmulPlan`]);
-//! - references: the plain f64-accumulating oracle of each family.
-//!
-//! Families: [`matmul`] (f32 SGEMM) and [`qgemv`] (quantized decode).
-//!
-//! [`quant`]: llama.cpp's (GGML) quantized block formats, byte-compatible with GGUF files.
+//! The model it builds on (problems with named dimensions, configs, spaces, kernel ids)
+//! is `ktune-core`, re-exported here. This crate adds what runs:
+//! - [`device`]: devices that own their state, memory and clock; backend detection;
+//! - [`family`]: the family table, one line per kernel family;
+//! - [`workload`]: a problem's operands on a device, and the [`Plan`](workload::Plan) trait
+//!   (built once, then a timed run);
+//! - the families: [`matmul`] (f32 SGEMM) and [`qgemv`] (quantized decode), each a folder
+//!   with its reference, space, default model and per-ISA kernels;
+//! - [`quant`]: llama.cpp's (GGML) quantized block formats, byte-compatible with GGUF files;
+//! - [`tuned`]: where the library functions get tuned configs from.
 
 #![warn(missing_docs)]
 
-pub mod backend;
+pub use ktune_core::{cache, config, error, kernel, space};
+
 pub mod buf;
-pub mod cache;
-pub mod config;
-pub mod error;
-pub mod kernel;
+pub mod device;
+pub mod family;
 pub mod matmul;
 pub mod pool;
 pub mod probe;
-pub mod problem;
 pub mod qgemv;
 pub mod quant;
-pub mod space;
+pub mod random;
 pub mod tuned;
+pub mod workload;
 
-pub use backend::{Backend, CpuFeatures};
-pub use config::Config;
-pub use error::{Error, Result};
-pub use kernel::{KernelId, KernelInfo};
-pub use problem::{Dtype, Family, MatmulShape, Problem, QgemvShape, Shape};
-pub use space::Space;
+/// Backend names (from `ktune-core`) and their availability here.
+pub mod backend {
+    pub use crate::device::{availability, best_cpu, BackendExt};
+    pub use ktune_core::backend::*;
+    pub use ktune_core::CpuFeatures;
+}
+
+/// Problems (from `ktune-core`) and the typed shapes of this crate's families.
+pub mod problem {
+    pub use crate::matmul::MatmulShape;
+    pub use crate::qgemv::QgemvShape;
+    pub use ktune_core::problem::*;
+}
+
+pub use device::{BackendExt, Device};
+pub use family::{family_of, KernelFamily, FAMILIES};
+pub use ktune_core::{
+    Backend, Config, CpuFeatures, DimSpec, Dims, Dtype, Error, Family, KernelId, KernelInfo,
+    Problem, Result, Space, Work,
+};
+pub use matmul::MatmulShape;
+pub use qgemv::QgemvShape;
+pub use workload::{Check, Plan, Workload};

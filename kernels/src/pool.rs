@@ -10,10 +10,7 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::error::{Error, Result};
 
-/// Number of hardware threads available to this process.
-pub fn available_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
+pub use ktune_core::available_threads;
 
 /// The thread counts worth trying: 1, the powers of two below the hardware thread count,
 /// and that count. Used for tunable spaces and the probe.

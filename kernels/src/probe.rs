@@ -2,6 +2,7 @@
 //! plain streams over memory (bandwidth). Timing and threading live in the tuner.
 
 use crate::backend::Backend;
+use crate::device::BackendExt;
 use crate::error::Result;
 
 /// Runs `iters` rounds of the backend's FMA chains and returns FLOPs executed (an FMA

@@ -258,7 +258,7 @@ proptest! {
 
 #[test]
 fn every_kernel_that_runs_is_listed() {
-    let listed: Vec<String> = ktune_kernels::kernel::registry()
+    let listed: Vec<String> = ktune_kernels::family::registry()
         .iter()
         .map(|k| k.id.to_string())
         .collect();

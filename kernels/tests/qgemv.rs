@@ -234,7 +234,7 @@ fn bad_lengths_are_errors() {
 
 #[test]
 fn every_kernel_that_runs_is_listed() {
-    let listed: Vec<String> = ktune_kernels::kernel::registry()
+    let listed: Vec<String> = ktune_kernels::family::registry()
         .iter()
         .map(|k| k.id.to_string())
         .collect();

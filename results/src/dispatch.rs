@@ -8,21 +8,37 @@
 //! - [`install_from_env`] does the same with the folder named by `KTUNE_DB`, when set;
 //! - [`install`] takes databases already in memory.
 //!
-//! Per problem, the config comes from, in order: this machine's result for the exact
+//! Per problem, the config comes from [`crate::db::borrow`], the one rule that
+//! `ktune bench --tuned` and the benches use too: this machine's result for the exact
 //! problem and thread budget; this machine's result for the nearest shape; a machine with
-//! the same CPU model; else the analytical default (see [`crate::db::tuned_lookup`]). A
-//! neighbouring shape lends its config only when it was tuned for the same thread budget
-//! and lies within [`MAX_DISTANCE`]; threads are capped at the caller's. The
-//! lookup runs when a library function plans a shape it has not seen (plans are cached),
-//! not on every call. A stored config that does not validate here is ignored.
+//! the same CPU model; else the analytical default. A neighbouring shape lends its config
+//! only when it was tuned for the same thread budget and lies within
+//! [`crate::db::MAX_DISTANCE`]; threads are capped at the caller's. Stored configs that do
+//! not validate on this build ([`usable`]) are passed over. The lookup runs when a library
+//! function plans a shape it has not seen (plans are cached), not on every call.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use ktune_kernels::family;
 use ktune_kernels::{Backend, Config, Problem};
 
-use crate::db::{self, Database, DbError};
+use crate::db::{self, Database, DbError, ResultRecord};
 use crate::machine::Machine;
+
+/// Whether a stored record can be used on this build: its problem is one this build knows,
+/// and its config (completed with the defaults of parameters added since) validates.
+pub fn usable(rec: &ResultRecord) -> Result<(), String> {
+    let problem = Problem {
+        family: rec.family,
+        dtype: rec.dtype,
+        shape: rec.shape,
+    };
+    family::check_problem(&problem).map_err(|e| e.to_string())?;
+    family::complete_config(rec.backend, &problem, &rec.config)
+        .map(|_| ())
+        .map_err(|e| format!("stored config [{}] is not valid here: {e}", rec.config))
+}
 
 /// Installs the databases of `dir` as the tuned source of the kernel library. Returns the
 /// number of results that apply to this machine (its own, and those of machines with the
@@ -52,20 +68,9 @@ pub fn install(dbs: Vec<Database>) -> usize {
     let dbs = Arc::new(dbs);
     ktune_kernels::tuned::install(Arc::new(
         move |p: &Problem, backend: Backend, threads: usize| -> Option<Config> {
-            let (rec, kind) =
-                db::tuned_lookup(&dbs, &this, p.family, p.dtype, backend, p.shape, threads)?;
-            // Borrow a config only from a near neighbour tuned for the same thread budget:
-            // a decode shape's config says little about a large square product, and a
-            // config tuned for one thread would starve a many-threaded process.
-            let near = kind == db::MatchKind::Exact
-                || (rec.threads == threads
-                    && db::shape_distance(&rec.shape, &p.shape) <= MAX_DISTANCE);
-            near.then(|| rec.config.clone())
+            let b = db::borrow(&dbs, &this, p, backend, threads, &usable)?;
+            Some(b.record.config.clone())
         },
     ));
     applicable
 }
-
-/// Largest [`db::shape_distance`] at which a tuned config is borrowed (ln 4: every dimension
-/// within a factor of 2 of the tuned one, or one within a factor of 4).
-pub const MAX_DISTANCE: f64 = 1.3863;

@@ -1,29 +1,27 @@
-//! ktune-results: the data ktune records and shares.
+//! ktune-results: the results database and what reads it.
 //!
-//! - [`machine`]: the machine record (hardware facts and a stable id derived from them);
-//! - [`probe`]: the roofline probe's measured ceilings;
-//! - [`record`]: one benchmark result;
 //! - [`db`]: the results database: the best known config per problem, one JSON file per
-//!   machine, with locked atomic updates, merging and lookup of tuned configs;
-//! - [`dispatch`]: installs a database as the tuned source of the kernel library's
-//!   `sgemm` and `gemv`.
+//!   machine, with locked atomic updates, merging, conversion of older schemas, and the one
+//!   rule for borrowing tuned configs;
+//! - [`dispatch`] (feature `dispatch`): installs a database as the tuned source of the
+//!   kernel library's `sgemm` and `gemv`.
 //!
-//! All of them are plain serde types, so every command's `--format json` output, the probe
-//! cache and the shared database are the same documents.
+//! The records themselves ([`machine`], [`probe`], [`record`], the database records) are
+//! `ktune-core`'s plain serde types, re-exported here. Without the `dispatch` feature this
+//! crate depends on `ktune-core` alone, so a leaderboard server that reads and validates
+//! databases never compiles a kernel.
 
 #![warn(missing_docs)]
 
 pub mod db;
+#[cfg(feature = "dispatch")]
 pub mod dispatch;
-pub mod machine;
-pub mod probe;
-pub mod record;
+
+pub use ktune_core::{machine, probe, record};
 
 pub use db::{
-    db_path, load_dir, merge, tuned_lookup, update, Database, DbError, DefaultRun, Disagreement,
-    Gpu, Inserted, MachineRecord, MatchKind, MergeReport, Peaks, Provenance, ResultKey,
-    ResultRecord, SearchSummary, Timing, Verification, DB_SCHEMA,
+    borrow, db_path, load_dir, merge, tuned_lookup, update, Borrowed, Database, DbError,
+    DefaultRun, Disagreement, Gpu, Inserted, MachineRecord, MatchKind, MergeReport, Peaks,
+    Provenance, ResultKey, ResultRecord, SearchSummary, Verification, DB_SCHEMA,
 };
-pub use machine::Machine;
-pub use probe::{PerThreads, ProbeResult};
-pub use record::BenchRecord;
+pub use ktune_core::{BenchRecord, Machine, PerThreads, ProbeResult, Stats};

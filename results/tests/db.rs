@@ -5,14 +5,17 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ktune_kernels::cache::CacheInfo;
-use ktune_kernels::{Backend, Config, Dtype, Family, KernelId, MatmulShape, QgemvShape, Shape};
+use ktune_core::cache::CacheInfo;
+use ktune_core::{Backend, Config, Dims, Dtype, Family, KernelId, Problem, Stats};
 use ktune_results::db::MAX_FILE_BYTES;
 use ktune_results::{
     db_path, load_dir, merge, tuned_lookup, update, Database, DbError, DefaultRun, Gpu, Inserted,
     Machine, MachineRecord, MatchKind, Peaks, PerThreads, Provenance, ResultKey, ResultRecord,
-    SearchSummary, Timing, Verification, DB_SCHEMA,
+    SearchSummary, Verification, DB_SCHEMA,
 };
+
+type Shape = Dims;
+type Timing = Stats;
 use serde_json::Value;
 
 const ID_A: &str = "0123456789abcdef";
@@ -76,11 +79,25 @@ fn full_machine(id: &str) -> MachineRecord {
 }
 
 fn mm(m: usize, n: usize, k: usize) -> Shape {
-    Shape::Matmul(MatmulShape::new(m, n, k))
+    Dims::of(&[("m", m as u64), ("n", n as u64), ("k", k as u64)]).unwrap()
 }
 
 fn qg(rows: usize, cols: usize, batch: usize) -> Shape {
-    Shape::Qgemv(QgemvShape::new(rows, cols, batch))
+    Dims::of(&[
+        ("rows", rows as u64),
+        ("cols", cols as u64),
+        ("batch", batch as u64),
+    ])
+    .unwrap()
+}
+
+/// The family and dtype of a test shape: matmul shapes are f32, qgemv shapes q4_0.
+fn family_of(shape: &Shape) -> (Family, Dtype) {
+    if shape.get("m").is_some() {
+        (Family::new("matmul").unwrap(), Dtype::F32)
+    } else {
+        (Family::new("qgemv").unwrap(), Dtype::Q4_0)
+    }
 }
 
 fn timing(median_s: f64, ci_rel: f64) -> Timing {
@@ -96,10 +113,7 @@ fn timing(median_s: f64, ci_rel: f64) -> Timing {
 
 /// A minimal record: matmul shapes are f32, qgemv shapes q4_0.
 fn rec(backend: Backend, shape: Shape, threads: usize, median_s: f64) -> ResultRecord {
-    let (family, dtype) = match shape {
-        Shape::Matmul(_) => (Family::Matmul, Dtype::F32),
-        Shape::Qgemv(_) => (Family::Qgemv, Dtype::Q4_0),
-    };
+    let (family, dtype) = family_of(&shape);
     let kernel: KernelId = format!("{family}.{dtype}.{backend}.v1")
         .parse()
         .expect("kernel id");
@@ -196,7 +210,7 @@ fn round_trip_is_exact() {
     let db = sample_db();
     let text = db.to_json();
     assert!(text.ends_with("}\n"), "{text}");
-    assert!(text.starts_with("{\n  \"schema\": \"ktune.db/1\",\n  \"machine\": {\n    \"id\""));
+    assert!(text.starts_with("{\n  \"schema\": \"ktune.db/2\",\n  \"machine\": {\n    \"id\""));
     let back = parse(&text).expect("parses");
     assert_eq!(back, db);
     assert_eq!(back.to_json(), text);
@@ -340,10 +354,10 @@ fn garbage() {
 
 #[test]
 fn schema_is_checked_first() {
-    let p = problem(r#"{"schema": "ktune.db/2", "machine": 3}"#);
+    let p = problem(r#"{"schema": "ktune.db/3", "machine": 3}"#);
     assert_eq!(
         p,
-        "schema 'ktune.db/2' is not supported: this ktune reads ktune.db/1"
+        "schema 'ktune.db/3' is not supported: this ktune reads ktune.db/2 (and converts ktune.db/1)"
     );
     let p = problem(r#"{"machine": {}, "results": []}"#);
     assert!(p.contains("has no 'schema' field"), "{p}");
@@ -416,12 +430,73 @@ fn records_must_agree_with_their_key() {
         p.contains("kernel matmul.f32.avx512.v1 does not belong to matmul.f32.avx2"),
         "{p}"
     );
-    let p = problem_after(|d| {
-        d["results"][0]["shape"] = serde_json::json!({"rows": 8, "cols": 32, "batch": 1})
-    });
-    assert!(p.contains("is a qgemv shape, not a matmul one"), "{p}");
+    // Which dimensions a family has is the kernel crate's to say (see tests/dispatch.rs);
+    // a zero size is wrong for every family.
+    let p = problem_after(|d| d["results"][0]["shape"]["n"] = 0.into());
+    assert!(p.contains("n is 0; every size must be at least 1"), "{p}");
+    let p = problem_after(|d| d["results"][0]["shape"] = serde_json::json!({}));
+    assert!(p.contains("at least one dimension"), "{p}");
     let p = problem_after(|d| d["results"][0]["threads"] = 0.into());
     assert!(p.contains("threads is 0"), "{p}");
+}
+
+// ---- the previous schema, ktune.db/1 --------------------------------------------------
+
+fn v1_example() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ktune.db-1.example.json");
+    fs::read_to_string(path).expect("example file")
+}
+
+#[test]
+fn v1_files_are_converted_on_load_losing_nothing() {
+    let text = v1_example();
+    let raw: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(raw["schema"], "ktune.db/1");
+    let db = parse(&text).expect("a ktune.db/1 file loads");
+    assert_eq!(db.schema, DB_SCHEMA);
+    assert_eq!(db.converted_from.as_deref(), Some("ktune.db/1"));
+    // Every record, every field: the converted document equals the old one but for the tag.
+    let converted: Value = serde_json::from_str(&db.to_json()).unwrap();
+    assert_eq!(converted["machine"], raw["machine"]);
+    let old = raw["results"].as_array().unwrap();
+    let new = converted["results"].as_array().unwrap();
+    assert_eq!(old.len(), new.len());
+    assert!(!old.is_empty());
+    for r in old {
+        assert!(new.contains(r), "lost or changed: {r}");
+    }
+    // Reading alone never writes; ktune writes /2 when it writes the file.
+    let dir = tempfile::tempdir().unwrap();
+    let id = raw["machine"]["id"].as_str().unwrap();
+    let file = db_path(dir.path(), id);
+    fs::write(&file, &text).unwrap();
+    let loaded = load_dir(dir.path()).unwrap();
+    assert_eq!(fs::read_to_string(&file).unwrap(), text);
+    let machine = loaded[0].machine.clone();
+    update(dir.path(), &machine, Vec::new()).unwrap();
+    let written: Value = serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(written["schema"], "ktune.db/2");
+    assert_eq!(written["results"].as_array().unwrap().len(), old.len());
+}
+
+#[test]
+fn v1_shapes_must_be_those_of_their_family() {
+    let mut doc: Value = serde_json::from_str(&v1_example()).unwrap();
+    let i = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r["family"] == "matmul")
+        .unwrap();
+    doc["results"][i]["shape"] = serde_json::json!({"rows": 8, "cols": 32, "batch": 1});
+    let p = problem(&doc.to_string());
+    assert!(
+        p.contains("a matmul shape has the dimensions m, n, k, not batch, cols, rows"),
+        "{p}"
+    );
+    doc["results"][i]["family"] = "attention".into();
+    let p = problem(&doc.to_string());
+    assert!(p.contains("did not exist in ktune.db/1"), "{p}");
 }
 
 #[test]
@@ -757,12 +832,21 @@ fn look(
     threads: usize,
 ) -> Option<(f64, MatchKind)> {
     let this = hardware(ID_A, "Model X");
-    let (family, dtype) = match shape {
-        Shape::Matmul(_) => (Family::Matmul, Dtype::F32),
-        Shape::Qgemv(_) => (Family::Qgemv, Dtype::Q4_0),
+    let (family, dtype) = family_of(&shape);
+    let problem = Problem {
+        family,
+        dtype,
+        shape,
     };
-    tuned_lookup(dbs, &this, family, dtype, backend, shape, threads)
-        .map(|(r, kind)| (r.timing.median_s, kind))
+    tuned_lookup(
+        dbs,
+        &this,
+        &problem,
+        backend,
+        threads,
+        &ktune_results::db::accept_all,
+    )
+    .map(|(r, kind)| (r.timing.median_s, kind))
 }
 
 #[test]
@@ -814,7 +898,7 @@ fn lookup_prefers_exact_then_nearest_then_same_cpu_model() {
 // ---- the JSON Schema ------------------------------------------------------------------
 
 fn schema() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/ktune.db-1.schema.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/ktune.db-2.schema.json");
     let text = fs::read_to_string(&path).expect("schema file");
     serde_json::from_str(&text).expect("schema parses")
 }
@@ -848,8 +932,6 @@ const OBJECTS: &[(&str, &str)] = &[
     ("/machine/gpus/0", "gpu"),
     ("/machine/peaks", "peaks"),
     ("/results/0", "result"),
-    ("/results/0/shape", "matmulShape"),
-    ("/results/1/shape", "qgemvShape"),
     ("/results/0/timing", "timing"),
     ("/results/0/default", "defaultRun"),
     ("/results/0/search", "search"),
@@ -863,10 +945,9 @@ fn schema_tag_and_enums_match_the_code() {
     assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
     assert_eq!(s["properties"]["schema"]["const"], DB_SCHEMA);
     let enum_of = |def: &str| names(&s["$defs"][def]["enum"]);
-    let families: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
     let dtypes: Vec<&str> = Dtype::ALL.iter().map(|d| d.name()).collect();
     let backends: Vec<&str> = Backend::ALL.iter().map(|b| b.name()).collect();
-    assert_eq!(enum_of("family"), families);
+    assert_eq!(s["$defs"]["family"]["pattern"], "^[a-z][a-z0-9_]{0,31}$");
     assert_eq!(enum_of("dtype"), dtypes);
     assert_eq!(enum_of("backend"), backends);
 }

@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
+use ktune_kernels::device::best_cpu;
 use ktune_kernels::matmul::{self, sgemm_reference};
-use ktune_kernels::{Backend, Config, Dtype, Family, Problem, Shape};
+use ktune_kernels::{Backend, Config, Dtype, MatmulShape, QgemvShape};
 use ktune_results::{
-    dispatch, update, Machine, MachineRecord, Provenance, ResultRecord, Timing, Verification,
+    dispatch, update, Machine, MachineRecord, Provenance, ResultRecord, Stats, Verification,
 };
 
 /// The tuned source is global to the process: these tests take turns.
@@ -24,13 +25,13 @@ fn record(backend: Backend, m: usize, n: usize, k: usize, config: Config) -> Res
     let kernel = format!("matmul.f32.{backend}.x").parse().unwrap();
     ResultRecord {
         kernel,
-        family: Family::Matmul,
+        family: shape.problem().family,
         dtype: Dtype::F32,
         backend,
-        shape: Shape::Matmul(shape),
+        shape: shape.problem().shape,
         threads,
         config,
-        timing: Timing {
+        timing: Stats {
             median_s: 1e-4,
             p05_s: 1e-4,
             p95_s: 1e-4,
@@ -77,7 +78,7 @@ fn unusual_config(backend: Backend, m: usize, n: usize, k: usize) -> Config {
 #[test]
 fn installed_database_reaches_sgemm() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let backend = Backend::best_cpu();
+    let backend = best_cpu();
     let dir = scratch();
     let this = Machine::detect();
     let tuned = unusual_config(backend, 48, 40, 56);
@@ -96,19 +97,19 @@ fn installed_database_reaches_sgemm() {
     assert_eq!(dispatch::install_dir(&dir).unwrap(), 1);
 
     let threads = ktune_kernels::pool::available_threads();
-    let exact = Problem::matmul_f32(48, 40, 56);
+    let exact = MatmulShape::new(48, 40, 56).problem();
     assert_eq!(
         ktune_kernels::tuned::lookup(&exact, backend, threads),
         Some(tuned.clone())
     );
     // A shape that was not tuned takes the nearest tuned shape's config.
-    let near = Problem::matmul_f32(50, 40, 56);
+    let near = MatmulShape::new(50, 40, 56).problem();
     assert_eq!(
         ktune_kernels::tuned::lookup(&near, backend, threads),
         Some(tuned.clone())
     );
     // Another family has nothing.
-    let q = Problem::qgemv(Dtype::Q4_0, 64, 256, 1);
+    let q = QgemvShape::new(64, 256, 1).problem(Dtype::Q4_0);
     assert_eq!(ktune_kernels::tuned::lookup(&q, backend, threads), None);
 
     // sgemm with the tuned source installed is still correct, on the tuned shape and others.
@@ -132,6 +133,70 @@ fn installed_database_reaches_sgemm() {
     }
     ktune_kernels::tuned::clear();
     assert_eq!(ktune_kernels::tuned::lookup(&exact, backend, threads), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stored_configs_that_do_not_validate_here_are_ignored_for_dispatch() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let backend = best_cpu();
+    let dir = scratch().with_extension("invalid");
+    let _ = std::fs::remove_dir_all(&dir);
+    let this = Machine::detect();
+    let machine = MachineRecord {
+        hardware: this,
+        label: String::new(),
+        gpus: Vec::new(),
+        peaks: None,
+    };
+    let good = unusual_config(backend, 48, 40, 48);
+    let bad_mr = unusual_config(backend, 48, 40, 56).with("mr", 3);
+    let unknown = unusual_config(backend, 48, 40, 64).with("warp", 32);
+    update(
+        &dir,
+        &machine,
+        vec![
+            record(backend, 48, 40, 56, bad_mr),
+            record(backend, 48, 40, 64, unknown),
+            record(backend, 48, 40, 48, good.clone()),
+        ],
+    )
+    .unwrap();
+    dispatch::install_dir(&dir).unwrap();
+    let threads = ktune_kernels::pool::available_threads();
+    // The exact key's stored config is invalid here: the valid neighbour lends its config.
+    for shape in [(48, 40, 56), (48, 40, 64)] {
+        let p = MatmulShape::new(shape.0, shape.1, shape.2).problem();
+        assert_eq!(
+            ktune_kernels::tuned::lookup(&p, backend, threads),
+            Some(good.clone()),
+            "{shape:?}"
+        );
+    }
+    // A record whose dimensions are another family's is not usable either.
+    let mut wrong_dims = record(backend, 48, 40, 48, good.clone());
+    wrong_dims.shape = QgemvShape::new(48, 256, 1).problem(Dtype::Q4_0).shape;
+    let why = dispatch::usable(&wrong_dims).unwrap_err();
+    assert!(
+        why.contains("does not have the dimensions m, n, k"),
+        "{why}"
+    );
+    let loaded = ktune_results::load_dir(&dir).unwrap();
+    let bad = ktune_results::db::unusable(&loaded, &dispatch::usable);
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    let text = bad[0].to_string();
+    assert!(
+        text.contains(".json") && text.contains("48x40x56"),
+        "{text}"
+    );
+    // sgemm still works on those shapes.
+    let (m, n, k) = (48, 40, 56);
+    let a = vec![1.0f32; m * k];
+    let b = vec![1.0f32; k * n];
+    let mut c = vec![0.0f32; m * n];
+    matmul::sgemm(m, n, k, &a, k, &b, n, &mut c, n).unwrap();
+    assert!(c.iter().all(|&v| v == k as f32));
+    ktune_kernels::tuned::clear();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -46,7 +46,7 @@ fn setup() {
         }
         eprintln!(
             "matmul bench: {t} thread(s), ktune backend {}, MATMUL_NUM_THREADS={}{}",
-            Backend::best_cpu(),
+            ktune_kernels::device::best_cpu(),
             std::env::var("MATMUL_NUM_THREADS").unwrap_or_default(),
             if ktune_suites::bench_quick() {
                 ", quick run"
@@ -195,7 +195,7 @@ fn check_close(who: &str, s: MatmulShape, got: &[f32], want: &[f32]) {
 fn bench_group(c: &mut Criterion, group_name: &str, suite: &str) {
     setup();
     let t = ktune_suites::bench_threads();
-    let backend = Backend::best_cpu();
+    let backend = ktune_kernels::device::best_cpu();
     let par = if t > 1 {
         Parallelism::Rayon(t)
     } else {
@@ -214,7 +214,7 @@ fn bench_group(c: &mut Criterion, group_name: &str, suite: &str) {
     for s in shapes(suite) {
         let x = Operands::new(s);
         let len = s.m * s.n;
-        let problem = ktune_kernels::Problem::matmul_f32(s.m, s.n, s.k);
+        let problem = s.problem();
         let (config, source) =
             ktune_suites::bench_config(&problem, backend, t, ktune_config(backend, s, t));
         let mut plan = MatmulPlan::new(backend, s, &config)

@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ktune_kernels::cache::CacheInfo;
 use ktune_kernels::qgemv::{self, reference, QMatrix, QgemvPlan};
-use ktune_kernels::{Backend, Dtype, QgemvShape};
+use ktune_kernels::{Dtype, QgemvShape};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -36,7 +36,7 @@ fn weights(dtype: Dtype, s: QgemvShape) -> QMatrix {
 fn bench(c: &mut Criterion) {
     ktune_suites::install_tuned();
     let t = ktune_suites::bench_threads();
-    let backend = Backend::best_cpu();
+    let backend = ktune_kernels::device::best_cpu();
     let shapes: Vec<QgemvShape> = ktune_suites::qgemv_suite(if ktune_suites::bench_quick() {
         "quick"
     } else {
@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
             let default = qgemv::space::default_config(backend, dtype, s)
                 .expect("default config")
                 .with("threads", t as i64);
-            let problem = ktune_kernels::Problem::qgemv(dtype, s.rows, s.cols, s.batch);
+            let problem = s.problem(dtype);
             let (config, source) = ktune_suites::bench_config(&problem, backend, t, default);
             eprintln!("qgemv_{dtype} {s}: [{config}] ({source} config)");
             let copies = (4 * llc).div_ceil(w.bytes.len()).clamp(1, 16);

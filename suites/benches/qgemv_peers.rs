@@ -145,7 +145,7 @@ fn bench(c: &mut Criterion) {
     // Before candle's first use: its pool is sized once from this variable (see the top).
     // Nothing else reads the environment at this point.
     std::env::set_var("CANDLE_NUM_THREADS", t.to_string());
-    let backend = Backend::best_cpu();
+    let backend = ktune_kernels::device::best_cpu();
     let llc = CacheInfo::get().last_level_bytes();
     let mut candle_pool_checked = false;
     for dtype in [Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {

@@ -1,14 +1,17 @@
-//! ktune-suites: named sets of problem shapes, shared by the benches and the tuner.
+//! ktune-suites: named sets of problems, shared by the benches and the tuner.
 //!
-//! A suite is plain data: a name, a one-line description and a list of named cases. Shapes
-//! follow [`MatmulShape`]: `C[m x n] = A[m x k] * B[k x n]`, all row-major.
+//! A suite is plain data: rows of (suite, family, case name, shape in the family's text
+//! form), in [`CASES`]. Adding a family adds its rows here and nothing else. Matmul shapes
+//! are `C[m x n] = A[m x k] * B[k x n]`, all row-major; qgemv shapes `ROWSxCOLSxBATCH` with
+//! W `rows` outputs by `cols` inputs.
 //!
 //! | suite    | what it covers                                                            |
 //! |----------|---------------------------------------------------------------------------|
 //! | `quick`  | a few small shapes that finish in seconds: a smoke test                    |
 //! | `square` | square products from 256 to 4096                                          |
 //! | `skinny` | `m = 1, 4, 16` rows against a 4096 x 4096 B (matrix-vector-like)          |
-//! | `llm`    | the linear layers of Llama-3-8B, decode (`m = 1`) and prefill (`m = 512`) |
+//! | `llm`    | the linear layers of Llama-3-8B, decode (`m = 1`) and prefill (`m = 512`); |
+//! |          | quantized decode of Llama-3-8B and Llama-3.2-1B                           |
 //! | `full`   | the union of all of the above, without duplicates                        |
 //!
 //! ```
@@ -19,64 +22,80 @@
 
 #![warn(missing_docs)]
 
-use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape, Problem, QgemvShape, Shape};
+use ktune_kernels::family::{self, FAMILIES};
+use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape, Problem, QgemvShape};
 
 /// Every suite name, in the order they are listed.
 pub const SUITES: &[&str] = &["quick", "square", "skinny", "llm", "full"];
 
-/// One shape of a suite, with a name that says where it comes from.
+/// One row of a suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MatmulCase {
-    /// A short name, unique across all suites, e.g. `llm-decode-down`.
+pub struct Case {
+    /// The suite (`full` is not listed: it is the union of the others).
+    pub suite: &'static str,
+    /// The family's name.
+    pub family: &'static str,
+    /// A short name, unique within its family, e.g. `llm-decode-down`.
     pub name: &'static str,
-    /// The problem size.
-    pub shape: MatmulShape,
+    /// The shape in the family's text form.
+    pub shape: &'static str,
 }
 
-const fn case(name: &'static str, m: usize, n: usize, k: usize) -> MatmulCase {
-    MatmulCase {
+const fn row(
+    suite: &'static str,
+    family: &'static str,
+    name: &'static str,
+    shape: &'static str,
+) -> Case {
+    Case {
+        suite,
+        family,
         name,
-        shape: MatmulShape { m, n, k },
+        shape,
     }
 }
 
-/// Small shapes for smoke runs: two squares, a matrix-vector product, and a ragged shape
-/// whose sizes are multiples of no register tile, so that every edge path runs.
-const QUICK: &[MatmulCase] = &[
-    case("square-256", 256, 256, 256),
-    case("square-512", 512, 512, 512),
-    case("skinny-m1", 1, 4096, 4096),
-    case("ragged-100x300x200", 100, 300, 200),
-];
-
-const SQUARE: &[MatmulCase] = &[
-    case("square-256", 256, 256, 256),
-    case("square-512", 512, 512, 512),
-    case("square-1024", 1024, 1024, 1024),
-    case("square-2048", 2048, 2048, 2048),
-    case("square-4096", 4096, 4096, 4096),
-];
-
-const SKINNY: &[MatmulCase] = &[
-    case("skinny-m1", 1, 4096, 4096),
-    case("skinny-m4", 4, 4096, 4096),
-    case("skinny-m16", 16, 4096, 4096),
-];
-
-/// Llama-3-8B: hidden size 4096, MLP intermediate size 14336, 32 query heads and 8 key/value
-/// heads of 128 (so the K and V projections have 1024 outputs). A holds the activations
-/// (`m` tokens by `k` inputs) and B the weights (`k` inputs by `n` outputs).
-const LLM: &[MatmulCase] = &[
-    // Decode: one token at a time.
-    case("llm-decode-qo", 1, 4096, 4096),
-    case("llm-decode-kv", 1, 1024, 4096),
-    case("llm-decode-gate-up", 1, 14336, 4096),
-    case("llm-decode-down", 1, 4096, 14336),
-    // Prefill: a prompt of 512 tokens.
-    case("llm-prefill-qo", 512, 4096, 4096),
-    case("llm-prefill-kv", 512, 1024, 4096),
-    case("llm-prefill-gate-up", 512, 14336, 4096),
-    case("llm-prefill-down", 512, 4096, 14336),
+/// Every row of every suite.
+///
+/// matmul `quick`: two squares, a matrix-vector product, and a ragged shape whose sizes
+/// are multiples of no register tile, so that every edge path runs. matmul `llm`:
+/// Llama-3-8B, hidden size 4096, MLP intermediate size 14336, 32 query heads and 8
+/// key/value heads of 128 (so the K and V projections have 1024 outputs); A holds the
+/// activations (`m` tokens by `k` inputs) and B the weights. qgemv `llm`: decode shapes of
+/// Llama-3-8B (hidden 4096, intermediate 14336, vocabulary 128256) and of the ~1B-class
+/// Llama-3.2-1B (hidden 2048, intermediate 8192), batch 1, plus the 8B's MLP at batch 8.
+pub const CASES: &[Case] = &[
+    row("quick", "matmul", "square-256", "256x256x256"),
+    row("quick", "matmul", "square-512", "512x512x512"),
+    row("quick", "matmul", "skinny-m1", "1x4096x4096"),
+    row("quick", "matmul", "ragged-100x300x200", "100x300x200"),
+    row("square", "matmul", "square-256", "256x256x256"),
+    row("square", "matmul", "square-512", "512x512x512"),
+    row("square", "matmul", "square-1024", "1024x1024x1024"),
+    row("square", "matmul", "square-2048", "2048x2048x2048"),
+    row("square", "matmul", "square-4096", "4096x4096x4096"),
+    row("skinny", "matmul", "skinny-m1", "1x4096x4096"),
+    row("skinny", "matmul", "skinny-m4", "4x4096x4096"),
+    row("skinny", "matmul", "skinny-m16", "16x4096x4096"),
+    row("llm", "matmul", "llm-decode-qo", "1x4096x4096"),
+    row("llm", "matmul", "llm-decode-kv", "1x1024x4096"),
+    row("llm", "matmul", "llm-decode-gate-up", "1x14336x4096"),
+    row("llm", "matmul", "llm-decode-down", "1x4096x14336"),
+    row("llm", "matmul", "llm-prefill-qo", "512x4096x4096"),
+    row("llm", "matmul", "llm-prefill-kv", "512x1024x4096"),
+    row("llm", "matmul", "llm-prefill-gate-up", "512x14336x4096"),
+    row("llm", "matmul", "llm-prefill-down", "512x4096x14336"),
+    row("quick", "qgemv", "quick-4096", "4096x4096x1"),
+    row("quick", "qgemv", "quick-4096-b8", "4096x4096x8"),
+    row("llm", "qgemv", "llama3-8b-qo", "4096x4096x1"),
+    row("llm", "qgemv", "llama3-8b-gate-up", "14336x4096x1"),
+    row("llm", "qgemv", "llama3-8b-down", "4096x14336x1"),
+    row("llm", "qgemv", "llama3-8b-output", "128256x4096x1"),
+    row("llm", "qgemv", "llama3-8b-gate-up-b8", "14336x4096x8"),
+    row("llm", "qgemv", "llama3-1b-qo", "2048x2048x1"),
+    row("llm", "qgemv", "llama3-1b-gate-up", "8192x2048x1"),
+    row("llm", "qgemv", "llama3-1b-down", "2048x8192x1"),
+    row("llm", "qgemv", "llama3-1b-output", "128256x2048x1"),
 ];
 
 /// The one-line description of the suite `name`, or `None` for an unknown name.
@@ -85,106 +104,89 @@ pub fn describe(name: &str) -> Option<&'static str> {
         "quick" => "a few small shapes that finish in seconds (smoke test)",
         "square" => "square products, 256 to 4096",
         "skinny" => "m = 1, 4, 16 rows against a 4096 x 4096 B",
-        "llm" => "Llama-3-8B linear layers, decode (m = 1) and prefill (m = 512)",
+        "llm" => "Llama-3 linear layers: decode and prefill products, quantized decode",
         "full" => "every shape of every other suite",
         _ => return None,
     })
 }
 
-/// The named cases of the suite `name`, in a fixed order, or `None` for an unknown name.
+/// The rows of suite `name` for `family`, in a fixed order; `None` for an unknown suite.
 ///
 /// `full` is the union of the other suites in the order of [`SUITES`]; a shape that appears
 /// in several of them is listed once, under its first name.
-pub fn matmul_cases(name: &str) -> Option<Vec<MatmulCase>> {
-    let cases = match name {
-        "quick" => QUICK.to_vec(),
-        "square" => SQUARE.to_vec(),
-        "skinny" => SKINNY.to_vec(),
-        "llm" => LLM.to_vec(),
-        "full" => {
-            let mut out: Vec<MatmulCase> = Vec::new();
-            for part in [QUICK, SQUARE, SKINNY, LLM] {
-                for c in part {
-                    if !out.iter().any(|o| o.shape == c.shape) {
-                        out.push(*c);
-                    }
-                }
-            }
-            out
-        }
-        _ => return None,
+pub fn cases(name: &str, family: &str) -> Option<Vec<Case>> {
+    if !SUITES.contains(&name) {
+        return None;
+    }
+    let of = |suite: &'static str| {
+        CASES
+            .iter()
+            .filter(move |c| c.family == family && c.suite == suite)
+            .copied()
     };
-    Some(cases)
+    if let Some(&suite) = SUITES.iter().find(|s| **s == name && **s != "full") {
+        return Some(of(suite).collect());
+    }
+    let mut out: Vec<Case> = Vec::new();
+    for part in SUITES.iter().filter(|s| **s != "full") {
+        for c in of(part) {
+            if !out.iter().any(|o| o.shape == c.shape) {
+                out.push(c);
+            }
+        }
+    }
+    Some(out)
 }
 
-/// The shapes of the suite `name`, in a fixed order, or `None` for an unknown name.
+/// One matmul shape of a suite, with its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MatmulCase {
+    /// A short name, unique across all suites, e.g. `llm-decode-down`.
+    pub name: &'static str,
+    /// The problem size.
+    pub shape: MatmulShape,
+}
+
+/// The matmul cases of the suite `name` (for the matmul benches), or `None` for an unknown
+/// name.
+pub fn matmul_cases(name: &str) -> Option<Vec<MatmulCase>> {
+    let rows = cases(name, "matmul")?;
+    Some(
+        rows.into_iter()
+            .filter_map(|c| {
+                let p = family::parse_problem("matmul", None, c.shape).ok()?;
+                Some(MatmulCase {
+                    name: c.name,
+                    shape: MatmulShape::of(&p).ok()?,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The matmul shapes of the suite `name`, in a fixed order, or `None` for an unknown name.
 pub fn matmul_suite(name: &str) -> Option<Vec<MatmulShape>> {
     matmul_cases(name).map(|cases| cases.into_iter().map(|c| c.shape).collect())
 }
 
-/// One quantized matrix-vector shape of a suite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct QgemvCase {
-    /// A short unique name, e.g. `llama3-8b-gate-up`.
-    pub name: &'static str,
-    /// Rows (outputs), columns (inputs) and batch.
-    pub shape: QgemvShape,
-}
-
-const fn qcase(name: &'static str, rows: usize, cols: usize, batch: usize) -> QgemvCase {
-    QgemvCase {
-        name,
-        shape: QgemvShape { rows, cols, batch },
-    }
-}
-
-/// Decode shapes (W is `rows` outputs by `cols` inputs) of Llama-3-8B (hidden 4096,
-/// intermediate 14336, vocabulary 128256) and of the ~1B-class Llama-3.2-1B (hidden 2048,
-/// intermediate 8192, same vocabulary), batch 1, plus the 8B's MLP at batch 8.
-const QGEMV_LLM: &[QgemvCase] = &[
-    qcase("llama3-8b-qo", 4096, 4096, 1),
-    qcase("llama3-8b-gate-up", 14336, 4096, 1),
-    qcase("llama3-8b-down", 4096, 14336, 1),
-    qcase("llama3-8b-output", 128256, 4096, 1),
-    qcase("llama3-8b-gate-up-b8", 14336, 4096, 8),
-    qcase("llama3-1b-qo", 2048, 2048, 1),
-    qcase("llama3-1b-gate-up", 8192, 2048, 1),
-    qcase("llama3-1b-down", 2048, 8192, 1),
-    qcase("llama3-1b-output", 128256, 2048, 1),
-];
-
-/// Quick qgemv shapes: one layer at batch 1 and 8.
-const QGEMV_QUICK: &[QgemvCase] = &[
-    qcase("quick-4096", 4096, 4096, 1),
-    qcase("quick-4096-b8", 4096, 4096, 8),
-];
-
-/// The qgemv cases of the suite `name` (`quick`, `llm`, `full`), or `None`.
-pub fn qgemv_cases(name: &str) -> Option<Vec<QgemvCase>> {
-    Some(match name {
-        "quick" => QGEMV_QUICK.to_vec(),
-        "llm" => QGEMV_LLM.to_vec(),
-        "full" => {
-            let mut out = QGEMV_QUICK.to_vec();
-            out.extend(
-                QGEMV_LLM
-                    .iter()
-                    .filter(|c| !QGEMV_QUICK.iter().any(|q| q.shape == c.shape)),
-            );
-            out
-        }
-        _ => return None,
-    })
-}
-
-/// The qgemv shapes of the suite `name`, or `None` (no qgemv shapes in that suite).
+/// The qgemv shapes of the suite `name` (for the qgemv benches), or `None` when it has
+/// none.
 pub fn qgemv_suite(name: &str) -> Option<Vec<QgemvShape>> {
-    qgemv_cases(name).map(|c| c.into_iter().map(|c| c.shape).collect())
+    let rows = cases(name, "qgemv").filter(|r| !r.is_empty())?;
+    Some(
+        rows.into_iter()
+            .filter_map(|c| {
+                let p = family::parse_problem("qgemv", None, c.shape).ok()?;
+                QgemvShape::of(&p).ok()
+            })
+            .collect(),
+    )
 }
 
-/// The problems of the suite `name`: its matmul shapes (f32) and its qgemv shapes, each
-/// for the weight types `dtypes` (when empty: q4_0 for `quick`, all three otherwise), in a
-/// fixed order (matmul first). `family` keeps one family only. `None` for an unknown suite.
+/// The problems of the suite `name`, family by family in the order of the family table.
+/// Each row runs for the dtypes `dtypes` that its family has; when `dtypes` names none of
+/// them, for the family's first dtype in `quick` and all its dtypes otherwise. `family`
+/// keeps one family only. `None` for an unknown suite.
 ///
 /// This is the list `ktune tune --suite` and `ktune bench --suite` run, and that `--shard`
 /// splits by position.
@@ -192,29 +194,37 @@ pub fn qgemv_suite(name: &str) -> Option<Vec<QgemvShape>> {
 /// ```
 /// use ktune_kernels::{Dtype, Family};
 /// let all = ktune_suites::problems("quick", None, &[]).unwrap();
-/// assert!(all.iter().any(|p| p.family == Family::Qgemv));
-/// let q8 = ktune_suites::problems("llm", Some(Family::Qgemv), &[Dtype::Q8_0]).unwrap();
+/// assert!(all.iter().any(|p| p.family.name() == "qgemv"));
+/// let qgemv = Family::new("qgemv").unwrap();
+/// let q8 = ktune_suites::problems("llm", Some(qgemv), &[Dtype::Q8_0]).unwrap();
 /// assert!(q8.iter().all(|p| p.dtype == Dtype::Q8_0));
 /// ```
 pub fn problems(name: &str, family: Option<Family>, dtypes: &[Dtype]) -> Option<Vec<Problem>> {
-    let matmul = matmul_suite(name)?;
-    let mut out: Vec<Problem> = Vec::new();
-    if family.is_none_or(|f| f == Family::Matmul) {
-        out.extend(
-            matmul
-                .into_iter()
-                .map(|s| Problem::matmul_f32(s.m, s.n, s.k)),
-        );
+    if !SUITES.contains(&name) {
+        return None;
     }
-    if family.is_none_or(|f| f == Family::Qgemv) {
-        let dtypes: Vec<Dtype> = match (dtypes.is_empty(), name) {
-            (false, _) => dtypes.to_vec(),
-            (true, "quick") => vec![Dtype::Q4_0],
-            (true, _) => vec![Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K],
+    let mut out: Vec<Problem> = Vec::new();
+    for f in FAMILIES
+        .iter()
+        .filter(|f| family.is_none_or(|x| x == f.family()))
+    {
+        let own: Vec<Dtype> = dtypes
+            .iter()
+            .copied()
+            .filter(|d| f.dtypes().contains(d))
+            .collect();
+        let chosen: Vec<Dtype> = match (own.is_empty(), name) {
+            (false, _) => own,
+            (true, "quick") => vec![f.dtypes()[0]],
+            (true, _) => f.dtypes().to_vec(),
         };
-        for dtype in dtypes.into_iter().filter(|d| *d != Dtype::F32) {
-            for s in qgemv_suite(name).unwrap_or_default() {
-                out.push(Problem::qgemv(dtype, s.rows, s.cols, s.batch));
+        let rows = cases(name, f.family().name()).unwrap_or_default();
+        for dtype in chosen {
+            for c in &rows {
+                // Rows are checked by the tests: a row that does not parse is skipped.
+                if let Ok(p) = family::parse_problem(c.family, Some(dtype), c.shape) {
+                    out.push(p);
+                }
             }
         }
     }
@@ -254,13 +264,11 @@ pub fn bench_config(
     threads: usize,
     default: Config,
 ) -> (Config, &'static str) {
-    let space = match problem.shape {
-        Shape::Matmul(s) => ktune_kernels::matmul::space(backend, s),
-        Shape::Qgemv(s) => ktune_kernels::qgemv::space::space(backend, problem.dtype, s),
-    };
+    // The installed source applies the one borrowing rule (`ktune_results::db::borrow`);
+    // the stored config is completed with the defaults of newer parameters and validated.
     let tuned = ktune_kernels::tuned::lookup(problem, backend, threads)
         .map(|c| c.with("threads", threads as i64))
-        .filter(|c| space.as_ref().is_ok_and(|sp| sp.is_valid(c)));
+        .and_then(|c| family::complete_config(backend, problem, &c).ok());
     match tuned {
         Some(c) => (c, "tuned"),
         None => (default, "default"),
@@ -298,20 +306,32 @@ mod tests {
 
     use super::*;
 
-    fn all_named() -> Vec<MatmulCase> {
-        [QUICK, SQUARE, SKINNY, LLM].concat()
-    }
-
     #[test]
     fn every_listed_suite_exists_is_described_and_non_empty() {
         for &name in SUITES {
-            let cases = matmul_cases(name).unwrap_or_else(|| panic!("suite {name} missing"));
-            assert!(!cases.is_empty(), "suite {name} is empty");
+            let n: usize = FAMILIES
+                .iter()
+                .map(|f| cases(name, f.family().name()).unwrap().len())
+                .sum();
+            assert!(n > 0, "suite {name} is empty");
             assert!(describe(name).is_some(), "suite {name} has no description");
-            assert_eq!(matmul_suite(name).unwrap().len(), cases.len());
+            assert!(!problems(name, None, &[]).unwrap().is_empty());
         }
         let unique: HashSet<_> = SUITES.iter().collect();
         assert_eq!(unique.len(), SUITES.len(), "duplicate suite name");
+    }
+
+    #[test]
+    fn every_row_parses_for_every_dtype_of_its_family() {
+        for c in CASES {
+            assert!(SUITES.contains(&c.suite) && c.suite != "full", "{c:?}");
+            let f = family::by_name(c.family).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+            for &d in f.dtypes() {
+                let p = family::parse_problem(c.family, Some(d), c.shape)
+                    .unwrap_or_else(|e| panic!("{c:?} {d}: {e}"));
+                assert_eq!(p.shape.to_string(), c.shape, "{c:?}: not in canonical form");
+            }
+        }
     }
 
     #[test]
@@ -336,21 +356,19 @@ mod tests {
             assert!(matmul_suite(name).is_none(), "{name}");
             assert!(matmul_cases(name).is_none(), "{name}");
             assert!(describe(name).is_none(), "{name}");
+            assert!(problems(name, None, &[]).is_none(), "{name}");
         }
     }
 
     #[test]
-    fn shapes_are_valid_and_unique_within_each_suite() {
+    fn shapes_are_unique_within_each_suite() {
         for &name in SUITES {
-            let shapes = matmul_suite(name).unwrap();
-            let mut seen = HashSet::new();
-            for s in &shapes {
-                assert!(s.m > 0 && s.n > 0 && s.k > 0, "{name}: empty shape {s}");
-                s.check()
-                    .unwrap_or_else(|e| panic!("{name}: invalid shape {s}: {e}"));
-                assert!(seen.insert(*s), "{name}: {s} listed twice");
-                // The text form parses back to the same shape.
-                assert_eq!(s.to_string().parse::<MatmulShape>().unwrap(), *s);
+            for f in FAMILIES {
+                let rows = cases(name, f.family().name()).unwrap();
+                let mut seen = HashSet::new();
+                for c in &rows {
+                    assert!(seen.insert(c.shape), "{name}: {} listed twice", c.shape);
+                }
             }
         }
     }
@@ -358,26 +376,30 @@ mod tests {
     #[test]
     fn case_names_are_unique_and_name_one_shape() {
         let mut by_name = std::collections::HashMap::new();
-        for c in all_named() {
+        for c in CASES {
             assert!(!c.name.is_empty() && !c.name.contains(char::is_whitespace));
-            if let Some(prev) = by_name.insert(c.name, c.shape) {
+            if let Some(prev) = by_name.insert((c.family, c.name), c.shape) {
                 assert_eq!(prev, c.shape, "case {} names two shapes", c.name);
             }
         }
-        let full = matmul_cases("full").unwrap();
-        let names: HashSet<_> = full.iter().map(|c| c.name).collect();
-        assert_eq!(names.len(), full.len(), "duplicate case name in full");
     }
 
     #[test]
     fn full_is_the_union_of_the_others() {
-        let full: HashSet<_> = matmul_suite("full").unwrap().into_iter().collect();
-        let mut union = HashSet::new();
-        for &name in SUITES.iter().filter(|&&n| n != "full") {
-            union.extend(matmul_suite(name).unwrap());
+        for f in FAMILIES {
+            let name = f.family().name();
+            let full: HashSet<_> = cases("full", name)
+                .unwrap()
+                .iter()
+                .map(|c| c.shape)
+                .collect();
+            let mut union = HashSet::new();
+            for &s in SUITES.iter().filter(|&&n| n != "full") {
+                union.extend(cases(s, name).unwrap().iter().map(|c| c.shape));
+            }
+            assert_eq!(full, union);
+            assert_eq!(full.len(), cases("full", name).unwrap().len());
         }
-        assert_eq!(full, union);
-        assert_eq!(full.len(), matmul_suite("full").unwrap().len());
     }
 
     #[test]
@@ -423,6 +445,11 @@ mod tests {
             }
         }
         assert!(llm.iter().all(|s| s.m == 1 || s.m == 512));
+        // The old order is kept: matmul first, then qgemv by dtype.
+        let quick = problems("quick", None, &[]).unwrap();
+        let shown: Vec<String> = quick.iter().map(|p| p.to_string()).collect();
+        assert_eq!(shown[0], "matmul.f32 256x256x256");
+        assert_eq!(shown.last().unwrap(), "qgemv.q4_0 4096x4096x8");
     }
 
     #[test]

@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use ktune_kernels::matmul;
-use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape, Problem};
-use ktune_results::{BenchRecord, ProbeResult};
+use ktune_core::{available_threads, Backend, BenchRecord, Config, Dims, Dtype, ProbeResult};
+use ktune_kernels::{device, family, FAMILIES};
+use ktune_results::db;
+use ktune_results::dispatch::usable;
 
 use crate::bench::{self, BenchRequest};
 use crate::db_cmd::{CompareArgs, ExportArgs, MergeArgs, ShowArgs};
@@ -42,9 +43,10 @@ enum Command {
     },
     /// List kernels and backends, with availability here and space sizes.
     List {
-        /// Matmul shape used to size the matmul spaces (qgemv spaces are sized for 4096x4096).
-        #[arg(long, default_value = "1024x1024x1024")]
-        shape: String,
+        /// Shape used to size the spaces of the families it is a shape of (default: each
+        /// family's own, 1024x1024x1024 for matmul, 4096x4096x1 for qgemv).
+        #[arg(long)]
+        shape: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -114,7 +116,7 @@ pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Probe { force, format } => cmd_probe(force, format),
-        Command::List { shape, format } => cmd_list(&shape, format),
+        Command::List { shape, format } => cmd_list(shape.as_deref(), format),
         Command::Bench(args) => cmd_bench(&args),
         Command::Tune(args) => crate::tune_cmd::cmd_tune(&args),
         Command::Show(args) => crate::db_cmd::cmd_show(&args),
@@ -172,23 +174,42 @@ fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
     emit(&(header + &rows.render(format)))
 }
 
-fn cmd_list(shape: &str, format: Format) -> Result<ExitCode> {
-    let shape: MatmulShape = shape.parse()?;
+fn cmd_list(shape: Option<&str>, format: Format) -> Result<ExitCode> {
+    // The problem each family's spaces are sized for.
+    let mut sized = Vec::new();
+    for f in FAMILIES {
+        let text = shape
+            .filter(|s| Dims::parse(f.dims(), s).is_ok_and(|d| d.check(f.dims()).is_ok()))
+            .unwrap_or(f.list_shape());
+        sized.push(family::parse_problem(f.family().name(), None, text));
+    }
+    if let Some(s) = shape {
+        if !sized
+            .iter()
+            .any(|p| p.as_ref().is_ok_and(|p| p.shape.to_string() == s))
+        {
+            // Not a shape of any family: say why in the first family's terms.
+            family::parse_problem(family::default_family().family().name(), None, s)?;
+        }
+    }
     let mut rows = Rows::new(&["kernel", "available", "space size", "description"]);
     let mut json = Vec::new();
-    for k in ktune_kernels::kernel::registry() {
-        let avail = k.availability();
-        let size = match k.id.family {
-            Family::Matmul => matmul::space(k.id.backend, shape).map(|s| s.size()),
-            Family::Qgemv => ktune_kernels::qgemv::space::space(
-                k.id.backend,
-                k.id.dtype,
-                ktune_kernels::QgemvShape::new(4096, 4096, 1),
-            )
-            .map(|s| s.size()),
-        }
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "-".into());
+    for k in family::registry() {
+        let avail = device::availability(k.id.backend);
+        let size = FAMILIES
+            .iter()
+            .zip(&sized)
+            .find(|(f, _)| f.family() == k.id.family)
+            .and_then(|(f, p)| {
+                let p = p.as_ref().ok()?;
+                let p = ktune_core::Problem {
+                    dtype: k.id.dtype,
+                    ..*p
+                };
+                f.space(k.id.backend, &p).ok().map(|s| s.size())
+            })
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into());
         let status = match &avail {
             Ok(()) => "yes".to_string(),
             Err(why) => format!("no ({why})"),
@@ -212,15 +233,30 @@ fn cmd_list(shape: &str, format: Format) -> Result<ExitCode> {
         for s in crate::search::Strategy::ALL {
             text.push_str(&format!("  {:<11} {}\n", s.name(), s.describe()));
         }
-        text.push_str(&format!(
-            "\nparameters of matmul (space sized for {shape}):\n"
-        ));
-        let space = matmul::space(Backend::Scalar, shape)?;
-        for p in &space.params {
+        for (f, p) in FAMILIES.iter().zip(&sized) {
+            let Ok(p) = p else { continue };
+            let dims: Vec<String> = f
+                .dims()
+                .iter()
+                .map(|d| format!("{} ({})", d.name, d.doc))
+                .collect();
+            let dtypes: Vec<&str> = f.dtypes().iter().map(|d| d.name()).collect();
             text.push_str(&format!(
-                "  {:<8} {} (candidates {:?})\n",
-                p.name, p.doc, p.candidates
+                "\nfamily {}: {}\n  dimensions: {}\n  dtypes: {}\n  parameters (space sized for {}):\n",
+                f.family(),
+                f.about(),
+                dims.join(", "),
+                dtypes.join(", "),
+                p.shape
             ));
+            if let Ok(space) = f.space(Backend::Scalar, p) {
+                for prm in &space.params {
+                    text.push_str(&format!(
+                        "    {:<8} {} (candidates {:?})\n",
+                        prm.name, prm.doc, prm.candidates
+                    ));
+                }
+            }
         }
     }
     emit(&text)
@@ -248,39 +284,49 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
-    let family: Family = args.family.parse()?;
-    let dtype: Dtype = match (&args.dtype, family) {
-        (Some(d), _) => d.parse()?,
-        (None, Family::Matmul) => Dtype::F32,
-        (None, Family::Qgemv) => Dtype::Q4_0,
+    let fam = family::by_name(&args.family)?;
+    let dtype: Dtype = match &args.dtype {
+        Some(d) => d.parse()?,
+        None => fam.dtypes()[0],
     };
-    let mut shapes: Vec<String> = args.shape.clone();
-    if let (Some(name), Family::Qgemv) = (&args.suite, family) {
-        let suite = ktune_suites::qgemv_suite(name).with_context(|| {
-            format!("suite '{name}' has no qgemv shapes (qgemv suites: quick, llm, full)")
-        })?;
-        shapes.extend(suite.iter().map(|s| s.to_string()));
-    } else if let Some(name) = &args.suite {
-        let suite = ktune_suites::matmul_suite(name).with_context(|| {
-            format!(
+    let mut problems = Vec::new();
+    for s in &args.shape {
+        problems.push(family::parse_problem(fam.family().name(), Some(dtype), s)?);
+    }
+    if let Some(name) = &args.suite {
+        if !ktune_suites::SUITES.contains(&name.as_str()) {
+            bail!(
                 "unknown suite '{name}' (known: {})",
                 ktune_suites::SUITES.join(", ")
-            )
-        })?;
-        shapes.extend(suite.iter().map(|s| s.to_string()));
+            );
+        }
+        let suite = ktune_suites::problems(name, Some(fam.family()), &[dtype]).unwrap_or_default();
+        if suite.is_empty() {
+            let with: Vec<&str> = ktune_suites::SUITES
+                .iter()
+                .copied()
+                .filter(|s| {
+                    ktune_suites::cases(s, fam.family().name()).is_some_and(|c| !c.is_empty())
+                })
+                .collect();
+            bail!(
+                "suite '{name}' has no {} shapes ({} suites: {})",
+                fam.family(),
+                fam.family(),
+                with.join(", ")
+            );
+        }
+        problems.extend(suite);
     }
-    if shapes.is_empty() {
-        bail!("nothing to run: give --shape MxNxK or --suite NAME");
+    if problems.is_empty() {
+        bail!("nothing to run: give --shape or --suite NAME");
     }
-    let problems = shapes
-        .iter()
-        .map(|s| Problem::parse(family, dtype, s))
-        .collect::<Result<Vec<_>, _>>()?;
+    // Each problem's checks (dtype, dimensions, zero sizes) already ran in parse_problem.
     let backend = match &args.backend {
         Some(b) => b.parse::<Backend>()?,
-        None => Backend::best_cpu(),
+        None => device::best_cpu(),
     };
-    backend.require()?;
+    let device = device::open(backend)?;
     let mut overrides: Config = parse_config_arg(&args.config)?;
     if let Some(t) = args.threads {
         if t == 0 {
@@ -288,6 +334,10 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
         }
         overrides.set("threads", t as i64);
     }
+    // The thread budget: what `threads` means in records (and in the database's keys).
+    let threads = overrides
+        .get("threads")
+        .map_or(available_threads(), |t| t.max(1) as usize);
     if !(args.target_ci > 0.0 && args.target_ci < 1.0) {
         bail!(
             "--target-ci must be between 0 and 1, got {}",
@@ -304,13 +354,16 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
         .into_iter()
         .map(|problem| BenchRequest {
             problem,
-            backend,
+            device: device.clone(),
+            threads,
             overrides: overrides.clone(),
         })
         .collect();
     let machine = ktune_results::Machine::detect();
     let dbs = if args.tuned {
-        ktune_results::db::load_dir(&args.db)?
+        let dbs = db::load_dir(&args.db)?;
+        crate::db_cmd::warn_unusable(&dbs);
+        dbs
     } else {
         Vec::new()
     };
@@ -319,30 +372,20 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
         bench::check_memory(&r.problem, machine.memory_bytes)?;
         let mut cfg = bench::resolve_config(r)?;
         if args.tuned {
-            let threads = overrides
-                .get("threads")
-                .map_or(ktune_kernels::pool::available_threads(), |t| t as usize);
-            match ktune_results::db::tuned_lookup(
-                &dbs,
-                &machine,
-                r.problem.family,
-                r.problem.dtype,
-                r.backend,
-                r.problem.shape,
-                threads,
-            ) {
-                Some((rec, how)) => {
+            match db::borrow(&dbs, &machine, &r.problem, backend, threads, &usable) {
+                Some(b) => {
+                    let rec = b.record;
                     eprintln!(
-                        "{}: tuned config ({how}, from {} t{}): {}",
-                        r.problem, rec.shape, rec.threads, rec.config
+                        "{}: tuned config ({}, from {} t{}): {}",
+                        r.problem, b.kind, rec.shape, rec.threads, rec.config
                     );
-                    // Parameters the stored config lacks take the default.
-                    cfg = bench::resolve_config(&bench::BenchRequest {
-                        overrides: Config::new(),
-                        ..r.clone()
-                    })?
-                    .merged(&rec.config)
-                    .merged(&r.overrides);
+                    // Parameters the stored config lacks take the default; threads are
+                    // capped at the budget; --config applies on top.
+                    let mut tuned = family::complete_config(backend, &r.problem, &rec.config)?;
+                    if tuned.get("threads").is_some_and(|t| t > threads as i64) {
+                        tuned.set("threads", threads as i64);
+                    }
+                    cfg = tuned.merged(&r.overrides);
                 }
                 None => eprintln!(
                     "{}: no tuned config in {} for this machine; using the default",
@@ -374,7 +417,7 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
         records.push(rec?);
     }
     bar.finish_and_clear();
-    if records.iter().any(|r| r.noisy) {
+    if records.iter().any(|r| r.timing.noisy) {
         eprintln!(
             "warning: some measurements are noisy (CI of the median above {:.1}% or a wide spread); check the machine's load and repeat",
             100.0 * args.target_ci
@@ -422,11 +465,11 @@ fn render_records(records: &[BenchRecord], probe: &ProbeResult, format: Format) 
             r.threads.to_string(),
             format!(
                 "{}{}",
-                secs(r.median_s),
-                if r.noisy { " (noisy)" } else { "" }
+                secs(r.timing.median_s),
+                if r.timing.noisy { " (noisy)" } else { "" }
             ),
-            format!("{}..{}", secs(r.p05_s), secs(r.p95_s)),
-            r.samples.to_string(),
+            format!("{}..{}", secs(r.timing.p05_s), secs(r.timing.p95_s)),
+            r.timing.samples.to_string(),
             num(r.gflops),
             num(r.gbs),
             r.roofline_fraction

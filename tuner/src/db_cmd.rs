@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use ktune_kernels::{Dtype, Family, Shape};
+use ktune_core::{Dims, Dtype, Family};
 use ktune_results::db::{self, Database, ResultRecord};
+use ktune_results::dispatch::usable;
 use ktune_results::BenchRecord;
 
 use crate::format::{num, secs, Format, Rows};
@@ -74,6 +75,18 @@ pub enum ExportFormat {
     Json,
 }
 
+impl ExportFormat {
+    /// The exporter's name (see [`crate::export::EXPORTERS`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::T4 => "t4",
+            ExportFormat::Csv => "csv",
+            ExportFormat::Md => "md",
+            ExportFormat::Json => "json",
+        }
+    }
+}
+
 /// Arguments of `ktune export`.
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -88,7 +101,7 @@ pub struct ExportArgs {
 }
 
 /// Every database at `path`: a folder of files, or one file.
-fn load_any(path: &Path) -> Result<Vec<Database>> {
+pub fn load_any(path: &Path) -> Result<Vec<Database>> {
     if path.is_dir() {
         Ok(db::load_dir(path)?)
     } else if path.exists() {
@@ -98,14 +111,29 @@ fn load_any(path: &Path) -> Result<Vec<Database>> {
     }
 }
 
+/// Warns, once per record, about stored results that cannot be used on this build (an
+/// unknown family or parameter, a config that no longer validates), naming file and key.
+pub fn warn_unusable(dbs: &[Database]) -> usize {
+    let bad = db::unusable(dbs, &usable);
+    for u in &bad {
+        eprintln!("warning: {u}");
+    }
+    bad.len()
+}
+
 fn pct(f: Option<f64>) -> String {
     f.map_or("-".into(), |f| format!("{:.0}%", 100.0 * f))
 }
 
 /// `ktune show`.
 pub fn cmd_show(args: &ShowArgs) -> Result<ExitCode> {
-    let family: Option<Family> = args.family.as_deref().map(str::parse).transpose()?;
+    let family: Option<Family> = args
+        .family
+        .as_deref()
+        .map(|f| ktune_kernels::family::by_name(f).map(|f| f.family()))
+        .transpose()?;
     let dbs = load_any(&args.db)?;
+    warn_unusable(&dbs);
     let dbs: Vec<&Database> = dbs
         .iter()
         .filter(|d| {
@@ -154,6 +182,10 @@ pub fn cmd_show(args: &ShowArgs) -> Result<ExitCode> {
         "config",
     ]);
     for (d, r) in recs {
+        let config = match usable(r) {
+            Ok(()) => r.config.to_string(),
+            Err(_) => format!("{} (not valid here, ignored)", r.config),
+        };
         let label = if d.machine.label.is_empty() {
             d.machine.hardware.id.clone()
         } else {
@@ -172,7 +204,7 @@ pub fn cmd_show(args: &ShowArgs) -> Result<ExitCode> {
             r.search.as_ref().map_or("-".into(), |s| {
                 format!("{} {}/{}", s.strategy, s.evaluated, s.space_size)
             }),
-            r.config.to_string(),
+            config,
         ]);
     }
     let mut text = String::new();
@@ -206,10 +238,12 @@ struct Point {
     ci_rel: f64,
 }
 
-type CompareKey = (Family, Dtype, String, usize);
+/// What `compare` pairs by: the problem and the thread budget (the same meaning of
+/// `threads` in `bench` output, `tune` output and databases), across backends.
+type CompareKey = (Family, Dtype, Dims, usize);
 
-fn key_of(family: Family, dtype: Dtype, shape: &Shape, threads: usize) -> CompareKey {
-    (family, dtype, shape.to_string(), threads)
+fn key_of(family: Family, dtype: Dtype, shape: &Dims, threads: usize) -> CompareKey {
+    (family, dtype, *shape, threads)
 }
 
 /// Reads `path` as a database (file or folder), or as the JSON output of `ktune bench`
@@ -260,15 +294,15 @@ fn load_points(path: &Path) -> Result<BTreeMap<CompareKey, Point>> {
         }
     } else if let Ok(recs) = serde_json::from_value::<Vec<BenchRecord>>(value.clone()) {
         for r in recs {
-            if !(r.median_s > 0.0 && r.median_s.is_finite()) {
+            if !(r.timing.median_s > 0.0 && r.timing.median_s.is_finite()) {
                 bail!("{}: a median is not a positive time", path.display());
             }
             add(
                 key_of(r.family, r.dtype, &r.shape, r.threads),
                 Point {
                     kernel: r.kernel.to_string(),
-                    median_s: r.median_s,
-                    ci_rel: r.ci_rel,
+                    median_s: r.timing.median_s,
+                    ci_rel: r.timing.ci_rel,
                 },
             );
         }
@@ -346,7 +380,7 @@ pub fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
         rows.push(vec![
             k.0.to_string(),
             k.1.to_string(),
-            k.2.clone(),
+            k.2.to_string(),
             k.3.to_string(),
             secs(pa.median_s),
             secs(pb.median_s),
@@ -356,7 +390,7 @@ pub fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
             pb.kernel.clone(),
         ]);
         json.push(serde_json::json!({
-            "family": k.0, "dtype": k.1, "shape": k.2, "threads": k.3,
+            "family": k.0, "dtype": k.1, "shape": k.2.to_string(), "threads": k.3,
             "a_median_s": pa.median_s, "b_median_s": pb.median_s, "speedup": speedup,
             "verdict": verdict, "a_kernel": pa.kernel, "b_kernel": pb.kernel,
         }));
@@ -398,7 +432,10 @@ pub fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
 
 /// `ktune merge`.
 pub fn cmd_merge(args: &MergeArgs) -> Result<ExitCode> {
-    let report = db::merge(&args.inputs, &args.into)?;
+    let report = db::merge_checked(&args.inputs, &args.into, &usable)?;
+    for u in &report.unusable {
+        eprintln!("warning: {u} (not merged)");
+    }
     if args.format == Format::Json {
         let doc = serde_json::json!({
             "files_read": report.files_read,
@@ -406,6 +443,11 @@ pub fn cmd_merge(args: &MergeArgs) -> Result<ExitCode> {
             "added": report.added,
             "replaced": report.replaced,
             "kept": report.kept,
+            "replaced_unusable": report.replaced_unusable,
+            "unusable": report.unusable.iter().map(|u| serde_json::json!({
+                "file": u.file.as_ref().map(|f| f.display().to_string()),
+                "key": u.key.to_string(), "why": u.why,
+            })).collect::<Vec<_>>(),
             "disagreements": report.disagreements.iter().map(|d| serde_json::json!({
                 "machine": d.machine_id, "key": d.key.to_string(),
                 "kept_median_s": d.kept_median_s, "other_median_s": d.other_median_s,
@@ -414,13 +456,23 @@ pub fn cmd_merge(args: &MergeArgs) -> Result<ExitCode> {
         return crate::cli::emit(&(serde_json::to_string_pretty(&doc)? + "\n"));
     }
     let mut text = format!(
-        "merged {} files of {} machines into {}: {} added, {} replaced by a faster result, {} kept\n",
+        "merged {} files of {} machines into {}: {} added, {} replaced by a faster result, {} kept{}{}\n",
         report.files_read,
         report.machines,
         args.into.display(),
         report.added,
         report.replaced,
-        report.kept
+        report.kept,
+        if report.replaced_unusable > 0 {
+            format!(", {} replaced a result not valid here", report.replaced_unusable)
+        } else {
+            String::new()
+        },
+        if report.unusable.is_empty() {
+            String::new()
+        } else {
+            format!(", {} not valid here left out", report.unusable.len())
+        }
     );
     if !report.disagreements.is_empty() {
         let mut rows = Rows::new(&["machine", "problem", "kept", "other", "ratio"]);
@@ -447,36 +499,15 @@ pub fn cmd_export(args: &ExportArgs) -> Result<ExitCode> {
     let is_journal = args.input.is_file()
         && (args.input.extension().is_some_and(|e| e == "jsonl")
             || looks_like_journal(&args.input));
+    let exporter = crate::export::by_name(args.format.name())
+        .with_context(|| format!("no exporter for {}", args.format.name()))?;
     let text = if is_journal {
-        let rec = journal::read(&args.input)?;
-        match args.format {
-            ExportFormat::T4 => serde_json::to_string_pretty(&crate::t4::to_t4(&rec))? + "\n",
-            ExportFormat::Json => {
-                let doc = serde_json::json!({ "header": rec.header, "evals": rec.evals });
-                serde_json::to_string_pretty(&doc)? + "\n"
-            }
-            ExportFormat::Csv | ExportFormat::Md => {
-                journal_rows(&rec).render(if args.format == ExportFormat::Csv {
-                    Format::Csv
-                } else {
-                    Format::Md
-                })
-            }
-        }
+        exporter.journal(&journal::read(&args.input)?)?
     } else {
         let dbs = load_any(&args.input)?;
-        match args.format {
-            ExportFormat::T4 => bail!(
-                "{}: the T4 format holds the evaluations of one tuning run; export a journal (see `ktune tune --help`, --journal-dir)",
-                args.input.display()
-            ),
-            ExportFormat::Json => {
-                let all: Vec<&Database> = dbs.iter().collect();
-                serde_json::to_string_pretty(&all)? + "\n"
-            }
-            ExportFormat::Csv => db_rows(&dbs).render(Format::Csv),
-            ExportFormat::Md => db_rows(&dbs).render(Format::Md),
-        }
+        exporter
+            .databases(&dbs)
+            .with_context(|| args.input.display().to_string())?
     };
     match &args.out {
         None => crate::cli::emit(&text),
@@ -492,77 +523,6 @@ pub fn cmd_export(args: &ExportArgs) -> Result<ExitCode> {
 fn looks_like_journal(path: &Path) -> bool {
     journal::first_line(path, 1 << 20)
         .is_some_and(|(line, _)| String::from_utf8_lossy(&line).contains("\"type\":\"header\""))
-}
-
-fn journal_rows(rec: &journal::Recorded) -> Rows {
-    let names: Vec<String> = rec.header.space.iter().map(|d| d.name.clone()).collect();
-    let mut headers: Vec<&str> = names.iter().map(String::as_str).collect();
-    headers.extend(["status", "median_s", "gflops", "samples", "message"]);
-    let mut rows = Rows::new(&headers);
-    for e in &rec.evals {
-        let mut row: Vec<String> = names
-            .iter()
-            .map(|n| e.config.get(n).map_or(String::new(), |v| v.to_string()))
-            .collect();
-        row.push(e.status.name().into());
-        row.push(e.median_s.map_or(String::new(), |m| format!("{m:e}")));
-        row.push(e.gflops.map_or(String::new(), |g| format!("{g:.3}")));
-        row.push(e.samples.to_string());
-        row.push(e.message.clone().unwrap_or_default());
-        rows.push(row);
-    }
-    rows
-}
-
-fn db_rows(dbs: &[Database]) -> Rows {
-    let mut rows = Rows::new(&[
-        "machine",
-        "label",
-        "cpu",
-        "kernel",
-        "family",
-        "dtype",
-        "backend",
-        "shape",
-        "threads",
-        "median_s",
-        "p05_s",
-        "p95_s",
-        "gflops",
-        "gbs",
-        "roofline_fraction",
-        "default_median_s",
-        "speedup",
-        "config",
-    ]);
-    for d in dbs {
-        for r in &d.results {
-            rows.push(vec![
-                d.machine.hardware.id.clone(),
-                d.machine.label.clone(),
-                d.machine.hardware.cpu_model.clone(),
-                r.kernel.to_string(),
-                r.family.to_string(),
-                r.dtype.to_string(),
-                r.backend.to_string(),
-                r.shape.to_string(),
-                r.threads.to_string(),
-                format!("{:e}", r.timing.median_s),
-                format!("{:e}", r.timing.p05_s),
-                format!("{:e}", r.timing.p95_s),
-                format!("{:.3}", r.gflops),
-                format!("{:.3}", r.gbs),
-                r.roofline_fraction
-                    .map_or(String::new(), |f| format!("{f:.4}")),
-                r.default
-                    .as_ref()
-                    .map_or(String::new(), |x| format!("{:e}", x.median_s)),
-                r.speedup.map_or(String::new(), |s| format!("{s:.4}")),
-                r.config.to_string(),
-            ]);
-        }
-    }
-    rows
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.

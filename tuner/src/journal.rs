@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use ktune_kernels::{Backend, Config, Dtype, Family, Shape};
+use ktune_core::{Backend, Config, Dims, Dtype, Family, Stats};
 
 /// The format tag of journals.
 pub const JOURNAL_SCHEMA: &str = "ktune.journal/1";
@@ -50,8 +50,8 @@ pub struct Header {
     pub dtype: Dtype,
     /// Backend.
     pub backend: Backend,
-    /// Problem shape.
-    pub shape: Shape,
+    /// Problem dimensions.
+    pub shape: Dims,
     /// Most threads a config may use.
     pub threads: usize,
     /// Parameters pinned on the command line (`--fix`), as `name=value,...`.
@@ -134,21 +134,10 @@ pub struct EvalLine {
     /// Kernel id that ran, when a plan was built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
-    /// Median seconds per run (for `pruned`, the median of the few samples taken).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub median_s: Option<f64>,
-    /// 5th percentile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p05_s: Option<f64>,
-    /// 95th percentile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p95_s: Option<f64>,
-    /// Relative half-width of the 95% CI of the median.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ci_rel: Option<f64>,
-    /// Timed samples.
-    #[serde(default)]
-    pub samples: usize,
+    /// Timing statistics, when it was measured (for `pruned`, of the few samples taken).
+    /// Flattened: `median_s`, `p05_s`, `p95_s`, `samples`, `ci_rel`, `noisy`.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Stats>,
     /// Every sample, seconds per run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub times_s: Vec<f64>,
@@ -171,17 +160,28 @@ pub struct EvalLine {
 }
 
 impl EvalLine {
+    /// The median seconds per run, when measured.
+    pub fn median_s(&self) -> Option<f64> {
+        self.stats.map(|s| s.median_s)
+    }
+
+    /// The CI half-width of the median, when measured.
+    pub fn ci_rel(&self) -> Option<f64> {
+        self.stats.map(|s| s.ci_rel)
+    }
+
+    /// Timed samples (0 when not measured).
+    pub fn samples(&self) -> usize {
+        self.stats.map_or(0, |s| s.samples)
+    }
+
     /// A line for `config` with `status` and nothing measured yet.
     pub fn new(config: Config, status: Status) -> EvalLine {
         EvalLine {
             config,
             status,
             kernel: None,
-            median_s: None,
-            p05_s: None,
-            p95_s: None,
-            ci_rel: None,
-            samples: 0,
+            stats: None,
             times_s: Vec::new(),
             gflops: None,
             max_rel_err: None,
@@ -193,6 +193,8 @@ impl EvalLine {
     }
 }
 
+// One line at a time is read or written, so the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 enum Line {
@@ -437,10 +439,10 @@ mod tests {
             journal: JOURNAL_SCHEMA.into(),
             machine_id: "0123456789abcdef".into(),
             cpu_model: "test".into(),
-            family: Family::Matmul,
+            family: Family::new("matmul").unwrap(),
             dtype: Dtype::F32,
             backend: Backend::Scalar,
-            shape: Shape::Matmul(ktune_kernels::MatmulShape::new(m, 8, 8)),
+            shape: ktune_kernels::MatmulShape::new(m, 8, 8).problem().shape,
             threads: 1,
             fixed: Config::new(),
             space: vec![ParamDomain {
@@ -458,9 +460,11 @@ mod tests {
 
     fn eval(kc: i64) -> EvalLine {
         EvalLine {
-            median_s: Some(1e-3 * kc as f64),
-            ci_rel: Some(0.01),
-            samples: 10,
+            stats: Some(Stats {
+                ci_rel: 0.01,
+                samples: 10,
+                ..Stats::single(1e-3 * kc as f64)
+            }),
             times_s: vec![1e-3],
             elapsed_s: 0.1,
             ..EvalLine::new(Config::new().with("kc", kc), Status::Ok)

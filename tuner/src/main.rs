@@ -1,25 +1,16 @@
-//! The `ktune` command: a thin layer that parses, calls the library, and formats.
-
-mod bench;
-mod cli;
-mod db_cmd;
-mod format;
-mod journal;
-mod measure;
-mod probe;
-mod search;
-mod t4;
-mod tune;
-mod tune_cmd;
-mod workload;
+//! The `ktune` command: a thin layer over the `ktune` library that parses, calls, and
+//! prints (see `ktune::cli`).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match cli::run() {
+    match ktune::cli::run() {
         Ok(code) => code,
         Err(e) => {
-            let code = if e.downcast_ref::<bench::VerificationFailed>().is_some() {
+            let code = if e
+                .downcast_ref::<ktune::bench::VerificationFailed>()
+                .is_some()
+            {
                 1
             } else {
                 2

@@ -10,6 +10,7 @@
 //! The result is cached as JSON in `$KTUNE_CACHE_DIR` (default `$XDG_CACHE_HOME/ktune` or
 //! `~/.cache/ktune`), one file per machine id; `ktune probe --force` measures again.
 
+use ktune_kernels::BackendExt;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

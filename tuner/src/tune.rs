@@ -17,26 +17,26 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
-use ktune_kernels::{matmul, qgemv, Backend, Config, Problem, Space};
-use ktune_results::Machine;
+use ktune_core::{Backend, Config, Machine, Problem, Space, Stats};
+use ktune_kernels::{family, Device, Workload};
 
-use crate::bench::{self, BenchRequest};
+use crate::failure::{self, Failure};
 use crate::journal::{EvalLine, Header, Journal, ParamDomain, Status, JOURNAL_SCHEMA};
-use crate::measure::{measure_until, MeasureOptions};
+use crate::measure::{measure_plan, MeasureOptions};
 use crate::search::{self, Budget, Objective, Outcome, SearchSpace, Strategy};
-use crate::workload::{Failure, Workload};
 
 /// Everything one tuning run of one problem needs.
 #[derive(Debug, Clone)]
 pub struct TuneSpec {
     /// The problem.
     pub problem: Problem,
-    /// The backend.
-    pub backend: Backend,
+    /// The device it runs on (its backend names the space, the kernels and the results).
+    pub device: Arc<dyn Device>,
     /// Most threads a config may use (the database key).
     pub threads: usize,
     /// Parameters pinned to one value.
@@ -87,22 +87,21 @@ pub struct TuneOutcome {
     pub seconds: f64,
 }
 
+impl TuneSpec {
+    /// The backend of the device.
+    pub fn backend(&self) -> Backend {
+        self.device.backend()
+    }
+}
+
 /// The kernel space of a problem on a backend.
 pub fn kernel_space(problem: &Problem, backend: Backend) -> Result<Space> {
-    Ok(match problem.shape {
-        ktune_kernels::Shape::Matmul(s) => matmul::space(backend, s)?,
-        ktune_kernels::Shape::Qgemv(s) => qgemv::space::space(backend, problem.dtype, s)?,
-    })
+    Ok(family::space(backend, problem)?)
 }
 
 /// The analytical default with the pinned parameters applied.
 pub fn default_with(problem: &Problem, backend: Backend, fixed: &Config) -> Result<Config> {
-    let req = BenchRequest {
-        problem: *problem,
-        backend,
-        overrides: fixed.clone(),
-    };
-    bench::resolve_config(&req)
+    Ok(family::default_config(backend, problem, fixed)?)
 }
 
 fn now() -> u64 {
@@ -113,7 +112,7 @@ fn now() -> u64 {
 
 /// The journal header of `spec` on `machine`, with the search space.
 pub fn prepare(spec: &TuneSpec, machine: &Machine) -> Result<(Header, SearchSpace, Config)> {
-    let space = kernel_space(&spec.problem, spec.backend)?;
+    let space = kernel_space(&spec.problem, spec.backend())?;
     for (name, v) in spec.fixed.iter() {
         let p = space.param(name).with_context(|| {
             let known: Vec<_> = space.params.iter().map(|p| p.name).collect();
@@ -126,7 +125,7 @@ pub fn prepare(spec: &TuneSpec, machine: &Machine) -> Result<(Header, SearchSpac
         p.check(v)
             .with_context(|| format!("--fix {name}={v} for {}", spec.problem))?;
     }
-    let default = default_with(&spec.problem, spec.backend, &spec.fixed)?;
+    let default = default_with(&spec.problem, spec.backend(), &spec.fixed)?;
     let search_space = SearchSpace::from_space(&space, &[&default], &spec.fixed)
         .map_err(|e| anyhow::anyhow!("{}: {e}", spec.problem))?;
     if search_space.is_empty() {
@@ -142,7 +141,7 @@ pub fn prepare(spec: &TuneSpec, machine: &Machine) -> Result<(Header, SearchSpac
         cpu_model: machine.cpu_model.clone(),
         family: spec.problem.family,
         dtype: spec.problem.dtype,
-        backend: spec.backend,
+        backend: spec.backend(),
         shape: spec.problem.shape,
         threads: spec.threads,
         fixed: spec.fixed.clone(),
@@ -179,7 +178,7 @@ pub fn tune(
         // this run may never meet: measure those configs again.
         recorded.retain(|e| !matches!(e.status, Status::Pruned | Status::Timeout));
     }
-    let work = Workload::new(spec.problem, spec.backend, machine.memory_bytes)?;
+    let work = Workload::new(spec.device.clone(), spec.problem, machine.memory_bytes)?;
     let mut objective = Live {
         spec,
         space: &space,
@@ -257,7 +256,6 @@ fn confirm(
     default: &EvalLine,
 ) -> (EvalLine, EvalLine) {
     let mut pools: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let mut batches = [1usize; 2];
     let mut failed = [false; 2];
     let opts = MeasureOptions {
         max_time: spec.measure.max_time / 2,
@@ -265,40 +263,33 @@ fn confirm(
     };
     for _ in 0..CONFIRM_ROUNDS {
         for (i, line) in [best, default].into_iter().enumerate() {
-            let Ok(mut cand) = work.candidate(&line.config) else {
+            let Ok(mut plan) = work.plan(&line.config) else {
                 failed[i] = true;
                 continue;
             };
-            if cand.verify().is_err() {
+            if failure::verify(work, plan.as_mut()).is_err() {
                 failed[i] = true;
                 continue;
             }
-            if let Ok(m) = measure_until(&opts, || cand.run(), |_| false) {
+            if let Ok(m) = measure_plan(&opts, work, plan.as_mut(), |_| false) {
                 pools[i].extend(m.samples);
-                batches[i] = m.stats.batch;
             }
         }
     }
-    let flops = spec.problem.flops();
-    let pooled = |line: &EvalLine, samples: &[f64], batch: usize| -> EvalLine {
+    let flops = work.work().flops;
+    let pooled = |line: &EvalLine, samples: &[f64]| -> EvalLine {
         if samples.len() < 3 {
             return line.clone();
         }
-        let mut sorted = samples.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let st = crate::measure::summarize(&sorted, batch, spec.measure.target_ci);
+        let st = Stats::from_samples(samples, spec.measure.target_ci);
         EvalLine {
-            median_s: Some(st.median),
-            p05_s: Some(st.p05),
-            p95_s: Some(st.p95),
-            ci_rel: Some(st.ci_rel),
-            samples: st.samples,
+            stats: Some(st),
             times_s: samples.to_vec(),
-            gflops: Some(flops / st.median / 1e9),
+            gflops: Some(flops / st.median_s / 1e9),
             ..line.clone()
         }
     };
-    let d = pooled(default, &pools[1], batches[1]);
+    let d = pooled(default, &pools[1]);
     if failed[0] {
         // A winner that fails once (a race, say) is no winner: the default stands.
         eprintln!(
@@ -307,16 +298,16 @@ fn confirm(
         );
         return (d.clone(), d);
     }
-    (pooled(best, &pools[0], batches[0]), d)
+    (pooled(best, &pools[0]), d)
 }
 
 /// Whether `new` beats `incumbent` beyond the noise of both measurements: its median is
 /// lower by more than the sum of their relative CI half-widths, and by at least 1%.
 pub fn beats(new: &EvalLine, incumbent: &EvalLine) -> bool {
-    match (new.median_s, incumbent.median_s) {
+    match (new.stats, incumbent.stats) {
         (Some(a), Some(b)) => {
-            let noise = (new.ci_rel.unwrap_or(0.0) + incumbent.ci_rel.unwrap_or(0.0)).max(0.01);
-            a < b * (1.0 - noise)
+            let noise = (a.ci_or_zero() + b.ci_or_zero()).max(0.01);
+            a.median_s < b.median_s * (1.0 - noise)
         }
         _ => false,
     }
@@ -366,7 +357,7 @@ impl Objective for Live<'_> {
             time: if line.status.is_failure() {
                 None
             } else {
-                line.median_s
+                line.median_s()
             },
             cost_s: line.elapsed_s,
         };
@@ -380,7 +371,7 @@ impl Live<'_> {
     /// Plans, verifies and times one config.
     fn measure(&mut self, config: &Config) -> EvalLine {
         let t0 = Instant::now();
-        let incumbent = self.best.as_ref().and_then(|b| b.median_s);
+        let incumbent = self.best.as_ref().and_then(|b| b.median_s());
         let mut line = EvalLine::new(config.clone(), Status::Ok);
         let result = self.try_measure(config, incumbent, &mut line);
         if let Err(f) = result {
@@ -399,43 +390,41 @@ impl Live<'_> {
         line: &mut EvalLine,
     ) -> Result<(), Failure> {
         let spec = self.spec;
-        let flops = spec.problem.flops();
-        let mut cand = self.work.candidate(config)?;
-        line.kernel = Some(cand.kernel_id().to_string());
-        let (err, tol) = cand.verify()?;
-        line.max_rel_err = Some(err);
-        line.tolerance = Some(tol);
+        let work = &mut self.work;
+        let flops = work.work().flops;
+        let mut plan = work.plan(config).map_err(Failure::from_error)?;
+        line.kernel = Some(plan.kernel_id().to_string());
+        let check = failure::verify(work, plan.as_mut())?;
+        line.max_rel_err = Some(check.error);
+        line.tolerance = Some(check.tolerance);
         // A run far slower than the incumbent (or than the absolute limit) is a timeout:
         // timing it would spend the budget on a config that cannot win. One run is timed on
-        // its own (the verification above includes the reference check).
-        let t = Instant::now();
-        cand.run()?;
-        let one = t.elapsed();
+        // its own (the verification above includes the reference check), by the device's
+        // clock.
+        let one = work
+            .time(plan.as_mut(), 1)
+            .map_err(|e| Failure::new(Status::Runtime, e.to_string()))?;
         let limit = incumbent.map_or(spec.timeout, |m| {
             spec.timeout
                 .min(Duration::from_secs_f64((50.0 * m).max(0.25)))
         });
-        if one > limit {
-            return Err(Failure {
-                status: Status::Timeout,
-                message: format!(
-                    "one run took {:.3} s, over the limit of {:.3} s",
-                    one.as_secs_f64(),
+        if one > limit.as_secs_f64() {
+            return Err(Failure::new(
+                Status::Timeout,
+                format!(
+                    "one run took {one:.3} s, over the limit of {:.3} s",
                     limit.as_secs_f64()
                 ),
-            });
+            ));
         }
         let margin = 1.0 + spec.prune_margin;
-        let m = measure_until(
-            &spec.measure,
-            || cand.run(),
-            |samples| {
-                samples.len() >= PRUNE_AFTER
-                    && incumbent.is_some_and(|inc| {
-                        samples.iter().copied().fold(f64::INFINITY, f64::min) > inc * margin
-                    })
-            },
-        )?;
+        let m = measure_plan(&spec.measure, work, plan.as_mut(), |samples| {
+            samples.len() >= PRUNE_AFTER
+                && incumbent.is_some_and(|inc| {
+                    samples.iter().copied().fold(f64::INFINITY, f64::min) > inc * margin
+                })
+        })
+        .map_err(|e| Failure::new(Status::Runtime, e.to_string()))?;
         let st = m.stats;
         if m.stopped {
             line.status = Status::Pruned;
@@ -445,13 +434,9 @@ impl Live<'_> {
                 100.0 * spec.prune_margin
             ));
         }
-        line.median_s = Some(st.median);
-        line.p05_s = Some(st.p05);
-        line.p95_s = Some(st.p95);
-        line.ci_rel = Some(st.ci_rel);
-        line.samples = st.samples;
+        line.stats = Some(st);
         line.times_s = m.samples;
-        line.gflops = Some(flops / st.median / 1e9);
+        line.gflops = Some(flops / st.median_s / 1e9);
         Ok(())
     }
 }

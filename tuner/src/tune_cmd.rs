@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use ktune_kernels::{Backend, Config, Dtype, Family, Problem};
+use ktune_core::{Backend, Config, Dtype, Family, Problem, Stats};
+use ktune_kernels::{device, family};
 use ktune_results::db::{
-    self, DefaultRun, MachineRecord, Peaks, Provenance, ResultRecord, SearchSummary, Timing,
-    Verification,
+    self, DefaultRun, MachineRecord, Peaks, Provenance, ResultRecord, SearchSummary, Verification,
 };
+use ktune_results::dispatch::usable;
 use ktune_results::{Machine, ProbeResult};
 
 use crate::bench;
@@ -147,7 +148,11 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
 
 /// The problems the arguments select, before sharding.
 fn select(args: &TuneArgs) -> Result<Vec<Problem>> {
-    let family: Option<Family> = args.family.as_deref().map(str::parse).transpose()?;
+    let family: Option<Family> = args
+        .family
+        .as_deref()
+        .map(|f| family::by_name(f).map(|f| f.family()))
+        .transpose()?;
     let dtype: Option<Dtype> = args.dtype.as_deref().map(str::parse).transpose()?;
     let mut out = Vec::new();
     if let Some(name) = &args.suite {
@@ -158,13 +163,9 @@ fn select(args: &TuneArgs) -> Result<Vec<Problem>> {
             )
         })?;
     }
-    let family = family.unwrap_or(Family::Matmul);
-    let dtype = dtype.unwrap_or(match family {
-        Family::Matmul => Dtype::F32,
-        Family::Qgemv => Dtype::Q4_0,
-    });
+    let family = family.unwrap_or(family::default_family().family());
     for s in &args.shape {
-        out.push(Problem::parse(family, dtype, s)?);
+        out.push(family::parse_problem(family.name(), dtype, s)?);
     }
     if out.is_empty() {
         bail!("nothing to tune: give --shape or --suite NAME");
@@ -201,9 +202,9 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
     }
     let backend = match &args.backend {
         Some(b) => b.parse::<Backend>()?,
-        None => Backend::best_cpu(),
+        None => device::best_cpu(),
     };
-    backend.require()?;
+    let device = device::open(backend)?;
     let mut fixed: Config = args.fix.parse().context("--fix")?;
     let threads = match args.threads {
         Some(0) => bail!("--threads must be at least 1"),
@@ -236,7 +237,7 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         .iter()
         .map(|&problem| TuneSpec {
             problem,
-            backend,
+            device: device.clone(),
             threads,
             fixed: fixed.clone(),
             strategy,
@@ -302,7 +303,7 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         }
         if let Some(rec) = to_record(spec, &outcome, &probe, &args.budget) {
             if !args.no_db {
-                match db::update(&args.db, &machine_record, vec![rec.clone()]) {
+                match db::update_checked(&args.db, &machine_record, vec![rec.clone()], &usable) {
                     Ok(changes) => report_changes(&changes, &rec),
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -356,12 +357,16 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
 
 fn report_changes(changes: &[(db::ResultKey, db::Inserted)], rec: &ResultRecord) {
     for (key, change) in changes {
-        if let db::Inserted::KeptExisting { existing } = change {
-            eprintln!(
+        match change {
+            db::Inserted::KeptExisting { existing } => eprintln!(
                 "  database keeps its faster result for {key}: {} (this run {})",
                 secs(existing.median_s),
                 secs(rec.timing.median_s)
-            );
+            ),
+            db::Inserted::ReplacedUnusable { why } => {
+                eprintln!("  replaced the stored result for {key}, which is not valid here: {why}")
+            }
+            _ => {}
         }
     }
 }
@@ -402,14 +407,14 @@ fn summary_line(i: usize, total: usize, spec: &TuneSpec, o: &TuneOutcome) -> Str
     let best = match (&o.best, &o.default) {
         (Some(b), Some(d)) => format!(
             "best {} ({}x the default{}) [{}]",
-            b.median_s.map_or("-".into(), secs),
+            b.median_s().map_or("-".into(), secs),
             speedup(b, d).map_or("-".into(), |s| format!("{s:.2}")),
             if o.confirmed { ", interleaved" } else { "" },
             b.config
         ),
         (Some(b), None) => format!(
             "best {} [{}]",
-            b.median_s.map_or("-".into(), secs),
+            b.median_s().map_or("-".into(), secs),
             b.config
         ),
         _ => "no verified config".into(),
@@ -429,51 +434,48 @@ fn summary_line(i: usize, total: usize, spec: &TuneSpec, o: &TuneOutcome) -> Str
 }
 
 fn speedup(best: &EvalLine, default: &EvalLine) -> Option<f64> {
-    Some(default.median_s? / best.median_s?)
+    Some(default.median_s()? / best.median_s()?)
 }
 
 /// The database record of a tuning outcome (none when no config verified).
-fn to_record(
+pub fn to_record(
     spec: &TuneSpec,
     o: &TuneOutcome,
     probe: &ProbeResult,
     budget: &str,
 ) -> Option<ResultRecord> {
     let best = o.best.as_ref()?;
-    let median = best.median_s?;
+    let stats = best.stats?;
+    let median = stats.median_s;
     let problem = spec.problem;
     let config_threads = best.config.get("threads").unwrap_or(1).max(1) as usize;
-    let gflops = problem.flops() / median / 1e9;
-    let bytes = match problem.family {
-        Family::Matmul => problem.min_bytes(),
-        Family::Qgemv => problem.weight_bytes(),
-    };
-    let roofline = bench::roofline_gflops(probe, &problem, spec.backend, config_threads);
+    let work = family::work(&problem).ok()?;
+    let gflops = work.flops / median / 1e9;
+    let roofline = bench::roofline_gflops(probe, &work, spec.backend(), config_threads);
     let default = o.default.as_ref().and_then(|d| {
+        let st = d.stats.filter(|_| d.status == Status::Ok)?;
         Some(DefaultRun {
             config: d.config.clone(),
-            median_s: d.median_s.filter(|_| d.status == Status::Ok)?,
-            ci_rel: d.ci_rel.filter(|c| c.is_finite()).unwrap_or(0.0),
+            median_s: st.median_s,
+            ci_rel: st.ci_or_zero(),
         })
     });
     Some(ResultRecord {
         kernel: best.kernel.as_deref()?.parse().ok()?,
         family: problem.family,
         dtype: problem.dtype,
-        backend: spec.backend,
+        backend: spec.backend(),
         shape: problem.shape,
         threads: spec.threads,
         config: best.config.clone(),
-        timing: Timing {
-            median_s: median,
-            p05_s: best.p05_s.unwrap_or(median),
-            p95_s: best.p95_s.unwrap_or(median),
-            samples: best.samples.max(1),
-            ci_rel: best.ci_rel.filter(|c| c.is_finite()).unwrap_or(0.0),
-            noisy: best.ci_rel.is_none_or(|c| c > spec.measure.target_ci),
+        timing: Stats {
+            samples: stats.samples.max(1),
+            ci_rel: stats.ci_or_zero(),
+            noisy: stats.is_noisy(spec.measure.target_ci),
+            ..stats
         },
         gflops,
-        gbs: bytes / median / 1e9,
+        gbs: work.counted_bytes / median / 1e9,
         roofline_gflops: roofline,
         roofline_fraction: roofline.filter(|r| *r > 0.0).map(|r| gflops / r),
         speedup: default.as_ref().map(|d| d.median_s / median),
@@ -589,7 +591,7 @@ fn cmd_replay(args: &TuneArgs, path: &Path) -> Result<ExitCode> {
         let t = if e.status.is_failure() {
             None
         } else {
-            e.median_s
+            e.median_s()
         };
         by_config.insert(e.config.clone(), t);
     }

@@ -123,7 +123,7 @@ fn tune_writes_journal_and_database_then_resumes() {
     assert_eq!(dbs.len(), 1);
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&dbs[0]).unwrap()).unwrap();
-    assert_eq!(doc["schema"], "ktune.db/1");
+    assert_eq!(doc["schema"], "ktune.db/2");
     assert_eq!(doc["results"].as_array().unwrap().len(), 1);
 
     // Running again with a larger budget resumes: the 8 recorded evaluations are not
@@ -321,10 +321,22 @@ fn merge_two_shards_and_detect_regressions() {
     std::fs::write(&slow, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     let slow = slow.display().to_string();
     let o = ktune(&["compare", &file.display().to_string(), &slow]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     assert!(text(&o.stdout).contains("regression"));
     let o = ktune(&["compare", &slow, &file.display().to_string()]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -394,4 +406,147 @@ fn default_strategy_beats_random_on_the_recorded_journal() {
         .and_then(|e| e["median_evals"].as_u64())
         .expect("reaches 3%");
     assert!(within3 * 4 <= points, "{within3} evaluations to within 3%");
+}
+
+/// The database file of a folder written by one machine.
+fn db_file(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a database file")
+}
+
+#[test]
+fn a_stored_config_invalid_here_is_named_ignored_and_replaced() {
+    let s = Scratch::new("invalid");
+    let (db, jr) = (s.arg("db"), s.arg("journals"));
+    let tune = |extra: &[&str]| {
+        let mut args = vec![
+            "tune",
+            "--shape",
+            "48x48x48",
+            "--budget",
+            "2",
+            "--db",
+            &db,
+            "--journal-dir",
+            &jr,
+            "--fix",
+            "threads=1",
+        ];
+        args.extend_from_slice(QUICK);
+        args.extend_from_slice(extra);
+        ktune(&args)
+    };
+    let o = tune(&[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // Make the stored config one this build refuses: an impossible microkernel.
+    let file = db_file(&s.path("db"));
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    doc["results"][0]["config"]["mr"] = 3.into();
+    doc["results"][0]["timing"]["median_s"] = 1e-9.into();
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+
+    // show names the file and the key, and marks the record.
+    let o = ktune(&["show", "--db", &db]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains(&name) && err.contains("48x48x48 t1"), "{err}");
+    assert!(
+        text(&o.stdout).contains("not valid here"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // bench --tuned says so, and runs the default.
+    let mut args = vec![
+        "bench",
+        "--shape",
+        "48x48x48",
+        "--threads",
+        "1",
+        "--tuned",
+        "--db",
+        &db,
+    ];
+    args.extend_from_slice(&["--max-time", "30ms"]);
+    let o = ktune(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&name) && err.contains("using the default"),
+        "{err}"
+    );
+
+    // merge does not spread it.
+    let into = s.arg("merged");
+    let o = ktune(&["merge", &db, "--into", &into, "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["added"], 0, "{v}");
+    assert_eq!(v["unusable"].as_array().unwrap().len(), 1, "{v}");
+
+    // The next valid result replaces it, however fast the stored one claims to be.
+    let o = tune(&[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not valid here"),
+        "{}",
+        text(&o.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_ne!(doc["results"][0]["config"]["mr"], 3, "{doc}");
+}
+
+#[test]
+fn bench_and_the_database_mean_the_same_threads() {
+    let s = Scratch::new("threads");
+    let (db, jr) = (s.arg("db"), s.arg("journals"));
+    // No --threads: the budget is every hardware thread, in both.
+    let mut args = vec![
+        "tune",
+        "--shape",
+        "40x40x40",
+        "--budget",
+        "2",
+        "--db",
+        &db,
+        "--journal-dir",
+        &jr,
+    ];
+    args.extend_from_slice(QUICK);
+    let o = ktune(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = ktune(&[
+        "bench",
+        "--shape",
+        "40x40x40",
+        "--max-time",
+        "30ms",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let bench = s.path("bench.json");
+    std::fs::write(&bench, &o.stdout).unwrap();
+    let recs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hw = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(recs[0]["threads"], hw, "{recs}");
+    let o = ktune(&[
+        "compare",
+        &db_file(&s.path("db")).display().to_string(),
+        &bench.display().to_string(),
+        "--threshold",
+        "100",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
 }

@@ -22,6 +22,7 @@
 //! up to 64 floats, a multiple of every vector width) and the stream kernel reads A and B in
 //! place.
 
+use crate::device::BackendExt;
 use std::sync::Arc;
 
 use rayon::prelude::*;

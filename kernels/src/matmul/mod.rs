@@ -10,25 +10,91 @@
 
 pub mod blocking;
 mod driver;
+mod family;
 pub mod pack;
 pub mod reference;
 pub mod ukernel;
 
 pub use blocking::{default_config, default_config_for, space};
 pub use driver::MatmulPlan;
+pub use family::{Matmul, MATMUL};
 pub use reference::sgemm_reference;
 
-use crate::backend::Backend;
+use std::fmt;
+
+use crate::device::best_cpu;
 use crate::error::{Error, Result};
-use crate::kernel::{KernelId, KernelInfo};
 use crate::pool::available_threads;
-use crate::problem::{Dtype, Family, MatmulShape, Problem};
 use crate::tuned;
+use ktune_core::{Backend, Dims, Dtype, KernelId, KernelInfo, Problem};
+
+/// The sizes of a matrix multiplication `C[m x n] = A[m x k] * B[k x n]`: the typed view of
+/// a matmul problem's dimensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MatmulShape {
+    /// Rows of A and C.
+    pub m: usize,
+    /// Columns of B and C.
+    pub n: usize,
+    /// Columns of A, rows of B (the reduction length).
+    pub k: usize,
+}
+
+impl MatmulShape {
+    /// A shape from its three sizes.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        MatmulShape { m, n, k }
+    }
+
+    /// The sizes of a matmul problem.
+    pub fn of(problem: &Problem) -> Result<MatmulShape> {
+        let d = &problem.shape;
+        Ok(MatmulShape::new(d.size("m")?, d.size("n")?, d.size("k")?))
+    }
+
+    /// The f32 matmul problem of these sizes.
+    pub fn problem(self) -> Problem {
+        let mut shape = Dims::empty();
+        for (name, v) in [("m", self.m), ("n", self.n), ("k", self.k)] {
+            // Three fixed, distinct, well-formed names always fit.
+            let _ = shape.push(name, v as u64, false);
+        }
+        Problem {
+            family: MATMUL.family_name(),
+            dtype: Dtype::F32,
+            shape,
+        }
+    }
+
+    /// Rejects shapes whose buffers could not be addressed (zero sizes are allowed: the
+    /// library functions accept empty products).
+    pub fn check(&self) -> Result<()> {
+        let limit = (isize::MAX as usize) / 16;
+        for (name, a, b) in [
+            ("m*k", self.m, self.k),
+            ("k*n", self.k, self.n),
+            ("m*n", self.m, self.n),
+        ] {
+            if a.checked_mul(b).is_none_or(|v| v > limit) {
+                return Err(Error::InvalidProblem(format!(
+                    "matmul shape {self}: {name} is too large to address"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for MatmulShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.m, self.n, self.k)
+    }
+}
 
 /// The id of the matmul kernel `variant` on `backend`.
 pub fn kernel_id(backend: Backend, variant: &str) -> KernelId {
     KernelId {
-        family: Family::Matmul,
+        family: MATMUL.family_name(),
         dtype: Dtype::F32,
         backend,
         variant: variant.to_string(),
@@ -127,7 +193,7 @@ pub fn sgemm(
 ) -> Result<()> {
     check_args(m, n, k, a.len(), lda, b.len(), ldb, c.len(), ldc)?;
     let shape = MatmulShape::new(m, n, k);
-    let backend = Backend::best_cpu();
+    let backend = best_cpu();
     PLANS.with(|cell| {
         // A nested call on this thread (from inside a rayon job) finds the cache busy and
         // plans afresh rather than waiting on itself.
@@ -159,7 +225,7 @@ pub fn sgemm(
 /// The plan [`sgemm`] uses: the tuned config when the installed source (see [`tuned`]) has
 /// one that is valid here, else the analytical default.
 fn plan_for(backend: Backend, shape: MatmulShape) -> Result<MatmulPlan> {
-    let problem = Problem::matmul_f32(shape.m, shape.n, shape.k);
+    let problem = shape.problem();
     let default = default_config(backend, shape)?;
     if let Some(config) = tuned::lookup(&problem, backend, available_threads()) {
         // Parameters a stored config lacks (added since it was tuned) take the default.

@@ -8,19 +8,93 @@
 //! row blocks on a thread pool; [`reference`](mod@reference) is the f64 oracle with its error budget.
 
 pub mod act;
+mod family;
 pub mod kernels;
 mod plan;
 pub mod reference;
 pub mod space;
 
+pub use family::{Qgemv, QGEMV};
 pub use plan::QgemvPlan;
 
-use crate::backend::Backend;
+use std::fmt;
+
+use crate::device::best_cpu;
 use crate::error::{Error, Result};
-use crate::kernel::{KernelId, KernelInfo};
 use crate::pool::available_threads;
-use crate::problem::{Dtype, Family, QgemvShape};
 use crate::quant;
+use ktune_core::{Backend, Dims, Dtype, KernelId, KernelInfo, Problem};
+
+/// The sizes of a quantized matrix-vector product: `y[batch x rows] = x[batch x cols] W^T`,
+/// W being `rows x cols` in a block-quantized type (cols a multiple of its block length).
+/// The typed view of a qgemv problem's dimensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QgemvShape {
+    /// Rows of W: outputs per vector.
+    pub rows: usize,
+    /// Columns of W: inputs per vector.
+    pub cols: usize,
+    /// Vectors multiplied at once (1 for decode, 2..8 for small batches).
+    pub batch: usize,
+}
+
+impl QgemvShape {
+    /// A shape from its sizes.
+    pub fn new(rows: usize, cols: usize, batch: usize) -> Self {
+        QgemvShape { rows, cols, batch }
+    }
+
+    /// The sizes of a qgemv problem.
+    pub fn of(problem: &Problem) -> Result<QgemvShape> {
+        let d = &problem.shape;
+        Ok(QgemvShape::new(
+            d.size("rows")?,
+            d.size("cols")?,
+            d.size("batch")?,
+        ))
+    }
+
+    /// The qgemv problem of these sizes with weights of `dtype`.
+    pub fn problem(self, dtype: Dtype) -> Problem {
+        let mut shape = Dims::empty();
+        for (name, v) in [
+            ("rows", self.rows),
+            ("cols", self.cols),
+            ("batch", self.batch),
+        ] {
+            // Three fixed, distinct, well-formed names always fit.
+            let _ = shape.push(name, v as u64, false);
+        }
+        Problem {
+            family: QGEMV.family_name(),
+            dtype,
+            shape,
+        }
+    }
+
+    /// Rejects empty or unaddressable shapes.
+    pub fn check(&self) -> Result<()> {
+        if self.rows == 0 || self.cols == 0 || self.batch == 0 {
+            return Err(Error::InvalidProblem(format!(
+                "qgemv shape {self}: rows, cols and batch must be positive"
+            )));
+        }
+        let limit = (isize::MAX as usize) / 16;
+        let too_big = |a: usize, b: usize| a.checked_mul(b).is_none_or(|v| v > limit);
+        if too_big(self.rows, self.cols) || too_big(self.batch, self.cols.max(self.rows)) {
+            return Err(Error::InvalidProblem(format!(
+                "qgemv shape {self} is too large to address"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for QgemvShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.rows, self.cols, self.batch)
+    }
+}
 
 /// A `rows x cols` weight matrix in a block-quantized type, row after row, in llama.cpp's
 /// byte layout (little-endian f16 scales).
@@ -154,9 +228,9 @@ pub fn quantize_q4_k(rows: usize, cols: usize, w: &[f32]) -> Result<QMatrix> {
 /// builds a plan (which copies W) on every call, so loops should keep a [`QgemvPlan`].
 pub fn gemv(w: &QMatrix, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
     let shape = QgemvShape::new(w.rows, w.cols, batch);
-    let backend = Backend::best_cpu();
+    let backend = best_cpu();
     // The tuned config of the installed source (see [`crate::tuned`]), when valid here.
-    let problem = crate::Problem::qgemv(w.dtype, w.rows, w.cols, batch);
+    let problem = shape.problem(w.dtype);
     let default = space::default_config(backend, w.dtype, shape)?;
     if let Some(config) = crate::tuned::lookup(&problem, backend, available_threads()) {
         // Parameters a stored config lacks (added since it was tuned) take the default.
@@ -170,7 +244,7 @@ pub fn gemv(w: &QMatrix, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
 /// The id of the qgemv kernel for `dtype` and `variant` on `backend`.
 pub fn kernel_id(backend: Backend, dtype: Dtype, variant: &str) -> KernelId {
     KernelId {
-        family: Family::Qgemv,
+        family: QGEMV.family_name(),
         dtype,
         backend,
         variant: variant.to_string(),

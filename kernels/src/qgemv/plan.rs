@@ -2,6 +2,7 @@
 //! then run: quantize the activations, split the rows into tasks of `rows`, run the row-block
 //! kernel on the thread pool.
 
+use crate::device::BackendExt;
 use std::sync::Arc;
 
 use rayon::prelude::*;

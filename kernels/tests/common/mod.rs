@@ -5,6 +5,7 @@
 
 use ktune_kernels::matmul::reference::{f32_tolerance, max_error_full, Operands};
 use ktune_kernels::Backend;
+use ktune_kernels::BackendExt;
 use rand::{Rng, SeedableRng};
 
 /// The CPU backends to test here. Unavailable ones are skipped with a printed reason, unless

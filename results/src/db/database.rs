@@ -1,14 +1,18 @@
 //! One machine's database in memory: inserting, writing and reading it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{MachineRecord, ResultKey, ResultRecord, Timing};
-use super::{validate, DbError, DB_SCHEMA};
+use ktune_core::Stats;
 
-/// One machine's results: the document of one `<machine id>.json` file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+use super::lookup::Usable;
+use super::model::{MachineRecord, ResultKey, ResultRecord};
+use super::{validate, DbError, DB_SCHEMA, DB_SCHEMA_V1};
+
+/// One machine's results: the document of one `<machine id>.json` file. Two databases are
+/// equal when their documents are (where they were read from aside).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Database {
     /// Format tag, [`DB_SCHEMA`].
     pub schema: String,
@@ -16,6 +20,19 @@ pub struct Database {
     pub machine: MachineRecord,
     /// At most one result per key, sorted by key.
     pub results: Vec<ResultRecord>,
+    /// The file it was read from, when it was read from one (not part of the document).
+    #[serde(skip)]
+    pub origin: Option<PathBuf>,
+    /// The schema tag of the file it was converted from on load (`ktune.db/1`), if any.
+    #[serde(skip)]
+    pub converted_from: Option<String>,
+}
+
+impl PartialEq for Database {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.schema, &self.machine, &self.results)
+            == (&other.schema, &other.machine, &other.results)
+    }
 }
 
 /// What [`Database::insert`] did with a record.
@@ -26,12 +43,17 @@ pub enum Inserted {
     /// The record was faster than the one it replaced, whose timing this is.
     Replaced {
         /// Timing of the record that was replaced.
-        old: Timing,
+        old: Stats,
+    },
+    /// The record replaced one that cannot be used on this build, whatever their times.
+    ReplacedUnusable {
+        /// Why the old record could not be used.
+        why: String,
     },
     /// The record was not faster than the one already there, whose timing this is.
     KeptExisting {
         /// Timing of the record that stays.
-        existing: Timing,
+        existing: Stats,
     },
 }
 
@@ -56,21 +78,34 @@ impl Database {
             schema: DB_SCHEMA.to_string(),
             machine,
             results: Vec::new(),
+            origin: None,
+            converted_from: None,
         }
     }
 
     /// Inserts `rec`, keeping per key the record with the lower median (the existing one
     /// when they are equal). Results stay sorted by key.
     pub fn insert(&mut self, rec: ResultRecord) -> Inserted {
+        self.insert_checked(rec, &super::lookup::accept_all)
+    }
+
+    /// [`Database::insert`], except that an existing record that `usable` refuses is
+    /// replaced whatever the times: a config that cannot run here must not block one that
+    /// can.
+    pub fn insert_checked(&mut self, rec: ResultRecord, usable: Usable<'_>) -> Inserted {
         let key = rec.key();
         if let Some(i) = self.position(&key) {
             let existing = &mut self.results[i];
+            if let Err(why) = usable(existing) {
+                *existing = rec;
+                return Inserted::ReplacedUnusable { why };
+            }
             if rec.timing.median_s < existing.timing.median_s {
                 let old = std::mem::replace(existing, rec);
                 return Inserted::Replaced { old: old.timing };
             }
             return Inserted::KeptExisting {
-                existing: existing.timing.clone(),
+                existing: existing.timing,
             };
         }
         let at = self.results.partition_point(|r| r.key() < key);
@@ -119,23 +154,30 @@ impl Database {
             return Err(err(not_an_object(text)));
         }
         let header: Header = serde_json::from_str(text).map_err(|e| err(header_error(&e)))?;
-        check_schema(header.schema.as_ref()).map_err(err)?;
+        let version = check_schema(header.schema.as_ref()).map_err(err)?;
         let mut db: Database = serde_json::from_str(text).map_err(|e| err(json_error(&e)))?;
+        if version == DB_SCHEMA_V1 {
+            validate::v1_shapes(&db).map_err(err)?;
+            db.schema = DB_SCHEMA.to_string();
+            db.converted_from = Some(DB_SCHEMA_V1.to_string());
+        }
         validate::database(&db).map_err(err)?;
         db.results.sort_by_key(|r| r.key());
+        db.origin = Some(origin.to_path_buf());
         Ok(db)
     }
 }
 
-/// Refuses a missing, non-string or other schema tag.
-fn check_schema(schema: Option<&serde_json::Value>) -> Result<(), String> {
+/// Refuses a missing, non-string or unknown schema tag; returns the version it names.
+fn check_schema(schema: Option<&serde_json::Value>) -> Result<&'static str, String> {
     match schema {
         None => Err(format!(
             "has no 'schema' field: not a ktune database (expected \"{DB_SCHEMA}\")"
         )),
-        Some(serde_json::Value::String(s)) if s == DB_SCHEMA => Ok(()),
+        Some(serde_json::Value::String(s)) if s == DB_SCHEMA => Ok(DB_SCHEMA),
+        Some(serde_json::Value::String(s)) if s == DB_SCHEMA_V1 => Ok(DB_SCHEMA_V1),
         Some(serde_json::Value::String(s)) => Err(format!(
-            "schema '{s}' is not supported: this ktune reads {DB_SCHEMA}"
+            "schema '{s}' is not supported: this ktune reads {DB_SCHEMA} (and converts {DB_SCHEMA_V1})"
         )),
         Some(other) => Err(format!(
             "schema must be the string \"{DB_SCHEMA}\", found {other}"

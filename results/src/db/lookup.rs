@@ -1,14 +1,26 @@
-//! Choosing the stored result to take a config from for a problem.
+//! Choosing the stored result to take a config from for a problem: the one rule for
+//! borrowing a tuned config, shared by the library dispatch, `ktune bench --tuned` and the
+//! benches.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use ktune_kernels::{Backend, Dtype, Family, Shape};
+use ktune_core::{Backend, Dims, Problem};
 
 use super::database::Database;
-use super::model::{shape_dims, ResultKey, ResultRecord};
+use super::model::{ResultKey, ResultRecord};
 use crate::machine::Machine;
+
+/// Checks whether a stored record can be used on this build (its problem is known, its
+/// config validates); the error says why not.
+pub type Usable<'a> = &'a dyn Fn(&ResultRecord) -> Result<(), String>;
+
+/// Accepts every record (for readers that do not run kernels).
+pub fn accept_all(_: &ResultRecord) -> Result<(), String> {
+    Ok(())
+}
 
 /// How closely the record [`tuned_lookup`] found matches what was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,38 +43,58 @@ impl fmt::Display for MatchKind {
     }
 }
 
+/// A stored record that cannot be used here, with where it is and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unusable {
+    /// The database file, where known.
+    pub file: Option<PathBuf>,
+    /// The record's key.
+    pub key: ResultKey,
+    /// Why it cannot be used.
+    pub why: String,
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self
+            .file
+            .as_ref()
+            .map_or("a database".into(), |p| p.display().to_string());
+        write!(f, "{file}: {}: {}; ignored", self.key, self.why)
+    }
+}
+
 /// The stored result whose config best fits the problem on `this` machine, and how well.
 ///
 /// In order: this machine's record of the exact key; this machine's record of the same
 /// family, dtype and backend with the nearest shape; then the same two steps over the
 /// other machines with the same CPU model. The nearest shape is taken among the records
 /// with the same thread budget if there are any, else among those with the nearest budget
-/// (the lower of two equally near); shape distance is `sum |ln(a_i / b_i)|` over the sizes
-/// (each at least 1). Ties go to the first record in `dbs` order.
+/// (the lower of two equally near); shape distance is [`Dims::distance`]. Ties go to the
+/// first record in `dbs` order. Records that `usable` refuses are passed over.
 pub fn tuned_lookup<'a>(
     dbs: &'a [Database],
     this: &Machine,
-    family: Family,
-    dtype: Dtype,
+    problem: &Problem,
     backend: Backend,
-    shape: Shape,
     threads: usize,
+    usable: Usable<'_>,
 ) -> Option<(&'a ResultRecord, MatchKind)> {
     let key = ResultKey {
-        family,
-        dtype,
+        family: problem.family,
+        dtype: problem.dtype,
         backend,
-        shape,
+        shape: problem.shape,
         threads,
     };
     let own: Vec<&Database> = dbs
         .iter()
         .filter(|d| d.machine.hardware.id == this.id)
         .collect();
-    if let Some(r) = exact(&own, &key) {
+    if let Some(r) = exact(&own, &key, usable) {
         return Some((r, MatchKind::Exact));
     }
-    if let Some(r) = nearest(&own, &key) {
+    if let Some(r) = nearest(&own, &key, usable) {
         return Some((r, MatchKind::NearestShape));
     }
     let peers: Vec<&Database> = dbs
@@ -70,25 +102,82 @@ pub fn tuned_lookup<'a>(
         .filter(|d| d.machine.hardware.id != this.id)
         .filter(|d| d.machine.hardware.cpu_model == this.cpu_model)
         .collect();
-    exact(&peers, &key)
-        .or_else(|| nearest(&peers, &key))
+    exact(&peers, &key, usable)
+        .or_else(|| nearest(&peers, &key, usable))
         .map(|r| (r, MatchKind::SameCpuModel))
 }
 
-/// The first record of `key` in `dbs`.
-fn exact<'a>(dbs: &[&'a Database], key: &ResultKey) -> Option<&'a ResultRecord> {
-    dbs.iter().find_map(|d| d.get(key))
+/// Largest shape distance at which a tuned config is borrowed (ln 4: every dimension
+/// within a factor of 2 of the tuned one, or one within a factor of 4).
+pub const MAX_DISTANCE: f64 = 1.3863;
+
+/// A config borrowed from the database under [`borrow`]'s rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Borrowed<'a> {
+    /// The record it comes from.
+    pub record: &'a ResultRecord,
+    /// How it matches.
+    pub kind: MatchKind,
 }
 
-/// The record of `key`'s family, dtype, backend and shape kind nearest to it (see
-/// [`tuned_lookup`]).
-fn nearest<'a>(dbs: &[&'a Database], key: &ResultKey) -> Option<&'a ResultRecord> {
-    let kind = shape_dims(&key.shape).0;
+/// The one rule for borrowing a tuned config: the record [`tuned_lookup`] finds among the
+/// usable ones, kept only when it is the exact key, or was tuned for the same thread
+/// budget on a shape within [`MAX_DISTANCE`]. A decode shape's config says little about a
+/// large square product, and a config tuned for one thread would starve a many-threaded
+/// process. Threads above the budget are the caller's to cap.
+pub fn borrow<'a>(
+    dbs: &'a [Database],
+    this: &Machine,
+    problem: &Problem,
+    backend: Backend,
+    threads: usize,
+    usable: Usable<'_>,
+) -> Option<Borrowed<'a>> {
+    let (record, kind) = tuned_lookup(dbs, this, problem, backend, threads, usable)?;
+    let near = kind == MatchKind::Exact
+        || (record.threads == threads && record.shape.distance(&problem.shape) <= MAX_DISTANCE);
+    near.then_some(Borrowed { record, kind })
+}
+
+/// Every record of `dbs` that `usable` refuses, with its file: what a reader of the
+/// database should be told about once.
+pub fn unusable(dbs: &[Database], usable: Usable<'_>) -> Vec<Unusable> {
+    dbs.iter()
+        .flat_map(|d| {
+            d.results.iter().filter_map(move |r| {
+                usable(r).err().map(|why| Unusable {
+                    file: d.origin.clone(),
+                    key: r.key(),
+                    why,
+                })
+            })
+        })
+        .collect()
+}
+
+/// The first usable record of `key` in `dbs`.
+fn exact<'a>(
+    dbs: &[&'a Database],
+    key: &ResultKey,
+    usable: Usable<'_>,
+) -> Option<&'a ResultRecord> {
+    dbs.iter()
+        .find_map(|d| d.get(key).filter(|r| usable(r).is_ok()))
+}
+
+/// The usable record of `key`'s family, dtype, backend and dimension kind nearest to it
+/// (see [`tuned_lookup`]).
+fn nearest<'a>(
+    dbs: &[&'a Database],
+    key: &ResultKey,
+    usable: Usable<'_>,
+) -> Option<&'a ResultRecord> {
     let candidates: Vec<&ResultRecord> = dbs
         .iter()
         .flat_map(|d| &d.results)
         .filter(|r| (r.family, r.dtype, r.backend) == (key.family, key.dtype, key.backend))
-        .filter(|r| shape_dims(&r.shape).0 == kind)
+        .filter(|r| r.shape.distance(&key.shape).is_finite())
+        .filter(|r| usable(r).is_ok())
         .collect();
     let threads = candidates
         .iter()
@@ -98,38 +187,13 @@ fn nearest<'a>(dbs: &[&'a Database], key: &ResultKey) -> Option<&'a ResultRecord
         .into_iter()
         .filter(|r| r.threads == threads)
         .min_by(|a, b| {
-            let da = shape_distance(&a.shape, &key.shape);
-            let db = shape_distance(&b.shape, &key.shape);
+            let da = a.shape.distance(&key.shape);
+            let db = b.shape.distance(&key.shape);
             da.total_cmp(&db)
         })
 }
 
-/// `sum |ln(a_i / b_i)|` over the sizes of two shapes of one kind, sizes taken as at least 1.
-pub fn shape_distance(a: &Shape, b: &Shape) -> f64 {
-    let (_, a) = shape_dims(a);
-    let (_, b) = shape_dims(b);
-    a.iter()
-        .zip(&b)
-        .map(|(&x, &y)| (x.max(1) as f64 / y.max(1) as f64).ln().abs())
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ktune_kernels::{MatmulShape, QgemvShape};
-
-    #[test]
-    fn distance_is_symmetric_log_ratio() {
-        let mm = |m, n, k| Shape::Matmul(MatmulShape::new(m, n, k));
-        assert_eq!(shape_distance(&mm(8, 8, 8), &mm(8, 8, 8)), 0.0);
-        let d = shape_distance(&mm(16, 8, 8), &mm(8, 8, 4));
-        assert!((d - 2.0 * 2f64.ln()).abs() < 1e-12, "{d}");
-        assert_eq!(d, shape_distance(&mm(8, 8, 4), &mm(16, 8, 8)));
-        let q = Shape::Qgemv(QgemvShape::new(0, 1, 1));
-        assert_eq!(
-            shape_distance(&q, &Shape::Qgemv(QgemvShape::new(1, 1, 1))),
-            0.0
-        );
-    }
+/// The distance of two shapes (see [`Dims::distance`]).
+pub fn shape_distance(a: &Dims, b: &Dims) -> f64 {
+    a.distance(b)
 }

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use ktune_core::Stats;
+
 use super::database::{Database, Inserted};
-use super::model::{ResultKey, Timing};
-use super::store::{load_dir, update};
+use super::lookup::{accept_all, Unusable, Usable};
+use super::model::ResultKey;
+use super::store::{load_dir, update_checked};
 use super::DbError;
 
 /// What [`merge`] did.
@@ -23,6 +26,11 @@ pub struct MergeReport {
     pub replaced: usize,
     /// Results not taken because the target's was as fast or faster.
     pub kept: usize,
+    /// Results whose config was refused by the target's stored one being unusable here
+    /// and so replaced.
+    pub replaced_unusable: usize,
+    /// Incoming results that cannot be used on this build: reported, not merged.
+    pub unusable: Vec<Unusable>,
     /// Pairs of results for one key whose medians differ by more than their noise.
     pub disagreements: Vec<Disagreement>,
 }
@@ -45,6 +53,16 @@ pub struct Disagreement {
 /// file) into the directory `into`, with [`update`]: one file per machine, the faster median
 /// per key. Every input is read and checked before anything is written.
 pub fn merge(inputs: &[PathBuf], into: &Path) -> Result<MergeReport, DbError> {
+    merge_checked(inputs, into, &accept_all)
+}
+
+/// [`merge`], where an incoming record that `usable` refuses is reported and left out, and
+/// a stored one it refuses is replaced.
+pub fn merge_checked(
+    inputs: &[PathBuf],
+    into: &Path,
+    usable: Usable<'_>,
+) -> Result<MergeReport, DbError> {
     let mut dbs = Vec::new();
     for input in inputs {
         dbs.extend(read_input(input)?);
@@ -58,8 +76,20 @@ pub fn merge(inputs: &[PathBuf], into: &Path) -> Result<MergeReport, DbError> {
             .len(),
         ..MergeReport::default()
     };
-    for db in dbs {
-        merge_one(db, into, &mut report)?;
+    for mut db in dbs {
+        let origin = db.origin.clone();
+        db.results.retain(|r| match usable(r) {
+            Ok(()) => true,
+            Err(why) => {
+                report.unusable.push(Unusable {
+                    file: origin.clone(),
+                    key: r.key(),
+                    why,
+                });
+                false
+            }
+        });
+        merge_one(db, into, usable, &mut report)?;
     }
     Ok(report)
 }
@@ -74,10 +104,15 @@ fn read_input(input: &Path) -> Result<Vec<Database>, DbError> {
 }
 
 /// Updates `into` with one database and counts the outcome in `report`.
-fn merge_one(db: Database, into: &Path, report: &mut MergeReport) -> Result<(), DbError> {
+fn merge_one(
+    db: Database,
+    into: &Path,
+    usable: Usable<'_>,
+    report: &mut MergeReport,
+) -> Result<(), DbError> {
     let machine_id = db.machine.hardware.id.clone();
-    let timings: Vec<Timing> = db.results.iter().map(|r| r.timing.clone()).collect();
-    let outcomes = update(into, &db.machine, db.results)?;
+    let timings: Vec<Stats> = db.results.iter().map(|r| r.timing).collect();
+    let outcomes = update_checked(into, &db.machine, db.results, usable)?;
     for ((key, outcome), incoming) in outcomes.into_iter().zip(&timings) {
         let (kept, other) = match &outcome {
             Inserted::Added => {
@@ -87,6 +122,10 @@ fn merge_one(db: Database, into: &Path, report: &mut MergeReport) -> Result<(), 
             Inserted::Replaced { old } => {
                 report.replaced += 1;
                 (incoming, old)
+            }
+            Inserted::ReplacedUnusable { .. } => {
+                report.replaced_unusable += 1;
+                continue;
             }
             Inserted::KeptExisting { existing } => {
                 report.kept += 1;
@@ -107,7 +146,7 @@ fn merge_one(db: Database, into: &Path, report: &mut MergeReport) -> Result<(), 
 
 /// Whether two medians differ by more than their noise: the relative difference exceeds
 /// the sum of their confidence intervals, and at least 5%.
-pub(crate) fn disagree(a: &Timing, b: &Timing) -> bool {
+pub(crate) fn disagree(a: &Stats, b: &Stats) -> bool {
     let rel = (a.median_s - b.median_s).abs() / a.median_s.min(b.median_s);
     rel > (a.ci_rel + b.ci_rel).max(0.05)
 }
@@ -116,8 +155,8 @@ pub(crate) fn disagree(a: &Timing, b: &Timing) -> bool {
 mod tests {
     use super::*;
 
-    fn t(median_s: f64, ci_rel: f64) -> Timing {
-        Timing {
+    fn t(median_s: f64, ci_rel: f64) -> Stats {
+        Stats {
             median_s,
             p05_s: median_s,
             p95_s: median_s,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::database::{Database, Inserted};
+use super::lookup::{accept_all, Usable};
 use super::model::{MachineRecord, ResultKey, ResultRecord};
 use super::{validate, DbError};
 
@@ -130,6 +131,17 @@ pub fn update(
     machine: &MachineRecord,
     records: Vec<ResultRecord>,
 ) -> Result<Vec<(ResultKey, Inserted)>, DbError> {
+    update_checked(dir, machine, records, &accept_all)
+}
+
+/// [`update`], where a stored record that `usable` refuses is replaced by the new one of
+/// its key whatever their times (see [`Database::insert_checked`]).
+pub fn update_checked(
+    dir: &Path,
+    machine: &MachineRecord,
+    records: Vec<ResultRecord>,
+    usable: Usable<'_>,
+) -> Result<Vec<(ResultKey, Inserted)>, DbError> {
     let id = &machine.hardware.id;
     let target = db_path(dir, id);
     check_inputs(&target, machine, &records)?;
@@ -139,7 +151,7 @@ pub fn update(
     db.machine = merged_machine(&db.machine, machine);
     let outcomes = records
         .into_iter()
-        .map(|rec| (rec.key(), db.insert(rec)))
+        .map(|rec| (rec.key(), db.insert_checked(rec, usable)))
         .collect();
     write_atomic(dir, &target, id, &db.to_json())?;
     Ok(outcomes)

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use ktune_kernels::Shape;
+use ktune_core::Stats;
 
 use super::database::Database;
-use super::model::{shape_family, MachineRecord, ResultRecord, Timing};
+use super::model::{MachineRecord, ResultRecord};
 
 /// Whether `id` is a machine id: 16 lowercase hex digits.
 pub(crate) fn is_machine_id(id: &str) -> bool {
@@ -60,19 +60,17 @@ pub(crate) fn record(r: &ResultRecord) -> Result<(), String> {
             r.family, r.dtype, r.backend
         ));
     }
-    if shape_family(&r.shape) != r.family {
-        return Err(format!(
-            "shape {} is a {} shape, not a {} one",
-            r.shape,
-            shape_family(&r.shape),
-            r.family
-        ));
+    for (name, v, flag) in r.shape.iter() {
+        if !flag && v == 0 {
+            return Err(format!(
+                "shape {}: {name} is 0; every size must be at least 1",
+                r.shape.describe()
+            ));
+        }
+        if !flag && v > (isize::MAX as u64) / 16 {
+            return Err(format!("shape {}: {name} is too large", r.shape.describe()));
+        }
     }
-    let checked = match r.shape {
-        Shape::Matmul(s) => s.check(),
-        Shape::Qgemv(s) => s.check(),
-    };
-    checked.map_err(|e| e.to_string())?;
     if r.threads == 0 {
         return Err("threads is 0; it must be at least 1".into());
     }
@@ -93,8 +91,45 @@ pub(crate) fn record(r: &ResultRecord) -> Result<(), String> {
     non_negative("verification.tolerance", r.verification.tolerance)
 }
 
+/// The dimensions each family had in `ktune.db/1`, the only two it knew.
+const V1_SHAPES: &[(&str, &[&str])] = &[
+    ("matmul", &["m", "n", "k"]),
+    ("qgemv", &["rows", "cols", "batch"]),
+];
+
+/// Checks that a `ktune.db/1` document's shapes are those of its families then: matmul
+/// `{m, n, k}`, qgemv `{rows, cols, batch}`.
+pub(crate) fn v1_shapes(db: &Database) -> Result<(), String> {
+    for (i, r) in db.results.iter().enumerate() {
+        let names: Vec<&str> = r.shape.iter().map(|e| e.0).collect();
+        let want = V1_SHAPES
+            .iter()
+            .find(|(f, _)| *f == r.family.name())
+            .map(|(_, d)| *d);
+        let same = |d: &[&str]| d.len() == names.len() && d.iter().all(|n| names.contains(n));
+        match want {
+            Some(d) if same(d) => {}
+            Some(d) => {
+                return Err(format!(
+                    "results[{i}]: a {} shape has the dimensions {}, not {}",
+                    r.family,
+                    d.join(", "),
+                    names.join(", ")
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "results[{i}]: family '{}' did not exist in ktune.db/1",
+                    r.family
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks a timing: a positive median, non-negative percentiles and interval, a sample.
-fn timing(t: &Timing) -> Result<(), String> {
+fn timing(t: &Stats) -> Result<(), String> {
     positive("timing.median_s", t.median_s)?;
     non_negative("timing.p05_s", t.p05_s)?;
     non_negative("timing.p95_s", t.p95_s)?;

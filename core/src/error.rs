@@ -17,6 +17,10 @@ pub enum Error {
     BackendUnavailable(String),
     /// The backend has no kernel for this family and dtype.
     Unsupported(String),
+    /// A kernel failed to compile for the device (shader or PTX compilation at plan time).
+    Compile(String),
+    /// The device failed while allocating, copying or running.
+    Device(String),
 }
 
 impl fmt::Display for Error {
@@ -27,6 +31,8 @@ impl fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::BackendUnavailable(m) => write!(f, "backend unavailable: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Error::Compile(m) => write!(f, "compile error: {m}"),
+            Error::Device(m) => write!(f, "device error: {m}"),
         }
     }
 }

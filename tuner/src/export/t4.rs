@@ -51,7 +51,29 @@
 
 use serde_json::{json, Map, Value};
 
+use anyhow::Result;
+use ktune_results::db::Database;
+
 use crate::journal::{EvalLine, Header, Recorded, Status};
+
+/// The T4 exporter: journals only (a T4 document holds the evaluations of one tuning run).
+pub struct T4;
+
+impl super::Exporter for T4 {
+    fn name(&self) -> &'static str {
+        "t4"
+    }
+
+    fn journal(&self, rec: &Recorded) -> Result<String> {
+        Ok(serde_json::to_string_pretty(&to_t4(rec))? + "\n")
+    }
+
+    fn databases(&self, _dbs: &[Database]) -> Result<String> {
+        anyhow::bail!(
+            "the T4 format holds the evaluations of one tuning run; export a journal (see `ktune tune --help`, --journal-dir)"
+        )
+    }
+}
 
 /// The version of the T4 results schema the documents follow.
 pub const T4_SCHEMA_VERSION: &str = "1.0.0";
@@ -132,7 +154,7 @@ fn measurements(e: &EvalLine) -> Vec<Value> {
     let objective = if e.status.is_failure() {
         None
     } else {
-        e.median_s
+        e.median_s()
             .filter(|t| t.is_finite())
             .or_else(|| median(&e.times_s))
             .map(ms)
@@ -147,9 +169,9 @@ fn measurements(e: &EvalLine) -> Vec<Value> {
             out.push(json!({ "name": name, "value": v, "unit": unit }));
         }
     };
-    push("time_p05", e.p05_s.map(ms), "ms");
-    push("time_p95", e.p95_s.map(ms), "ms");
-    push("time_ci_rel", e.ci_rel, "");
+    push("time_p05", e.stats.map(|s| ms(s.p05_s)), "ms");
+    push("time_p95", e.stats.map(|s| ms(s.p95_s)), "ms");
+    push("time_ci_rel", e.ci_rel(), "");
     push("GFLOP/s", e.gflops, "GFLOP/s");
     push("max_rel_err", e.max_rel_err, "");
     push("tolerance", e.tolerance, "");
@@ -259,7 +281,8 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use crate::journal::{ParamDomain, JOURNAL_SCHEMA};
-    use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape, Shape};
+    use ktune_core::Stats;
+    use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape};
 
     fn cfg(s: &str) -> Config {
         s.parse().unwrap()
@@ -278,10 +301,10 @@ mod tests {
             journal: JOURNAL_SCHEMA.to_string(),
             machine_id: "m-1234".to_string(),
             cpu_model: "Example CPU 9000".to_string(),
-            family: Family::Matmul,
+            family: Family::new("matmul").unwrap(),
             dtype: Dtype::F32,
             backend: Backend::Avx2,
-            shape: Shape::Matmul(MatmulShape::new(256, 256, 256)),
+            shape: MatmulShape::new(256, 256, 256).problem().shape,
             threads: 4,
             fixed: Config::new(),
             space: vec![
@@ -303,11 +326,14 @@ mod tests {
         };
         let ok = EvalLine {
             kernel: Some("matmul.f32.avx2.tiled".to_string()),
-            median_s: Some(0.002),
-            p05_s: Some(0.0019),
-            p95_s: Some(0.0025),
-            ci_rel: Some(0.01),
-            samples: 3,
+            stats: Some(Stats {
+                median_s: 0.002,
+                p05_s: 0.0019,
+                p95_s: 0.0025,
+                ci_rel: 0.01,
+                samples: 3,
+                noisy: false,
+            }),
             times_s: vec![0.001, 0.002, 0.003],
             gflops: Some(16.8),
             max_rel_err: Some(1e-6),
@@ -316,8 +342,10 @@ mod tests {
             ..eval("kc=256,mc=64", Status::Ok)
         };
         let pruned = EvalLine {
-            median_s: Some(0.004),
-            samples: 2,
+            stats: Some(Stats {
+                samples: 2,
+                ..Stats::single(0.004)
+            }),
             times_s: vec![0.004, 0.004],
             message: Some("slower than the incumbent".to_string()),
             ..eval("kc=128,mc=64", Status::Pruned)

@@ -6,9 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use ktune_kernels::cache::CacheInfo;
-use ktune_kernels::pool::available_threads;
-use ktune_kernels::CpuFeatures;
+use crate::cache::CacheInfo;
+use crate::cpu::{available_threads, CpuFeatures};
 
 /// Hardware facts of one machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

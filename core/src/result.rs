@@ -1,4 +1,5 @@
-//! The records a database holds: the machine, its peaks and GPUs, and one result per key.
+//! The records a results database holds: the machine, its peaks and GPUs, and one result
+//! per key.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -6,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use ktune_kernels::{Backend, Config, Dtype, Family, KernelId, Shape};
+use crate::{Backend, Config, Dims, Dtype, Family, KernelId, Stats};
 
 use crate::machine::Machine;
 use crate::probe::{PerThreads, ProbeResult};
@@ -73,14 +74,14 @@ pub struct ResultRecord {
     pub dtype: Dtype,
     /// The backend.
     pub backend: Backend,
-    /// The shape (`{m, n, k}` for matmul, `{rows, cols, batch}` for qgemv).
-    pub shape: Shape,
+    /// The named dimensions (`{m, n, k}` for matmul, `{rows, cols, batch}` for qgemv).
+    pub shape: Dims,
     /// The thread budget of the tuning (part of the key); `config["threads"]` may be lower.
     pub threads: usize,
     /// The config that was measured.
     pub config: Config,
     /// How fast it ran.
-    pub timing: Timing,
+    pub timing: Stats,
     /// GFLOP/s at the median.
     pub gflops: f64,
     /// GB/s of the problem's minimal traffic at the median.
@@ -99,23 +100,6 @@ pub struct ResultRecord {
     pub verification: Verification,
     /// What produced the record, and when.
     pub provenance: Provenance,
-}
-
-/// The measured time per run of one config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Timing {
-    /// Median seconds per run.
-    pub median_s: f64,
-    /// 5th percentile of seconds per run.
-    pub p05_s: f64,
-    /// 95th percentile of seconds per run.
-    pub p95_s: f64,
-    /// Timed samples taken.
-    pub samples: usize,
-    /// Relative half-width of the 95% confidence interval of the median.
-    pub ci_rel: f64,
-    /// The spread was large or the interval did not reach its target.
-    pub noisy: bool,
 }
 
 /// The default config of the same key, measured for comparison.
@@ -174,9 +158,10 @@ pub struct Provenance {
 
 /// What identifies a result within one machine's database: at most one record per key.
 ///
-/// Keys are ordered by family, dtype and backend names, then shape kind and sizes
-/// (numerically), then threads. Names rather than declaration order keep files in the same
-/// order when the kernel crate grows new variants.
+/// Keys are ordered by family, dtype and backend names, then the dimensions (their names,
+/// then their sizes numerically, both in name order: see [`Dims`]'s `Ord`), then threads.
+/// Names rather than declaration order keep files in the same order when the kernel crate
+/// grows new variants.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResultKey {
     /// The family.
@@ -185,47 +170,19 @@ pub struct ResultKey {
     pub dtype: Dtype,
     /// The backend.
     pub backend: Backend,
-    /// The shape.
-    pub shape: Shape,
+    /// The named dimensions.
+    pub shape: Dims,
     /// The thread budget.
     pub threads: usize,
 }
 
-/// The shape's kind (0 matmul, 1 qgemv) and its three sizes in declaration order.
-pub(crate) fn shape_dims(shape: &Shape) -> (u8, [usize; 3]) {
-    match shape {
-        Shape::Matmul(s) => (0, [s.m, s.n, s.k]),
-        Shape::Qgemv(s) => (1, [s.rows, s.cols, s.batch]),
-    }
-}
-
-/// The family a shape belongs to.
-pub(crate) fn shape_family(shape: &Shape) -> Family {
-    match shape {
-        Shape::Matmul(_) => Family::Matmul,
-        Shape::Qgemv(_) => Family::Qgemv,
-    }
-}
-
-/// The tuple keys are ordered by.
-type SortKey = (
-    &'static str,
-    &'static str,
-    &'static str,
-    u8,
-    [usize; 3],
-    usize,
-);
-
 impl ResultKey {
-    fn sort_key(&self) -> SortKey {
-        let (kind, dims) = shape_dims(&self.shape);
+    fn sort_key(&self) -> (&'static str, &'static str, &'static str, Dims, usize) {
         (
             self.family.name(),
             self.dtype.name(),
             self.backend.name(),
-            kind,
-            dims,
+            self.shape,
             self.threads,
         )
     }
@@ -270,30 +227,39 @@ impl ResultRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ktune_kernels::{MatmulShape, QgemvShape};
 
-    fn key(backend: Backend, shape: Shape, threads: usize) -> ResultKey {
+    fn key(backend: Backend, family: &str, shape: &str, threads: usize) -> ResultKey {
+        let names: &[&str] = if family == "matmul" {
+            &["m", "n", "k"]
+        } else {
+            &["rows", "cols", "batch"]
+        };
+        let sizes: Vec<(&str, u64)> = names
+            .iter()
+            .zip(shape.split('x'))
+            .map(|(n, v)| (*n, v.parse().unwrap()))
+            .collect();
         ResultKey {
-            family: shape_family(&shape),
-            dtype: match shape {
-                Shape::Matmul(_) => Dtype::F32,
-                Shape::Qgemv(_) => Dtype::Q4_0,
+            family: Family::new(family).unwrap(),
+            dtype: if family == "matmul" {
+                Dtype::F32
+            } else {
+                Dtype::Q4_0
             },
             backend,
-            shape,
+            shape: Dims::of(&sizes).unwrap(),
             threads,
         }
     }
 
     #[test]
     fn keys_order_by_names_then_sizes_numerically() {
-        let mm = |m, n, k| Shape::Matmul(MatmulShape::new(m, n, k));
         let mut keys = [
-            key(Backend::Scalar, mm(8, 8, 8), 1),
-            key(Backend::Avx2, mm(100, 8, 8), 1),
-            key(Backend::Avx2, mm(20, 8, 8), 2),
-            key(Backend::Avx2, mm(20, 8, 8), 1),
-            key(Backend::Avx2, Shape::Qgemv(QgemvShape::new(64, 64, 1)), 1),
+            key(Backend::Scalar, "matmul", "8x8x8", 1),
+            key(Backend::Avx2, "matmul", "100x8x8", 1),
+            key(Backend::Avx2, "matmul", "20x8x8", 2),
+            key(Backend::Avx2, "matmul", "20x8x8", 1),
+            key(Backend::Avx2, "qgemv", "64x64x1", 1),
         ];
         keys.sort();
         let shown: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
@@ -311,9 +277,9 @@ mod tests {
 
     #[test]
     fn equal_keys_compare_equal() {
-        let a = key(Backend::Avx2, Shape::Matmul(MatmulShape::new(1, 2, 3)), 4);
+        let a = key(Backend::Avx2, "matmul", "1x2x3", 4);
         assert_eq!(a.cmp(&a.clone()), Ordering::Equal);
-        let b = key(Backend::Avx2, Shape::Qgemv(QgemvShape::new(1, 2, 3)), 4);
+        let b = key(Backend::Avx2, "qgemv", "1x2x3", 4);
         assert_ne!(a.cmp(&b), Ordering::Equal);
     }
 }

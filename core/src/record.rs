@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use ktune_kernels::{Backend, Config, Dtype, Family, KernelId, Shape};
+use crate::{Backend, Config, Dims, Dtype, Family, KernelId, Stats};
 
 /// A measured run of one kernel on one problem with one config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,24 +15,17 @@ pub struct BenchRecord {
     pub backend: Backend,
     /// The element type.
     pub dtype: Dtype,
-    /// The shape (`{m, n, k}` for matmul).
-    pub shape: Shape,
-    /// Worker threads.
+    /// The named dimensions (`{m, n, k}` for matmul).
+    pub shape: Dims,
+    /// The thread budget: the most threads the config could use (the `threads` of
+    /// database keys and journals); `config["threads"]` is what it used.
     pub threads: usize,
     /// The full config.
     pub config: Config,
-    /// Median seconds per run.
-    pub median_s: f64,
-    /// 5th percentile of seconds per run.
-    pub p05_s: f64,
-    /// 95th percentile of seconds per run.
-    pub p95_s: f64,
-    /// Timed samples taken.
-    pub samples: usize,
-    /// Relative half-width of the 95% confidence interval of the median.
-    pub ci_rel: f64,
-    /// The spread was large or the interval did not reach its target.
-    pub noisy: bool,
+    /// How fast it ran (flattened: `median_s`, `p05_s`, `p95_s`, `samples`, `ci_rel`,
+    /// `noisy`).
+    #[serde(flatten)]
+    pub timing: Stats,
     /// GFLOP/s at the median.
     pub gflops: f64,
     /// GB/s of the problem's minimal traffic at the median.

@@ -1,0 +1,92 @@
+//! The host CPU: the ISA features that matter to the kernels and the threads the process
+//! may use, detected once.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+/// Hardware threads this process may use (its affinity mask), at least 1.
+pub fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The CPU features that matter to the kernels, detected once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuFeatures {
+    /// Running on x86-64.
+    pub x86_64: bool,
+    /// Running on aarch64.
+    pub aarch64: bool,
+    /// x86 AVX2.
+    pub avx2: bool,
+    /// x86 FMA3.
+    pub fma: bool,
+    /// x86 F16C (half-precision conversions).
+    pub f16c: bool,
+    /// x86 AVX-512 Foundation.
+    pub avx512f: bool,
+    /// x86 AVX-512 Byte and Word.
+    pub avx512bw: bool,
+    /// x86 AVX-512 Vector Length extensions.
+    pub avx512vl: bool,
+    /// x86 AVX-512 VNNI (int8 dot products).
+    pub avx512vnni: bool,
+    /// aarch64 Advanced SIMD.
+    pub neon: bool,
+    /// aarch64 SDOT/UDOT.
+    pub dotprod: bool,
+}
+
+impl CpuFeatures {
+    /// The features of this CPU, detected on first use.
+    pub fn get() -> CpuFeatures {
+        static FEATURES: OnceLock<CpuFeatures> = OnceLock::new();
+        *FEATURES.get_or_init(CpuFeatures::detect)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn detect() -> CpuFeatures {
+        CpuFeatures {
+            x86_64: true,
+            avx2: is_x86_feature_detected!("avx2"),
+            fma: is_x86_feature_detected!("fma"),
+            f16c: is_x86_feature_detected!("f16c"),
+            avx512f: is_x86_feature_detected!("avx512f"),
+            avx512bw: is_x86_feature_detected!("avx512bw"),
+            avx512vl: is_x86_feature_detected!("avx512vl"),
+            avx512vnni: is_x86_feature_detected!("avx512vnni"),
+            ..CpuFeatures::default()
+        }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn detect() -> CpuFeatures {
+        CpuFeatures {
+            aarch64: true,
+            neon: std::arch::is_aarch64_feature_detected!("neon"),
+            dotprod: std::arch::is_aarch64_feature_detected!("dotprod"),
+            ..CpuFeatures::default()
+        }
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    fn detect() -> CpuFeatures {
+        CpuFeatures::default()
+    }
+
+    /// The names of the features that are present, for machine records.
+    pub fn names(&self) -> Vec<&'static str> {
+        let all = [
+            ("avx2", self.avx2),
+            ("fma", self.fma),
+            ("f16c", self.f16c),
+            ("avx512f", self.avx512f),
+            ("avx512bw", self.avx512bw),
+            ("avx512vl", self.avx512vl),
+            ("avx512vnni", self.avx512vnni),
+            ("neon", self.neon),
+            ("dotprod", self.dotprod),
+        ];
+        all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
+    }
+}

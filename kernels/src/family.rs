@@ -1,0 +1,180 @@
+//! The family table: every kernel family, one line each.
+//!
+//! A family is one folder (`matmul/`, `qgemv/`) that implements [`KernelFamily`]: its named
+//! dimensions and how a shape string reads, its work (FLOPs, bytes), its dtypes, its kernels
+//! per backend, its space and default config, its reference, and how to build a workload on
+//! a device (operands, plans, verification). The CLI, the suites, the tuner and the
+//! database iterate [`FAMILIES`] and name no family themselves.
+//!
+//! Adding a family: see "Adding a kernel family" in `docs/ARCHITECTURE.md`.
+
+use std::sync::Arc;
+
+use ktune_core::{Backend, Config, DimSpec, Dims, Dtype, Family, KernelInfo, Problem, Space, Work};
+
+use crate::device::{Device, HostData};
+use crate::error::{Error, Result};
+use crate::workload::{Check, Operands, Plan};
+
+/// What a kernel family provides. Everything is keyed by the [`Problem`], whose family is
+/// this one (callers go through [`family_of`], which guarantees it).
+pub trait KernelFamily: Send + Sync {
+    /// The family's name (`matmul`).
+    fn family(&self) -> Family;
+
+    /// One line on what it computes.
+    fn about(&self) -> &'static str;
+
+    /// Its named dimensions, in order.
+    fn dims(&self) -> &'static [DimSpec];
+
+    /// Its dtypes; the first is the default.
+    fn dtypes(&self) -> &'static [Dtype];
+
+    /// The shape `ktune list` sizes this family's spaces for.
+    fn list_shape(&self) -> &'static str;
+
+    /// Family-specific checks beyond the generic ones (dimensions, dtype): divisibility,
+    /// addressability. The default accepts.
+    fn check_extra(&self, _problem: &Problem) -> Result<()> {
+        Ok(())
+    }
+
+    /// FLOPs and bytes of a problem.
+    fn work(&self, problem: &Problem) -> Work;
+
+    /// Every kernel of every backend, available here or not.
+    fn kernels(&self) -> Vec<KernelInfo>;
+
+    /// The tunable space of `problem` on `backend`.
+    fn space(&self, backend: Backend, problem: &Problem) -> Result<Space>;
+
+    /// The analytical default config of `problem` on `backend`, built around the values in
+    /// `pinned` where they change the model (a pinned microkernel brings its own blocking);
+    /// `pinned` itself is applied on top by the caller.
+    fn default_config(
+        &self,
+        backend: Backend,
+        problem: &Problem,
+        pinned: &Config,
+    ) -> Result<Config>;
+
+    /// Operands of `problem` in `device`'s memory, reproducible (seeded). `memory_bytes`
+    /// bounds what may be allocated (copies rotated to defeat the caches).
+    fn operands(
+        &self,
+        device: &dyn Device,
+        problem: &Problem,
+        memory_bytes: Option<u64>,
+    ) -> Result<Operands>;
+
+    /// The plan of `config` for `problem` on `device` over `ops`: the one-time work
+    /// (validation, packing, compiling, allocating).
+    fn plan(
+        &self,
+        device: &Arc<dyn Device>,
+        problem: &Problem,
+        config: &Config,
+        ops: &Operands,
+    ) -> Result<Box<dyn Plan>>;
+
+    /// Checks the outputs in `ops` against the reference.
+    fn check(&self, device: &dyn Device, problem: &Problem, ops: &Operands) -> Result<Check>;
+
+    /// The plain reference: the outputs of `problem` for host copies of the inputs of
+    /// [`Operands`] (accumulating in f64, rounded to the output type).
+    fn reference(&self, problem: &Problem, inputs: &[HostData]) -> Result<Vec<HostData>>;
+}
+
+/// Every family, one line each. The first is the default of the CLI.
+pub static FAMILIES: &[&dyn KernelFamily] = &[&crate::matmul::MATMUL, &crate::qgemv::QGEMV];
+
+/// The family table's entry for `family`, or an error listing the known ones.
+pub fn family_of(family: Family) -> Result<&'static dyn KernelFamily> {
+    FAMILIES
+        .iter()
+        .copied()
+        .find(|f| f.family() == family)
+        .ok_or_else(|| {
+            Error::InvalidProblem(format!(
+                "unknown family '{family}' (known: {})",
+                names().join(", ")
+            ))
+        })
+}
+
+/// The family called `name`.
+pub fn by_name(name: &str) -> Result<&'static dyn KernelFamily> {
+    family_of(Family::new(name.trim())?)
+}
+
+/// The names of every family.
+pub fn names() -> Vec<&'static str> {
+    FAMILIES.iter().map(|f| f.family().name()).collect()
+}
+
+/// The default family (the table's first).
+pub fn default_family() -> &'static dyn KernelFamily {
+    FAMILIES[0]
+}
+
+/// Parses a problem: the family's shape text and dtype (`None`: the family's default).
+pub fn parse_problem(family: &str, dtype: Option<Dtype>, shape: &str) -> Result<Problem> {
+    let f = by_name(family)?;
+    let dtype = dtype.unwrap_or(f.dtypes()[0]);
+    let problem = Problem {
+        family: f.family(),
+        dtype,
+        shape: Dims::parse(f.dims(), shape)?,
+    };
+    check_problem(&problem)?;
+    Ok(problem)
+}
+
+/// Checks a problem from anywhere (a file, another machine): a known family, one of its
+/// dtypes, exactly its dimensions, every size positive, and the family's own rules.
+pub fn check_problem(problem: &Problem) -> Result<()> {
+    let f = family_of(problem.family)?;
+    if !f.dtypes().contains(&problem.dtype) {
+        let known: Vec<&str> = f.dtypes().iter().map(|d| d.name()).collect();
+        return Err(Error::InvalidProblem(format!(
+            "{} supports dtype {}, not {}",
+            problem.family,
+            known.join(", "),
+            problem.dtype
+        )));
+    }
+    problem.shape.check(f.dims())?;
+    f.check_extra(problem)
+}
+
+/// The work of a problem (FLOPs and bytes), from its family.
+pub fn work(problem: &Problem) -> Result<Work> {
+    Ok(family_of(problem.family)?.work(problem))
+}
+
+/// Every kernel of every family.
+pub fn registry() -> Vec<KernelInfo> {
+    FAMILIES.iter().flat_map(|f| f.kernels()).collect()
+}
+
+/// The space of `problem` on `backend`.
+pub fn space(backend: Backend, problem: &Problem) -> Result<Space> {
+    family_of(problem.family)?.space(backend, problem)
+}
+
+/// The default config of `problem` on `backend` with `pinned` applied on top.
+pub fn default_config(backend: Backend, problem: &Problem, pinned: &Config) -> Result<Config> {
+    Ok(family_of(problem.family)?
+        .default_config(backend, problem, pinned)?
+        .merged(pinned))
+}
+
+/// The config to run for a stored (tuned) config: the default with the stored values on
+/// top (parameters added since it was tuned take the default), then validated against this
+/// build's space. An error says why a stored config cannot be used here.
+pub fn complete_config(backend: Backend, problem: &Problem, stored: &Config) -> Result<Config> {
+    let config = default_config(backend, problem, stored)?;
+    space(backend, problem)?.validate(&config)?;
+    Ok(config)
+}

@@ -1,0 +1,174 @@
+//! Workloads and plans: one problem's operands on one device, and the plans built over them.
+//!
+//! A [`Workload`] allocates a problem's operands once, in the device's memory, through the
+//! family ([`KernelFamily::operands`]). Every config that is verified and timed on the
+//! problem (by `ktune bench`, and by `ktune tune` for each candidate) gets a [`Plan`] from
+//! [`Workload::plan`]: the one-time work (validation, packing, compiling, allocating), after
+//! which [`Workload::run`] is the timed call. [`Workload::verify`] poisons the outputs with
+//! NaN, runs once and checks them against the family's reference. Errors keep their kind:
+//! [`Error::Compile`] is a compile failure, [`Error::InvalidConfig`] a config the plan
+//! rejects.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use ktune_core::{Config, KernelId, Problem, Work};
+
+use crate::device::{Device, HostData};
+use crate::error::{Error, Result};
+use crate::family::{check_problem, family_of, KernelFamily};
+
+/// A problem's operands in a device's memory: inputs, outputs, and what the family keeps
+/// beside them (the rows it checks, how many weight copies it rotates through).
+pub struct Operands {
+    /// Inputs, in the family's documented order.
+    pub inputs: Vec<crate::device::Buffer>,
+    /// Outputs, in the family's documented order.
+    pub outputs: Vec<crate::device::Buffer>,
+    /// The family's private data.
+    pub private: Box<dyn Any + Send + Sync>,
+}
+
+impl Operands {
+    /// The family's private data as `T`, or an error when another family made these.
+    pub fn private<T: Any>(&self) -> Result<&T> {
+        self.private
+            .downcast_ref()
+            .ok_or_else(|| Error::InvalidArgument("operands of another family or device".into()))
+    }
+}
+
+/// A planned kernel: built once, then run many times.
+pub trait Plan: Send {
+    /// The kernel that runs, e.g. `matmul.f32.avx2.6x16`.
+    fn kernel_id(&self) -> KernelId;
+
+    /// One complete call over `ops` (the timed part).
+    fn run(&mut self, ops: &mut Operands) -> Result<()>;
+}
+
+/// The outcome of a check against the reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Check {
+    /// Largest normalised error.
+    pub error: f64,
+    /// The tolerance it is held to.
+    pub tolerance: f64,
+    /// Whether every output is within its bound (a family may bound each output on its
+    /// own, so this is more than `error <= tolerance`).
+    pub passed: bool,
+}
+
+impl Check {
+    /// A check whose outputs share one bound: passed when `error <= tolerance` (NaN fails).
+    pub fn against(error: f64, tolerance: f64) -> Check {
+        Check {
+            error,
+            tolerance,
+            passed: error <= tolerance,
+        }
+    }
+
+    /// Whether the outputs are within the tolerance (NaN never is).
+    pub fn ok(&self) -> bool {
+        self.passed && !self.error.is_nan()
+    }
+}
+
+/// One problem's operands on one device.
+pub struct Workload {
+    problem: Problem,
+    family: &'static dyn KernelFamily,
+    device: Arc<dyn Device>,
+    ops: Operands,
+}
+
+impl Workload {
+    /// Checks `problem` and allocates its operands on `device`; `memory_bytes` bounds what
+    /// may be allocated.
+    pub fn new(
+        device: Arc<dyn Device>,
+        problem: Problem,
+        memory_bytes: Option<u64>,
+    ) -> Result<Workload> {
+        check_problem(&problem)?;
+        let family = family_of(problem.family)?;
+        let ops = guard(|| family.operands(device.as_ref(), &problem, memory_bytes))?;
+        Ok(Workload {
+            problem,
+            family,
+            device,
+            ops,
+        })
+    }
+
+    /// The problem.
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Arc<dyn Device> {
+        &self.device
+    }
+
+    /// The problem's work.
+    pub fn work(&self) -> Work {
+        self.family.work(&self.problem)
+    }
+
+    /// Builds the plan of `config` (untimed). A panic while planning is an error.
+    pub fn plan(&self, config: &Config) -> Result<Box<dyn Plan>> {
+        guard(|| {
+            if let Some(p) = self.device.emulate(self.family, &self.problem, config) {
+                return p;
+            }
+            self.family
+                .plan(&self.device, &self.problem, config, &self.ops)
+        })
+    }
+
+    /// One timed call of `plan`.
+    pub fn run(&mut self, plan: &mut dyn Plan) -> Result<()> {
+        let ops = &mut self.ops;
+        guard(|| plan.run(ops))
+    }
+
+    /// Runs `plan` once on outputs poisoned with NaN (so outputs it never writes are
+    /// caught) and checks them against the reference.
+    pub fn verify(&mut self, plan: &mut dyn Plan) -> Result<Check> {
+        for out in &mut self.ops.outputs {
+            let poison = match self.device.download(out)?.as_ref() {
+                HostData::F32(v) => HostData::F32(vec![f32::NAN; v.len()]),
+                HostData::Bytes(v) => HostData::Bytes(vec![0xff; v.len()]),
+            };
+            self.device.write(out, poison)?;
+        }
+        self.run(plan)?;
+        let (family, device, problem, ops) = (self.family, &self.device, &self.problem, &self.ops);
+        guard(|| family.check(device.as_ref(), problem, ops))
+    }
+
+    /// The device seconds of `runs` timed calls of `plan`, by the device's own clock.
+    pub fn time(&mut self, plan: &mut dyn Plan, runs: usize) -> Result<f64> {
+        let ops = &mut self.ops;
+        let timer = self.device.timer();
+        guard(|| timer.time(runs, &mut || plan.run(ops)))
+    }
+}
+
+/// Runs `f`, turning a panic into a [`Error::Device`] error that quotes it.
+fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::Device(format!("panicked: {msg}")))
+        }
+    }
+}

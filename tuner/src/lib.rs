@@ -1,0 +1,29 @@
+//! ktune: the library behind the `ktune` command.
+//!
+//! - [`measure`]: timing with the device's clock, to a target confidence interval;
+//! - [`bench`]: verify, then measure one config on one problem, as a record against the
+//!   roofline;
+//! - [`tune`], [`search`], [`journal`]: the autotuner, its strategies and its resumable
+//!   journals; [`failure`]: how failed candidates are classified;
+//! - [`probe`]: the roofline probe and its cache;
+//! - [`export`]: one exporter per format (JSON, CSV, Markdown, Kernel Tuner's T4);
+//! - [`cli`], [`tune_cmd`], [`db_cmd`], [`format`]: the commands, which only parse, call
+//!   the above and print.
+//!
+//! Problems, devices, families and plans come from `ktune-kernels`; the database from
+//! `ktune-results`.
+
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod cli;
+pub mod db_cmd;
+pub mod export;
+pub mod failure;
+pub mod format;
+pub mod journal;
+pub mod measure;
+pub mod probe;
+pub mod search;
+pub mod tune;
+pub mod tune_cmd;
