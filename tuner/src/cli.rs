@@ -44,7 +44,7 @@ enum Command {
     /// List kernels and backends, with availability here and space sizes.
     List {
         /// Shape used to size the spaces of the families it is a shape of (default: each
-        /// family's own, 1024x1024x1024 for matmul, 4096x4096x1 for qgemv).
+        /// family's own, printed with its parameters).
         #[arg(long)]
         shape: Option<String>,
         /// Output format.
@@ -68,13 +68,15 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
-    /// Kernel family.
-    #[arg(long, default_value = "matmul")]
-    family: String,
-    /// Element type: f32 for matmul; the weight type for qgemv (q4_0, q8_0, q4_k).
+    /// Kernel family (`ktune list` shows them; default: the first, matmul).
+    #[arg(long)]
+    family: Option<String>,
+    /// Element type, one of the family's (`ktune list` shows them; default: its first, f32
+    /// for matmul, q4_0 for qgemv's weights).
     #[arg(long)]
     dtype: Option<String>,
-    /// Problem shape, `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv (repeatable).
+    /// Problem shape in the family's form, its sizes joined by `x` (`ktune list` shows each
+    /// family's dimensions: `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv); repeatable.
     #[arg(long)]
     shape: Vec<String>,
     /// A named suite of shapes (quick, square, skinny, llm, full).
@@ -238,7 +240,11 @@ fn cmd_list(shape: Option<&str>, format: Format) -> Result<ExitCode> {
             let dims: Vec<String> = f
                 .dims()
                 .iter()
-                .map(|d| format!("{} ({})", d.name, d.doc))
+                .map(|d| match (d.flag, d.default) {
+                    (true, _) => format!("{} (flag: {})", d.name, d.doc),
+                    (false, Some(v)) => format!("{} ({}; {v} when left out)", d.name, d.doc),
+                    (false, None) => format!("{} ({})", d.name, d.doc),
+                })
                 .collect();
             let dtypes: Vec<&str> = f.dtypes().iter().map(|d| d.name()).collect();
             text.push_str(&format!(
@@ -284,7 +290,10 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
-    let fam = family::by_name(&args.family)?;
+    let fam = match &args.family {
+        Some(f) => family::by_name(f)?,
+        None => family::default_family(),
+    };
     let dtype: Dtype = match &args.dtype {
         Some(d) => d.parse()?,
         None => fam.dtypes()[0],

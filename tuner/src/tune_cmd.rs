@@ -31,13 +31,16 @@ pub struct TuneArgs {
     /// A named suite of problems (quick, square, skinny, llm, full).
     #[arg(long)]
     pub suite: Option<String>,
-    /// Kernel family (matmul, qgemv); with --suite, keeps that family only.
+    /// Kernel family (`ktune list` shows them: matmul, qgemv); with --suite, keeps that
+    /// family only.
     #[arg(long)]
     pub family: Option<String>,
-    /// Element type: f32 for matmul; the weight type for qgemv (q4_0, q8_0, q4_k).
+    /// Element type, one of the family's (`ktune list` shows them; default: its first, f32
+    /// for matmul, q4_0 for qgemv's weights).
     #[arg(long)]
     pub dtype: Option<String>,
-    /// Problem shape, `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv (repeatable).
+    /// Problem shape in the family's form, its sizes joined by `x` (`ktune list` shows each
+    /// family's dimensions: `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv); repeatable.
     #[arg(long)]
     pub shape: Vec<String>,
     /// Backend (scalar, avx2, avx512, neon); default: the best available here.
