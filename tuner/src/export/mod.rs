@@ -28,7 +28,7 @@ pub trait Exporter: Sync {
 }
 
 /// Every exporter.
-pub static EXPORTERS: &[&dyn Exporter] = &[&t4::T4, &csv::Csv, &md::Markdown, &json::Json];
+pub static EXPORTERS: &[&dyn Exporter] = &[&t4::T4, &table::CSV, &table::MARKDOWN, &json::Json];
 
 /// The exporter called `name`.
 pub fn by_name(name: &str) -> Option<&'static dyn Exporter> {

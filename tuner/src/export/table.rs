@@ -1,9 +1,45 @@
-//! The rows that the tabular exporters (CSV, Markdown) share.
+//! The tabular exporters, CSV and Markdown: one row per evaluation of a journal, or per
+//! stored result of a database.
+
+use anyhow::Result;
 
 use ktune_results::db::Database;
 
-use crate::format::Rows;
+use super::Exporter;
+use crate::format::{Format, Rows};
 use crate::journal::Recorded;
+
+/// A tabular format.
+pub struct Tabular {
+    name: &'static str,
+    format: Format,
+}
+
+/// Comma-separated values.
+pub static CSV: Tabular = Tabular {
+    name: "csv",
+    format: Format::Csv,
+};
+
+/// Markdown tables.
+pub static MARKDOWN: Tabular = Tabular {
+    name: "md",
+    format: Format::Md,
+};
+
+impl Exporter for Tabular {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn journal(&self, rec: &Recorded) -> Result<String> {
+        Ok(journal_rows(rec).render(self.format))
+    }
+
+    fn databases(&self, dbs: &[Database]) -> Result<String> {
+        Ok(db_rows(dbs).render(self.format))
+    }
+}
 
 /// One row per evaluation: the parameters, then the outcome.
 pub fn journal_rows(rec: &Recorded) -> Rows {
