@@ -3,9 +3,7 @@
 //! Each [`Exporter`] turns a tuning journal and a set of databases into its format. `ktune
 //! export` picks one by name; adding a format is one file and one line in [`EXPORTERS`].
 
-mod csv;
 mod json;
-mod md;
 pub mod t4;
 mod table;
 
