@@ -34,6 +34,11 @@ pub trait KernelFamily: Send + Sync {
     /// The shape `ktune list` sizes this family's spaces for.
     fn list_shape(&self) -> &'static str;
 
+    /// A small shape whose sizes are multiples of no tile, cheap enough for the reference:
+    /// what the tests of every family (`kernels/tests/family.rs`, the simulated device's)
+    /// run.
+    fn small_shape(&self) -> &'static str;
+
     /// Family-specific checks beyond the generic ones (dimensions, dtype): divisibility,
     /// addressability. The default accepts.
     fn check_extra(&self, _problem: &Problem) -> Result<()> {

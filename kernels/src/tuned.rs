@@ -22,6 +22,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::error::Result;
 use crate::problem::Problem;
 
 /// A tuned source: the best known config for a problem on a backend with a thread budget,
@@ -60,12 +61,40 @@ pub fn lookup(problem: &Problem, backend: Backend, threads: usize) -> Option<Con
     Some(config)
 }
 
+/// Where [`config_for`]'s config came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The installed source.
+    Tuned,
+    /// The analytical default.
+    Default,
+}
+
+/// The one "tuned config, else default" of the library: the installed source's config for
+/// `problem` on `backend` with at most `threads` threads (capped), completed with the
+/// defaults of parameters added since it was tuned and validated on this build
+/// ([`crate::family::complete_config`]); else the analytical default. Used by
+/// [`crate::matmul::sgemm`], [`crate::qgemv::gemv`] and the benches.
+pub fn config_for(problem: &Problem, backend: Backend, threads: usize) -> Result<(Config, Origin)> {
+    if let Some(stored) = lookup(problem, backend, threads) {
+        if let Ok(config) = crate::family::complete_config(backend, problem, &stored) {
+            return Ok((config, Origin::Tuned));
+        }
+    }
+    let default = crate::family::default_config(backend, problem, &Config::new())?;
+    Ok((default, Origin::Default))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The source is global to the process: these tests take turns.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn install_lookup_clear() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let p = crate::family::parse_problem("matmul", None, "8x8x8").unwrap();
         let g0 = generation();
         install(Arc::new(|p: &Problem, _b, t| {
@@ -83,5 +112,31 @@ mod tests {
         );
         clear();
         assert!(lookup(&p, Backend::Scalar, 3).is_none());
+    }
+
+    #[test]
+    fn config_for_completes_validates_or_falls_back() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let p = crate::family::parse_problem("matmul", None, "8x8x8").unwrap();
+        let default = crate::family::default_config(Backend::Scalar, &p, &Config::new()).unwrap();
+        install(Arc::new(|_: &Problem, _b, _t| {
+            Some("kc=8".parse().unwrap())
+        }));
+        let (c, origin) = config_for(&p, Backend::Scalar, 1).unwrap();
+        assert_eq!(origin, Origin::Tuned);
+        assert_eq!(c.get("kc"), Some(8));
+        assert_eq!(c.get("mr"), default.get("mr"));
+        install(Arc::new(|_: &Problem, _b, _t| {
+            Some("mr=3".parse().unwrap())
+        }));
+        assert_eq!(
+            config_for(&p, Backend::Scalar, 1).unwrap(),
+            (default.clone(), Origin::Default)
+        );
+        clear();
+        assert_eq!(
+            config_for(&p, Backend::Scalar, 1).unwrap(),
+            (default, Origin::Default)
+        );
     }
 }

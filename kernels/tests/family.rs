@@ -45,12 +45,8 @@ fn every_family_parses_prints_and_rejects_zero_sizes() {
 #[test]
 fn every_family_runs_verified_on_every_cpu_backend_here() {
     for f in FAMILIES {
-        let text = match f.family().name() {
-            "matmul" => "13x17x19",
-            _ => "17x256x3",
-        };
         for &dtype in f.dtypes() {
-            let p = family::parse_problem(f.family().name(), Some(dtype), text).unwrap();
+            let p = family::parse_problem(f.family().name(), Some(dtype), f.small_shape()).unwrap();
             for b in common::cpu_backends() {
                 let dev: Arc<dyn Device> = Arc::new(CpuDevice::new(b).unwrap());
                 let mut work = Workload::new(dev, p, None).unwrap();

@@ -264,12 +264,15 @@ pub fn bench_config(
     threads: usize,
     default: Config,
 ) -> (Config, &'static str) {
-    // The installed source applies the one borrowing rule (`ktune_results::db::borrow`);
-    // the stored config is completed with the defaults of newer parameters and validated.
-    let tuned = ktune_kernels::tuned::lookup(problem, backend, threads)
-        .map(|c| c.with("threads", threads as i64))
-        .and_then(|c| family::complete_config(backend, problem, &c).ok());
-    match tuned {
+    // The installed source applies the one borrowing rule (`ktune_results::db::borrow`),
+    // and `config_for` the library's "tuned config, else default".
+    use ktune_kernels::tuned::{config_for, Origin};
+    let tuned = match config_for(problem, backend, threads) {
+        Ok((c, Origin::Tuned)) => Some(c.with("threads", threads as i64)),
+        _ => None,
+    };
+    let valid = tuned.filter(|c| family::space(backend, problem).is_ok_and(|s| s.is_valid(c)));
+    match valid {
         Some(c) => (c, "tuned"),
         None => (default, "default"),
     }

@@ -65,11 +65,7 @@ fn buffers_live_in_the_device_and_are_not_host_memory() {
 fn every_family_is_measured_and_verified_on_the_simulated_device() {
     for f in family::FAMILIES {
         let (sim, dev) = device();
-        let text = match f.family().name() {
-            "matmul" => "9x7x5",
-            _ => "5x256x2",
-        };
-        let problem = family::parse_problem(f.family().name(), None, text).unwrap();
+        let problem = family::parse_problem(f.family().name(), None, f.small_shape()).unwrap();
         let mut work = Workload::new(dev.clone(), problem, None).unwrap();
         let config = family::default_config(Backend::Scalar, &problem, &Config::new()).unwrap();
         let mut plan = work.plan(&config).unwrap();

@@ -54,6 +54,10 @@ impl KernelFamily for Matmul {
         "1024x1024x1024"
     }
 
+    fn small_shape(&self) -> &'static str {
+        "13x17x19"
+    }
+
     fn check_extra(&self, problem: &Problem) -> Result<()> {
         MatmulShape::of(problem)?.check()
     }

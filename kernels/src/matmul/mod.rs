@@ -225,15 +225,13 @@ pub fn sgemm(
 /// The plan [`sgemm`] uses: the tuned config when the installed source (see [`tuned`]) has
 /// one that is valid here, else the analytical default.
 fn plan_for(backend: Backend, shape: MatmulShape) -> Result<MatmulPlan> {
-    let problem = shape.problem();
-    let default = default_config(backend, shape)?;
-    if let Some(config) = tuned::lookup(&problem, backend, available_threads()) {
-        // Parameters a stored config lacks (added since it was tuned) take the default.
-        if let Ok(plan) = MatmulPlan::new(backend, shape, &default.merged(&config)) {
-            return Ok(plan);
+    let (config, origin) = tuned::config_for(&shape.problem(), backend, available_threads())?;
+    match MatmulPlan::new(backend, shape, &config) {
+        Err(_) if origin == tuned::Origin::Tuned => {
+            MatmulPlan::new(backend, shape, &default_config(backend, shape)?)
         }
+        planned => planned,
     }
-    MatmulPlan::new(backend, shape, &default)
 }
 
 /// Shapes whose plans [`sgemm`] keeps per thread.

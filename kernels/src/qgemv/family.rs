@@ -75,6 +75,10 @@ impl KernelFamily for Qgemv {
         "4096x4096x1"
     }
 
+    fn small_shape(&self) -> &'static str {
+        "17x256x3"
+    }
+
     fn check_extra(&self, problem: &Problem) -> Result<()> {
         let s = QgemvShape::of(problem)?;
         s.check()?;

@@ -231,13 +231,13 @@ pub fn gemv(w: &QMatrix, x: &[f32], batch: usize, y: &mut [f32]) -> Result<()> {
     let backend = best_cpu();
     // The tuned config of the installed source (see [`crate::tuned`]), when valid here.
     let problem = shape.problem(w.dtype);
-    let default = space::default_config(backend, w.dtype, shape)?;
-    if let Some(config) = crate::tuned::lookup(&problem, backend, available_threads()) {
-        // Parameters a stored config lacks (added since it was tuned) take the default.
-        if let Ok(mut plan) = QgemvPlan::new(backend, w, batch, &default.merged(&config)) {
-            return plan.run(x, y);
-        }
+    let (config, origin) = crate::tuned::config_for(&problem, backend, available_threads())?;
+    match QgemvPlan::new(backend, w, batch, &config) {
+        Ok(mut plan) => return plan.run(x, y),
+        Err(e) if origin == crate::tuned::Origin::Default => return Err(e),
+        Err(_) => {}
     }
+    let default = space::default_config(backend, w.dtype, shape)?;
     QgemvPlan::new(backend, w, batch, &default)?.run(x, y)
 }
 
