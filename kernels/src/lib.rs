@@ -4,7 +4,7 @@
 //! is `ktune-core`, re-exported here. This crate adds what runs:
 //! - [`device`]: devices that own their state, memory and clock; backend detection;
 //! - [`family`]: the family table, one line per kernel family;
-//! - [`workload`]: a problem's operands on a device, and the [`Plan`](workload::Plan) trait
+//! - [`workload`]: a problem's operands on a device, and the [`Plan`] trait
 //!   (built once, then a timed run);
 //! - the families: [`matmul`] (f32 SGEMM) and [`qgemv`] (quantized decode), each a folder
 //!   with its reference, space, default model and per-ISA kernels;

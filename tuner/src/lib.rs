@@ -1,13 +1,13 @@
 //! ktune: the library behind the `ktune` command.
 //!
 //! - [`measure`]: timing with the device's clock, to a target confidence interval;
-//! - [`bench`]: verify, then measure one config on one problem, as a record against the
+//! - [`bench`](mod@bench): verify, then measure one config on one problem, as a record against the
 //!   roofline;
 //! - [`tune`], [`search`], [`journal`]: the autotuner, its strategies and its resumable
 //!   journals; [`failure`]: how failed candidates are classified;
 //! - [`probe`]: the roofline probe and its cache;
 //! - [`export`]: one exporter per format (JSON, CSV, Markdown, Kernel Tuner's T4);
-//! - [`cli`], [`tune_cmd`], [`db_cmd`], [`format`]: the commands, which only parse, call
+//! - [`cli`], [`tune_cmd`], [`db_cmd`], [`format`](mod@format): the commands, which only parse, call
 //!   the above and print.
 //!
 //! Problems, devices, families and plans come from `ktune-kernels`; the database from

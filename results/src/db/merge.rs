@@ -50,7 +50,7 @@ pub struct Disagreement {
 }
 
 /// Merges every database found in `inputs` (each a database directory or a single database
-/// file) into the directory `into`, with [`update`]: one file per machine, the faster median
+/// file) into the directory `into`, with [`super::update`]: one file per machine, the faster median
 /// per key. Every input is read and checked before anything is written.
 pub fn merge(inputs: &[PathBuf], into: &Path) -> Result<MergeReport, DbError> {
     merge_checked(inputs, into, &accept_all)
