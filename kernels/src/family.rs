@@ -175,6 +175,24 @@ pub fn default_config(backend: Backend, problem: &Problem, pinned: &Config) -> R
         .merged(pinned))
 }
 
+/// The space of `problem` on `device`: the device's own (a test double), else the family's
+/// for the device's backend.
+pub fn space_on(device: &dyn Device, problem: &Problem) -> Result<Space> {
+    match device.own_space(problem) {
+        Some(own) => own.map(|(space, _)| space),
+        None => space(device.backend(), problem),
+    }
+}
+
+/// The default config of `problem` on `device` with `pinned` applied on top (see
+/// [`space_on`]).
+pub fn default_on(device: &dyn Device, problem: &Problem, pinned: &Config) -> Result<Config> {
+    match device.own_space(problem) {
+        Some(own) => own.map(|(_, default)| default.merged(pinned)),
+        None => default_config(device.backend(), problem, pinned),
+    }
+}
+
 /// The config to run for a stored (tuned) config: the default with the stored values on
 /// top (parameters added since it was tuned take the default), then validated against this
 /// build's space. An error says why a stored config cannot be used here.

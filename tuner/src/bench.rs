@@ -47,8 +47,8 @@ impl std::error::Error for VerificationFailed {}
 
 /// The config a request resolves to: the analytical default with the overrides applied.
 pub fn resolve_config(req: &BenchRequest) -> Result<Config> {
-    Ok(family::default_config(
-        req.backend(),
+    Ok(family::default_on(
+        req.device.as_ref(),
         &req.problem,
         &req.overrides,
     )?)
@@ -56,7 +56,7 @@ pub fn resolve_config(req: &BenchRequest) -> Result<Config> {
 
 /// Checks a resolved config against the problem's space.
 pub fn validate(req: &BenchRequest, config: &Config) -> Result<()> {
-    family::space(req.backend(), &req.problem)?.validate(config)?;
+    family::space_on(req.device.as_ref(), &req.problem)?.validate(config)?;
     Ok(())
 }
 

@@ -94,14 +94,14 @@ impl TuneSpec {
     }
 }
 
-/// The kernel space of a problem on a backend.
-pub fn kernel_space(problem: &Problem, backend: Backend) -> Result<Space> {
-    Ok(family::space(backend, problem)?)
+/// The kernel space of a problem on a device.
+pub fn kernel_space(problem: &Problem, device: &dyn Device) -> Result<Space> {
+    Ok(family::space_on(device, problem)?)
 }
 
 /// The analytical default with the pinned parameters applied.
-pub fn default_with(problem: &Problem, backend: Backend, fixed: &Config) -> Result<Config> {
-    Ok(family::default_config(backend, problem, fixed)?)
+pub fn default_with(problem: &Problem, device: &dyn Device, fixed: &Config) -> Result<Config> {
+    Ok(family::default_on(device, problem, fixed)?)
 }
 
 fn now() -> u64 {
@@ -112,7 +112,7 @@ fn now() -> u64 {
 
 /// The journal header of `spec` on `machine`, with the search space.
 pub fn prepare(spec: &TuneSpec, machine: &Machine) -> Result<(Header, SearchSpace, Config)> {
-    let space = kernel_space(&spec.problem, spec.backend())?;
+    let space = kernel_space(&spec.problem, spec.device.as_ref())?;
     for (name, v) in spec.fixed.iter() {
         let p = space.param(name).with_context(|| {
             let known: Vec<_> = space.params.iter().map(|p| p.name).collect();
@@ -125,7 +125,7 @@ pub fn prepare(spec: &TuneSpec, machine: &Machine) -> Result<(Header, SearchSpac
         p.check(v)
             .with_context(|| format!("--fix {name}={v} for {}", spec.problem))?;
     }
-    let default = default_with(&spec.problem, spec.backend(), &spec.fixed)?;
+    let default = default_with(&spec.problem, spec.device.as_ref(), &spec.fixed)?;
     let search_space = SearchSpace::from_space(&space, &[&default], &spec.fixed)
         .map_err(|e| anyhow::anyhow!("{}: {e}", spec.problem))?;
     if search_space.is_empty() {

@@ -10,7 +10,7 @@ use ktune::journal::Status;
 use ktune::measure::{measure_plan, MeasureOptions};
 use ktune::search::{Budget, Strategy};
 use ktune::tune::{self, TuneSpec};
-use ktune_core::{Backend, Config, Machine, MachineRecord, ProbeResult};
+use ktune_core::{Config, Machine, MachineRecord, ProbeResult};
 use ktune_kernels::device::sim::{SimDevice, COMPILE_FAILS_EVERY, WRONG_EVERY};
 use ktune_kernels::device::{Facts, HostData};
 use ktune_kernels::{family, Device, Workload};
@@ -67,7 +67,11 @@ fn every_family_is_measured_and_verified_on_the_simulated_device() {
         let (sim, dev) = device();
         let problem = family::parse_problem(f.family().name(), None, f.small_shape()).unwrap();
         let mut work = Workload::new(dev.clone(), problem, None).unwrap();
-        let config = family::default_config(Backend::Scalar, &problem, &Config::new()).unwrap();
+        let config = family::default_on(dev.as_ref(), &problem, &Config::new()).unwrap();
+        assert_eq!(config, SimDevice::default_config());
+        // No CPU parameter: the space is the device's own.
+        let space = family::space_on(dev.as_ref(), &problem).unwrap();
+        assert!(space.param("threads").is_none() && space.param("block").is_some());
         let mut plan = work.plan(&config).unwrap();
         assert_eq!(plan.kernel_id().variant, "sim");
         let check = failure::verify(&mut work, plan.as_mut()).unwrap();
@@ -89,7 +93,8 @@ fn every_family_is_measured_and_verified_on_the_simulated_device() {
 fn compile_failures_and_wrong_results_are_classified() {
     let (_, dev) = device();
     let problem = family::parse_problem("matmul", None, "9x7x5").unwrap();
-    let space = family::space(Backend::Scalar, &problem).unwrap();
+    let space = family::space_on(dev.as_ref(), &problem).unwrap();
+    assert!(space.size() > 200, "{}", space.size());
     let mut work = Workload::new(dev, problem, None).unwrap();
     let (mut compile, mut wrong) = (0, 0);
     for config in space.enumerate().take(400) {
@@ -124,7 +129,7 @@ fn a_short_tuning_run_ends_in_the_database() {
         problem,
         device: dev,
         threads: 1,
-        fixed: Config::new().with("threads", 1),
+        fixed: Config::new(),
         strategy: Strategy::Random,
         budget: Budget::Evals(40),
         seed: 3,

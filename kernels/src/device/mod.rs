@@ -25,7 +25,7 @@ pub use cpu::{availability, best_cpu, BackendExt, CpuDevice};
 use crate::error::{Error, Result};
 use crate::family::KernelFamily;
 use crate::workload::Plan;
-use ktune_core::{Backend, CacheInfo, Config, CpuFeatures, Problem};
+use ktune_core::{Backend, CacheInfo, Config, CpuFeatures, Problem, Space};
 
 /// Hardware facts of a device, for models of good defaults and for records.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,6 +210,12 @@ pub trait Device: Send + Sync + fmt::Debug {
 
     /// The device's clock.
     fn timer(&self) -> &dyn Timer;
+
+    /// The tunable space and default config of `problem` when the device decides them
+    /// itself (a test double); `None`: the family's for the device's backend.
+    fn own_space(&self, _problem: &Problem) -> Option<Result<(Space, Config)>> {
+        None
+    }
 
     /// A device that runs every family through its plain reference (a test double) returns
     /// its plan here; real devices return `None` and the family plans its own kernels.

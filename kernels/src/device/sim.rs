@@ -3,8 +3,10 @@
 //! It has its own memory (buffers are handles into a store that only it can read, so
 //! nothing can reach them as host slices), its own clock (simulated nanoseconds that runs
 //! advance by a cost model of the config, so timings are exact and reproducible), and it
-//! runs every family through the family's plain reference. It serves the spaces and kernel
-//! ids of the `scalar` backend (variant `sim`). Some configs fail on purpose: those whose
+//! runs every family through the family's plain reference. Its space is its own, shaped like
+//! a GPU kernel's and with no CPU parameter (`block`, `tile`, `vector`, `unroll`; see
+//! [`SimDevice::space`]); its results carry the `scalar` backend's name, the variant `sim`,
+//! since the backend names are the ones users see. Some configs fail on purpose: those whose
 //! digest is a multiple of [`COMPILE_FAILS_EVERY`] fail to "compile" when planned, those a
 //! multiple of [`WRONG_EVERY`] produce a wrong result; the default config never fails.
 //!
@@ -12,13 +14,12 @@
 //! driven through it to prove that none of them assumes a CPU.
 
 use std::borrow::Cow;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ktune_core::{Backend, Config, KernelId, Problem};
+use ktune_core::space::{Constraint, Param};
+use ktune_core::{Backend, Config, KernelId, Problem, Space};
 
 use super::{Buffer, Device, Facts, HostData, Timer};
 use crate::error::{Error, Result};
@@ -66,11 +67,49 @@ impl SimDevice {
     }
 
     /// The simulated seconds one run of `config` takes: 1 ms to 2 ms, by the config's
-    /// digest, divided by its threads.
+    /// digest.
     pub fn cost_s(config: &Config) -> f64 {
-        let d = digest(config);
-        let threads = config.get("threads").unwrap_or(1).max(1) as f64;
-        1e-3 * (1.0 + (d % 1000) as f64 / 1000.0) / threads
+        1e-3 * (1.0 + (digest(config) % 1000) as f64 / 1000.0)
+    }
+
+    /// The device's space, the same for every problem: workgroup size `block`, outputs per
+    /// invocation `tile`, vector width `vector`, `unroll`, with `block * tile <= 1024`.
+    pub fn space() -> Space {
+        let param = |name, doc, candidates: Vec<i64>| Param {
+            name,
+            doc,
+            min: 1,
+            max: 1024,
+            step: 1,
+            candidates,
+        };
+        Space {
+            params: vec![
+                param(
+                    "block",
+                    "invocations per workgroup",
+                    vec![16, 32, 64, 128, 256, 512],
+                ),
+                param("tile", "outputs per invocation", vec![1, 2, 4, 8]),
+                param("vector", "vector width", vec![1, 2, 4, 8]),
+                param("unroll", "reduction steps per iteration", vec![1, 2, 4]),
+            ],
+            constraints: vec![Constraint::new("block * tile <= 1024", |c| {
+                let (b, t) = (c.get("block").unwrap_or(0), c.get("tile").unwrap_or(0));
+                if b * t <= 1024 {
+                    Ok(())
+                } else {
+                    Err(format!("block * tile = {}", b * t))
+                }
+            })],
+        }
+    }
+
+    /// The device's default config.
+    pub fn default_config() -> Config {
+        "block=64,tile=2,vector=4,unroll=1"
+            .parse()
+            .unwrap_or_default()
     }
 
     fn handle(buf: &Buffer) -> Result<Handle> {
@@ -88,10 +127,14 @@ impl SimDevice {
     }
 }
 
+/// FNV-1a of the config's text: stable across builds, so which configs fail is fixed.
 fn digest(config: &Config) -> u64 {
-    let mut h = DefaultHasher::new();
-    config.to_string().hash(&mut h);
-    h.finish()
+    config
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// The simulated clock.
@@ -159,6 +202,10 @@ impl Device for SimDevice {
         self
     }
 
+    fn own_space(&self, _problem: &Problem) -> Option<Result<(Space, Config)>> {
+        Some(Ok((SimDevice::space(), SimDevice::default_config())))
+    }
+
     fn emulate(
         &self,
         family: &'static dyn KernelFamily,
@@ -176,10 +223,9 @@ impl SimDevice {
         problem: &Problem,
         config: &Config,
     ) -> Result<Box<dyn Plan>> {
-        family.space(Backend::Scalar, problem)?.validate(config)?;
-        let default = family.default_config(Backend::Scalar, problem, &Config::new())?;
+        SimDevice::space().validate(config)?;
         let d = digest(config);
-        let is_default = *config == default;
+        let is_default = *config == SimDevice::default_config();
         if !is_default && d.is_multiple_of(COMPILE_FAILS_EVERY) {
             return Err(Error::Compile(format!(
                 "simulated compiler rejects [{config}]"
