@@ -615,6 +615,58 @@ fn load_dir_checks_file_names() {
 }
 
 #[test]
+fn links_in_a_database_folder_are_followed_or_named() {
+    use std::os::unix::fs::symlink;
+    // A dangling link and a loop are named, not skipped.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dangling = db_path(dir.path(), ID_A);
+    symlink(dir.path().join("gone.json.bak"), &dangling).unwrap();
+    let e = load_dir(dir.path()).expect_err("dangling");
+    assert_eq!(e.path, dangling);
+    assert!(
+        e.problem.contains("symbolic link that leads to no file"),
+        "{e}"
+    );
+    fs::remove_file(&dangling).unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    symlink(&b, &a).unwrap();
+    symlink(&a, &b).unwrap();
+    let e = load_dir(dir.path()).expect_err("loop");
+    assert!(e.problem.contains("symbolic link"), "{e}");
+    fs::remove_file(&a).unwrap();
+    fs::remove_file(&b).unwrap();
+    assert!(load_dir(dir.path()).unwrap().is_empty());
+
+    // A database file linked into place is updated through the link: the link stays, its
+    // target gets the result.
+    let shared = tempfile::tempdir().expect("tempdir");
+    let real = shared.path().join("shared-a.json");
+    let m = machine(ID_A, "cpu");
+    let mut db = Database::new(m.clone());
+    db.insert(rec(Backend::Avx2, mm(8, 8, 8), 1, 2.0));
+    fs::write(&real, db.to_json()).unwrap();
+    let linked = tempfile::tempdir().expect("tempdir");
+    let link = db_path(linked.path(), ID_A);
+    symlink(&real, &link).unwrap();
+    update(
+        linked.path(),
+        &m,
+        vec![rec(Backend::Avx2, mm(16, 8, 8), 1, 1.0)],
+    )
+    .unwrap();
+    assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(Database::load(&real).unwrap().results.len(), 2);
+    assert_eq!(load_dir(linked.path()).unwrap()[0].results.len(), 2);
+    // A dangling database link is refused by update, naming it.
+    let dangling = tempfile::tempdir().expect("tempdir");
+    let link = db_path(dangling.path(), ID_A);
+    symlink(dangling.path().join("nowhere.json"), &link).unwrap();
+    let e = update(dangling.path(), &m, vec![]).expect_err("dangling");
+    assert!(e.problem.contains("leads to no file"), "{e}");
+}
+
+#[test]
 fn update_creates_merges_and_keeps_labels() {
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path().join("db");

@@ -72,8 +72,9 @@ pub fn db_path(dir: &Path, machine_id: &str) -> PathBuf {
 
 /// Every database in `dir`: the `*.json` files directly in it, in file name order (hidden
 /// files, other extensions and subdirectories are ignored). Each file must be named after
-/// the id of the machine it holds. A missing directory holds none; any unreadable or
-/// invalid file is an error.
+/// the id of the machine it holds. A missing directory holds none; any unreadable or invalid
+/// file is an error, and so is a `*.json` symbolic link that leads to no file (dangling, or
+/// a loop). Links to files are followed.
 pub fn load_dir(dir: &Path) -> Result<Vec<Database>, DbError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -84,8 +85,21 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Database>, DbError> {
     for entry in entries {
         let entry = entry.map_err(|e| DbError::new(dir, format!("cannot be listed: {e}")))?;
         let path = entry.path();
-        if is_db_file_name(&path) && fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            paths.push(path);
+        if !is_db_file_name(&path) {
+            continue;
+        }
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => paths.push(path),
+            // Subdirectories are not databases (shards merged later, say).
+            Ok(_) => {}
+            Err(e) => {
+                let why = if fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink()) {
+                    format!("is a symbolic link that leads to no file ({e})")
+                } else {
+                    format!("cannot be read: {e}")
+                };
+                return Err(DbError::new(&path, why));
+            }
         }
     }
     paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
@@ -103,6 +117,12 @@ fn is_db_file_name(path: &Path) -> bool {
 /// Loads a file of a database directory, whose stem must be its machine's id.
 fn load_named(path: &Path) -> Result<Database, DbError> {
     let db = Database::load(path)?;
+    check_name(path, &db)?;
+    Ok(db)
+}
+
+/// Checks that `path`'s stem is the id of the machine `db` holds.
+fn check_name(path: &Path, db: &Database) -> Result<(), DbError> {
     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
     let id = &db.machine.hardware.id;
     if stem != id.as_str() {
@@ -113,7 +133,7 @@ fn load_named(path: &Path) -> Result<Database, DbError> {
             ),
         ));
     }
-    Ok(db)
+    Ok(())
 }
 
 /// Inserts `records` into the database of `machine` in `dir` and writes it back.
@@ -146,15 +166,33 @@ pub fn update_checked(
     let target = db_path(dir, id);
     check_inputs(&target, machine, &records)?;
     fs::create_dir_all(dir).map_err(|e| DbError::new(dir, format!("cannot be created: {e}")))?;
-    let _lock = DirLock::acquire(&dir.join(format!(".{id}.lock")))?;
-    let mut db = read_existing(&target, machine)?;
+    // A database file linked into place (a shared results folder) is written through to
+    // its target, in the target's folder, so the link stays and the target is updated.
+    let real = resolve_link(&target)?;
+    let folder = real.parent().unwrap_or(dir).to_path_buf();
+    let _lock = DirLock::acquire(&folder.join(format!(".{id}.lock")))?;
+    let mut db = read_existing(&target, &real, machine)?;
     db.machine = merged_machine(&db.machine, machine);
     let outcomes = records
         .into_iter()
         .map(|rec| (rec.key(), db.insert_checked(rec, usable)))
         .collect();
-    write_atomic(dir, &target, id, &db.to_json())?;
+    write_atomic(&folder, &real, id, &db.to_json())?;
     Ok(outcomes)
+}
+
+/// The file `path` stands for: itself, or the file its symbolic link leads to. A link that
+/// leads nowhere (or into a loop) is an error naming it.
+fn resolve_link(path: &Path) -> Result<PathBuf, DbError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_symlink() => fs::canonicalize(path).map_err(|e| {
+            DbError::new(
+                path,
+                format!("is a symbolic link that leads to no file ({e}); fix or remove it"),
+            )
+        }),
+        _ => Ok(path.to_path_buf()),
+    }
 }
 
 /// Refuses a machine or records that would not load back once written.
@@ -171,13 +209,19 @@ fn check_inputs(
     Ok(())
 }
 
-/// The database stored at `target`, or an empty one for `machine` when there is none.
-fn read_existing(target: &Path, machine: &MachineRecord) -> Result<Database, DbError> {
-    let missing = fs::symlink_metadata(target).is_err_and(|e| e.kind() == io::ErrorKind::NotFound);
+/// The database stored at `real` (the file `named`, or the target of its link), or an
+/// empty one for `machine` when there is none.
+fn read_existing(named: &Path, real: &Path, machine: &MachineRecord) -> Result<Database, DbError> {
+    let missing = fs::symlink_metadata(real).is_err_and(|e| e.kind() == io::ErrorKind::NotFound);
     if missing {
         return Ok(Database::new(machine.clone()));
     }
-    load_named(target)
+    if named == real {
+        return load_named(real);
+    }
+    let db = Database::load(real)?;
+    check_name(named, &db)?;
+    Ok(db)
 }
 
 /// The stored machine record updated with `new`: its hardware always, its label, GPUs
