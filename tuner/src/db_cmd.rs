@@ -95,9 +95,13 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "t4")]
     pub format: ExportFormat,
-    /// Write to this file instead of standard output (atomically).
+    /// Write to this file instead of standard output (atomically). An existing file is
+    /// replaced only with --force, and never when it is the input, a database or a journal.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace an existing --out file (never a database, a journal or the input).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Every database at `path`: a folder of files, or one file.
@@ -501,6 +505,9 @@ pub fn cmd_export(args: &ExportArgs) -> Result<ExitCode> {
             || looks_like_journal(&args.input));
     let exporter = crate::export::by_name(args.format.name())
         .with_context(|| format!("no exporter for {}", args.format.name()))?;
+    if let Some(out) = &args.out {
+        check_export_target(&args.input, out, args.force)?;
+    }
     let text = if is_journal {
         exporter.journal(&journal::read(&args.input)?)?
     } else {
@@ -517,6 +524,59 @@ pub fn cmd_export(args: &ExportArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Refuses an export target that would lose data: the input itself (or a file inside an
+/// input folder), a database file, a journal, or any existing file without `force`.
+fn check_export_target(input: &Path, out: &Path, force: bool) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(out) else {
+        return Ok(());
+    };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let inside_input = input.is_dir()
+        && out.parent().is_some_and(|p| {
+            same(p, input) || (p.as_os_str().is_empty() && same(Path::new("."), input))
+        });
+    if same(input, out) || inside_input {
+        bail!(
+            "--out {}: that is the input{}; write the export elsewhere",
+            out.display(),
+            if inside_input { "'s folder" } else { "" }
+        );
+    }
+    if meta.is_dir() {
+        bail!("--out {}: is a folder", out.display());
+    }
+    if looks_like_journal(out) {
+        bail!(
+            "--out {}: is a tuning journal; refusing to overwrite it",
+            out.display()
+        );
+    }
+    let mut head = Vec::new();
+    if let Ok(f) = std::fs::File::open(out) {
+        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut head);
+    }
+    let text = String::from_utf8_lossy(&head);
+    if text.trim_start().starts_with('{')
+        && text.contains("\"schema\"")
+        && text.contains("ktune.db/")
+    {
+        bail!(
+            "--out {}: is a ktune database; refusing to overwrite it",
+            out.display()
+        );
+    }
+    if !force {
+        bail!(
+            "--out {}: exists; give --force to replace it",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 /// Whether the file starts like a journal (its first line, read alone, is a header).

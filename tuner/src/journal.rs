@@ -206,6 +206,8 @@ enum Line {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    /// Held for the run: see `lock_exclusive`.
+    _lock: File,
 }
 
 /// What an existing journal holds.
@@ -288,6 +290,9 @@ impl Journal {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        // One run per journal at a time: two runs of one problem would measure the same
+        // configs twice and interleave their lines.
+        let lock = lock_exclusive(path)?;
         let mut recorded = Vec::new();
         let mut recorded_header = header.clone();
         let mut exists = path.metadata().map(|m| m.len() > 0).unwrap_or(false);
@@ -329,6 +334,7 @@ impl Journal {
             Journal {
                 path: path.to_path_buf(),
                 file,
+                _lock: lock,
             },
             recorded,
             recorded_header,
@@ -339,6 +345,38 @@ impl Journal {
     pub fn append(&mut self, e: &EvalLine) -> Result<()> {
         write_line(&mut self.file, &Line::Eval(e.clone()))
             .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+/// Takes the exclusive lock of the journal at `path` (an `flock` on `<path>.lock`, released
+/// when the returned file is closed), or says which journal is busy.
+fn lock_exclusive(path: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {} as a lock", lock_path.display()))?;
+    loop {
+        // SAFETY: flock takes a plain descriptor and touches no memory of ours; `file` owns
+        // that descriptor and keeps it open for the whole call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(file);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.kind() {
+            std::io::ErrorKind::Interrupted => continue,
+            std::io::ErrorKind::WouldBlock => bail!(
+                "{} is in use by another `ktune tune` of the same problem; wait for it to finish, or give this run another --journal-dir",
+                path.display()
+            ),
+            _ => bail!("cannot lock {}: {e}", lock_path.display()),
+        }
     }
 }
 
@@ -507,6 +545,16 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         assert!(read(&path).is_err());
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn one_run_per_journal_at_a_time() {
+        let path = scratch("locked");
+        let (first, _, _) = Journal::open(&path, &header(8)).unwrap();
+        let err = Journal::open(&path, &header(8)).err().unwrap().to_string();
+        assert!(err.contains("in use by another"), "{err}");
+        drop(first);
+        Journal::open(&path, &header(8)).unwrap();
     }
 
     #[test]

@@ -550,3 +550,94 @@ fn bench_and_the_database_mean_the_same_threads() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
 }
+
+#[test]
+fn export_never_overwrites_its_input_a_database_or_a_journal() {
+    let s = Scratch::new("export-out");
+    let (db, jr) = (s.arg("db"), s.arg("journals"));
+    let mut args = vec![
+        "tune",
+        "--shape",
+        "24x24x24",
+        "--budget",
+        "2",
+        "--db",
+        &db,
+        "--journal-dir",
+        &jr,
+        "--fix",
+        "threads=1",
+    ];
+    args.extend_from_slice(QUICK);
+    let o = ktune(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let file = db_file(&s.path("db"));
+    let before = std::fs::read(&file).unwrap();
+    let journal = journal_files(&s.path("journals")).remove(0);
+    let jbefore = std::fs::read(&journal).unwrap();
+    let f = file.display().to_string();
+    let j = journal.display().to_string();
+    let cases: &[&[&str]] = &[
+        &["export", &db, "--format", "csv", "--out", &f],
+        &["export", &db, "--format", "csv", "--out", &f, "--force"],
+        &["export", &f, "--format", "md", "--out", &f, "--force"],
+        &["export", &j, "--format", "t4", "--out", &j],
+        &["export", &j, "--format", "t4", "--out", &j, "--force"],
+        &["export", &f, "--format", "csv", "--out", &j, "--force"],
+    ];
+    for args in cases {
+        let o = ktune(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert_eq!(std::fs::read(&journal).unwrap(), jbefore);
+    // Another existing file needs --force.
+    let other = s.arg("old.csv");
+    std::fs::write(&other, "old").unwrap();
+    let o = ktune(&["export", &db, "--format", "csv", "--out", &other]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--force"), "{}", text(&o.stderr));
+    let o = ktune(&["export", &db, "--format", "csv", "--out", &other, "--force"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(std::fs::read_to_string(&other)
+        .unwrap()
+        .starts_with("machine,"));
+}
+
+#[test]
+fn two_runs_of_one_problem_do_not_share_a_journal() {
+    use std::os::fd::AsRawFd;
+    let s = Scratch::new("journal-lock");
+    let (db, jr) = (s.arg("db"), s.arg("journals"));
+    let mut args = vec![
+        "tune",
+        "--shape",
+        "24x24x24",
+        "--budget",
+        "2",
+        "--db",
+        &db,
+        "--journal-dir",
+        &jr,
+        "--fix",
+        "threads=1",
+    ];
+    args.extend_from_slice(QUICK);
+    let o = ktune(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // Hold the journal's lock as a running tuner would.
+    let journal = journal_files(&s.path("journals")).remove(0);
+    let lock = std::fs::File::open(format!("{}.lock", journal.display())).unwrap();
+    // SAFETY: flock on a descriptor owned by `lock`, which outlives the call.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let o = ktune(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("in use by another"),
+        "{}",
+        text(&o.stderr)
+    );
+    drop(lock);
+    let o = ktune(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
