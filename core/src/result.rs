@@ -132,6 +132,17 @@ pub struct SearchSummary {
     pub seconds: f64,
     /// Seed of its random choices.
     pub seed: u64,
+    /// The search was interrupted: the best verified config so far, not confirmed against
+    /// the default; a complete result of the same key replaces it whatever the times.
+    #[serde(default)]
+    pub partial: bool,
+}
+
+impl ResultRecord {
+    /// Whether the record comes from an interrupted search (see [`SearchSummary::partial`]).
+    pub fn is_partial(&self) -> bool {
+        self.search.as_ref().is_some_and(|s| s.partial)
+    }
 }
 
 /// The accuracy check a result passed.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -103,25 +103,52 @@ pub struct TuneArgs {
     pub format: Format,
 }
 
-/// Set by the first Ctrl-C: finish the candidate in flight, save, and stop.
+/// Set by the first Ctrl-C, SIGTERM or SIGHUP: finish the candidate in flight, save, and
+/// stop.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_sigint(_: libc::c_int) {
+/// The signal that interrupted the run (the exit code is 128 plus it).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// The signals that stop a run cleanly: Ctrl-C, and what schedulers (Slurm, Kubernetes)
+/// and closed terminals send.
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+extern "C" fn on_stop_signal(sig: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
-    // A second Ctrl-C ends the process at once.
+    SIGNAL.store(sig, Ordering::SeqCst);
+    // A second signal of the same kind ends the process at once.
     // SAFETY: resetting a signal's disposition is async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(sig, libc::SIG_DFL);
     }
 }
 
 fn catch_interrupt() {
-    let handler = on_sigint as extern "C" fn(libc::c_int);
-    // SAFETY: the handler only stores to an atomic and resets the disposition, both
-    // async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+    let handler = on_stop_signal as extern "C" fn(libc::c_int);
+    for sig in STOP_SIGNALS {
+        // SAFETY: the handler only stores to atomics and resets the disposition, all
+        // async-signal-safe.
+        unsafe {
+            libc::signal(sig, handler as libc::sighandler_t);
+        }
     }
+}
+
+/// Checks that `dir` holds only databases every reader accepts and can be written, before
+/// anything is measured.
+fn check_db_folder(dir: &Path) -> Result<()> {
+    db::load_dir(dir)?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--db {}: cannot be created", dir.display()))?;
+    let probe = dir.join(format!(".ktune-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .with_context(|| format!("--db {}: cannot be written", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Parses `200` (evaluations) or `90s`, `2m`, `500ms` (time).
@@ -254,10 +281,7 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         .collect();
     // Check every problem, and the database this run will write, before measuring anything.
     if !args.no_db {
-        let own = db::db_path(&args.db, &machine.id);
-        if own.exists() {
-            ktune_results::Database::load(&own)?;
-        }
+        check_db_folder(&args.db)?;
     }
     for s in &specs {
         bench::check_memory(&s.problem, machine.memory_bytes)?;
@@ -298,13 +322,18 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
             }
         };
         eprintln!("{}", summary_line(i, total, spec, &outcome));
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            // Cut short and unconfirmed: the journal keeps it; the database does not.
-            eprintln!("  not written to the database: interrupted before the search ended");
-            outcomes.push((spec.problem, outcome));
-            break;
-        }
-        if let Some(rec) = to_record(spec, &outcome, &probe, &args.budget) {
+        let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        if let Some(mut rec) = to_record(spec, &outcome, &probe, &args.budget) {
+            if interrupted {
+                // Cut short: the best verified config so far is saved, marked partial (not
+                // confirmed against the default); a complete result replaces it later.
+                if let Some(s) = rec.search.as_mut() {
+                    s.partial = true;
+                }
+                eprintln!(
+                    "  interrupted before the search ended: saving its best verified config as partial"
+                );
+            }
             if !args.no_db {
                 match db::update_checked(&args.db, &machine_record, vec![rec.clone()], &usable) {
                     Ok(changes) => report_changes(&changes, &rec),
@@ -315,8 +344,13 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
                 }
             }
             records.push(rec);
+        } else if interrupted {
+            eprintln!("  interrupted before any config was verified: nothing to save");
         }
         outcomes.push((spec.problem, outcome));
+        if interrupted {
+            break;
+        }
     }
     let wall = started.elapsed().as_secs_f64();
     if INTERRUPTED.load(Ordering::SeqCst) {
@@ -325,11 +359,12 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         );
     }
     eprintln!(
-        "tuned {} of {} problems in {:.0} s{}",
+        "tuned {} of {} problem{} in {:.0} s{}",
         outcomes.len(),
         total,
+        if total == 1 { "" } else { "s" },
         wall,
-        if args.no_db {
+        if args.no_db || records.is_empty() {
             String::new()
         } else {
             format!(
@@ -346,7 +381,7 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
     crate::cli::emit(&text)?;
     let failed = outcomes.iter().any(|(_, o)| o.best.is_none());
     Ok(if INTERRUPTED.load(Ordering::SeqCst) {
-        ExitCode::from(130)
+        ExitCode::from((128 + SIGNAL.load(Ordering::SeqCst).clamp(1, 127)) as u8)
     } else if errors > 0 {
         eprintln!("error: {errors} problem(s) could not be tuned or saved (see above)");
         ExitCode::from(2)
@@ -492,6 +527,7 @@ pub fn to_record(
             failures: o.failures.clone(),
             seconds: o.seconds,
             seed: spec.seed,
+            partial: false,
         }),
         verification: Verification {
             max_rel_err: best.max_rel_err.unwrap_or(0.0),

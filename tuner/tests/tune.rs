@@ -641,3 +641,120 @@ fn two_runs_of_one_problem_do_not_share_a_journal() {
     let o = ktune(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_saves_the_best_so_far_as_partial() {
+    let s = Scratch::new("sigterm");
+    let (db, jr) = (s.arg("db"), s.arg("journals"));
+    let args = [
+        "tune",
+        "--shape",
+        "96x96x96",
+        "--strategy",
+        "random",
+        "--budget",
+        "200",
+        "--db",
+        &db,
+        "--journal-dir",
+        &jr,
+        "--max-time",
+        "40ms",
+        "--target-ci",
+        "0.2",
+    ];
+    let child = command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut seen = 0;
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Some(f) = journal_files(&s.path("journals")).first() {
+            seen = lines(f).iter().filter(|l| l["status"] == "ok").count();
+            if seen >= 3 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen >= 3, "nothing verified in time");
+    // SAFETY: kill sends a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(128 + libc::SIGTERM), "{err}");
+    assert!(
+        err.contains("saving its best verified config as partial"),
+        "{err}"
+    );
+    assert!(!err.contains("no verified config"), "{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(db_file(&s.path("db"))).unwrap()).unwrap();
+    assert_eq!(doc["results"][0]["search"]["partial"], true, "{doc}");
+    // A complete run replaces the partial result.
+    let mut again = args.to_vec();
+    again[6] = "3";
+    let o = ktune(&again);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(db_file(&s.path("db"))).unwrap()).unwrap();
+    assert_eq!(doc["results"][0]["search"]["partial"], false, "{doc}");
+}
+
+#[test]
+fn tune_checks_the_database_folder_before_measuring() {
+    let s = Scratch::new("db-folder");
+    let db = s.path("db");
+    std::fs::create_dir_all(&db).unwrap();
+    // A file every reader refuses: tune refuses it too, before measuring.
+    std::fs::write(db.join("other.json"), "{}").unwrap();
+    let (d, jr) = (s.arg("db"), s.arg("journals"));
+    let mut args = vec![
+        "tune",
+        "--shape",
+        "24x24x24",
+        "--budget",
+        "2",
+        "--db",
+        &d,
+        "--journal-dir",
+        &jr,
+    ];
+    args.extend_from_slice(QUICK);
+    let o = ktune(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("other.json"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        journal_files(&s.path("journals")).is_empty(),
+        "measured anyway"
+    );
+    std::fs::remove_file(db.join("other.json")).unwrap();
+    // A folder that cannot be written is refused before the search (as root, permissions
+    // do not stop writes: use a path under a file instead).
+    std::fs::write(s.path("plain"), "x").unwrap();
+    let under_file = s.arg("plain/db");
+    let mut args = vec![
+        "tune",
+        "--shape",
+        "24x24x24",
+        "--budget",
+        "2",
+        "--db",
+        &under_file,
+        "--journal-dir",
+        &jr,
+    ];
+    args.extend_from_slice(QUICK);
+    let o = ktune(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        journal_files(&s.path("journals")).is_empty(),
+        "measured anyway"
+    );
+}

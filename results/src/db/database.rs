@@ -84,7 +84,8 @@ impl Database {
     }
 
     /// Inserts `rec`, keeping per key the record with the lower median (the existing one
-    /// when they are equal). Results stay sorted by key.
+    /// when they are equal), except that a complete search always replaces a partial one
+    /// and a partial one never replaces a complete one. Results stay sorted by key.
     pub fn insert(&mut self, rec: ResultRecord) -> Inserted {
         self.insert_checked(rec, &super::lookup::accept_all)
     }
@@ -100,7 +101,13 @@ impl Database {
                 *existing = rec;
                 return Inserted::ReplacedUnusable { why };
             }
-            if rec.timing.median_s < existing.timing.median_s {
+            // A complete search replaces a partial one; a partial one never a complete one.
+            let better = match (existing.is_partial(), rec.is_partial()) {
+                (true, false) => true,
+                (false, true) => false,
+                _ => rec.timing.median_s < existing.timing.median_s,
+            };
+            if better {
                 let old = std::mem::replace(existing, rec);
                 return Inserted::Replaced { old: old.timing };
             }
