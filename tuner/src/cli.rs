@@ -85,9 +85,13 @@ struct BenchArgs {
     /// Backend (scalar, avx2, avx512, neon); default: the best available here.
     #[arg(long)]
     backend: Option<String>,
-    /// Worker threads (overrides the config's `threads`).
+    /// Worker threads (overrides the config's `threads`); capped at the hardware threads
+    /// this process may use unless --oversubscribe.
     #[arg(long)]
     threads: Option<usize>,
+    /// Allow --threads above the hardware threads this process may use.
+    #[arg(long)]
+    oversubscribe: bool,
     /// Config: `name=value,...` overrides on the default (see `ktune list` for the
     /// parameters), or a file holding such a line or a JSON object of parameters.
     #[arg(long, default_value = "")]
@@ -268,25 +272,34 @@ fn cmd_list(shape: Option<&str>, format: Format) -> Result<ExitCode> {
     emit(&text)
 }
 
-/// Parses `5s`, `500ms`, `2m` (a bare number is seconds).
+/// Parses `5s`, `500ms`, `2m`, `2min`, `1h` (a bare number is seconds): a positive,
+/// finite time of at most a year.
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
-    let (num, mult) = if let Some(v) = s.strip_suffix("ms") {
-        (v, 1e-3)
-    } else if let Some(v) = s.strip_suffix('s') {
-        (v, 1.0)
-    } else if let Some(v) = s.strip_suffix('m') {
-        (v, 60.0)
-    } else {
-        (s, 1.0)
-    };
+    // Longer suffixes first: `ms` before `s` and `m`, `min` before `m`.
+    let units: [(&str, f64); 6] = [
+        ("ms", 1e-3),
+        ("min", 60.0),
+        ("h", 3600.0),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("", 1.0),
+    ];
+    let (num, mult) = units
+        .iter()
+        .find_map(|&(u, m)| s.strip_suffix(u).map(|v| (v, m)))
+        .unwrap_or((s, 1.0));
     let v: f64 = num
         .trim()
         .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && *v > 0.0)
-        .with_context(|| format!("'{s}' is not a duration such as 5s or 500ms"))?;
-    Duration::try_from_secs_f64(v * mult).with_context(|| format!("'{s}' is too long a duration"))
+        .map_err(|_| anyhow::anyhow!("'{s}' is not a duration such as 5s, 500ms, 2min or 1h"))?;
+    if !v.is_finite() || v * mult > 365.0 * 86400.0 {
+        bail!("'{s}' is too long a duration (at most a year)");
+    }
+    if v <= 0.0 {
+        bail!("'{s}': a duration must be above zero");
+    }
+    Duration::try_from_secs_f64(v * mult).with_context(|| format!("'{s}' is not a usable duration"))
 }
 
 fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
@@ -338,9 +351,7 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
     let device = device::open(backend)?;
     let mut overrides: Config = parse_config_arg(&args.config)?;
     if let Some(t) = args.threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
-        }
+        let t = thread_budget(t, args.oversubscribe)?;
         overrides.set("threads", t as i64);
     }
     // The thread budget: what `threads` means in records (and in the database's keys).
@@ -435,12 +446,37 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
     emit(&render_records(&records, &probe, args.format)?)
 }
 
+/// The `--threads` of `bench` and `tune`: at least 1, and capped (with a warning) at the
+/// hardware threads this process may use (its affinity mask) unless `oversubscribe`.
+pub fn thread_budget(t: usize, oversubscribe: bool) -> Result<usize> {
+    if t == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let avail = available_threads();
+    if t > avail && !oversubscribe {
+        eprintln!(
+            "warning: --threads {t} is more than the {avail} hardware thread{} this process may use; using {avail} (--oversubscribe to force)",
+            if avail == 1 { "" } else { "s" }
+        );
+        return Ok(avail);
+    }
+    Ok(t)
+}
+
 /// A `--config` value: inline `name=value,...`, or a file holding such a line or a JSON
 /// object of integer parameters.
 fn parse_config_arg(arg: &str) -> Result<Config> {
     let path = std::path::Path::new(arg);
-    if arg.is_empty() || arg.contains('=') || !path.is_file() {
+    if arg.is_empty() || arg.contains('=') {
         return Ok(arg.parse()?);
+    }
+    if !path.exists() {
+        bail!(
+            "--config {arg}: no such file (give name=value,... or a file holding them or a JSON object)"
+        );
+    }
+    if !path.is_file() {
+        bail!("--config {arg}: not a file");
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("--config: cannot read {}", path.display()))?;
@@ -487,4 +523,35 @@ fn render_records(records: &[BenchRecord], probe: &ProbeResult, format: Format) 
         ]);
     }
     Ok(rows.render(format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (text, secs) in [
+            ("5s", 5.0),
+            ("500ms", 0.5),
+            ("2m", 120.0),
+            ("2min", 120.0),
+            ("1h", 3600.0),
+            ("1.5", 1.5),
+            (" 90s ", 90.0),
+        ] {
+            assert_eq!(parse_duration(text).unwrap().as_secs_f64(), secs, "{text}");
+        }
+        for (text, says) in [
+            ("0s", "above zero"),
+            ("-1s", "above zero"),
+            ("1e30s", "too long"),
+            ("2y", "not a duration"),
+            ("", "not a duration"),
+            ("nan", "too long"),
+        ] {
+            let err = parse_duration(text).unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
 }

@@ -50,7 +50,16 @@ pub fn load_or_run(force: bool, quiet: bool) -> Result<ProbeResult> {
     if !force {
         if let Ok(text) = std::fs::read_to_string(&path) {
             match serde_json::from_str::<ProbeResult>(&text) {
-                Ok(p) if p.schema == PROBE_SCHEMA && p.machine.id == machine.id => return Ok(p),
+                Ok(p) if p.schema == PROBE_SCHEMA && p.machine.id == machine.id => {
+                    match check(&p) {
+                        Ok(()) => return Ok(p),
+                        // Always said: a bad ceiling would make every fraction wrong.
+                        Err(why) => eprintln!(
+                            "warning: probe cache {}: {why}; measuring again",
+                            path.display()
+                        ),
+                    }
+                }
                 _ => {
                     if !quiet {
                         eprintln!("ignoring unreadable probe cache {}", path.display());
@@ -70,6 +79,25 @@ pub fn load_or_run(force: bool, quiet: bool) -> Result<ProbeResult> {
         );
     }
     Ok(p)
+}
+
+/// Checks a probe's figures: every ceiling a positive, finite number.
+pub fn check(p: &ProbeResult) -> Result<(), String> {
+    for (group, table) in [
+        ("fma_gflops", &p.fma_gflops),
+        ("bandwidth_gbs", &p.bandwidth_gbs),
+    ] {
+        for (name, per) in table {
+            for (threads, v) in per {
+                if !(v.is_finite() && *v > 0.0) {
+                    return Err(format!(
+                        "{group}.{name} at {threads} threads is {v}, not a positive number"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn save(path: &PathBuf, p: &ProbeResult) -> Result<()> {

@@ -56,9 +56,13 @@ pub struct TuneArgs {
     /// Seed of the strategy's random choices (runs with the same seed are reproducible).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Most worker threads a config may use; pins `threads` to this value.
+    /// Most worker threads a config may use; pins `threads` to this value. Capped at the
+    /// hardware threads this process may use unless --oversubscribe.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Allow --threads above the hardware threads this process may use.
+    #[arg(long)]
+    pub oversubscribe: bool,
     /// Pin parameters, `name=value,...` (the search varies the others).
     #[arg(long, default_value = "")]
     pub fix: String,
@@ -237,8 +241,8 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
     let device = device::open(backend)?;
     let mut fixed: Config = args.fix.parse().context("--fix")?;
     let threads = match args.threads {
-        Some(0) => bail!("--threads must be at least 1"),
         Some(t) => {
+            let t = crate::cli::thread_budget(t, args.oversubscribe)?;
             fixed.set("threads", t as i64);
             t
         }
@@ -609,11 +613,21 @@ fn render_outcomes(
     rows.render(format)
 }
 
+/// Most seeds a replay runs: each keeps its trajectory (about half a KiB), so memory
+/// stays bounded.
+pub const MAX_SEEDS: usize = 100_000;
+
 /// `ktune tune --replay JOURNAL`.
 fn cmd_replay(args: &TuneArgs, path: &Path) -> Result<ExitCode> {
     let strategy: Strategy = args.strategy.parse().map_err(anyhow::Error::msg)?;
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
+    }
+    if args.seeds > MAX_SEEDS {
+        bail!(
+            "--seeds {} is more than the {MAX_SEEDS} a replay runs (each seed keeps its curve)",
+            args.seeds
+        );
     }
     let rec = journal::read(path)?;
     let domains: Vec<(String, Vec<i64>)> = rec

@@ -35,6 +35,24 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
         &["bench", "--family", "qgemv", "--shape", "64x256x0"],
         &["bench", "--family", "qgemv", "--shape", "64x0"],
         &["tune", "--shape", "64x64x0"],
+        &["bench", "--shape", "8x8x8", "--config", "missing.json"],
+        &["bench", "--shape", "8x8x8", "--config", "/"],
+        &["tune", "--shape", "8x8x8", "--budget", "0s"],
+        &[
+            "tune",
+            "--shape",
+            "8x8x8",
+            "--budget",
+            "99999999999999999999999",
+        ],
+        &["tune", "--shape", "8x8x8", "--budget", "1e400s"],
+        &[
+            "tune",
+            "--replay",
+            "/nonexistent.jsonl",
+            "--seeds",
+            "100000000",
+        ],
         &["bench", "--suite", "nope"],
         &["bench", "--family", "conv", "--shape", "8x8x8"],
         &["bench", "--shape", "100000x100000x100000"],
@@ -59,6 +77,34 @@ fn bad_input_is_a_one_line_error_with_exit_code_2() {
     // Our own errors are exactly one line.
     let o = ktune(&["bench", "--shape", "8x8x8", "--backend", "sse9"]);
     assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    // And they say what is wrong.
+    for (args, says) in [
+        (
+            &["bench", "--shape", "8x8x8", "--config", "missing.json"][..],
+            "no such file",
+        ),
+        (
+            &["tune", "--shape", "8x8x8", "--budget", "0s"][..],
+            "above zero",
+        ),
+        (
+            &[
+                "tune",
+                "--shape",
+                "8x8x8",
+                "--budget",
+                "99999999999999999999999",
+            ][..],
+            "too long",
+        ),
+        (
+            &["tune", "--replay", "x.jsonl", "--seeds", "100000000"][..],
+            "more than the",
+        ),
+    ] {
+        let err = stderr(&ktune(args));
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]
@@ -122,6 +168,68 @@ fn bench_json_has_the_documented_fields() {
         assert!(o.status.success(), "{format}: {}", stderr(&o));
         assert!(String::from_utf8_lossy(&o.stdout).contains("matmul.f32.scalar.4x8"));
     }
+}
+
+#[test]
+fn threads_above_the_machine_are_capped_with_a_warning() {
+    let hw = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let o = ktune(&[
+        "bench",
+        "--shape",
+        "16x16x16",
+        "--threads",
+        "1024",
+        "--max-time",
+        "100ms",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--oversubscribe"), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["threads"], hw);
+    assert_eq!(v[0]["config"]["threads"], hw);
+}
+
+#[test]
+fn a_probe_cache_with_impossible_figures_is_named_and_measured_again() {
+    let o = ktune(&["probe", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cache: PathBuf =
+        std::env::temp_dir().join(format!("ktune-cli-test-{}", std::process::id()));
+    let file = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("probe-")
+        })
+        .unwrap();
+    // A copy in a cache of its own, with a negative bandwidth.
+    let own = std::env::temp_dir().join(format!("ktune-cli-badprobe-{}", std::process::id()));
+    std::fs::create_dir_all(&own).unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    doc["bandwidth_gbs"]["read"]["1"] = serde_json::json!(-5.0);
+    let bad = own.join(file.file_name().unwrap());
+    std::fs::write(&bad, doc.to_string()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ktune"))
+        .args(["probe", "--format", "json"])
+        .env("KTUNE_CACHE_DIR", &own)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&bad.display().to_string()) && err.contains("-5"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["bandwidth_gbs"]["read"]["1"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(&own);
 }
 
 #[test]
