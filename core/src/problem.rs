@@ -171,11 +171,13 @@ impl fmt::Display for Dtype {
 
 impl FromStr for Dtype {
     type Err = Error;
+    /// A dtype by name, in any case (`q4_0`, `Q4_0`, `Q4_K`).
     fn from_str(s: &str) -> Result<Self> {
+        let lower = s.trim().to_ascii_lowercase();
         Dtype::ALL
             .iter()
             .copied()
-            .find(|d| d.name() == s)
+            .find(|d| d.name() == lower)
             .ok_or_else(|| {
                 Error::InvalidProblem(format!(
                     "unknown dtype '{s}' (known: f32, q8_0, q4_0, q4_k)"

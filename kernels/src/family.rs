@@ -108,9 +108,9 @@ pub fn family_of(family: Family) -> Result<&'static dyn KernelFamily> {
         })
 }
 
-/// The family called `name`.
+/// The family called `name`, in any case.
 pub fn by_name(name: &str) -> Result<&'static dyn KernelFamily> {
-    family_of(Family::new(name.trim())?)
+    family_of(Family::new(&name.trim().to_ascii_lowercase())?)
 }
 
 /// The names of every family.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use ktune_core::{available_threads, Backend, BenchRecord, Config, Dims, Dtype, ProbeResult};
+use ktune_core::{available_threads, Backend, BenchRecord, Config, Dims, Dtype};
 use ktune_kernels::{device, family, FAMILIES};
 use ktune_results::db;
 use ktune_results::dispatch::usable;
@@ -146,23 +146,28 @@ fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
     if format == Format::Json {
         return emit(&(serde_json::to_string_pretty(&p)? + "\n"));
     }
-    let mut rows = Rows::new(&["ceiling", "threads", "value"]);
-    for (backend, per) in &p.fma_gflops {
-        for (t, v) in per {
-            rows.push(vec![
-                format!("fma {backend}"),
-                t.to_string(),
-                format!("{} GFLOP/s", num(*v)),
-            ]);
-        }
-    }
-    for (kind, per) in &p.bandwidth_gbs {
-        for (t, v) in per {
-            rows.push(vec![
-                format!("bandwidth {kind}"),
-                t.to_string(),
-                format!("{} GB/s", num(*v)),
-            ]);
+    // CSV holds numbers, with the unit in its own column; tables hold text for people.
+    let csv = format == Format::Csv;
+    let mut rows = if csv {
+        Rows::new(&["ceiling", "threads", "value", "unit"])
+    } else {
+        Rows::new(&["ceiling", "threads", "value"])
+    };
+    let tables = [
+        ("fma", "GFLOP/s", &p.fma_gflops),
+        ("bandwidth", "GB/s", &p.bandwidth_gbs),
+    ];
+    for (what, unit, table) in tables {
+        for (name, per) in table {
+            for (t, v) in per {
+                let mut row = vec![format!("{what} {name}"), t.to_string()];
+                if csv {
+                    row.extend([v.to_string(), unit.to_string()]);
+                } else {
+                    row.push(format!("{} {unit}", num(*v)));
+                }
+                rows.push(row);
+            }
         }
     }
     let m = &p.machine;
@@ -177,7 +182,12 @@ fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
         m.caches.last_level_bytes() >> 20,
         p.array_bytes >> 20
     );
-    emit(&(header + &rows.render(format)))
+    if format == Format::Table {
+        return emit(&(header + &rows.render(format)));
+    }
+    // The preamble is for people: machine-readable output is the rows alone.
+    eprint!("{header}");
+    emit(&rows.render(format))
 }
 
 fn cmd_list(shape: Option<&str>, format: Format) -> Result<ExitCode> {
@@ -213,9 +223,8 @@ fn cmd_list(shape: Option<&str>, format: Format) -> Result<ExitCode> {
                     ..*p
                 };
                 f.space(k.id.backend, &p).ok().map(|s| s.size())
-            })
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "-".into());
+            });
+        let size_text = size.map_or_else(|| "-".into(), |n| n.to_string());
         let status = match &avail {
             Ok(()) => "yes".to_string(),
             Err(why) => format!("no ({why})"),
@@ -228,7 +237,7 @@ fn cmd_list(shape: Option<&str>, format: Format) -> Result<ExitCode> {
             "space_size": size,
             "description": k.description,
         }));
-        rows.push(vec![k.id.to_string(), status, size, k.description]);
+        rows.push(vec![k.id.to_string(), status, size_text, k.description]);
     }
     if format == Format::Json {
         return emit(&(serde_json::to_string_pretty(&json)? + "\n"));
@@ -251,15 +260,17 @@ fn cmd_list(shape: Option<&str>, format: Format) -> Result<ExitCode> {
                 })
                 .collect();
             let dtypes: Vec<&str> = f.dtypes().iter().map(|d| d.name()).collect();
+            // The parameters of the backend a `bench` without --backend would run.
+            let backend = device::best_cpu();
             text.push_str(&format!(
-                "\nfamily {}: {}\n  dimensions: {}\n  dtypes: {}\n  parameters (space sized for {}):\n",
+                "\nfamily {}: {}\n  dimensions: {}\n  dtypes: {}\n  parameters on {backend} (the default backend here; space sized for {}):\n",
                 f.family(),
                 f.about(),
                 dims.join(", "),
                 dtypes.join(", "),
                 p.shape
             ));
-            if let Ok(space) = f.space(Backend::Scalar, p) {
+            if let Ok(space) = f.space(backend, p) {
                 for prm in &space.params {
                     text.push_str(&format!(
                         "    {:<8} {} (candidates {:?})\n",
@@ -303,26 +314,23 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
-    let fam = match &args.family {
-        Some(f) => family::by_name(f)?,
-        None => family::default_family(),
-    };
-    let dtype: Dtype = match &args.dtype {
-        Some(d) => d.parse()?,
-        None => fam.dtypes()[0],
-    };
+    // The problems: `--shape`s of one family (the default one unless --family), and a
+    // suite's problems as `tune --suite` takes them (every family unless --family).
+    let chosen = args.family.as_deref().map(family::by_name).transpose()?;
+    let dtype: Option<Dtype> = args.dtype.as_deref().map(str::parse).transpose()?;
     let mut problems = Vec::new();
+    let fam = chosen.unwrap_or(family::default_family());
     for s in &args.shape {
-        problems.push(family::parse_problem(fam.family().name(), Some(dtype), s)?);
+        problems.push(family::parse_problem(fam.family().name(), dtype, s)?);
     }
     if let Some(name) = &args.suite {
-        if !ktune_suites::SUITES.contains(&name.as_str()) {
-            bail!(
-                "unknown suite '{name}' (known: {})",
-                ktune_suites::SUITES.join(", ")
-            );
-        }
-        let suite = ktune_suites::problems(name, Some(fam.family()), &[dtype]).unwrap_or_default();
+        let suite = ktune_suites::problems(name, chosen.map(|f| f.family()), dtype.as_slice())
+            .with_context(|| {
+                format!(
+                    "unknown suite '{name}' (known: {})",
+                    ktune_suites::SUITES.join(", ")
+                )
+            })?;
         if suite.is_empty() {
             let with: Vec<&str> = ktune_suites::SUITES
                 .iter()
@@ -443,7 +451,7 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
             100.0 * args.target_ci
         );
     }
-    emit(&render_records(&records, &probe, args.format)?)
+    emit(&render_records(&records, args.format)?)
 }
 
 /// The `--threads` of `bench` and `tune`: at least 1, and capped (with a warning) at the
@@ -494,11 +502,46 @@ fn parse_config_arg(arg: &str) -> Result<Config> {
     }
 }
 
-fn render_records(records: &[BenchRecord], probe: &ProbeResult, format: Format) -> Result<String> {
+fn render_records(records: &[BenchRecord], format: Format) -> Result<String> {
     if format == Format::Json {
         return Ok(serde_json::to_string_pretty(records)? + "\n");
     }
-    let _ = probe;
+    if format == Format::Csv {
+        // Numbers, with units in the header, as `ktune export` writes them.
+        let mut rows = Rows::new(&[
+            "kernel",
+            "shape",
+            "threads",
+            "median_s",
+            "p05_s",
+            "p95_s",
+            "samples",
+            "noisy",
+            "gflops",
+            "gbs",
+            "roofline_fraction",
+            "max_rel_err",
+            "config",
+        ]);
+        for r in records {
+            rows.push(vec![
+                r.kernel.to_string(),
+                r.shape.to_string(),
+                r.threads.to_string(),
+                format!("{:e}", r.timing.median_s),
+                format!("{:e}", r.timing.p05_s),
+                format!("{:e}", r.timing.p95_s),
+                r.timing.samples.to_string(),
+                r.timing.noisy.to_string(),
+                r.gflops.to_string(),
+                r.gbs.to_string(),
+                r.roofline_fraction.map_or(String::new(), |f| f.to_string()),
+                format!("{:e}", r.max_rel_err),
+                r.config.to_string(),
+            ]);
+        }
+        return Ok(rows.render(format));
+    }
     let mut rows = Rows::new(&[
         "kernel", "shape", "threads", "median", "p05..p95", "n", "GFLOP/s", "GB/s", "roofline",
         "max err",

@@ -11,7 +11,7 @@ use ktune_results::db::{self, Database, ResultRecord};
 use ktune_results::dispatch::usable;
 use ktune_results::BenchRecord;
 
-use crate::format::{num, secs, Format, Rows};
+use crate::format::{count, num, secs, Format, Rows};
 use crate::journal;
 
 /// Arguments of `ktune show`.
@@ -172,6 +172,18 @@ pub fn cmd_show(args: &ShowArgs) -> Result<ExitCode> {
             .collect();
         return crate::cli::emit(&(serde_json::to_string_pretty(&doc)? + "\n"));
     }
+    if args.format == Format::Csv {
+        // Numbers and plain fields, as `ktune export --format csv` writes them.
+        let mut all: Vec<Database> = Vec::new();
+        for d in &dbs {
+            let mut d = (*d).clone();
+            d.results.retain(|r| family.is_none_or(|f| r.family == f));
+            all.push(d);
+        }
+        return crate::cli::emit(
+            &crate::export::by_name("csv").map_or(Ok(String::new()), |e| e.databases(&all))?,
+        );
+    }
     let mut rows = Rows::new(&[
         "machine",
         "kernel",
@@ -206,7 +218,13 @@ pub fn cmd_show(args: &ShowArgs) -> Result<ExitCode> {
             pct(r.roofline_fraction),
             r.speedup.map_or("-".into(), |s| format!("{s:.2}x")),
             r.search.as_ref().map_or("-".into(), |s| {
-                format!("{} {}/{}", s.strategy, s.evaluated, s.space_size)
+                format!(
+                    "{} {}/{}{}",
+                    s.strategy,
+                    s.evaluated,
+                    s.space_size,
+                    if s.partial { " (partial)" } else { "" }
+                )
             }),
             config,
         ]);
@@ -394,7 +412,7 @@ pub fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
             pb.kernel.clone(),
         ]);
         json.push(serde_json::json!({
-            "family": k.0, "dtype": k.1, "shape": k.2.to_string(), "threads": k.3,
+            "family": k.0, "dtype": k.1, "shape": k.2, "threads": k.3,
             "a_median_s": pa.median_s, "b_median_s": pb.median_s, "speedup": speedup,
             "verdict": verdict, "a_kernel": pa.kernel, "b_kernel": pb.kernel,
         }));
@@ -415,7 +433,9 @@ pub fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
         let mut t = rows.render(args.format);
         if args.format == Format::Table {
             t.push_str(&format!(
-                "{shared} shared problems, {regressions} regressions; {} only in A, {} only in B\n",
+                "{} shared, {}; {} only in A, {} only in B\n",
+                count(shared, "problem"),
+                count(regressions, "regression"),
                 only(&a, &b),
                 only(&b, &a)
             ));
@@ -460,15 +480,18 @@ pub fn cmd_merge(args: &MergeArgs) -> Result<ExitCode> {
         return crate::cli::emit(&(serde_json::to_string_pretty(&doc)? + "\n"));
     }
     let mut text = format!(
-        "merged {} files of {} machines into {}: {} added, {} replaced by a faster result, {} kept{}{}\n",
-        report.files_read,
-        report.machines,
+        "merged {} of {} into {}: {} added, {} replaced by a faster result, {} kept{}{}\n",
+        count(report.files_read, "file"),
+        count(report.machines, "machine"),
         args.into.display(),
         report.added,
         report.replaced,
         report.kept,
         if report.replaced_unusable > 0 {
-            format!(", {} replaced a result not valid here", report.replaced_unusable)
+            format!(
+                ", {} replaced a result not valid here",
+                report.replaced_unusable
+            )
         } else {
             String::new()
         },
@@ -490,8 +513,8 @@ pub fn cmd_merge(args: &MergeArgs) -> Result<ExitCode> {
             ]);
         }
         text.push_str(&format!(
-            "{} results disagree beyond their noise (the faster is kept):\n{}",
-            report.disagreements.len(),
+            "{} disagree beyond their noise (the faster is kept):\n{}",
+            count(report.disagreements.len(), "result"),
             rows.render(args.format)
         ));
     }

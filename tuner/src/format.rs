@@ -55,10 +55,25 @@ impl Rows {
                 out
             }
             Format::Table | Format::Md | Format::Json => {
+                // A cell must not break its table: a newline or (in Markdown) a `|` of a
+                // label would.
+                let md = format == Format::Md;
+                let clean = |row: &Vec<String>| -> Vec<String> {
+                    row.iter()
+                        .map(|c| {
+                            let c = c.replace(['\n', '\r', '\t'], " ");
+                            if md {
+                                c.replace('|', "\\|")
+                            } else {
+                                c
+                            }
+                        })
+                        .collect()
+                };
                 let mut b = Builder::default();
-                b.push_record(self.headers.clone());
+                b.push_record(clean(&self.headers));
                 for r in &self.rows {
-                    b.push_record(r.clone());
+                    b.push_record(clean(r));
                 }
                 let mut t = b.build();
                 if format == Format::Md {
@@ -95,9 +110,23 @@ pub fn num(x: f64) -> String {
     }
 }
 
-/// Seconds with a unit that keeps 3 digits.
+/// `n` and the noun that agrees with it: `count(1, "file")` is "1 file", `count(3, "file")`
+/// "3 files" (regular plurals only).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Seconds with a unit that keeps 3 digits (scientific beyond 10^4 s).
 pub fn secs(s: f64) -> String {
-    if s >= 1.0 {
+    if !s.is_finite() {
+        "-".into()
+    } else if s >= 1e4 {
+        format!("{s:.3e} s")
+    } else if s >= 1.0 {
         format!("{s:.3} s")
     } else if s >= 1e-3 {
         format!("{:.3} ms", s * 1e3)
@@ -120,5 +149,19 @@ mod tests {
         assert_eq!(num(123.456), "123");
         assert_eq!(num(1.2345), "1.23");
         assert_eq!(secs(0.0015), "1.500 ms");
+    }
+
+    #[test]
+    fn cells_cannot_break_their_table_and_numbers_stay_short() {
+        let mut r = Rows::new(&["label"]);
+        r.push(vec!["lab|box\nsecond line".into()]);
+        let md = r.render(Format::Md);
+        assert!(md.contains("lab\\|box second line"), "{md}");
+        assert_eq!(md.trim().lines().count(), 3, "{md}");
+        assert_eq!(r.render(Format::Table).trim().lines().count(), 5);
+        assert!(secs(1e308).len() < 16, "{}", secs(1e308));
+        assert_eq!(secs(f64::NAN), "-");
+        assert_eq!(count(1, "file"), "1 file");
+        assert_eq!(count(3, "machine"), "3 machines");
     }
 }

@@ -18,7 +18,7 @@ use ktune_results::dispatch::usable;
 use ktune_results::{Machine, ProbeResult};
 
 use crate::bench;
-use crate::format::{num, secs, Format, Rows};
+use crate::format::{count, num, secs, Format, Rows};
 use crate::journal::{self, EvalLine, Status};
 use crate::measure::MeasureOptions;
 use crate::probe;
@@ -220,6 +220,9 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
     }
     let strategy: Strategy = args.strategy.parse().map_err(anyhow::Error::msg)?;
     let budget = parse_budget(&args.budget)?;
+    if args.label.chars().any(char::is_control) || args.label.chars().count() > 100 {
+        bail!("--label must be one line of at most 100 characters, without control characters");
+    }
     let mut problems = select(args)?;
     if let Some(s) = &args.shard {
         let (i, n) = parse_shard(s)?;
@@ -462,10 +465,10 @@ fn summary_line(i: usize, total: usize, spec: &TuneSpec, o: &TuneOutcome) -> Str
         _ => "no verified config".into(),
     };
     format!(
-        "[{}/{total}] {}: {} evaluations ({} from the journal, {} stopped early{}{}) in {:.1} s; {best}\n  journal: {}",
+        "[{}/{total}] {}: {} ({} from the journal, {} stopped early{}{}) in {:.1} s; {best}\n  journal: {}",
         i + 1,
         spec.problem,
-        o.evals.len(),
+        count(o.evals.len(), "evaluation"),
         o.resumed,
         o.pruned,
         if fails.is_empty() { "" } else { ", " },

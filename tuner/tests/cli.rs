@@ -233,6 +233,67 @@ fn a_probe_cache_with_impossible_figures_is_named_and_measured_again() {
 }
 
 #[test]
+fn machine_readable_output_is_numbers_without_preamble() {
+    let o = ktune(&["probe", "--format", "csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("ceiling,threads,value,unit"), "{out}");
+    for l in lines {
+        let cells: Vec<&str> = l.split(',').collect();
+        assert!(cells[2].parse::<f64>().is_ok_and(|v| v > 0.0), "{l}");
+    }
+    let o = ktune(&[
+        "bench",
+        "--shape",
+        "8x8x8",
+        "--max-time",
+        "50ms",
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let header: Vec<&str> = out.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split(',').collect();
+    let at = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert!(
+        at("median_s").parse::<f64>().is_ok_and(|v| v > 0.0),
+        "{out}"
+    );
+    assert!(at("gflops").parse::<f64>().is_ok(), "{out}");
+    let o = ktune(&["list", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for r in v.as_array().unwrap() {
+        assert!(r["space_size"].is_u64() || r["space_size"].is_null(), "{r}");
+    }
+    // Names in any case, like backends.
+    let o = ktune(&[
+        "bench",
+        "--family",
+        "QGEMV",
+        "--dtype",
+        "Q4_0",
+        "--shape",
+        "64x256",
+        "--max-time",
+        "50ms",
+        "--backend",
+        "Scalar",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = ktune(&[
+        "tune",
+        "--shape",
+        "8x8x8",
+        "--label",
+        "two\nlines",
+        "--no-db",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
 fn probe_and_list() {
     let o = ktune(&["probe", "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -549,6 +549,8 @@ fn bench_and_the_database_mean_the_same_threads() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    // Shapes print as bench prints them: named dimensions.
+    assert_eq!(v[0]["shape"]["m"], 40, "{v}");
 }
 
 #[test]
