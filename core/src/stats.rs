@@ -57,6 +57,15 @@ impl Stats {
         }
     }
 
+    /// These statistics from a measurement cut short by its time cap before it took the
+    /// samples it asked for: noisy whatever their spread (the third case of the rule).
+    pub fn cut_short(self) -> Stats {
+        Stats {
+            noisy: true,
+            ..self
+        }
+    }
+
     /// Whether these statistics are noisy against `target_ci` (see [`is_noisy`]).
     pub fn is_noisy(&self, target_ci: f64) -> bool {
         is_noisy(
@@ -83,7 +92,8 @@ fn null_is_infinite<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Er
 }
 
 /// The one definition of noisy: the CI of the median missed its target, or the p05..p95
-/// spread exceeds [`NOISY_SPREAD`] of the median.
+/// spread exceeds [`NOISY_SPREAD`] of the median (or, see [`Stats::cut_short`], the
+/// measurement stopped at its time cap before taking the samples it asked for).
 pub fn is_noisy(ci_rel: f64, target_ci: f64, p05: f64, p95: f64, median: f64) -> bool {
     ci_rel.is_nan() || ci_rel > target_ci || (p95 - p05) > NOISY_SPREAD * median
 }

@@ -104,6 +104,15 @@ pub fn run_config(
     let m = measure_plan(opts, &mut work, plan.as_mut(), |_| false)
         .map_err(Failure::from_error)
         .map_err(fail)?;
+    if m.stats.samples < opts.min_samples {
+        eprintln!(
+            "warning: {problem}: a run takes about {:.3} s, so --max-time {:.3} s allowed {} of the {} samples a result needs (flagged noisy)",
+            m.stats.median_s,
+            opts.max_time.as_secs_f64(),
+            m.stats.samples,
+            opts.min_samples
+        );
+    }
     let measured = Measured {
         stats: m.stats,
         err: check.error,

@@ -10,8 +10,10 @@
 //! 2. Batch: if one run is shorter than `min_sample`, time several runs per sample so the
 //!    clock's resolution and call overhead do not dominate; a sample is the mean of its batch.
 //! 3. Sample until the 95% confidence interval of the median, from order statistics (no
-//!    assumption about the distribution), has a relative half-width within `target_ci`, or
-//!    `max_time` has passed, or `max_samples` were taken; never fewer than `min_samples`.
+//!    assumption about the distribution), has a relative half-width within `target_ci` (with
+//!    at least `min_samples`), or `max_samples` were taken, or `max_time` has passed: the
+//!    time cap holds even before `min_samples` (a run longer than the cap gets one sample,
+//!    and a result with few samples is flagged noisy by its wide interval).
 //! 4. Report [`Stats`]: the median, the 5th and 95th percentiles, the sample count and the
 //!    achieved interval, noisy by the one rule of [`ktune_core::stats::is_noisy`].
 
@@ -105,19 +107,24 @@ pub fn measure_until<E>(
         samples.push(t / batch as f64);
         let stopped = stop(&samples);
         let n = samples.len();
-        if stopped || n >= opts.min_samples {
+        let cap = opts.max_time.as_secs_f64();
+        let out_of_time = sampled_s >= cap || wall.elapsed().as_secs_f64() >= cap;
+        if stopped || out_of_time || n >= opts.min_samples {
             let mut sorted = samples.clone();
             sorted.sort_by(f64::total_cmp);
             let ci = median_ci_rel(&sorted);
-            let cap = opts.max_time.as_secs_f64();
             if stopped
-                || ci <= opts.target_ci
+                || out_of_time
+                || (ci <= opts.target_ci && n >= opts.min_samples)
                 || n >= opts.max_samples
-                || sampled_s >= cap
-                || wall.elapsed().as_secs_f64() >= cap
             {
+                let stats = Stats::from_samples(&samples, opts.target_ci);
                 return Ok(Measurement {
-                    stats: Stats::from_samples(&samples, opts.target_ci),
+                    stats: if n < opts.min_samples && !stopped {
+                        stats.cut_short()
+                    } else {
+                        stats
+                    },
                     batch,
                     samples,
                     stopped,
@@ -164,6 +171,20 @@ mod tests {
         assert!(st.samples >= 5);
         let err = measure_host(&opts, || Err::<(), _>("boom")).unwrap_err();
         assert_eq!(err, "boom");
+    }
+
+    #[test]
+    fn the_time_cap_holds_before_the_minimum_of_samples() {
+        // 10 ms per run against a 25 ms cap: at most 3 samples, not the 10 asked for.
+        let opts = MeasureOptions {
+            warmup: Duration::from_millis(1),
+            max_time: Duration::from_millis(25),
+            min_samples: 10,
+            ..Default::default()
+        };
+        let m = measure_until(&opts, |n| Ok::<f64, ()>(n as f64 * 0.01), |_| false).unwrap();
+        assert!(m.stats.samples <= 3, "{m:?}");
+        assert!(m.stats.noisy, "{m:?}");
     }
 
     #[test]

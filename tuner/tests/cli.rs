@@ -294,6 +294,31 @@ fn machine_readable_output_is_numbers_without_preamble() {
 }
 
 #[test]
+fn max_time_is_a_cap_even_for_a_slow_config() {
+    let o = ktune(&[
+        "bench",
+        "--shape",
+        "384x384x384",
+        "--backend",
+        "scalar",
+        "--threads",
+        "1",
+        "--max-time",
+        "10ms",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let n = v[0]["samples"].as_u64().unwrap();
+    let run = v[0]["median_s"].as_f64().unwrap();
+    assert!(n < 10, "{n} samples");
+    assert_eq!(v[0]["noisy"], true);
+    assert!(stderr(&o).contains("allowed"), "{}", stderr(&o));
+    assert!(run > 0.0);
+}
+
+#[test]
 fn probe_and_list() {
     let o = ktune(&["probe", "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
