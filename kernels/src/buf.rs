@@ -7,6 +7,23 @@
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
+use crate::error::{Error, Result};
+
+/// A vector of `len` copies of `value`, or an error when the memory cannot be had: what
+/// workloads allocate their large operands with, so a memory limit is an error, not an
+/// abort.
+pub fn try_vec<T: Clone>(len: usize, value: T) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::Device(format!(
+            "cannot allocate {} MiB (memory limit?)",
+            len.saturating_mul(std::mem::size_of::<T>()) >> 20
+        ))
+    })?;
+    v.resize(len, value);
+    Ok(v)
+}
+
 const HUGE: usize = 2 << 20;
 
 /// A heap buffer of `f32` with a fixed length, aligned for SIMD and cache lines.
@@ -25,33 +42,46 @@ impl AlignedBuf {
     /// A zeroed buffer of `len` floats.
     ///
     /// # Panics
-    /// When `len * 4` bytes cannot be described by a `Layout` or the allocation fails, like
-    /// `Vec` does.
+    /// When the allocation fails, like `Vec` does (see [`AlignedBuf::try_zeroed`]).
     pub fn zeroed(len: usize) -> Self {
+        match AlignedBuf::try_zeroed(len) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A zeroed buffer of `len` floats, or an error when the memory cannot be had (a size
+    /// that overflows, a memory limit): large buffers are allocated with this, so a limit is
+    /// an error, not an abort.
+    pub fn try_zeroed(len: usize) -> Result<Self> {
         if len == 0 {
-            return AlignedBuf {
+            return Ok(AlignedBuf {
                 ptr: NonNull::dangling(),
                 len: 0,
                 layout: None,
-            };
+            });
         }
-        let bytes = len.checked_mul(4).expect("buffer size overflows usize");
+        let too_big = || Error::Device(format!("cannot allocate a buffer of {len} floats"));
+        let bytes = len.checked_mul(4).ok_or_else(too_big)?;
         let align = if bytes >= HUGE { HUGE } else { 64 };
         let layout =
-            Layout::from_size_align(bytes.next_multiple_of(align), align).expect("buffer layout");
+            Layout::from_size_align(bytes.next_multiple_of(align), align).map_err(|_| too_big())?;
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc_zeroed(layout) };
         let Some(ptr) = NonNull::new(raw.cast::<f32>()) else {
-            alloc::handle_alloc_error(layout)
+            return Err(Error::Device(format!(
+                "cannot allocate {} MiB (memory limit?)",
+                layout.size() >> 20
+            )));
         };
         if bytes >= HUGE {
             advise_huge(raw, layout.size());
         }
-        AlignedBuf {
+        Ok(AlignedBuf {
             ptr,
             len,
             layout: Some(layout),
-        }
+        })
     }
 
     /// A buffer holding a copy of `data`.

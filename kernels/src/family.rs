@@ -48,6 +48,13 @@ pub trait KernelFamily: Send + Sync {
     /// FLOPs and bytes of a problem.
     fn work(&self, problem: &Problem) -> Work;
 
+    /// The least memory, in bytes, a workload of `problem` needs: its operands and what a
+    /// plan must add (a copy of constant operands it repacks). The default is the work's
+    /// minimal bytes.
+    fn footprint(&self, problem: &Problem) -> f64 {
+        self.work(problem).min_bytes
+    }
+
     /// Every kernel of every backend, available here or not.
     fn kernels(&self) -> Vec<KernelInfo>;
 
@@ -156,6 +163,11 @@ pub fn check_problem(problem: &Problem) -> Result<()> {
 /// The work of a problem (FLOPs and bytes), from its family.
 pub fn work(problem: &Problem) -> Result<Work> {
     Ok(family_of(problem.family)?.work(problem))
+}
+
+/// The least memory a workload of `problem` needs (see [`KernelFamily::footprint`]).
+pub fn footprint(problem: &Problem) -> Result<f64> {
+    Ok(family_of(problem.family)?.footprint(problem))
 }
 
 /// Every kernel of every family.

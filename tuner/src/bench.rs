@@ -63,16 +63,24 @@ pub fn validate(req: &BenchRequest, config: &Config) -> Result<()> {
 /// Refuses problems whose operands would not fit in memory (an allocation failure aborts
 /// the process, which a user should never see).
 pub fn check_memory(problem: &Problem, memory_bytes: Option<u64>) -> Result<()> {
-    let Some(total) = memory_bytes else {
-        return Ok(());
-    };
-    let need = family::work(problem)?.min_bytes;
-    if need > 0.75 * total as f64 {
-        bail!(
-            "{problem}: its operands need {:.1} GiB, more than this machine's memory allows ({:.1} GiB)",
-            need / (1u64 << 30) as f64,
-            total as f64 / (1u64 << 30) as f64
-        );
+    let need = family::footprint(problem)?;
+    let limits = [
+        memory_bytes.map(|t| (0.75 * t as f64, "three quarters of this machine's memory")),
+        crate::memory::available_bytes().map(|a| {
+            (
+                0.9 * a as f64,
+                "what this process may still allocate (MemAvailable, cgroup, ulimit -v)",
+            )
+        }),
+    ];
+    for (limit, what) in limits.into_iter().flatten() {
+        if need > limit {
+            bail!(
+                "{problem}: needs {}, more than {what}: {} available",
+                crate::memory::gib(need),
+                crate::memory::gib(limit)
+            );
+        }
     }
     Ok(())
 }
@@ -86,7 +94,8 @@ pub fn run_config(
     probe: &ProbeResult,
 ) -> Result<BenchRecord> {
     check_memory(&req.problem, probe.machine.memory_bytes)?;
-    let mut work = Workload::new(req.device.clone(), req.problem, probe.machine.memory_bytes)?;
+    let budget = crate::memory::available_bytes().or(probe.machine.memory_bytes);
+    let mut work = Workload::new(req.device.clone(), req.problem, budget)?;
     let problem = req.problem;
     let fail = |f: Failure| -> anyhow::Error {
         if f.status == Status::WrongResult {

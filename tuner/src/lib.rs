@@ -5,7 +5,8 @@
 //!   roofline;
 //! - [`tune`], [`search`], [`journal`]: the autotuner, its strategies and its resumable
 //!   journals; [`failure`]: how failed candidates are classified;
-//! - [`probe`]: the roofline probe and its cache;
+//! - [`probe`]: the roofline probe and its cache; [`memory`]: what this process may
+//!   allocate;
 //! - [`export`]: one exporter per format (JSON, CSV, Markdown, Kernel Tuner's T4);
 //! - [`cli`], [`tune_cmd`], [`db_cmd`], [`format`](mod@format): the commands, which only parse, call
 //!   the above and print.
@@ -23,6 +24,7 @@ pub mod failure;
 pub mod format;
 pub mod journal;
 pub mod measure;
+pub mod memory;
 pub mod probe;
 pub mod search;
 pub mod tune;

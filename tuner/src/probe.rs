@@ -121,7 +121,20 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
         fma.insert(b.name().to_string(), per);
     }
     let llc = CacheInfo::get().last_level_bytes();
-    let array_bytes = (4 * llc).max(64 << 20);
+    // Three arrays (triad), within a quarter of what this process may allocate; smaller
+    // than 4x the last-level cache only when memory is that short (then said).
+    let mut array_bytes = (4 * llc).max(64 << 20);
+    if let Some(avail) = crate::memory::available_bytes() {
+        let cap = ((avail / 12) as usize).max(8 << 20) & !((1 << 20) - 1);
+        if array_bytes > cap {
+            eprintln!(
+                "warning: the bandwidth arrays are {} MiB, not {} MiB, to fit the memory this process may use; bandwidth may include some cache",
+                cap >> 20,
+                array_bytes >> 20
+            );
+            array_bytes = cap;
+        }
+    }
     let (read, triad) = bandwidth(array_bytes, &threads)?;
     let mut bw = BTreeMap::new();
     bw.insert("read".to_string(), read);

@@ -178,7 +178,8 @@ pub fn tune(
         // this run may never meet: measure those configs again.
         recorded.retain(|e| !matches!(e.status, Status::Pruned | Status::Timeout));
     }
-    let work = Workload::new(spec.device.clone(), spec.problem, machine.memory_bytes)?;
+    let budget = crate::memory::available_bytes().or(machine.memory_bytes);
+    let work = Workload::new(spec.device.clone(), spec.problem, budget)?;
     let mut objective = Live {
         spec,
         space: &space,

@@ -318,6 +318,39 @@ fn max_time_is_a_cap_even_for_a_slow_config() {
     assert!(run > 0.0);
 }
 
+/// Runs ktune under `ulimit -v KIB` (through a shell), with its own probe cache.
+fn ktune_limited(kib: u64, args: &str, cache: &std::path::Path) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {kib} && exec {} {args}",
+            env!("CARGO_BIN_EXE_ktune")
+        ))
+        .env("KTUNE_CACHE_DIR", cache)
+        .output()
+        .expect("run ktune under a limit")
+}
+
+#[test]
+fn a_memory_limit_is_a_clear_error_never_an_abort() {
+    let cache = std::env::temp_dir().join(format!("ktune-cli-limit-{}", std::process::id()));
+    // The probe sizes its arrays within the limit (and says so).
+    let o = ktune_limited(800_000, "probe --force --format json", &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["array_bytes"].as_u64().unwrap() <= 800_000 * 1024 / 12 + (1 << 20));
+    // A problem that cannot fit is refused before anything is allocated.
+    let o = ktune_limited(3_000_000, "bench --shape 1x262144x4096", &cache);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("needs 4.0 GiB") && err.contains("available"),
+        "{err}"
+    );
+    assert!(!err.contains("memory allocation"), "{err}");
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
 #[test]
 fn probe_and_list() {
     let o = ktune(&["probe", "--format", "json"]);

@@ -149,8 +149,8 @@ impl MatmulPlan {
                 };
                 let mb = mc.min(shape.m.max(1)).next_multiple_of(mr);
                 (
-                    AlignedBuf::zeroed(kb * nb),
-                    AlignedBuf::zeroed(threads * kb * mb),
+                    AlignedBuf::try_zeroed(kb * nb)?,
+                    AlignedBuf::try_zeroed(threads * kb * mb)?,
                 )
             }
             Path::Stream { .. } => (AlignedBuf::zeroed(0), AlignedBuf::zeroed(0)),

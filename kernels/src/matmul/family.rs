@@ -107,10 +107,10 @@ impl KernelFamily for Matmul {
         let MatmulShape { m, n, k } = MatmulShape::of(problem)?;
         Ok(Operands {
             inputs: vec![
-                device.upload(HostData::F32(crate::random::uniform(m * k, 1)))?,
-                device.upload(HostData::F32(crate::random::uniform(k * n, 2)))?,
+                device.upload(HostData::F32(crate::random::try_uniform(m * k, 1)?))?,
+                device.upload(HostData::F32(crate::random::try_uniform(k * n, 2)?))?,
             ],
-            outputs: vec![device.upload(HostData::F32(vec![f32::NAN; m * n]))?],
+            outputs: vec![device.upload(HostData::F32(crate::buf::try_vec(m * n, f32::NAN)?))?],
             private: Box::new(()),
         })
     }

@@ -102,6 +102,13 @@ impl KernelFamily for Qgemv {
         }
     }
 
+    fn footprint(&self, problem: &Problem) -> f64 {
+        // W in the operands, a plan's own copy (repacked), and a transient copy while it
+        // is repacked; more copies (to overflow the caches) are bounded by the budget.
+        let w = self.work(problem);
+        w.min_bytes + 2.0 * w.counted_bytes
+    }
+
     fn kernels(&self) -> Vec<KernelInfo> {
         super::registry()
     }
@@ -153,9 +160,11 @@ impl KernelFamily for Qgemv {
         Ok(Operands {
             inputs: vec![
                 device.upload(HostData::Bytes(w.bytes))?,
-                device.upload(HostData::F32(crate::random::uniform(batch * cols, 8)))?,
+                device.upload(HostData::F32(crate::random::try_uniform(batch * cols, 8)?))?,
             ],
-            outputs: vec![device.upload(HostData::F32(vec![f32::NAN; batch * rows]))?],
+            outputs: vec![
+                device.upload(HostData::F32(crate::buf::try_vec(batch * rows, f32::NAN)?))?
+            ],
             private: Box::new(Private { pick, sub, copies }),
         })
     }
@@ -171,7 +180,15 @@ impl KernelFamily for Qgemv {
         let private: &Private = ops.private()?;
         // The plan copies (or repacks) W; one plan per copy rotated through.
         let bytes = read_bytes(device.as_ref(), &ops.inputs[0])?;
-        let w = QMatrix::from_bytes(problem.dtype, rows, cols, bytes.into_owned())?;
+        let mut owned: Vec<u8> = Vec::new();
+        owned.try_reserve_exact(bytes.len()).map_err(|_| {
+            Error::Device(format!(
+                "cannot allocate {} MiB (memory limit?)",
+                bytes.len() >> 20
+            ))
+        })?;
+        owned.extend_from_slice(&bytes);
+        let w = QMatrix::from_bytes(problem.dtype, rows, cols, owned)?;
         let plans = (0..private.copies)
             .map(|_| QgemvPlan::new(device.backend(), &w, batch, config))
             .collect::<Result<Vec<_>>>()?;

@@ -86,7 +86,7 @@ impl QgemvPlan {
         } else {
             w.bytes.len()
         };
-        let mut weights = AlignedBuf::zeroed(padded.div_ceil(4));
+        let mut weights = AlignedBuf::try_zeroed(padded.div_ceil(4))?;
         // SAFETY: the buffer holds at least `padded` bytes; u8 has no alignment needs.
         let dst =
             unsafe { std::slice::from_raw_parts_mut(weights.as_mut_ptr().cast::<u8>(), padded) };
