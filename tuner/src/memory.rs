@@ -51,7 +51,10 @@ fn rlimit_left() -> Option<u64> {
     }
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let used = kib_field(&status, "VmSize:").unwrap_or(0);
-    Some((lim.rlim_cur as u64).saturating_sub(used))
+    // rlim_t is u64 on the targets ktune builds for, but not on every libc.
+    #[allow(clippy::unnecessary_cast)]
+    let limit = lim.rlim_cur as u64;
+    Some(limit.saturating_sub(used))
 }
 
 /// Bytes this process may still allocate, where anything tells.
