@@ -48,21 +48,17 @@ pub fn load_or_run(force: bool, quiet: bool) -> Result<ProbeResult> {
     let machine = Machine::detect();
     let path = cache_path(&machine);
     if !force {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            match serde_json::from_str::<ProbeResult>(&text) {
-                Ok(p) if p.schema == PROBE_SCHEMA && p.machine.id == machine.id => {
-                    match check(&p) {
-                        Ok(()) => return Ok(p),
-                        // Always said: a bad ceiling would make every fraction wrong.
-                        Err(why) => eprintln!(
-                            "warning: probe cache {}: {why}; measuring again",
-                            path.display()
-                        ),
-                    }
-                }
-                _ => {
+        if path.exists() {
+            match read_cache(&path, &machine) {
+                Ok(p) => return Ok(p),
+                // Always said when the figures are wrong: every fraction would be.
+                Err(CacheProblem::Figures(why)) => eprintln!(
+                    "warning: probe cache {}: {why}; measuring again",
+                    path.display()
+                ),
+                Err(CacheProblem::Unreadable(why)) => {
                     if !quiet {
-                        eprintln!("ignoring unreadable probe cache {}", path.display());
+                        eprintln!("ignoring unreadable probe cache {}: {why}", path.display());
                     }
                 }
             }
@@ -78,6 +74,34 @@ pub fn load_or_run(force: bool, quiet: bool) -> Result<ProbeResult> {
             path.display()
         );
     }
+    Ok(p)
+}
+
+/// Why a probe cache was not used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheProblem {
+    /// It could not be read as this machine's probe (missing, malformed, another version or
+    /// machine).
+    Unreadable(String),
+    /// It was read, but a ceiling is impossible.
+    Figures(String),
+}
+
+/// The cached probe at `path`, when it is a valid probe of `machine`.
+pub fn read_cache(path: &std::path::Path, machine: &Machine) -> Result<ProbeResult, CacheProblem> {
+    let bytes = std::fs::read(path).map_err(|e| CacheProblem::Unreadable(e.to_string()))?;
+    if bytes.len() > 16 << 20 {
+        return Err(CacheProblem::Unreadable("larger than 16 MiB".into()));
+    }
+    let p: ProbeResult =
+        serde_json::from_slice(&bytes).map_err(|e| CacheProblem::Unreadable(e.to_string()))?;
+    if p.schema != PROBE_SCHEMA {
+        return Err(CacheProblem::Unreadable(format!("schema '{}'", p.schema)));
+    }
+    if p.machine.id != machine.id {
+        return Err(CacheProblem::Unreadable("another machine's".into()));
+    }
+    check(&p).map_err(CacheProblem::Figures)?;
     Ok(p)
 }
 
