@@ -47,19 +47,17 @@ pub fn cache_path(machine: &Machine) -> PathBuf {
 pub fn load_or_run(force: bool, quiet: bool) -> Result<ProbeResult> {
     let machine = Machine::detect();
     let path = cache_path(&machine);
-    if !force {
-        if path.exists() {
-            match read_cache(&path, &machine) {
-                Ok(p) => return Ok(p),
-                // Always said when the figures are wrong: every fraction would be.
-                Err(CacheProblem::Figures(why)) => eprintln!(
-                    "warning: probe cache {}: {why}; measuring again",
-                    path.display()
-                ),
-                Err(CacheProblem::Unreadable(why)) => {
-                    if !quiet {
-                        eprintln!("ignoring unreadable probe cache {}: {why}", path.display());
-                    }
+    if !force && path.exists() {
+        match read_cache(&path, &machine) {
+            Ok(p) => return Ok(p),
+            // Always said when the figures are wrong: every fraction would be.
+            Err(CacheProblem::Figures(why)) => eprintln!(
+                "warning: probe cache {}: {why}; measuring again",
+                path.display()
+            ),
+            Err(CacheProblem::Unreadable(why)) => {
+                if !quiet {
+                    eprintln!("ignoring unreadable probe cache {}: {why}", path.display());
                 }
             }
         }
