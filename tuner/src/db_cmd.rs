@@ -57,6 +57,10 @@ pub struct MergeArgs {
     /// The database folder to merge into (created if missing).
     #[arg(long)]
     pub into: PathBuf,
+    /// Merge shards of a sharded run even when the set is incomplete (a shard missing or
+    /// unfinished, shards run with other arguments); without it such a merge is refused.
+    #[arg(long)]
+    pub allow_incomplete: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
@@ -456,6 +460,32 @@ pub fn cmd_compare(args: &CompareArgs) -> Result<ExitCode> {
 
 /// `ktune merge`.
 pub fn cmd_merge(args: &MergeArgs) -> Result<ExitCode> {
+    // Shards of a sharded run say what they were asked to do: refuse an incomplete set.
+    let mut shards = Vec::new();
+    for input in args.inputs.iter().filter(|p| p.is_dir()) {
+        if let Some(m) = crate::shard::Manifest::read(input)? {
+            shards.push((input.clone(), m));
+        }
+    }
+    let gaps = crate::shard::check_set(&shards);
+    if !gaps.is_empty() {
+        for g in &gaps {
+            eprintln!(
+                "{}: {g}",
+                if args.allow_incomplete {
+                    "warning"
+                } else {
+                    "error"
+                }
+            );
+        }
+        if !args.allow_incomplete {
+            eprintln!(
+                "error: these shards do not make one complete run; nothing was merged (rerun the missing or unfinished shards with their own arguments, or give --allow-incomplete)"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
     let report = db::merge_checked(&args.inputs, &args.into, &usable)?;
     for u in &report.unusable {
         eprintln!("warning: {u} (not merged)");

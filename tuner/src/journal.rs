@@ -66,6 +66,9 @@ pub struct Header {
     pub strategy: String,
     /// Its seed.
     pub seed: u64,
+    /// Its budget per problem, as given (`30s`, `200`); empty in older journals.
+    #[serde(default)]
+    pub budget: String,
     /// ktune version that created it.
     pub ktune_version: String,
     /// Seconds since the Unix epoch when it was created.
@@ -491,6 +494,7 @@ mod tests {
             default: Config::new().with("kc", 1),
             strategy: "ils".into(),
             seed: 0,
+            budget: "30s".into(),
             ktune_version: "0".into(),
             created: 0,
         }

@@ -3,8 +3,8 @@
 //! - [`measure`]: timing with the device's clock, to a target confidence interval;
 //! - [`bench`](mod@bench): verify, then measure one config on one problem, as a record against the
 //!   roofline;
-//! - [`tune`], [`search`], [`journal`]: the autotuner, its strategies and its resumable
-//!   journals; [`failure`]: how failed candidates are classified;
+//! - [`tune`], [`search`], [`journal`], [`shard`]: the autotuner, its strategies, its
+//!   resumable journals and the manifests of sharded runs; [`failure`]: how failed candidates are classified;
 //! - [`probe`]: the roofline probe and its cache; [`memory`]: what this process may
 //!   allocate;
 //! - [`export`]: one exporter per format (JSON, CSV, Markdown, Kernel Tuner's T4);
@@ -27,5 +27,6 @@ pub mod measure;
 pub mod memory;
 pub mod probe;
 pub mod search;
+pub mod shard;
 pub mod tune;
 pub mod tune_cmd;

@@ -154,6 +154,7 @@ pub fn prepare(spec: &TuneSpec, machine: &Machine) -> Result<(Header, SearchSpac
         default: default.clone(),
         strategy: spec.strategy.to_string(),
         seed: spec.seed,
+        budget: spec.budget.to_string(),
         ktune_version: env!("CARGO_PKG_VERSION").to_string(),
         created: now(),
     };
@@ -173,6 +174,15 @@ pub fn tune(
     let (header, space, default) = prepare(spec, machine)?;
     let path = spec.journal_dir.join(&machine.id).join(header.file_name());
     let (journal, mut recorded, recorded_header) = Journal::open(&path, &header)?;
+    let (then, now) = (search_args(&recorded_header), search_args(&header));
+    if !recorded.is_empty() && then != now {
+        // Said, not silent: the recorded evaluations count toward this run.
+        eprintln!(
+            "note: {}: resuming a journal made with {then}; this run has {now}: its {} evaluations are not measured again",
+            path.display(),
+            recorded.len()
+        );
+    }
     if recorded_header.strategy != header.strategy || recorded_header.seed != header.seed {
         // Stopped-early and timed-out lines were judged against that run's incumbent, which
         // this run may never meet: measure those configs again.
@@ -241,6 +251,16 @@ pub fn tune(
         evals,
         header,
     })
+}
+
+/// A journal header's search arguments, for messages.
+fn search_args(h: &Header) -> String {
+    let budget = if h.budget.is_empty() {
+        "an unrecorded budget".to_string()
+    } else {
+        format!("budget {}", h.budget)
+    };
+    format!("strategy {} (seed {}), {budget}", h.strategy, h.seed)
 }
 
 /// Rounds of the final comparison of the winner with the default.

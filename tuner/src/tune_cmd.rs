@@ -23,6 +23,7 @@ use crate::journal::{self, EvalLine, Status};
 use crate::measure::MeasureOptions;
 use crate::probe;
 use crate::search::{self, Budget, SearchSpace, Strategy};
+use crate::shard::Manifest;
 use crate::tune::{self, TuneOutcome, TuneSpec};
 
 /// Arguments of `ktune tune`.
@@ -139,6 +140,33 @@ fn catch_interrupt() {
     }
 }
 
+/// The arguments of a tune run that change what it measures, for its shard manifest.
+fn shard_args(args: &TuneArgs) -> std::collections::BTreeMap<String, String> {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    [
+        ("suite", opt(&args.suite)),
+        ("family", opt(&args.family)),
+        ("dtype", opt(&args.dtype)),
+        ("shapes", args.shape.join(" ")),
+        ("backend", opt(&args.backend)),
+        ("strategy", args.strategy.clone()),
+        ("budget", args.budget.clone()),
+        ("seed", args.seed.to_string()),
+        (
+            "threads",
+            args.threads.map_or(String::new(), |t| t.to_string()),
+        ),
+        ("fix", args.fix.clone()),
+        ("target_ci", args.target_ci.to_string()),
+        ("max_time", args.max_time.clone()),
+        ("timeout", args.timeout.clone()),
+        ("prune_margin", args.prune_margin.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// Checks that `dir` holds only databases every reader accepts and can be written, before
 /// anything is measured.
 fn check_db_folder(dir: &Path) -> Result<()> {
@@ -224,6 +252,7 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         bail!("--label must be one line of at most 100 characters, without control characters");
     }
     let mut problems = select(args)?;
+    let mut manifest = None;
     if let Some(s) = &args.shard {
         let (i, n) = parse_shard(s)?;
         problems = problems
@@ -232,10 +261,23 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
             .filter(|(j, _)| j % n == i)
             .map(|(_, p)| p)
             .collect();
+        let m = Manifest {
+            shard: i,
+            of: n,
+            args: shard_args(args),
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+            done: Vec::new(),
+        };
         if problems.is_empty() {
+            // Recorded all the same, so that a merge knows this shard ran.
+            if !args.no_db {
+                check_db_folder(&args.db)?;
+                m.write(&args.db)?;
+            }
             eprintln!("shard {i}/{n} has no work");
             return Ok(ExitCode::SUCCESS);
         }
+        manifest = Some(m);
     }
     let backend = match &args.backend {
         Some(b) => b.parse::<Backend>()?,
@@ -289,6 +331,11 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
     // Check every problem, and the database this run will write, before measuring anything.
     if !args.no_db {
         check_db_folder(&args.db)?;
+    }
+    // What this shard was asked to do, before anything is measured; what it did, as it goes.
+    let mut manifest = manifest.filter(|_| !args.no_db);
+    if let Some(m) = &manifest {
+        m.write(&args.db)?;
     }
     for s in &specs {
         bench::check_memory(&s.problem, machine.memory_bytes)?;
@@ -357,6 +404,13 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         outcomes.push((spec.problem, outcome));
         if interrupted {
             break;
+        }
+        if let Some(m) = manifest.as_mut() {
+            m.done.push(spec.problem.to_string());
+            if let Err(e) = m.write(&args.db) {
+                eprintln!("error: {e:#}");
+                errors += 1;
+            }
         }
     }
     let wall = started.elapsed().as_secs_f64();

@@ -760,3 +760,68 @@ fn tune_checks_the_database_folder_before_measuring() {
         "measured anyway"
     );
 }
+
+#[test]
+fn merge_refuses_an_incomplete_or_mixed_set_of_shards() {
+    let s = Scratch::new("shards");
+    let run = |shard: &str, budget: &str| {
+        let db = s.arg(&format!("shard-{}", &shard[..1]));
+        let journals = s.arg(&format!("journals-{}", &shard[..1]));
+        let mut args = vec![
+            "tune",
+            "--shape",
+            "24x24x24",
+            "--shape",
+            "33x17x20",
+            "--shape",
+            "16x16x16",
+            "--shard",
+            shard,
+            "--budget",
+            budget,
+            "--db",
+            &db,
+            "--journal-dir",
+            &journals,
+            "--fix",
+            "threads=1",
+        ];
+        args.extend_from_slice(QUICK);
+        let o = ktune(&args);
+        assert!(o.status.success(), "{shard}: {}", text(&o.stderr));
+    };
+    run("0/3", "2");
+    run("1/3", "2");
+    let (a, b, c, into) = (
+        s.arg("shard-0"),
+        s.arg("shard-1"),
+        s.arg("shard-2"),
+        s.arg("merged"),
+    );
+    // Shard 2 never ran: refused, nothing merged.
+    let o = ktune(&["merge", &a, &b, "--into", &into]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("shard 2/3 is missing"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!s.path("merged").exists(), "merged anyway");
+    // Shard 2 with another budget: refused, naming the argument.
+    run("2/3", "3");
+    let o = ktune(&["merge", &a, &b, &c, "--into", &into]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("budget = 3"),
+        "{}",
+        text(&o.stderr)
+    );
+    // --allow-incomplete merges all the same, with the warnings.
+    let o = ktune(&["merge", &a, &b, &c, "--into", &into, "--allow-incomplete"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("warning"), "{}", text(&o.stderr));
+    // Rerun with the shard's own arguments: a complete set merges.
+    run("2/3", "2");
+    let o = ktune(&["merge", &a, &b, &c, "--into", &s.arg("merged2")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}

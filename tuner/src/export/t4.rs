@@ -321,6 +321,7 @@ mod tests {
             default: cfg("kc=256,mc=64"),
             strategy: "random".to_string(),
             seed: 7,
+            budget: "30s".into(),
             ktune_version: "0.1.0".to_string(),
             created: 1_700_000_000,
         };

@@ -20,6 +20,16 @@ pub enum Budget {
     Seconds(f64),
 }
 
+impl std::fmt::Display for Budget {
+    /// `200` (evaluations) or `90s`, as `--budget` takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::Evals(n) => write!(f, "{n}"),
+            Budget::Seconds(s) => write!(f, "{s}s"),
+        }
+    }
+}
+
 /// The result of evaluating one point.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Outcome {
