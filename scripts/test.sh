@@ -6,6 +6,8 @@
 #   KTUNE_REQUIRE   backends that must run natively (default: avx2 on x86-64); a backend
 #                   named here that cannot run fails the tests instead of being skipped.
 #   KTUNE_SKIP_NEON=1  skip the cross-compiled NEON tests.
+#   KTUNE_SKIP_SLURM=1 skip the end-to-end test of the Slurm recipe (scripts/slurm_test.sh,
+#                   which installs and starts a single-node Slurm; it needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,6 +61,16 @@ if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
     env "${cross_env[@]}" CARGO_TARGET_DIR=target/cross QEMU_CPU="$cpu" KTUNE_REQUIRE="$req" \
       cargo test -p ktune-kernels --locked --target aarch64-unknown-linux-gnu
   done
+fi
+
+if [ "${KTUNE_SKIP_SLURM:-0}" = 1 ]; then
+  step "Slurm recipe: skipped (KTUNE_SKIP_SLURM=1)"
+elif [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  step "Slurm recipe: skipped (needs root and apt-get to install and start a single-node Slurm)"
+else
+  step "Slurm recipe end to end on a single-node Slurm (scripts/slurm_test.sh)"
+  cargo build --release --locked -p ktune
+  bash scripts/slurm_test.sh target/release/ktune
 fi
 
 step "all tests passed"
