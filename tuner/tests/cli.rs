@@ -374,4 +374,37 @@ fn probe_and_list() {
     assert!(rows
         .iter()
         .any(|r| r["available"] == false && r["reason"].is_string()));
+    // The parameters shown are those of the backend a plain `bench` runs.
+    let o = ktune(&["list"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let best = ktune_kernels::device::best_cpu();
+    assert!(
+        text.contains(&format!("parameters on {best} (the default backend here")),
+        "{text}"
+    );
+}
+
+#[test]
+fn readers_name_a_dangling_database_link() {
+    let dir = std::env::temp_dir().join(format!("ktune-cli-dangling-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("0123456789abcdef.json");
+    std::os::unix::fs::symlink(dir.join("gone.json"), &link).unwrap();
+    let d = dir.display().to_string();
+    let into = dir.join("into").display().to_string();
+    for args in [
+        vec!["show", "--db", &d],
+        vec!["merge", &d, "--into", &into],
+        vec!["bench", "--shape", "8x8x8", "--tuned", "--db", &d],
+    ] {
+        let o = ktune(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("0123456789abcdef.json"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
