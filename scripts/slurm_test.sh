@@ -32,6 +32,8 @@ if [ ! -x "$ktune" ]; then
   say "building ktune (release)"
   cargo build --release --locked -p ktune >/dev/null
 fi
+# The jobs run in another folder: the binary's path must not be relative.
+ktune=$(realpath "$ktune")
 
 work=$(mktemp -d /tmp/ktune-slurm-XXXXXX)
 pids=()
@@ -123,6 +125,7 @@ for _ in $(seq 1 600); do
   if [ "$s1" = RUNNING ] && [ "$(journalled)" -gt 0 ]; then
     break
   fi
+  [ -n "$(squeue -h -j "$tune_id" 2>/dev/null)" ] || fail "the tuning array ended before shard 1 could be cancelled"
   sleep 0.2
 done
 [ "${s1:-}" = RUNNING ] || fail "shard 1 never ran"
