@@ -99,7 +99,11 @@ pub trait KernelFamily: Send + Sync {
 }
 
 /// Every family, one line each. The first is the default of the CLI.
-pub static FAMILIES: &[&dyn KernelFamily] = &[&crate::matmul::MATMUL, &crate::qgemv::QGEMV];
+pub static FAMILIES: &[&dyn KernelFamily] = &[
+    &crate::matmul::MATMUL,
+    &crate::qgemv::QGEMV,
+    &crate::attention::ATTENTION,
+];
 
 /// The family table's entry for `family`, or an error listing the known ones.
 pub fn family_of(family: Family) -> Result<&'static dyn KernelFamily> {

@@ -15,6 +15,7 @@
 
 pub use ktune_core::{cache, config, error, kernel, space};
 
+pub mod attention;
 pub mod buf;
 pub mod device;
 pub mod family;

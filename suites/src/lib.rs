@@ -96,6 +96,54 @@ pub const CASES: &[Case] = &[
     row("llm", "qgemv", "llama3-1b-gate-up", "8192x2048x1"),
     row("llm", "qgemv", "llama3-1b-down", "2048x8192x1"),
     row("llm", "qgemv", "llama3-1b-output", "128256x2048x1"),
+    row(
+        "quick",
+        "attention",
+        "quick-decode-1k",
+        "1x8x2x1x1024x64,causal",
+    ),
+    row(
+        "quick",
+        "attention",
+        "quick-prefill-64",
+        "1x8x2x64x64x64,causal",
+    ),
+    row(
+        "llm",
+        "attention",
+        "llama3-8b-prefill-512",
+        "1x32x8x512x512x128,causal",
+    ),
+    row(
+        "llm",
+        "attention",
+        "llama3-8b-prefill-2k",
+        "1x32x8x2048x2048x128,causal",
+    ),
+    row(
+        "llm",
+        "attention",
+        "llama3-8b-decode-4k",
+        "1x32x8x1x4096x128,causal",
+    ),
+    row(
+        "llm",
+        "attention",
+        "llama3-8b-decode-16k",
+        "1x32x8x1x16384x128,causal",
+    ),
+    row(
+        "llm",
+        "attention",
+        "llama3-1b-prefill-512",
+        "1x32x8x512x512x64,causal",
+    ),
+    row(
+        "llm",
+        "attention",
+        "llama3-1b-decode-4k",
+        "1x32x8x1x4096x64,causal",
+    ),
 ];
 
 /// The one-line description of the suite `name`, or `None` for an unknown name.
@@ -452,7 +500,8 @@ mod tests {
         let quick = problems("quick", None, &[]).unwrap();
         let shown: Vec<String> = quick.iter().map(|p| p.to_string()).collect();
         assert_eq!(shown[0], "matmul.f32 256x256x256");
-        assert_eq!(shown.last().unwrap(), "qgemv.q4_0 4096x4096x8");
+        assert!(shown.contains(&"qgemv.q4_0 4096x4096x8".to_string()));
+        assert_eq!(shown.last().unwrap(), "attention.f32 1x8x2x64x64x64,causal");
     }
 
     #[test]

@@ -1,0 +1,293 @@
+//! The flash-attention body, one portable function compiled per backend.
+//!
+//! The contract: a [`Task`] is the query rows of one (batch, query head) slice against the
+//! keys `kv_lo..kv_hi` of its KV head. [`Partial`] carries, per query row, the running max
+//! `m` of its scaled scores, the running sum `l` of `exp(score - m)`, and the accumulator
+//! `acc = sum exp(score - m) * v`; a task updates them tile by tile (online softmax: when the
+//! max grows, `l` and `acc` are rescaled by `exp(m_old - m_new)`), so the score matrix is
+//! never materialized. With `causal`, keys after a row's position are never computed: whole
+//! tiles above the diagonal are skipped, a tile on it is cut at the row's position. The
+//! output row is `acc / l`. Partial states of disjoint key ranges merge exactly
+//! ([`Partial::merge`]), which is how decode splits one long sequence across threads.
+//!
+//! The body is plain safe Rust whose inner loops work on fixed lanes, so the compiler
+//! vectorizes it for the instruction set of the function it is inlined into: plain (scalar,
+//! and NEON, which every aarch64 CPU has), and inside AVX2+FMA and AVX-512 functions. The
+//! exponential is [`exp`], a polynomial with a stated error bound, not the libm call.
+
+use crate::backend::Backend;
+
+/// Lanes of the dot products' partial sums.
+const L: usize = 16;
+
+/// One task's inputs (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Task<'a> {
+    /// The query rows, `rows * head_dim`.
+    pub q: &'a [f32],
+    /// The KV head's keys, `kv_len * head_dim`.
+    pub k: &'a [f32],
+    /// The KV head's values, `kv_len * head_dim`.
+    pub v: &'a [f32],
+    /// Elements per head.
+    pub head_dim: usize,
+    /// The softmax scale.
+    pub scale: f32,
+    /// The sequence position of the first query row.
+    pub q_pos: usize,
+    /// The first key.
+    pub kv_lo: usize,
+    /// One past the last key.
+    pub kv_hi: usize,
+    /// Keys per tile.
+    pub kv_tile: usize,
+    /// Whether rows see only keys up to their position.
+    pub causal: bool,
+}
+
+/// The online-softmax state of a block of query rows (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partial {
+    /// Running max per row (`-inf` before any key).
+    pub m: Vec<f32>,
+    /// Running sum per row.
+    pub l: Vec<f32>,
+    /// Accumulators, `rows * head_dim`.
+    pub acc: Vec<f32>,
+}
+
+impl Partial {
+    /// The empty state of `rows` rows of `head_dim`.
+    pub fn new(rows: usize, head_dim: usize) -> Partial {
+        Partial {
+            m: vec![f32::NEG_INFINITY; rows],
+            l: vec![0.0; rows],
+            acc: vec![0.0; rows * head_dim],
+        }
+    }
+
+    /// Folds `other` (the same rows over other keys) into `self`, exactly.
+    pub fn merge(&mut self, other: &Partial, head_dim: usize) {
+        for r in 0..self.m.len() {
+            let m = self.m[r].max(other.m[r]);
+            if m == f32::NEG_INFINITY {
+                continue;
+            }
+            let (a, b) = (exp(self.m[r] - m), exp(other.m[r] - m));
+            self.l[r] = self.l[r] * a + other.l[r] * b;
+            let acc = &mut self.acc[r * head_dim..][..head_dim];
+            let oth = &other.acc[r * head_dim..][..head_dim];
+            for (x, y) in acc.iter_mut().zip(oth) {
+                *x = *x * a + *y * b;
+            }
+            self.m[r] = m;
+        }
+    }
+
+    /// Writes the output rows, `acc / l`.
+    pub fn finish(&self, head_dim: usize, out: &mut [f32]) {
+        for (r, orow) in out.chunks_exact_mut(head_dim).enumerate() {
+            let inv = if self.l[r] > 0.0 {
+                1.0 / self.l[r]
+            } else {
+                0.0
+            };
+            for (o, a) in orow.iter_mut().zip(&self.acc[r * head_dim..][..head_dim]) {
+                *o = a * inv;
+            }
+        }
+    }
+}
+
+/// A compiled body: runs `task` into `state`, with `scores` (at least `kv_tile` floats) as
+/// scratch.
+///
+/// # Safety
+/// The CPU must have the instruction set the function was compiled for (what its backend's
+/// availability checks).
+pub type TaskFn = unsafe fn(task: &Task, state: &mut Partial, scores: &mut [f32]);
+
+/// The body compiled for `backend`, if this build has one for it.
+pub fn kernel(backend: Backend) -> Option<TaskFn> {
+    match backend {
+        Backend::Scalar => Some(plain),
+        Backend::Neon if cfg!(target_arch = "aarch64") => Some(plain),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => Some(avx2),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => Some(avx512),
+        _ => None,
+    }
+}
+
+/// Relative error bound of [`exp`] on `[-87, 0]`, checked by the tests against f64.
+pub const EXP_REL_ERR: f64 = 4e-7;
+
+/// `e^x` for `x <= 88`: `2^n * p(r)` with `n = round(x log2 e)`, `r = x - n ln 2` in two
+/// parts, `p` the degree-6 Taylor polynomial (`|r| <= ln2/2`, so its remainder is below
+/// 1.2e-7 relative). Below -87.3 it returns about 1e-38 instead of less: a score that far
+/// under the running max contributes nothing either way. Branch-free, so it vectorizes.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // 1.5 * 2^23: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    p * scale
+}
+
+/// `a . b` with the partial sums in `L` lanes.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; L];
+    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for i in 0..L {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ar.iter().zip(br) {
+        tail += x * y;
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// The body (see the module docs).
+#[inline(always)]
+fn body(t: &Task, st: &mut Partial, scores: &mut [f32]) {
+    let d = t.head_dim;
+    let rows = st.m.len();
+    let tile = t.kv_tile.max(1);
+    let mut j0 = t.kv_lo;
+    while j0 < t.kv_hi {
+        let j1 = (j0 + tile).min(t.kv_hi);
+        for r in 0..rows {
+            let limit = if t.causal {
+                j1.min(t.q_pos + r + 1)
+            } else {
+                j1
+            };
+            if limit <= j0 {
+                continue;
+            }
+            let n = limit - j0;
+            let qrow = &t.q[r * d..][..d];
+            let sc = &mut scores[..n];
+            let mut mx = f32::NEG_INFINITY;
+            for (jj, s) in sc.iter_mut().enumerate() {
+                *s = dot(qrow, &t.k[(j0 + jj) * d..][..d]) * t.scale;
+                mx = mx.max(*s);
+            }
+            let m_new = st.m[r].max(mx);
+            let corr = exp(st.m[r] - m_new);
+            let mut sum_lanes = [0f32; L];
+            for (i, s) in sc.iter_mut().enumerate() {
+                *s = exp(*s - m_new);
+                sum_lanes[i % L] += *s;
+            }
+            st.l[r] = st.l[r] * corr + sum_lanes.iter().sum::<f32>();
+            let acc = &mut st.acc[r * d..][..d];
+            if corr != 1.0 {
+                acc.iter_mut().for_each(|a| *a *= corr);
+            }
+            for (jj, &p) in sc.iter().enumerate() {
+                let vrow = &t.v[(j0 + jj) * d..][..d];
+                for (a, &vv) in acc.iter_mut().zip(vrow) {
+                    *a += p * vv;
+                }
+            }
+            st.m[r] = m_new;
+        }
+        j0 = j1;
+    }
+}
+
+/// # Safety
+/// None beyond [`TaskFn`]'s: compiled for the baseline instruction set.
+unsafe fn plain(t: &Task, st: &mut Partial, scores: &mut [f32]) {
+    body(t, st, scores)
+}
+
+/// # Safety
+/// The CPU has AVX2 and FMA (what the avx2 backend requires).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2(t: &Task, st: &mut Partial, scores: &mut [f32]) {
+    body(t, st, scores)
+}
+
+/// # Safety
+/// The CPU has AVX-512 F, BW and VL (what the avx512 backend requires).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn avx512(t: &Task, st: &mut Partial, scores: &mut [f32]) {
+    body(t, st, scores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_its_bound() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let want = (x as f64).exp();
+            let got = exp(x) as f64;
+            worst = worst.max(((got - want) / want).abs());
+            x += 0.000_731;
+        }
+        assert!(worst <= EXP_REL_ERR, "{worst:e}");
+        assert_eq!(exp(0.0), 1.0);
+        assert!(exp(f32::NEG_INFINITY) < 1e-37);
+        assert!(exp(-1000.0) < 1e-37);
+    }
+
+    #[test]
+    fn partial_states_merge_exactly() {
+        // Scores [1, 2, 3] and values [10, 20, 30] (head_dim 1), in one task or two.
+        let d = 1;
+        let q = [1.0f32];
+        let k = [1.0f32, 2.0, 3.0];
+        let v = [10.0f32, 20.0, 30.0];
+        let task = |lo, hi| Task {
+            q: &q,
+            k: &k,
+            v: &v,
+            head_dim: d,
+            scale: 1.0,
+            q_pos: 2,
+            kv_lo: lo,
+            kv_hi: hi,
+            kv_tile: 2,
+            causal: false,
+        };
+        let mut scores = [0f32; 4];
+        let mut whole = Partial::new(1, d);
+        body(&task(0, 3), &mut whole, &mut scores);
+        let mut a = Partial::new(1, d);
+        body(&task(0, 1), &mut a, &mut scores);
+        let mut b = Partial::new(1, d);
+        body(&task(1, 3), &mut b, &mut scores);
+        a.merge(&b, d);
+        let (mut o1, mut o2) = ([0f32], [0f32]);
+        whole.finish(d, &mut o1);
+        a.finish(d, &mut o2);
+        let e = [1f64.exp(), 2f64.exp(), 3f64.exp()];
+        let want = (10.0 * e[0] + 20.0 * e[1] + 30.0 * e[2]) / (e[0] + e[1] + e[2]);
+        assert!((o1[0] as f64 - want).abs() < 1e-4, "{o1:?} {want}");
+        assert!((o2[0] - o1[0]).abs() < 1e-4, "{o2:?} {o1:?}");
+    }
+}

@@ -1,0 +1,170 @@
+//! The attention plan: validated config, kernel and pool chosen once; `run` is the timed
+//! part.
+
+use rayon::prelude::*;
+
+use super::kernel::{self, Partial, Task, TaskFn};
+use super::{kernel_id, space, AttentionShape};
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::device::BackendExt;
+use crate::error::{Error, Result};
+use crate::pool::pool;
+use ktune_core::KernelId;
+
+/// A planned attention: build once, run many times.
+pub struct AttentionPlan {
+    shape: AttentionShape,
+    id: KernelId,
+    kernel: TaskFn,
+    q_tile: usize,
+    kv_tile: usize,
+    splits: usize,
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
+}
+
+impl std::fmt::Debug for AttentionPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttentionPlan")
+            .field("id", &self.id.to_string())
+            .field("shape", &self.shape.to_string())
+            .field("q_tile", &self.q_tile)
+            .field("kv_tile", &self.kv_tile)
+            .field("splits", &self.splits)
+            .finish()
+    }
+}
+
+impl AttentionPlan {
+    /// Validates `config` for `shape` on `backend` and picks the kernel.
+    pub fn new(backend: Backend, shape: AttentionShape, config: &Config) -> Result<Self> {
+        shape.check()?;
+        backend.require()?;
+        space::space(backend, shape)?.validate(config)?;
+        let kernel = kernel::kernel(backend).ok_or_else(|| {
+            Error::Unsupported(format!("backend {backend} has no attention kernel"))
+        })?;
+        let get = |name: &str| config.require(name).map(|v| v as usize);
+        let threads = get("threads")?;
+        Ok(AttentionPlan {
+            shape,
+            id: kernel_id(backend, "flash"),
+            kernel,
+            q_tile: get("q_tile")?,
+            kv_tile: get("kv_tile")?,
+            splits: get("splits")?,
+            pool: if threads > 1 {
+                Some(pool(threads)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The kernel that runs.
+    pub fn kernel_id(&self) -> &KernelId {
+        &self.id
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> AttentionShape {
+        self.shape
+    }
+
+    /// `o = attention(q, k, v)` (layout in the module docs).
+    pub fn run(&mut self, q: &[f32], k: &[f32], v: &[f32], o: &mut [f32]) -> Result<()> {
+        let s = self.shape;
+        for (name, len, want) in [
+            ("Q", q.len(), s.q_elems()),
+            ("K", k.len(), s.kv_elems()),
+            ("V", v.len(), s.kv_elems()),
+            ("O", o.len(), s.q_elems()),
+        ] {
+            if len != want {
+                return Err(Error::InvalidArgument(format!(
+                    "attention {s}: {name} holds {len} floats, not {want}"
+                )));
+            }
+        }
+        let this = &*self;
+        let head = s.q_len * s.head_dim;
+        let work = |(bh, out): (usize, &mut [f32])| this.head(bh, q, k, v, out);
+        match &self.pool {
+            Some(p) => p.install(|| o.par_chunks_mut(head).enumerate().for_each(work)),
+            None => o.chunks_mut(head).enumerate().for_each(work),
+        }
+        Ok(())
+    }
+
+    /// One (batch, query head) slice: its query tiles, each over its key range, split in
+    /// `splits` parts computed in parallel and merged.
+    fn head(&self, bh: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+        let s = self.shape;
+        let d = s.head_dim;
+        let (b, h) = (bh / s.q_heads, bh % s.q_heads);
+        let kvh = h / (s.q_heads / s.kv_heads);
+        let kv = (b * s.kv_heads + kvh) * s.kv_len * d..(b * s.kv_heads + kvh + 1) * s.kv_len * d;
+        let (kh, vh) = (&k[kv.clone()], &v[kv]);
+        let qh = &q[bh * s.q_len * d..][..s.q_len * d];
+        let first_pos = s.kv_len - s.q_len;
+        let q_tile = self.q_tile.min(s.q_len).max(1);
+        for (t, orows) in out.chunks_mut(q_tile * d).enumerate() {
+            let r0 = t * q_tile;
+            let rows = orows.len() / d;
+            let q_pos = first_pos + r0;
+            // Keys this tile can see at all.
+            let kv_hi = if s.causal { q_pos + rows } else { s.kv_len };
+            let parts = self.splits.min(kv_hi).max(1);
+            let chunk = kv_hi.div_ceil(parts);
+            let task = |lo: usize, hi: usize| {
+                let mut st = Partial::new(rows, d);
+                let mut scores = vec![0f32; self.kv_tile.max(1)];
+                let t = Task {
+                    q: &qh[r0 * d..][..rows * d],
+                    k: kh,
+                    v: vh,
+                    head_dim: d,
+                    scale: s.scale(),
+                    q_pos,
+                    kv_lo: lo,
+                    kv_hi: hi,
+                    kv_tile: self.kv_tile,
+                    causal: s.causal,
+                };
+                // SAFETY: the plan was built only after its backend's availability check
+                // passed, and `kernel` is that backend's body.
+                unsafe { (self.kernel)(&t, &mut st, &mut scores) };
+                st
+            };
+            let state = if parts == 1 {
+                task(0, kv_hi)
+            } else {
+                let range = |p: usize| (p * chunk, ((p + 1) * chunk).min(kv_hi));
+                // In the plan's pool when it has one; on this thread alone otherwise.
+                let partials: Vec<Partial> = if self.pool.is_some() {
+                    (0..parts)
+                        .into_par_iter()
+                        .map(|p| {
+                            let (lo, hi) = range(p);
+                            task(lo, hi)
+                        })
+                        .collect()
+                } else {
+                    (0..parts)
+                        .map(|p| {
+                            let (lo, hi) = range(p);
+                            task(lo, hi)
+                        })
+                        .collect()
+                };
+                let mut it = partials.into_iter();
+                let mut acc = it.next().unwrap_or_else(|| Partial::new(rows, d));
+                for p in it {
+                    acc.merge(&p, d);
+                }
+                acc
+            };
+            state.finish(d, orows);
+        }
+    }
+}

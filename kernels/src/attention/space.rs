@@ -1,0 +1,85 @@
+//! The tunable space of attention and its default.
+//!
+//! - `q_tile`: query rows per task (they share every K/V tile they read);
+//! - `kv_tile`: keys per tile (the scores of one row against a tile stay in L1);
+//! - `splits`: parts the key range of one (batch, head) is split into, computed in parallel
+//!   and merged exactly (flash-decoding: what lets one long sequence use every core);
+//! - `threads`: worker threads.
+//!
+//! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
+//! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2, so they stay there while the
+//! `q_tile` rows of a task pass over them; `q_tile` 16 rows, or all of them for decode;
+//! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; `splits`
+//! enough that `batch * q_heads * splits` tasks give every thread work (1 when the heads
+//! already do).
+
+use super::AttentionShape;
+use crate::backend::Backend;
+use crate::cache::CacheInfo;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::pool::{available_threads, thread_counts};
+use crate::space::{Param, Space};
+
+const Q_TILES: [i64; 6] = [1, 4, 8, 16, 32, 64];
+const KV_TILES: [i64; 6] = [16, 32, 64, 128, 256, 512];
+const SPLITS: [i64; 5] = [1, 2, 4, 8, 16];
+
+/// The tunable space of attention on `backend`.
+pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
+    if super::kernel::kernel(backend).is_none() {
+        return Err(Error::Unsupported(format!(
+            "backend {backend} has no attention kernel on this platform"
+        )));
+    }
+    let param = |name, doc, candidates: &[i64], max| Param {
+        name,
+        doc,
+        candidates: candidates.to_vec(),
+        min: 1,
+        max,
+        step: 1,
+    };
+    let threads: Vec<i64> = thread_counts().into_iter().map(|t| t as i64).collect();
+    Ok(Space {
+        params: vec![
+            param("q_tile", "query rows per task", &Q_TILES, 4096),
+            param("kv_tile", "keys per tile", &KV_TILES, 1 << 16),
+            param(
+                "splits",
+                "parts of the key range, merged exactly",
+                &SPLITS,
+                256,
+            ),
+            param("threads", "worker threads", &threads, 1024),
+        ],
+        constraints: Vec::new(),
+    })
+}
+
+/// The default config (see the module docs).
+pub fn default_config(backend: Backend, shape: AttentionShape) -> Result<Config> {
+    space(backend, shape)?;
+    let l2 = CacheInfo::get().l2.size.max(64 << 10);
+    let kv_tile = KV_TILES
+        .iter()
+        .copied()
+        .filter(|&t| 2 * t as usize * shape.head_dim * 4 <= l2 / 2)
+        .max()
+        .unwrap_or(KV_TILES[0]);
+    let q_tile = if shape.q_len <= 8 { 8 } else { 16 };
+    let flops =
+        4.0 * shape.pairs_per_head() * shape.head_dim as f64 * (shape.batch * shape.q_heads) as f64;
+    let threads = if flops > 1e7 { available_threads() } else { 1 };
+    let heads = shape.batch * shape.q_heads;
+    let splits = SPLITS
+        .iter()
+        .copied()
+        .find(|&s| heads * s as usize >= threads)
+        .unwrap_or(1);
+    Ok(Config::new()
+        .with("q_tile", q_tile)
+        .with("kv_tile", kv_tile)
+        .with("splits", splits)
+        .with("threads", threads as i64))
+}

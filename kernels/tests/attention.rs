@@ -1,0 +1,138 @@
+//! Attention on every CPU backend against the f64 reference: edge lengths around the tiles,
+//! primes, causal prefill and decode, grouped-query ratios, head sizes, scores that would
+//! overflow a naive softmax, every tunable at its edges, and bad lengths.
+
+mod common;
+
+use ktune_kernels::attention::{self, reference, space, AttentionPlan, AttentionShape};
+use ktune_kernels::{Backend, Config};
+
+fn shape(
+    b: usize,
+    hq: usize,
+    hkv: usize,
+    ql: usize,
+    kvl: usize,
+    d: usize,
+    causal: bool,
+) -> AttentionShape {
+    AttentionShape {
+        batch: b,
+        q_heads: hq,
+        kv_heads: hkv,
+        q_len: ql,
+        kv_len: kvl,
+        head_dim: d,
+        causal,
+    }
+}
+
+/// Runs `s` with `config` on `backend` and checks every output row; `amp` scales Q and K.
+fn check(backend: Backend, s: AttentionShape, config: &Config, amp: f32) {
+    let q: Vec<f32> = ktune_kernels::random::uniform(s.q_elems(), 1)
+        .into_iter()
+        .map(|x| x * amp)
+        .collect();
+    let k: Vec<f32> = ktune_kernels::random::uniform(s.kv_elems(), 2)
+        .into_iter()
+        .map(|x| x * amp)
+        .collect();
+    let v = ktune_kernels::random::uniform(s.kv_elems(), 3);
+    let mut o = vec![f32::NAN; s.q_elems()];
+    let mut plan =
+        AttentionPlan::new(backend, s, config).unwrap_or_else(|e| panic!("{s} [{config}]: {e}"));
+    plan.run(&q, &k, &v, &mut o).unwrap();
+    let rows: Vec<usize> = (0..s.batch * s.q_heads * s.q_len).collect();
+    let err = reference::max_error(&s, &q, &k, &v, &o, &rows);
+    let tol = reference::tolerance(&s);
+    assert!(
+        err <= tol,
+        "{backend} {s} [{config}] amp {amp}: error {err:e} > {tol:e}"
+    );
+}
+
+fn default(backend: Backend, s: AttentionShape) -> Config {
+    space::default_config(backend, s).unwrap()
+}
+
+#[test]
+fn edge_lengths_heads_and_dims() {
+    for backend in common::cpu_backends() {
+        for (ql, kvl) in [
+            (1, 1),
+            (1, 15),
+            (1, 16),
+            (1, 17),
+            (1, 97),
+            (3, 3),
+            (7, 31),
+            (16, 33),
+            (17, 64),
+        ] {
+            for causal in [true, false] {
+                let s = shape(1, 4, 2, ql, kvl, 32, causal);
+                let c = default(backend, s).with("kv_tile", 16).with("q_tile", 4);
+                check(backend, s, &c, 1.0);
+            }
+        }
+        for (hq, hkv) in [(1, 1), (4, 4), (4, 1), (8, 1), (8, 2)] {
+            let s = shape(2, hq, hkv, 5, 40, 16, true);
+            check(backend, s, &default(backend, s), 1.0);
+        }
+        for d in [1, 3, 64, 80, 128, 256] {
+            let s = shape(1, 2, 1, 3, 50, d, true);
+            check(backend, s, &default(backend, s), 1.0);
+        }
+    }
+}
+
+#[test]
+fn scores_that_would_overflow_a_naive_exp() {
+    // Q and K entries up to 60: scores up to 60 * 60 * 64 / 8 = 28800, e^28800 = inf in f32.
+    for backend in common::cpu_backends() {
+        let s = shape(1, 2, 1, 4, 70, 64, true);
+        check(backend, s, &default(backend, s), 60.0);
+        check(
+            backend,
+            s,
+            &default(backend, s).with("splits", 4).with("kv_tile", 16),
+            60.0,
+        );
+    }
+}
+
+#[test]
+fn every_tunable_at_its_edges() {
+    for backend in common::cpu_backends() {
+        let prefill = shape(1, 3, 1, 21, 45, 24, true);
+        let decode = shape(2, 2, 2, 1, 300, 24, true);
+        for s in [prefill, decode] {
+            let sp = space::space(backend, s).unwrap();
+            for c in sp.enumerate().step_by(7) {
+                check(backend, s, &c, 1.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_library_function_and_bad_input() {
+    let s = shape(1, 2, 1, 2, 9, 8, true);
+    let q = vec![0.5f32; s.q_elems()];
+    let k = vec![0.25f32; s.kv_elems()];
+    let v: Vec<f32> = (0..s.kv_elems()).map(|i| (i % 8) as f32).collect();
+    let mut o = vec![f32::NAN; s.q_elems()];
+    attention::forward(s, &q, &k, &v, &mut o).unwrap();
+    // Equal scores: each output is the mean of the values it sees, here (i % 8) per column.
+    for row in o.chunks(8) {
+        for (c, &x) in row.iter().enumerate() {
+            assert!((x - c as f32).abs() < 1e-4, "{row:?}");
+        }
+    }
+    assert!(attention::forward(s, &q[1..], &k, &v, &mut o).is_err());
+    assert!(attention::forward(shape(1, 3, 2, 1, 4, 8, true), &q, &k, &v, &mut o).is_err());
+    assert!(attention::forward(shape(1, 2, 1, 5, 4, 8, true), &q, &k, &v, &mut o).is_err());
+    assert!(attention::forward(shape(1, 2, 1, 0, 4, 8, true), &q, &k, &v, &mut o).is_err());
+    let bad = default(Backend::Scalar, s).with("q_tile", 0);
+    assert!(AttentionPlan::new(Backend::Scalar, s, &bad).is_err());
+}
