@@ -1,7 +1,7 @@
 //! The flash-attention body, one portable function compiled per backend.
 //!
-//! The contract: a [`Task`] is the query rows of one (batch, query head) slice against the
-//! keys `kv_lo..kv_hi` of its KV head. [`Partial`] carries, per query row, the running max
+//! The contract: a [`Task`] is query rows of one batch entry (of one query head, or of all
+//! the query heads that share a KV head) against the keys `kv_lo..kv_hi` of that KV head. [`Partial`] carries, per query row, the running max
 //! `m` of its scaled scores, the running sum `l` of `exp(score - m)`, and the accumulator
 //! `acc = sum exp(score - m) * v`; a task updates them tile by tile (online softmax: when the
 //! max grows, `l` and `acc` are rescaled by `exp(m_old - m_new)`), so the score matrix is
@@ -20,6 +20,9 @@ use crate::backend::Backend;
 /// Lanes of the dot products' partial sums.
 const L: usize = 16;
 
+/// Rows of scores the scratch must hold: `SCRATCH_ROWS * kv_tile` floats.
+pub const SCRATCH_ROWS: usize = R;
+
 /// One task's inputs (see the module docs).
 #[derive(Debug, Clone, Copy)]
 pub struct Task<'a> {
@@ -35,6 +38,10 @@ pub struct Task<'a> {
     pub scale: f32,
     /// The sequence position of the first query row.
     pub q_pos: usize,
+    /// Rows per head in `q`: row `r` sits at position `q_pos + r % rows_per_head` (the rows
+    /// of several query heads that share a KV head are processed together, so each key and
+    /// value is read once for all of them).
+    pub rows_per_head: usize,
     /// The first key.
     pub kv_lo: usize,
     /// One past the last key.
@@ -99,8 +106,8 @@ impl Partial {
     }
 }
 
-/// A compiled body: runs `task` into `state`, with `scores` (at least `kv_tile` floats) as
-/// scratch.
+/// A compiled body: runs `task` into `state`, with `scores` (at least [`SCRATCH_ROWS`]
+/// times `kv_tile` floats) as scratch.
 ///
 /// # Safety
 /// The CPU must have the instruction set the function was compiled for (what its backend's
@@ -145,69 +152,167 @@ pub fn exp(x: f32) -> f32 {
     p * scale
 }
 
-/// `a . b` with the partial sums in `L` lanes.
+/// Query rows computed together: each key and value row is loaded once for all of them.
+const R: usize = 4;
+
+/// `a * b + c`, fused where the body is compiled with FMA (`F`), else a multiply and an add
+/// (a fused multiply-add without the instruction would be a slow library call).
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; L];
-    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for i in 0..L {
-            lanes[i] += x[i] * y[i];
-        }
+fn madd<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if F {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
     }
-    let mut tail = 0.0;
-    for (x, y) in ar.iter().zip(br) {
-        tail += x * y;
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
-/// The body (see the module docs).
+/// The scores of up to `R` query rows (`q`, `rows * d`) against one key row: `out[r] = q_r .
+/// k`, the partial sums in `L` lanes per row.
 #[inline(always)]
-fn body(t: &Task, st: &mut Partial, scores: &mut [f32]) {
+fn dots<const F: bool>(q: &[f32], rows: usize, d: usize, k: &[f32], out: &mut [f32; R]) {
+    let mut lanes = [[0f32; L]; R];
+    let full = d / L * L;
+    let mut c = 0;
+    while c < full {
+        let kc: &[f32; L] = k[c..c + L].try_into().unwrap_or(&[0.0; L]);
+        for (r, lane) in lanes.iter_mut().enumerate().take(rows) {
+            let qc: &[f32; L] = q[r * d + c..r * d + c + L].try_into().unwrap_or(&[0.0; L]);
+            for i in 0..L {
+                lane[i] = madd::<F>(qc[i], kc[i], lane[i]);
+            }
+        }
+        c += L;
+    }
+    for (r, o) in out.iter_mut().enumerate().take(rows) {
+        let mut t = hsum(&lanes[r]);
+        for cc in full..d {
+            t = madd::<F>(q[r * d + cc], k[cc], t);
+        }
+        *o = t;
+    }
+}
+
+/// The sum of `L` lanes as a tree (four dependent steps instead of fifteen).
+#[inline(always)]
+fn hsum(l: &[f32; L]) -> f32 {
+    let mut h8 = [0f32; 8];
+    for i in 0..8 {
+        h8[i] = l[i] + l[i + 8];
+    }
+    let mut h4 = [0f32; 4];
+    for i in 0..4 {
+        h4[i] = h8[i] + h8[i + 4];
+    }
+    (h4[0] + h4[2]) + (h4[1] + h4[3])
+}
+
+/// The largest of `x` (`-inf` when empty), in `L` lanes.
+#[inline(always)]
+fn max_of(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; L];
+    let chunks = x.chunks_exact(L);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        let ch: &[f32; L] = ch.try_into().unwrap_or(&[f32::NEG_INFINITY; L]);
+        for i in 0..L {
+            lanes[i] = lanes[i].max(ch[i]);
+        }
+    }
+    let m = lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    rest.iter().copied().fold(m, f32::max)
+}
+
+/// Replaces each `x` by `exp(x - m)` and returns their sum, in `L` lanes.
+#[inline(always)]
+fn exp_sum(x: &mut [f32], m: f32) -> f32 {
+    let mut lanes = [0f32; L];
+    let mut chunks = x.chunks_exact_mut(L);
+    for ch in &mut chunks {
+        for (i, v) in ch.iter_mut().enumerate() {
+            *v = exp(*v - m);
+            lanes[i] += *v;
+        }
+    }
+    let mut rest = 0.0;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - m);
+        rest += *v;
+    }
+    hsum(&lanes) + rest
+}
+
+/// The body (see the module docs): for each key tile, rows in blocks of `R`.
+#[inline(always)]
+fn body<const F: bool>(t: &Task, st: &mut Partial, scores: &mut [f32]) {
     let d = t.head_dim;
     let rows = st.m.len();
     let tile = t.kv_tile.max(1);
+    let per_head = t.rows_per_head.max(1);
+    // scores: R rows of `tile` each.
     let mut j0 = t.kv_lo;
     while j0 < t.kv_hi {
         let j1 = (j0 + tile).min(t.kv_hi);
-        for r in 0..rows {
-            let limit = if t.causal {
-                j1.min(t.q_pos + r + 1)
-            } else {
-                j1
-            };
-            if limit <= j0 {
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = (rows - r0).min(R);
+            // Each row's last visible key in this tile (exclusive), and the block's.
+            let mut limit = [j0; R];
+            for (i, l) in limit.iter_mut().enumerate().take(nr) {
+                *l = if t.causal {
+                    j1.min(t.q_pos + (r0 + i) % per_head + 1)
+                } else {
+                    j1
+                };
+            }
+            let block_hi = limit[..nr].iter().copied().max().unwrap_or(j0);
+            if block_hi <= j0 {
+                r0 += nr;
                 continue;
             }
-            let n = limit - j0;
-            let qrow = &t.q[r * d..][..d];
-            let sc = &mut scores[..n];
-            let mut mx = f32::NEG_INFINITY;
-            for (jj, s) in sc.iter_mut().enumerate() {
-                *s = dot(qrow, &t.k[(j0 + jj) * d..][..d]) * t.scale;
-                mx = mx.max(*s);
-            }
-            let m_new = st.m[r].max(mx);
-            let corr = exp(st.m[r] - m_new);
-            let mut sum_lanes = [0f32; L];
-            for (i, s) in sc.iter_mut().enumerate() {
-                *s = exp(*s - m_new);
-                sum_lanes[i % L] += *s;
-            }
-            st.l[r] = st.l[r] * corr + sum_lanes.iter().sum::<f32>();
-            let acc = &mut st.acc[r * d..][..d];
-            if corr != 1.0 {
-                acc.iter_mut().for_each(|a| *a *= corr);
-            }
-            for (jj, &p) in sc.iter().enumerate() {
-                let vrow = &t.v[(j0 + jj) * d..][..d];
-                for (a, &vv) in acc.iter_mut().zip(vrow) {
-                    *a += p * vv;
+            let n = block_hi - j0;
+            let qb = &t.q[r0 * d..(r0 + nr) * d];
+            // Scores of the block, row-major in `scores` (`R * tile`).
+            let mut s4 = [0f32; R];
+            for jj in 0..n {
+                dots::<F>(qb, nr, d, &t.k[(j0 + jj) * d..][..d], &mut s4);
+                for i in 0..nr {
+                    scores[i * tile + jj] = s4[i] * t.scale;
                 }
             }
-            st.m[r] = m_new;
+            // Online softmax per row; masked keys get weight exactly 0.
+            let mut corr = [1f32; R];
+            for i in 0..nr {
+                let r = r0 + i;
+                let vis = limit[i].saturating_sub(j0);
+                let row = &mut scores[i * tile..i * tile + n];
+                let (seen, masked) = row.split_at_mut(vis);
+                masked.fill(0.0);
+                if vis == 0 {
+                    continue;
+                }
+                let m_new = st.m[r].max(max_of(seen));
+                corr[i] = exp(st.m[r] - m_new);
+                let sum = exp_sum(seen, m_new);
+                st.l[r] = st.l[r] * corr[i] + sum;
+                st.m[r] = m_new;
+            }
+            // acc = acc * corr + P V, each value row loaded once for the block.
+            let acc = &mut st.acc[r0 * d..(r0 + nr) * d];
+            for (i, arow) in acc.chunks_exact_mut(d).enumerate() {
+                if corr[i] != 1.0 {
+                    arow.iter_mut().for_each(|a| *a *= corr[i]);
+                }
+            }
+            for jj in 0..n {
+                let vrow = &t.v[(j0 + jj) * d..][..d];
+                for (i, arow) in acc.chunks_exact_mut(d).enumerate() {
+                    let p = scores[i * tile + jj];
+                    for (a, &vv) in arow.iter_mut().zip(vrow) {
+                        *a = madd::<F>(p, vv, *a);
+                    }
+                }
+            }
+            r0 += nr;
         }
         j0 = j1;
     }
@@ -216,7 +321,7 @@ fn body(t: &Task, st: &mut Partial, scores: &mut [f32]) {
 /// # Safety
 /// None beyond [`TaskFn`]'s: compiled for the baseline instruction set.
 unsafe fn plain(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body(t, st, scores)
+    body::<false>(t, st, scores)
 }
 
 /// # Safety
@@ -224,7 +329,7 @@ unsafe fn plain(t: &Task, st: &mut Partial, scores: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body(t, st, scores)
+    body::<true>(t, st, scores)
 }
 
 /// # Safety
@@ -232,7 +337,7 @@ unsafe fn avx2(t: &Task, st: &mut Partial, scores: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn avx512(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body(t, st, scores)
+    body::<true>(t, st, scores)
 }
 
 #[cfg(test)]
@@ -269,18 +374,19 @@ mod tests {
             head_dim: d,
             scale: 1.0,
             q_pos: 2,
+            rows_per_head: 1,
             kv_lo: lo,
             kv_hi: hi,
             kv_tile: 2,
             causal: false,
         };
-        let mut scores = [0f32; 4];
+        let mut scores = [0f32; 2 * SCRATCH_ROWS];
         let mut whole = Partial::new(1, d);
-        body(&task(0, 3), &mut whole, &mut scores);
+        body::<false>(&task(0, 3), &mut whole, &mut scores);
         let mut a = Partial::new(1, d);
-        body(&task(0, 1), &mut a, &mut scores);
+        body::<false>(&task(0, 1), &mut a, &mut scores);
         let mut b = Partial::new(1, d);
-        body(&task(1, 3), &mut b, &mut scores);
+        body::<false>(&task(1, 3), &mut b, &mut scores);
         a.merge(&b, d);
         let (mut o1, mut o2) = ([0f32], [0f32]);
         whole.finish(d, &mut o1);

@@ -87,6 +87,18 @@ impl AttentionPlan {
             }
         }
         let this = &*self;
+        let group = s.q_heads / s.kv_heads;
+        if self.q_tile >= s.q_len && group > 1 {
+            // Every row of a head fits one task: the heads that share a KV head go together
+            // (their rows are contiguous), so each key and value is read once for all.
+            let unit = group * s.q_len * s.head_dim;
+            let work = |(bk, out): (usize, &mut [f32])| this.kv_group(bk, q, k, v, out);
+            match &self.pool {
+                Some(p) => p.install(|| o.par_chunks_mut(unit).enumerate().for_each(work)),
+                None => o.chunks_mut(unit).enumerate().for_each(work),
+            }
+            return Ok(());
+        }
         let head = s.q_len * s.head_dim;
         let work = |(bh, out): (usize, &mut [f32])| this.head(bh, q, k, v, out);
         match &self.pool {
@@ -94,6 +106,96 @@ impl AttentionPlan {
             None => o.chunks_mut(head).enumerate().for_each(work),
         }
         Ok(())
+    }
+
+    /// The rows of every query head that shares KV head `bk % kv_heads` of batch entry
+    /// `bk / kv_heads`, in one block.
+    fn kv_group(&self, bk: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+        let s = self.shape;
+        let d = s.head_dim;
+        let group = s.q_heads / s.kv_heads;
+        let (b, kvh) = (bk / s.kv_heads, bk % s.kv_heads);
+        let kv = (b * s.kv_heads + kvh) * s.kv_len * d..(b * s.kv_heads + kvh + 1) * s.kv_len * d;
+        let rows = group * s.q_len;
+        let q0 = (b * s.q_heads + kvh * group) * s.q_len * d;
+        let first_pos = s.kv_len - s.q_len;
+        // The last query sits at the last position: every key is seen by some row.
+        let state = self.over_keys(
+            &q[q0..][..rows * d],
+            &k[kv.clone()],
+            &v[kv],
+            first_pos,
+            s.q_len,
+            s.kv_len,
+        );
+        state.finish(d, out);
+    }
+
+    /// The online-softmax state of the rows `qrows` (positions `q_pos + r % rows_per_head`)
+    /// over the keys `0..kv_hi` of one KV head, split in up to `splits` parts computed in
+    /// parallel (in the plan's pool) and merged.
+    fn over_keys(
+        &self,
+        qrows: &[f32],
+        kh: &[f32],
+        vh: &[f32],
+        q_pos: usize,
+        rows_per_head: usize,
+        kv_hi: usize,
+    ) -> Partial {
+        let s = self.shape;
+        let d = s.head_dim;
+        let rows = qrows.len() / d;
+        let parts = self.splits.min(kv_hi).max(1);
+        let chunk = kv_hi.div_ceil(parts);
+        let task = |lo: usize, hi: usize| {
+            let mut st = Partial::new(rows, d);
+            let mut scores = vec![0f32; kernel::SCRATCH_ROWS * self.kv_tile.max(1)];
+            let t = Task {
+                q: qrows,
+                k: kh,
+                v: vh,
+                head_dim: d,
+                scale: s.scale(),
+                q_pos,
+                rows_per_head,
+                kv_lo: lo,
+                kv_hi: hi,
+                kv_tile: self.kv_tile,
+                causal: s.causal,
+            };
+            // SAFETY: the plan was built only after its backend's availability check
+            // passed, and `kernel` is that backend's body.
+            unsafe { (self.kernel)(&t, &mut st, &mut scores) };
+            st
+        };
+        if parts == 1 {
+            return task(0, kv_hi);
+        }
+        let range = |p: usize| (p * chunk, ((p + 1) * chunk).min(kv_hi));
+        // In the plan's pool when it has one; on this thread alone otherwise.
+        let partials: Vec<Partial> = if self.pool.is_some() {
+            (0..parts)
+                .into_par_iter()
+                .map(|p| {
+                    let (lo, hi) = range(p);
+                    task(lo, hi)
+                })
+                .collect()
+        } else {
+            (0..parts)
+                .map(|p| {
+                    let (lo, hi) = range(p);
+                    task(lo, hi)
+                })
+                .collect()
+        };
+        let mut it = partials.into_iter();
+        let mut acc = it.next().unwrap_or_else(|| Partial::new(rows, d));
+        for p in it {
+            acc.merge(&p, d);
+        }
+        acc
     }
 
     /// One (batch, query head) slice: its query tiles, each over its key range, split in
@@ -114,56 +216,7 @@ impl AttentionPlan {
             let q_pos = first_pos + r0;
             // Keys this tile can see at all.
             let kv_hi = if s.causal { q_pos + rows } else { s.kv_len };
-            let parts = self.splits.min(kv_hi).max(1);
-            let chunk = kv_hi.div_ceil(parts);
-            let task = |lo: usize, hi: usize| {
-                let mut st = Partial::new(rows, d);
-                let mut scores = vec![0f32; self.kv_tile.max(1)];
-                let t = Task {
-                    q: &qh[r0 * d..][..rows * d],
-                    k: kh,
-                    v: vh,
-                    head_dim: d,
-                    scale: s.scale(),
-                    q_pos,
-                    kv_lo: lo,
-                    kv_hi: hi,
-                    kv_tile: self.kv_tile,
-                    causal: s.causal,
-                };
-                // SAFETY: the plan was built only after its backend's availability check
-                // passed, and `kernel` is that backend's body.
-                unsafe { (self.kernel)(&t, &mut st, &mut scores) };
-                st
-            };
-            let state = if parts == 1 {
-                task(0, kv_hi)
-            } else {
-                let range = |p: usize| (p * chunk, ((p + 1) * chunk).min(kv_hi));
-                // In the plan's pool when it has one; on this thread alone otherwise.
-                let partials: Vec<Partial> = if self.pool.is_some() {
-                    (0..parts)
-                        .into_par_iter()
-                        .map(|p| {
-                            let (lo, hi) = range(p);
-                            task(lo, hi)
-                        })
-                        .collect()
-                } else {
-                    (0..parts)
-                        .map(|p| {
-                            let (lo, hi) = range(p);
-                            task(lo, hi)
-                        })
-                        .collect()
-                };
-                let mut it = partials.into_iter();
-                let mut acc = it.next().unwrap_or_else(|| Partial::new(rows, d));
-                for p in it {
-                    acc.merge(&p, d);
-                }
-                acc
-            };
+            let state = self.over_keys(&qh[r0 * d..][..rows * d], kh, vh, q_pos, rows, kv_hi);
             state.finish(d, orows);
         }
     }
