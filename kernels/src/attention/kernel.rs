@@ -192,6 +192,102 @@ fn dots<const F: bool>(q: &[f32], rows: usize, d: usize, k: &[f32], out: &mut [f
     }
 }
 
+/// `scores[i * tile + j] = scale * q_i . k_j` for the `NR` rows of `q` and the `n` key rows
+/// of `k`, two keys at a time so that `2 NR` independent sums hide the multiply-add latency.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn scores_block<const F: bool, const NR: usize>(
+    q: &[f32],
+    k: &[f32],
+    d: usize,
+    n: usize,
+    tile: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    let full = d / L * L;
+    let mut j = 0;
+    while j + 2 <= n {
+        let (k0, k1) = (&k[j * d..(j + 1) * d], &k[(j + 1) * d..(j + 2) * d]);
+        let mut a0 = [[0f32; L]; NR];
+        let mut a1 = [[0f32; L]; NR];
+        let mut c = 0;
+        while c < full {
+            let x0: &[f32; L] = k0[c..c + L].try_into().unwrap_or(&[0.0; L]);
+            let x1: &[f32; L] = k1[c..c + L].try_into().unwrap_or(&[0.0; L]);
+            for r in 0..NR {
+                let qc: &[f32; L] = q[r * d + c..r * d + c + L].try_into().unwrap_or(&[0.0; L]);
+                for l in 0..L {
+                    a0[r][l] = madd::<F>(qc[l], x0[l], a0[r][l]);
+                    a1[r][l] = madd::<F>(qc[l], x1[l], a1[r][l]);
+                }
+            }
+            c += L;
+        }
+        for r in 0..NR {
+            let (mut s0, mut s1) = (hsum(&a0[r]), hsum(&a1[r]));
+            for cc in full..d {
+                s0 = madd::<F>(q[r * d + cc], k0[cc], s0);
+                s1 = madd::<F>(q[r * d + cc], k1[cc], s1);
+            }
+            scores[r * tile + j] = s0 * scale;
+            scores[r * tile + j + 1] = s1 * scale;
+        }
+        j += 2;
+    }
+    if j < n {
+        let mut s = [0f32; R];
+        dots::<F>(q, NR, d, &k[j * d..(j + 1) * d], &mut s);
+        for r in 0..NR {
+            scores[r * tile + j] = s[r] * scale;
+        }
+    }
+}
+
+/// `acc_i += sum_j p_ij v_j` for the `NR` rows of `acc` and the `n` value rows of `v`, with
+/// `p_ij = scores[i * tile + j]`: `L` columns at a time, whose `NR` accumulators stay in
+/// registers for the whole tile.
+#[inline(always)]
+fn pv_block<const F: bool, const NR: usize>(
+    acc: &mut [f32],
+    v: &[f32],
+    d: usize,
+    n: usize,
+    tile: usize,
+    scores: &[f32],
+) {
+    let full = d / L * L;
+    let mut c = 0;
+    while c < full {
+        let mut a = [[0f32; L]; NR];
+        for (r, ar) in a.iter_mut().enumerate() {
+            ar.copy_from_slice(&acc[r * d + c..r * d + c + L]);
+        }
+        for j in 0..n {
+            let vc: &[f32; L] = v[j * d + c..j * d + c + L].try_into().unwrap_or(&[0.0; L]);
+            for (r, ar) in a.iter_mut().enumerate() {
+                let p = scores[r * tile + j];
+                for l in 0..L {
+                    ar[l] = madd::<F>(p, vc[l], ar[l]);
+                }
+            }
+        }
+        for (r, ar) in a.iter().enumerate() {
+            acc[r * d + c..r * d + c + L].copy_from_slice(ar);
+        }
+        c += L;
+    }
+    for cc in full..d {
+        for r in 0..NR {
+            let mut x = acc[r * d + cc];
+            for j in 0..n {
+                x = madd::<F>(scores[r * tile + j], v[j * d + cc], x);
+            }
+            acc[r * d + cc] = x;
+        }
+    }
+}
+
 /// The sum of `L` lanes as a tree (four dependent steps instead of fifteen).
 #[inline(always)]
 fn hsum(l: &[f32; L]) -> f32 {
@@ -272,12 +368,12 @@ fn body<const F: bool>(t: &Task, st: &mut Partial, scores: &mut [f32]) {
             let n = block_hi - j0;
             let qb = &t.q[r0 * d..(r0 + nr) * d];
             // Scores of the block, row-major in `scores` (`R * tile`).
-            let mut s4 = [0f32; R];
-            for jj in 0..n {
-                dots::<F>(qb, nr, d, &t.k[(j0 + jj) * d..][..d], &mut s4);
-                for i in 0..nr {
-                    scores[i * tile + jj] = s4[i] * t.scale;
-                }
+            let kt = &t.k[j0 * d..(j0 + n) * d];
+            match nr {
+                4 => scores_block::<F, 4>(qb, kt, d, n, tile, t.scale, scores),
+                3 => scores_block::<F, 3>(qb, kt, d, n, tile, t.scale, scores),
+                2 => scores_block::<F, 2>(qb, kt, d, n, tile, t.scale, scores),
+                _ => scores_block::<F, 1>(qb, kt, d, n, tile, t.scale, scores),
             }
             // Online softmax per row; masked keys get weight exactly 0.
             let mut corr = [1f32; R];
@@ -303,12 +399,24 @@ fn body<const F: bool>(t: &Task, st: &mut Partial, scores: &mut [f32]) {
                     arow.iter_mut().for_each(|a| *a *= corr[i]);
                 }
             }
-            for jj in 0..n {
-                let vrow = &t.v[(j0 + jj) * d..][..d];
-                for (i, arow) in acc.chunks_exact_mut(d).enumerate() {
-                    let p = scores[i * tile + jj];
-                    for (a, &vv) in arow.iter_mut().zip(vrow) {
-                        *a = madd::<F>(p, vv, *a);
+            let vt = &t.v[j0 * d..(j0 + n) * d];
+            if rows > R {
+                // Several row blocks share the tile (prefill): accumulators in registers
+                // over the tile, the tile read from cache once per block and column group.
+                match nr {
+                    4 => pv_block::<F, 4>(acc, vt, d, n, tile, scores),
+                    3 => pv_block::<F, 3>(acc, vt, d, n, tile, scores),
+                    2 => pv_block::<F, 2>(acc, vt, d, n, tile, scores),
+                    _ => pv_block::<F, 1>(acc, vt, d, n, tile, scores),
+                }
+            } else {
+                // One row block (decode): each value row read once, streamed from memory.
+                for (jj, vrow) in vt.chunks_exact(d).enumerate() {
+                    for (i, arow) in acc.chunks_exact_mut(d).enumerate() {
+                        let p = scores[i * tile + jj];
+                        for (a, &vv) in arow.iter_mut().zip(vrow) {
+                            *a = madd::<F>(p, vv, *a);
+                        }
                     }
                 }
             }
