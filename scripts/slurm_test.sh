@@ -160,7 +160,9 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 grep -q "merged 2 shards" "$OUT"/ktune-merge-"$merge2".out || fail "the merge job failed"
-want=6 # the quick suite: 4 matmul shapes and 2 qgemv (q4_0) shapes
+# Every problem the shards were asked to do (their manifests list them).
+want=$(python3 -c 'import glob, json, sys; print(sum(len(json.load(open(f))["problems"]) for f in glob.glob(sys.argv[1] + "/shard-*/.ktune-shard.json")))' "$OUT")
+[ "$want" -ge 6 ] || fail "the shards list only $want problems"
 got=$("$ktune" show --db "$OUT/db" --format json | python3 -c 'import json,sys; print(sum(len(d["results"]) for d in json.load(sys.stdin)))')
 [ "$got" = "$want" ] || fail "the merged database holds $got results, not $want"
 say "merged database complete: $got results"
