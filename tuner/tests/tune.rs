@@ -21,6 +21,35 @@ impl Scratch {
     fn arg(&self, rel: &str) -> String {
         self.path(rel).display().to_string()
     }
+    /// `tune` of one small shape into this scratch's `db` and `journals`: 2 evaluations on
+    /// one thread, quickly measured, then `extra`.
+    fn small_tune(&self, shape: &str, extra: &[&str]) -> Vec<String> {
+        let (db, jr) = (self.arg("db"), self.arg("journals"));
+        let base = [
+            "tune",
+            "--shape",
+            shape,
+            "--budget",
+            "2",
+            "--db",
+            &db,
+            "--journal-dir",
+            &jr,
+            "--fix",
+            "threads=1",
+        ];
+        base.iter()
+            .chain(QUICK)
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect()
+    }
+}
+
+/// [`ktune`] with owned arguments.
+fn ktune_owned(args: &[String]) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ktune(&args)
 }
 
 impl Drop for Scratch {
@@ -421,25 +450,8 @@ fn db_file(dir: &Path) -> PathBuf {
 #[test]
 fn a_stored_config_invalid_here_is_named_ignored_and_replaced() {
     let s = Scratch::new("invalid");
-    let (db, jr) = (s.arg("db"), s.arg("journals"));
-    let tune = |extra: &[&str]| {
-        let mut args = vec![
-            "tune",
-            "--shape",
-            "48x48x48",
-            "--budget",
-            "2",
-            "--db",
-            &db,
-            "--journal-dir",
-            &jr,
-            "--fix",
-            "threads=1",
-        ];
-        args.extend_from_slice(QUICK);
-        args.extend_from_slice(extra);
-        ktune(&args)
-    };
+    let db = s.arg("db");
+    let tune = |extra: &[&str]| ktune_owned(&s.small_tune("48x48x48", extra));
     let o = tune(&[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     // Make the stored config one this build refuses: an impossible microkernel.
@@ -556,22 +568,8 @@ fn bench_and_the_database_mean_the_same_threads() {
 #[test]
 fn export_never_overwrites_its_input_a_database_or_a_journal() {
     let s = Scratch::new("export-out");
-    let (db, jr) = (s.arg("db"), s.arg("journals"));
-    let mut args = vec![
-        "tune",
-        "--shape",
-        "24x24x24",
-        "--budget",
-        "2",
-        "--db",
-        &db,
-        "--journal-dir",
-        &jr,
-        "--fix",
-        "threads=1",
-    ];
-    args.extend_from_slice(QUICK);
-    let o = ktune(&args);
+    let db = s.arg("db");
+    let o = ktune_owned(&s.small_tune("24x24x24", &[]));
     assert!(o.status.success(), "{}", text(&o.stderr));
     let file = db_file(&s.path("db"));
     let before = std::fs::read(&file).unwrap();
@@ -610,29 +608,15 @@ fn export_never_overwrites_its_input_a_database_or_a_journal() {
 fn two_runs_of_one_problem_do_not_share_a_journal() {
     use std::os::fd::AsRawFd;
     let s = Scratch::new("journal-lock");
-    let (db, jr) = (s.arg("db"), s.arg("journals"));
-    let mut args = vec![
-        "tune",
-        "--shape",
-        "24x24x24",
-        "--budget",
-        "2",
-        "--db",
-        &db,
-        "--journal-dir",
-        &jr,
-        "--fix",
-        "threads=1",
-    ];
-    args.extend_from_slice(QUICK);
-    let o = ktune(&args);
+    let args = s.small_tune("24x24x24", &[]);
+    let o = ktune_owned(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
     // Hold the journal's lock as a running tuner would.
     let journal = journal_files(&s.path("journals")).remove(0);
     let lock = std::fs::File::open(format!("{}.lock", journal.display())).unwrap();
     // SAFETY: flock on a descriptor owned by `lock`, which outlives the call.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-    let o = ktune(&args);
+    let o = ktune_owned(&args);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("in use by another"),
@@ -640,7 +624,7 @@ fn two_runs_of_one_problem_do_not_share_a_journal() {
         text(&o.stderr)
     );
     drop(lock);
-    let o = ktune(&args);
+    let o = ktune_owned(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
 
