@@ -24,6 +24,10 @@ pub struct ProbeResult {
     pub bandwidth_gbs: BTreeMap<String, PerThreads>,
     /// Bytes of each array streamed by the bandwidth tests.
     pub array_bytes: usize,
+    /// The reader that measured `read` (the fastest tried: a backend's widest loads, with
+    /// a number of streams), e.g. `avx512, 4 streams`; empty in probes of older versions.
+    #[serde(default)]
+    pub read_reader: String,
     /// Seconds since the Unix epoch when measured.
     pub timestamp: u64,
     /// ktune version that measured it.

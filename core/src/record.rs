@@ -34,6 +34,14 @@ pub struct BenchRecord {
     pub roofline_gflops: Option<f64>,
     /// `gflops / roofline_gflops`.
     pub roofline_fraction: Option<f64>,
+    /// The ceiling that bounds the problem (`fma avx512 at 1 thread`, `read bandwidth at 2
+    /// threads`); empty when the probe has none.
+    #[serde(default)]
+    pub ceiling: String,
+    /// The result ran above its ceiling: a probe error (the ceiling is too low), flagged,
+    /// never a result to trust.
+    #[serde(default)]
+    pub over_ceiling: bool,
     /// Largest normalised error against the reference.
     pub max_rel_err: f64,
     /// The tolerance it was checked against.

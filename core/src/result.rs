@@ -90,6 +90,13 @@ pub struct ResultRecord {
     pub roofline_gflops: Option<f64>,
     /// `gflops / roofline_gflops`.
     pub roofline_fraction: Option<f64>,
+    /// The ceiling that bounds the problem (`fma avx512 at 1 thread`, `read bandwidth at 2
+    /// threads`); empty when unknown (records of older versions).
+    #[serde(default)]
+    pub ceiling: String,
+    /// The result ran above its ceiling: a probe error, flagged.
+    #[serde(default)]
+    pub over_ceiling: bool,
     /// The default config measured alongside, when it was.
     pub default: Option<DefaultRun>,
     /// `default.median_s / timing.median_s`.

@@ -135,6 +135,87 @@ pub fn read_stream(data: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + rest
 }
 
+/// The readers the probe tries: each CPU backend's widest loads (the portable body compiled
+/// for its instruction set), walking 1, 2 or 4 parts of the data at once (several streams
+/// keep more loads in flight). The fastest is the read ceiling.
+pub const READ_STREAMS: [usize; 3] = [1, 2, 4];
+
+/// Reads every element of `data` once with the reader of `backend` walking `streams` parts
+/// at once; returns the sum (which the caller must consume).
+pub fn read_with(backend: Backend, streams: usize, data: &[f32]) -> Result<f32> {
+    backend.require()?;
+    let f: unsafe fn(&[f32]) -> f32 = match (backend, streams) {
+        (Backend::Scalar | Backend::Neon, 1) => read_plain::<1>,
+        (Backend::Scalar | Backend::Neon, 2) => read_plain::<2>,
+        (Backend::Scalar | Backend::Neon, _) => read_plain::<4>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx2, 1) => read_avx2::<1>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx2, 2) => read_avx2::<2>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx2, _) => read_avx2::<4>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx512, 1) => read_avx512::<1>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx512, 2) => read_avx512::<2>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx512, _) => read_avx512::<4>,
+        _ => {
+            return Err(crate::Error::Unsupported(format!(
+                "no read probe for backend {backend}"
+            )))
+        }
+    };
+    // SAFETY: `require` checked the instruction set the reader was compiled for.
+    Ok(unsafe { f(data) })
+}
+
+/// Lanes per stream: 64 floats (four 512-bit or eight 256-bit registers).
+const RL: usize = 64;
+
+/// The reader body: `S` contiguous parts of `data` walked in lockstep, `RL` lanes each.
+#[inline(always)]
+fn read_body<const S: usize>(data: &[f32]) -> f32 {
+    let part = data.len() / S / RL * RL;
+    let mut acc = [[0f32; RL]; S];
+    let mut off = 0;
+    while off < part {
+        for (s, a) in acc.iter_mut().enumerate() {
+            let ch: &[f32; RL] = data[s * part + off..s * part + off + RL]
+                .try_into()
+                .unwrap_or(&[0.0; RL]);
+            for i in 0..RL {
+                a[i] += ch[i];
+            }
+        }
+        off += RL;
+    }
+    let tail: f32 = data[S * part..].iter().sum();
+    acc.iter().flatten().sum::<f32>() + tail
+}
+
+/// # Safety
+/// None: the baseline instruction set.
+unsafe fn read_plain<const S: usize>(data: &[f32]) -> f32 {
+    read_body::<S>(data)
+}
+
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn read_avx2<const S: usize>(data: &[f32]) -> f32 {
+    read_body::<S>(data)
+}
+
+/// # Safety
+/// The CPU has AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn read_avx512<const S: usize>(data: &[f32]) -> f32 {
+    read_body::<S>(data)
+}
+
 /// The STREAM triad, `a[i] = b[i] + s * c[i]`: 12 bytes of traffic per element by the
 /// STREAM convention (write-allocate traffic not counted).
 pub fn triad(a: &mut [f32], b: &[f32], c: &[f32], s: f32) {
@@ -156,6 +237,15 @@ mod tests {
         }
         let data: Vec<f32> = (0..1000).map(|i| i as f32).collect();
         assert_eq!(read_stream(&data), 499_500.0);
+        for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
+            for s in READ_STREAMS {
+                for len in [0, 1, 63, 64, 1000, 4099] {
+                    let data: Vec<f32> = (0..len).map(|i| (i % 7) as f32).collect();
+                    let want: f32 = data.iter().sum();
+                    assert_eq!(read_with(b, s, &data).unwrap(), want, "{b} {s} {len}");
+                }
+            }
+        }
         let mut a = vec![0f32; 3];
         triad(&mut a, &[1.0, 2.0, 3.0], &[1.0, 1.0, 2.0], 2.0);
         assert_eq!(a, vec![3.0, 4.0, 7.0]);

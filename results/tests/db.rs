@@ -132,6 +132,8 @@ fn rec(backend: Backend, shape: Shape, threads: usize, median_s: f64) -> ResultR
         gbs: 0.5 / median_s,
         roofline_gflops: None,
         roofline_fraction: None,
+        ceiling: String::new(),
+        over_ceiling: false,
         default: None,
         speedup: None,
         search: None,
@@ -153,6 +155,7 @@ fn full_rec(shape: Shape, threads: usize, median_s: f64) -> ResultRecord {
     let mut r = rec(Backend::Avx2, shape, threads, median_s);
     r.roofline_gflops = Some(1234.5);
     r.roofline_fraction = Some(0.1 + 0.2);
+    r.ceiling = "fma avx2 at 2 threads".into();
     r.default = Some(DefaultRun {
         config: Config::new().with("kc", 128),
         median_s: median_s * 1.25,
@@ -317,6 +320,7 @@ fn peaks_from_probe() {
         fma_gflops: peaks(2.0, 0).fma_gflops,
         bandwidth_gbs: peaks(2.0, 0).bandwidth_gbs,
         array_bytes: 1 << 26,
+        read_reader: "avx512, 4 streams".into(),
         timestamp: 99,
         ktune_version: "0.1.0".into(),
     };

@@ -43,6 +43,8 @@ fn record(backend: Backend, m: usize, n: usize, k: usize, config: Config) -> Res
         gbs: 1.0,
         roofline_gflops: None,
         roofline_fraction: None,
+        ceiling: String::new(),
+        over_ceiling: false,
         default: None,
         speedup: None,
         search: None,

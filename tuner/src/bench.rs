@@ -157,6 +157,7 @@ pub fn record(
     let gflops = m.work.flops / stats.median_s / 1e9;
     let gbs = m.work.counted_bytes / stats.median_s / 1e9;
     let roofline = roofline_gflops(probe, &m.work, req.backend(), used);
+    let judged = judge(&problem, gflops, roofline.as_ref());
     BenchRecord {
         kernel,
         family: problem.family,
@@ -168,14 +169,26 @@ pub fn record(
         timing: stats,
         gflops,
         gbs,
-        roofline_gflops: roofline,
-        roofline_fraction: roofline.filter(|r| *r > 0.0).map(|r| gflops / r),
+        roofline_gflops: roofline.as_ref().map(|c| c.gflops),
+        roofline_fraction: judged.fraction,
+        ceiling: judged.ceiling,
+        over_ceiling: judged.over,
         max_rel_err: m.err,
         tolerance: m.tolerance,
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     }
+}
+
+/// The ceiling that binds a problem on a backend and thread count: the lower of the
+/// compute peak and intensity times the read bandwidth, and which of them it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ceiling {
+    /// The bound in GFLOP/s.
+    pub gflops: f64,
+    /// Which ceiling: `fma avx512 at 1 thread`, `read bandwidth at 2 threads`.
+    pub name: String,
 }
 
 /// The roofline bound of a problem's work on `backend` with `threads` (the threads the
@@ -185,12 +198,97 @@ pub fn roofline_gflops(
     work: &Work,
     backend: Backend,
     threads: usize,
-) -> Option<f64> {
-    match (
-        probe.peak_gflops(backend.name(), threads),
-        probe.read_gbs(threads),
-    ) {
-        (Some(peak), Some(bw)) => Some(work.roofline_gflops(peak, bw)),
-        _ => None,
+) -> Option<Ceiling> {
+    let peak = probe.peak_gflops(backend.name(), threads)?;
+    let bw = probe.read_gbs(threads)?;
+    let memory = work.intensity() * bw;
+    let at = format!("at {threads} thread{}", if threads == 1 { "" } else { "s" });
+    Some(if peak <= memory {
+        Ceiling {
+            gflops: peak,
+            name: format!("fma {backend} {at}"),
+        }
+    } else {
+        Ceiling {
+            gflops: memory,
+            name: format!("read bandwidth {at}"),
+        }
+    })
+}
+
+/// A result judged against its ceiling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// `gflops / ceiling`.
+    pub fraction: Option<f64>,
+    /// The ceiling's name (empty when there is none).
+    pub ceiling: String,
+    /// Above 1.0: the probe's ceiling is wrong.
+    pub over: bool,
+}
+
+/// Judges `gflops` against `ceiling`. A fraction above 1.0 is a probe error, not a result:
+/// it is said on stderr, naming the ceiling and the figure, and flagged in the record.
+pub fn judge(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>) -> Judged {
+    let Some(c) = ceiling.filter(|c| c.gflops > 0.0) else {
+        return Judged {
+            fraction: None,
+            ceiling: String::new(),
+            over: false,
+        };
+    };
+    let fraction = gflops / c.gflops;
+    let over = fraction > 1.0;
+    if over {
+        eprintln!(
+            "warning: {problem}: {gflops:.1} GFLOP/s is {:.0}% of its ceiling, {} ({:.1} GFLOP/s): a fraction above 1 means the probed ceiling is too low (`ktune probe --force` measures again); flagged in the record",
+            100.0 * fraction,
+            c.name,
+            c.gflops
+        );
+    }
+    Judged {
+        fraction: Some(fraction),
+        ceiling: c.name.clone(),
+        over,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn probe(peak: f64, bw: f64) -> ProbeResult {
+        ProbeResult {
+            schema: ktune_core::probe::PROBE_SCHEMA.into(),
+            machine: ktune_core::Machine::detect(),
+            fma_gflops: BTreeMap::from([("scalar".to_string(), BTreeMap::from([(1, peak)]))]),
+            bandwidth_gbs: BTreeMap::from([("read".to_string(), BTreeMap::from([(1, bw)]))]),
+            array_bytes: 0,
+            read_reader: "scalar, 1 stream".into(),
+            timestamp: 0,
+            ktune_version: "test".into(),
+        }
+    }
+
+    #[test]
+    fn the_binding_ceiling_is_named_and_a_fraction_above_one_flagged() {
+        let p = family::parse_problem("matmul", None, "512x512x512").unwrap();
+        let work = family::work(&p).unwrap();
+        // Compute-bound: 512^3 has an intensity of about 85 FLOP/byte.
+        let c = roofline_gflops(&probe(100.0, 20.0), &work, Backend::Scalar, 1).unwrap();
+        assert_eq!(
+            (c.gflops, c.name.as_str()),
+            (100.0, "fma scalar at 1 thread")
+        );
+        let j = judge(&p, 50.0, Some(&c));
+        assert_eq!((j.fraction, j.over), (Some(0.5), false));
+        // Memory-bound: a tiny bandwidth binds.
+        let c = roofline_gflops(&probe(100.0, 0.01), &work, Backend::Scalar, 1).unwrap();
+        assert!(c.name.starts_with("read bandwidth"), "{c:?}");
+        let j = judge(&p, 50.0, Some(&c));
+        assert!(j.over && j.fraction.unwrap() > 1.0, "{j:?}");
+        assert_eq!(judge(&p, 50.0, None).ceiling, "");
     }
 }

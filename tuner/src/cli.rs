@@ -172,7 +172,7 @@ fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
     }
     let m = &p.machine;
     let header = format!(
-        "machine {} ({}, {} cores, {} threads, L1d {} KiB, L2 {} KiB, LLC {} MiB; arrays {} MiB)\n",
+        "machine {} ({}, {} cores, {} threads, L1d {} KiB, L2 {} KiB, LLC {} MiB; arrays {} MiB, read by {})\n",
         m.id,
         m.cpu_model,
         m.cores,
@@ -180,7 +180,8 @@ fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
         m.caches.l1d.size >> 10,
         m.caches.l2.size >> 10,
         m.caches.last_level_bytes() >> 20,
-        p.array_bytes >> 20
+        p.array_bytes >> 20,
+        p.read_reader
     );
     if format == Format::Table {
         return emit(&(header + &rows.render(format)));

@@ -551,6 +551,7 @@ pub fn to_record(
     let work = family::work(&problem).ok()?;
     let gflops = work.flops / median / 1e9;
     let roofline = bench::roofline_gflops(probe, &work, spec.backend(), config_threads);
+    let judged = bench::judge(&problem, gflops, roofline.as_ref());
     let default = o.default.as_ref().and_then(|d| {
         let st = d.stats.filter(|_| d.status == Status::Ok)?;
         Some(DefaultRun {
@@ -575,8 +576,10 @@ pub fn to_record(
         },
         gflops,
         gbs: work.counted_bytes / median / 1e9,
-        roofline_gflops: roofline,
-        roofline_fraction: roofline.filter(|r| *r > 0.0).map(|r| gflops / r),
+        roofline_gflops: roofline.as_ref().map(|c| c.gflops),
+        roofline_fraction: judged.fraction,
+        ceiling: judged.ceiling,
+        over_ceiling: judged.over,
         speedup: default.as_ref().map(|d| d.median_s / median),
         default,
         search: Some(SearchSummary {

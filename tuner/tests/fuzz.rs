@@ -129,6 +129,7 @@ fn probe_cache_reader() {
         "fma_gflops": {"scalar": {"1": 10.0, "2": 20.0}},
         "bandwidth_gbs": {"read": {"1": 20.0}, "triad": {"1": 15.0}},
         "array_bytes": 1 << 26,
+        "read_reader": "scalar, 1 stream",
         "timestamp": 1,
         "ktune_version": "test",
     })

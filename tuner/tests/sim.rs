@@ -178,6 +178,7 @@ fn a_short_tuning_run_ends_in_the_database() {
         fma_gflops: Default::default(),
         bandwidth_gbs: Default::default(),
         array_bytes: 0,
+        read_reader: "avx512, 4 streams".into(),
         timestamp: 0,
         ktune_version: "test".into(),
     };
