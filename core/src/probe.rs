@@ -28,6 +28,14 @@ pub struct ProbeResult {
     /// a number of streams), e.g. `avx512, 4 streams`; empty in probes of older versions.
     #[serde(default)]
     pub read_reader: String,
+    /// How stable the figures were: the largest relative difference between the last two
+    /// rounds of any figure (each figure is measured in rounds until two agree within 3%,
+    /// or for at most 4 rounds).
+    #[serde(default)]
+    pub spread: f64,
+    /// The 1-minute load average before the probe ran (other work on the machine).
+    #[serde(default)]
+    pub load_before: f64,
     /// Seconds since the Unix epoch when measured.
     pub timestamp: u64,
     /// ktune version that measured it.

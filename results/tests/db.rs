@@ -321,6 +321,8 @@ fn peaks_from_probe() {
         bandwidth_gbs: peaks(2.0, 0).bandwidth_gbs,
         array_bytes: 1 << 26,
         read_reader: "avx512, 4 streams".into(),
+        spread: 0.0,
+        load_before: 0.0,
         timestamp: 99,
         ktune_version: "0.1.0".into(),
     };

@@ -267,6 +267,8 @@ mod tests {
             bandwidth_gbs: BTreeMap::from([("read".to_string(), BTreeMap::from([(1, bw)]))]),
             array_bytes: 0,
             read_reader: "scalar, 1 stream".into(),
+            spread: 0.0,
+            load_before: 0.0,
             timestamp: 0,
             ktune_version: "test".into(),
         }

@@ -172,7 +172,7 @@ fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
     }
     let m = &p.machine;
     let header = format!(
-        "machine {} ({}, {} cores, {} threads, L1d {} KiB, L2 {} KiB, LLC {} MiB; arrays {} MiB, read by {})\n",
+        "machine {} ({}, {} cores, {} threads, L1d {} KiB, L2 {} KiB, LLC {} MiB; arrays {} MiB, read by {}; rounds agree within {:.1}%, load {:.2} before)\n",
         m.id,
         m.cpu_model,
         m.cores,
@@ -181,7 +181,9 @@ fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
         m.caches.l2.size >> 10,
         m.caches.last_level_bytes() >> 20,
         p.array_bytes >> 20,
-        p.read_reader
+        p.read_reader,
+        100.0 * p.spread,
+        p.load_before
     );
     if format == Format::Table {
         return emit(&(header + &rows.render(format)));

@@ -136,15 +136,89 @@ fn save(path: &PathBuf, p: &ProbeResult) -> Result<()> {
     Ok(())
 }
 
+/// Rounds a figure is measured in, at most, until two consecutive ones agree.
+const MAX_ROUNDS: usize = 4;
+
+/// Two rounds agree when they differ by at most this fraction.
+const AGREE: f64 = 0.03;
+
+/// Measures a figure in rounds until two consecutive rounds agree within [`AGREE`] (or
+/// [`MAX_ROUNDS`] pass); returns the best round and the relative difference of the last two.
+fn stable(mut round: impl FnMut() -> Result<f64>) -> Result<(f64, f64)> {
+    let mut prev = round()?;
+    let mut best = prev;
+    let mut spread = f64::INFINITY;
+    for _ in 1..MAX_ROUNDS {
+        let v = round()?;
+        best = best.max(v);
+        spread = (v - prev).abs() / v.max(prev).max(f64::MIN_POSITIVE);
+        if spread <= AGREE {
+            break;
+        }
+        prev = v;
+    }
+    Ok((best, spread))
+}
+
+/// The 1-minute load average, where the OS tells.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Checks that more threads measured no less than fewer (within [`AGREE`]); a figure that
+/// did is measured once more with `again`, and a warning names what stays wrong.
+fn monotone(
+    what: &str,
+    per: &mut PerThreads,
+    mut again: impl FnMut(usize) -> Result<(f64, f64)>,
+) -> Result<f64> {
+    let mut spread = 0f64;
+    let counts: Vec<usize> = per.keys().copied().collect();
+    for w in counts.windows(2) {
+        let (fewer, more) = (per[&w[0]], per[&w[1]]);
+        if more < fewer * (1.0 - AGREE) {
+            let (v, sp) = again(w[1])?;
+            spread = spread.max(sp);
+            per.insert(w[1], v.max(more));
+            if v < fewer * (1.0 - AGREE) {
+                eprintln!(
+                    "warning: probe: {what} at {} threads ({v:.1}) measured below {} threads ({fewer:.1}): the machine may be busy; `ktune probe --force` measures again",
+                    w[1], w[0]
+                );
+            }
+        }
+    }
+    Ok(spread)
+}
+
 /// Measures everything.
 pub fn run(machine: Machine) -> Result<ProbeResult> {
+    let load_before = load_average().unwrap_or(0.0);
+    // Busy: other work keeps half of the hardware threads occupied.
+    if load_before > 0.5 * machine.threads.max(1) as f64 {
+        eprintln!(
+            "warning: probe: the machine is busy (load {load_before:.2} before the probe): its ceilings may come out low"
+        );
+    }
     let threads = thread_counts();
+    let mut spread = 0f64;
     let mut fma = BTreeMap::new();
     for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
         let mut per = PerThreads::new();
         for &t in &threads {
-            per.insert(t, fma_gflops(b, t)?);
+            let (v, sp) = stable(|| fma_gflops(b, t))?;
+            spread = spread.max(sp);
+            per.insert(t, v);
         }
+        let sp = monotone(&format!("fma {b}"), &mut per, |t| {
+            stable(|| fma_gflops(b, t))
+        })?;
+        spread = spread.max(sp);
         fma.insert(b.name().to_string(), per);
     }
     let llc = CacheInfo::get().last_level_bytes();
@@ -162,7 +236,15 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
             array_bytes = cap;
         }
     }
-    let (read, triad, reader) = bandwidth(array_bytes, &threads)?;
+    let (read, triad, reader, bw_spread) = bandwidth(array_bytes, &threads)?;
+    spread = spread.max(bw_spread);
+    let load_after = load_average().unwrap_or(0.0);
+    if spread > AGREE {
+        eprintln!(
+            "warning: probe: rounds still differed by {:.0}% after {MAX_ROUNDS} rounds (load {load_before:.2} before, {load_after:.2} after): the ceilings are uncertain",
+            100.0 * spread
+        );
+    }
     let mut bw = BTreeMap::new();
     bw.insert("read".to_string(), read);
     bw.insert("triad".to_string(), triad);
@@ -173,6 +255,8 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
         bandwidth_gbs: bw,
         array_bytes,
         read_reader: reader,
+        spread,
+        load_before,
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -212,7 +296,7 @@ fn fma_gflops(b: Backend, threads: usize) -> Result<f64> {
 /// Best-of-`REPS` read and triad bandwidth in GB/s per thread count, and the reader that
 /// measured `read`: the fastest of every available backend's reader with 1, 2 or 4
 /// streams, chosen on one thread.
-fn bandwidth(bytes: usize, threads: &[usize]) -> Result<(PerThreads, PerThreads, String)> {
+fn bandwidth(bytes: usize, threads: &[usize]) -> Result<(PerThreads, PerThreads, String, f64)> {
     let n = bytes / 4;
     let mut a = AlignedBuf::zeroed(n);
     let mut b = AlignedBuf::zeroed(n);
@@ -241,12 +325,24 @@ fn bandwidth(bytes: usize, threads: &[usize]) -> Result<(PerThreads, PerThreads,
     }
     let (_, reader, streams) = best;
     let (mut read, mut triad) = (PerThreads::new(), PerThreads::new());
+    let mut spread = 0f64;
     for &t in threads {
         let p = pool(t)?;
         let chunk = n.div_ceil(t).next_multiple_of(1024);
         let mut best_read = 0f64;
         let mut best_triad = 0f64;
-        for _ in 0..REPS {
+        // Rounds of REPS / 2 passes until two rounds agree on the read figure.
+        let mut rounds_read = Vec::new();
+        for rep in 0..REPS * MAX_ROUNDS / 2 {
+            if rep > 0 && rep % (REPS / 2) == 0 {
+                rounds_read.push(best_read);
+                if let [.., a, b] = rounds_read[..] {
+                    let sp = (b - a).abs() / b.max(a).max(f64::MIN_POSITIVE);
+                    if sp <= AGREE && rounds_read.len() >= 2 {
+                        break;
+                    }
+                }
+            }
             let start = Instant::now();
             let s: f32 = p.install(|| {
                 b.par_chunks(chunk)
@@ -266,6 +362,9 @@ fn bandwidth(bytes: usize, threads: &[usize]) -> Result<(PerThreads, PerThreads,
             best_triad = best_triad.max(3.0 * bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
         }
         std::hint::black_box(&a[..]);
+        if let [.., x, y] = rounds_read[..] {
+            spread = spread.max((y - x).abs() / y.max(x).max(f64::MIN_POSITIVE));
+        }
         read.insert(t, best_read);
         triad.insert(t, best_triad);
     }
@@ -273,5 +372,38 @@ fn bandwidth(bytes: usize, threads: &[usize]) -> Result<(PerThreads, PerThreads,
         "{reader}, {streams} stream{}",
         if streams == 1 { "" } else { "s" }
     );
-    Ok((read, triad, name))
+    Ok((read, triad, name, spread))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_repeat_until_two_agree() {
+        // 10, then 20, then 20.2: the third round agrees with the second.
+        let mut seq = [10.0, 20.0, 20.2, 99.0].into_iter();
+        let (best, spread) = stable(|| Ok(seq.next().unwrap())).unwrap();
+        assert_eq!(best, 20.2);
+        assert!(spread <= AGREE, "{spread}");
+        assert_eq!(seq.next(), Some(99.0), "measured more rounds than needed");
+        // Never agreeing: capped, and the spread says so.
+        let mut n = 0.0;
+        let (_, spread) = stable(|| {
+            n += 10.0;
+            Ok(n)
+        })
+        .unwrap();
+        assert!(spread > AGREE);
+    }
+
+    #[test]
+    fn more_threads_measured_slower_are_measured_again() {
+        let mut per = PerThreads::from([(1, 100.0), (2, 50.0)]);
+        let spread = monotone("fma test", &mut per, |_| Ok((190.0, 0.01))).unwrap();
+        assert_eq!(per[&2], 190.0);
+        assert_eq!(spread, 0.01);
+        let mut per = PerThreads::from([(1, 100.0), (2, 150.0)]);
+        monotone("fma test", &mut per, |_| panic!("not measured again")).unwrap();
+    }
 }

@@ -179,6 +179,8 @@ fn a_short_tuning_run_ends_in_the_database() {
         bandwidth_gbs: Default::default(),
         array_bytes: 0,
         read_reader: "avx512, 4 streams".into(),
+        spread: 0.0,
+        load_before: 0.0,
         timestamp: 0,
         ktune_version: "test".into(),
     };
