@@ -38,10 +38,6 @@ pub struct BenchRecord {
     /// threads`); empty when the probe has none.
     #[serde(default)]
     pub ceiling: String,
-    /// The result ran above its ceiling: a probe error (the ceiling is too low), flagged,
-    /// never a result to trust.
-    #[serde(default)]
-    pub over_ceiling: bool,
     /// Largest normalised error against the reference.
     pub max_rel_err: f64,
     /// The tolerance it was checked against.

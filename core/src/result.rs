@@ -94,9 +94,6 @@ pub struct ResultRecord {
     /// threads`); empty when unknown (records of older versions).
     #[serde(default)]
     pub ceiling: String,
-    /// The result ran above its ceiling: a probe error, flagged.
-    #[serde(default)]
-    pub over_ceiling: bool,
     /// The default config measured alongside, when it was.
     pub default: Option<DefaultRun>,
     /// `default.median_s / timing.median_s`.

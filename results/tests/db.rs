@@ -133,7 +133,6 @@ fn rec(backend: Backend, shape: Shape, threads: usize, median_s: f64) -> ResultR
         roofline_gflops: None,
         roofline_fraction: None,
         ceiling: String::new(),
-        over_ceiling: false,
         default: None,
         speedup: None,
         search: None,

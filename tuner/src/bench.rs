@@ -172,7 +172,6 @@ pub fn record(
         roofline_gflops: roofline.as_ref().map(|c| c.gflops),
         roofline_fraction: judged.fraction,
         ceiling: judged.ceiling,
-        over_ceiling: judged.over,
         max_rel_err: m.err,
         tolerance: m.tolerance,
         timestamp: SystemTime::now()
@@ -223,25 +222,22 @@ pub struct Judged {
     pub fraction: Option<f64>,
     /// The ceiling's name (empty when there is none).
     pub ceiling: String,
-    /// Above 1.0: the probe's ceiling is wrong.
-    pub over: bool,
 }
 
 /// Judges `gflops` against `ceiling`. A fraction above 1.0 is a probe error, not a result:
-/// it is said on stderr, naming the ceiling and the figure, and flagged in the record.
+/// it is said on stderr, naming the ceiling and the figure; tables mark it from the fraction
+/// (`format::roofline`).
 pub fn judge(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>) -> Judged {
     let Some(c) = ceiling.filter(|c| c.gflops > 0.0) else {
         return Judged {
             fraction: None,
             ceiling: String::new(),
-            over: false,
         };
     };
     let fraction = gflops / c.gflops;
-    let over = fraction > 1.0;
-    if over {
+    if fraction > 1.0 {
         eprintln!(
-            "warning: {problem}: {gflops:.1} GFLOP/s is {:.0}% of its ceiling, {} ({:.1} GFLOP/s): a fraction above 1 means the probed ceiling is too low (`ktune probe --force` measures again); flagged in the record",
+            "warning: {problem}: {gflops:.1} GFLOP/s is {:.0}% of its ceiling, {} ({:.1} GFLOP/s): a fraction above 1 means the probed ceiling is too low (`ktune probe --force` measures again)",
             100.0 * fraction,
             c.name,
             c.gflops
@@ -250,7 +246,6 @@ pub fn judge(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>) -> Judge
     Judged {
         fraction: Some(fraction),
         ceiling: c.name.clone(),
-        over,
     }
 }
 
@@ -285,12 +280,12 @@ mod tests {
             (100.0, "fma scalar at 1 thread")
         );
         let j = judge(&p, 50.0, Some(&c));
-        assert_eq!((j.fraction, j.over), (Some(0.5), false));
+        assert_eq!(j.fraction, Some(0.5));
         // Memory-bound: a tiny bandwidth binds.
         let c = roofline_gflops(&probe(100.0, 0.01), &work, Backend::Scalar, 1).unwrap();
         assert!(c.name.starts_with("read bandwidth"), "{c:?}");
         let j = judge(&p, 50.0, Some(&c));
-        assert!(j.over && j.fraction.unwrap() > 1.0, "{j:?}");
+        assert!(j.fraction.unwrap() > 1.0, "{j:?}");
         assert_eq!(judge(&p, 50.0, None).ceiling, "");
     }
 }

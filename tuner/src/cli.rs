@@ -17,7 +17,7 @@ use ktune_results::dispatch::usable;
 
 use crate::bench::{self, BenchRequest};
 use crate::db_cmd::{CompareArgs, ExportArgs, MergeArgs, ShowArgs};
-use crate::format::{num, secs, Format, Rows};
+use crate::format::{num, roofline, secs, Format, Rows};
 use crate::measure::MeasureOptions;
 use crate::probe;
 use crate::tune_cmd::TuneArgs;
@@ -563,8 +563,7 @@ fn render_records(records: &[BenchRecord], format: Format) -> Result<String> {
             r.timing.samples.to_string(),
             num(r.gflops),
             num(r.gbs),
-            r.roofline_fraction
-                .map_or("-".into(), |f| format!("{:.0}%", 100.0 * f)),
+            roofline(r.roofline_fraction),
             format!("{:.1e}", r.max_rel_err),
         ]);
     }

@@ -11,7 +11,7 @@ use ktune_results::db::{self, Database, ResultRecord};
 use ktune_results::dispatch::usable;
 use ktune_results::BenchRecord;
 
-use crate::format::{count, num, secs, Format, Rows};
+use crate::format::{count, num, roofline, secs, Format, Rows};
 use crate::journal;
 
 /// Arguments of `ktune show`.
@@ -129,10 +129,6 @@ pub fn warn_unusable(dbs: &[Database]) -> usize {
     bad.len()
 }
 
-fn pct(f: Option<f64>) -> String {
-    f.map_or("-".into(), |f| format!("{:.0}%", 100.0 * f))
-}
-
 /// `ktune show`.
 pub fn cmd_show(args: &ShowArgs) -> Result<ExitCode> {
     let family: Option<Family> = args
@@ -219,7 +215,7 @@ pub fn cmd_show(args: &ShowArgs) -> Result<ExitCode> {
             secs(r.timing.median_s),
             num(r.gflops),
             num(r.gbs),
-            pct(r.roofline_fraction),
+            roofline(r.roofline_fraction),
             r.speedup.map_or("-".into(), |s| format!("{s:.2}x")),
             r.search.as_ref().map_or("-".into(), |s| {
                 format!(

@@ -110,6 +110,16 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// A roofline fraction as a percentage for people, `-` when unknown; above 100% it says the
+/// figure is a probe error, not a result.
+pub fn roofline(fraction: Option<f64>) -> String {
+    match fraction {
+        None => "-".into(),
+        Some(f) if f > 1.0 => format!("{:.0}% (over its ceiling: probe error)", 100.0 * f),
+        Some(f) => format!("{:.0}%", 100.0 * f),
+    }
+}
+
 /// `n` and the noun that agrees with it: `count(1, "file")` is "1 file", `count(3, "file")`
 /// "3 files" (regular plurals only).
 pub fn count(n: usize, noun: &str) -> String {
@@ -163,5 +173,8 @@ mod tests {
         assert_eq!(secs(f64::NAN), "-");
         assert_eq!(count(1, "file"), "1 file");
         assert_eq!(count(3, "machine"), "3 machines");
+        assert_eq!(roofline(Some(0.5)), "50%");
+        assert_eq!(roofline(None), "-");
+        assert!(roofline(Some(1.35)).contains("probe error"));
     }
 }

@@ -18,7 +18,7 @@ use ktune_results::dispatch::usable;
 use ktune_results::{Machine, ProbeResult};
 
 use crate::bench;
-use crate::format::{count, num, secs, Format, Rows};
+use crate::format::{count, num, roofline, secs, Format, Rows};
 use crate::journal::{self, EvalLine, Status};
 use crate::measure::MeasureOptions;
 use crate::probe;
@@ -579,7 +579,6 @@ pub fn to_record(
         roofline_gflops: roofline.as_ref().map(|c| c.gflops),
         roofline_fraction: judged.fraction,
         ceiling: judged.ceiling,
-        over_ceiling: judged.over,
         speedup: default.as_ref().map(|d| d.median_s / median),
         default,
         search: Some(SearchSummary {
@@ -647,8 +646,7 @@ fn render_outcomes(
                 r.speedup.map_or("-".into(), |s| format!("{s:.2}x")),
                 num(r.gflops),
                 num(r.gbs),
-                r.roofline_fraction
-                    .map_or("-".into(), |f| format!("{:.0}%", 100.0 * f)),
+                roofline(r.roofline_fraction),
                 o.evals.len().to_string(),
                 o.header.space_size.to_string(),
                 failed.to_string(),
