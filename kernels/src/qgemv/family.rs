@@ -103,10 +103,10 @@ impl KernelFamily for Qgemv {
     }
 
     fn footprint(&self, problem: &Problem) -> f64 {
-        // W in the operands, a plan's own copy (repacked), and a transient copy while it
-        // is repacked; more copies (to overflow the caches) are bounded by the budget.
+        // W in the operands and a plan's own copy (repacked from the operands' bytes);
+        // more copies (to overflow the caches) are bounded by the budget.
         let w = self.work(problem);
-        w.min_bytes + 2.0 * w.counted_bytes
+        w.min_bytes + w.counted_bytes
     }
 
     fn kernels(&self) -> Vec<KernelInfo> {
@@ -178,19 +178,20 @@ impl KernelFamily for Qgemv {
     ) -> Result<Box<dyn Plan>> {
         let QgemvShape { rows, cols, batch } = QgemvShape::of(problem)?;
         let private: &Private = ops.private()?;
-        // The plan copies (or repacks) W; one plan per copy rotated through.
+        // Each plan copies (or repacks) W from the buffer; one plan per copy rotated through.
         let bytes = read_bytes(device.as_ref(), &ops.inputs[0])?;
-        let mut owned: Vec<u8> = Vec::new();
-        owned.try_reserve_exact(bytes.len()).map_err(|_| {
-            Error::Device(format!(
-                "cannot allocate {} MiB (memory limit?)",
-                bytes.len() >> 20
-            ))
-        })?;
-        owned.extend_from_slice(&bytes);
-        let w = QMatrix::from_bytes(problem.dtype, rows, cols, owned)?;
         let plans = (0..private.copies)
-            .map(|_| QgemvPlan::new(device.backend(), &w, batch, config))
+            .map(|_| {
+                QgemvPlan::from_bytes(
+                    device.backend(),
+                    problem.dtype,
+                    rows,
+                    cols,
+                    &bytes,
+                    batch,
+                    config,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Box::new(Rotation { plans, turn: 0 }))
     }

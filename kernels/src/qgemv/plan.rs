@@ -51,12 +51,58 @@ impl std::fmt::Debug for QgemvPlan {
     }
 }
 
+/// W borrowed: the block type, the sizes and the GGML bytes, row after row.
+#[derive(Clone, Copy)]
+struct Weights<'a> {
+    dtype: Dtype,
+    rows: usize,
+    cols: usize,
+    bytes: &'a [u8],
+}
+
+impl Weights<'_> {
+    fn row_bytes(&self) -> usize {
+        self.dtype.bytes_of(self.cols)
+    }
+}
+
 impl QgemvPlan {
     /// Plans `y = W x` for `batch` vectors on `backend` with `config`; copies W.
     pub fn new(backend: Backend, w: &QMatrix, batch: usize, config: &Config) -> Result<Self> {
+        let w = Weights {
+            dtype: w.dtype,
+            rows: w.rows,
+            cols: w.cols,
+            bytes: &w.bytes,
+        };
+        QgemvPlan::plan(backend, w, batch, config)
+    }
+
+    /// [`QgemvPlan::new`] for W as GGML bytes held elsewhere (a device buffer), which the
+    /// plan copies (or repacks) once, with no copy of its own in between.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_bytes(
+        backend: Backend,
+        dtype: Dtype,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+        batch: usize,
+        config: &Config,
+    ) -> Result<Self> {
+        let w = Weights {
+            dtype,
+            rows,
+            cols,
+            bytes,
+        };
+        QgemvPlan::plan(backend, w, batch, config)
+    }
+
+    fn plan(backend: Backend, w: Weights, batch: usize, config: &Config) -> Result<Self> {
         let shape = QgemvShape::new(w.rows, w.cols, batch);
         shape.check()?;
-        // The fields of a QMatrix are public: check them again before trusting the sizes.
+        // The sizes come from the caller: check them against the bytes before trusting them.
         super::check_dims(w.dtype, w.rows, w.cols, w.bytes.len(), "bytes")?;
         backend.require()?;
         space::space(backend, w.dtype, shape)?.validate(config)?;
@@ -91,14 +137,14 @@ impl QgemvPlan {
         let dst =
             unsafe { std::slice::from_raw_parts_mut(weights.as_mut_ptr().cast::<u8>(), padded) };
         match layout {
-            Layout::Ggml => dst.copy_from_slice(&w.bytes),
+            Layout::Ggml => dst.copy_from_slice(w.bytes),
             Layout::Split => {
                 let rb = w.row_bytes();
                 for (src, out) in w.bytes.chunks_exact(rb).zip(dst.chunks_exact_mut(rb)) {
                     split_row(w.dtype, src, out);
                 }
             }
-            Layout::Rows16 => interleave(w.dtype, &w.bytes, w.rows, w.row_bytes(), dst),
+            Layout::Rows16 => interleave(w.dtype, w.bytes, w.rows, w.row_bytes(), dst),
         }
         let block = if w.dtype == Dtype::Q4K { 256 } else { 32 };
         Ok(QgemvPlan {
