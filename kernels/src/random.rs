@@ -7,9 +7,11 @@ use crate::qgemv::QMatrix;
 use ktune_core::Dtype;
 
 /// `len` values uniform in [-1, 1), the same for the same seed.
+///
+/// # Panics
+/// When the memory cannot be had, like `Vec` (see [`try_uniform`]).
 pub fn uniform(len: usize, seed: u64) -> Vec<f32> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+    try_uniform(len, seed).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// [`uniform`], or an error when the memory cannot be had.

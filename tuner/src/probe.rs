@@ -209,14 +209,16 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
     let mut spread = 0f64;
     let mut fma = BTreeMap::new();
     for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
+        // Calibrated once per backend, then every round and thread count runs the same work.
+        let iters = fma_iters(b)?;
         let mut per = PerThreads::new();
         for &t in &threads {
-            let (v, sp) = stable(|| fma_gflops(b, t))?;
+            let (v, sp) = stable(|| fma_gflops(b, t, iters))?;
             spread = spread.max(sp);
             per.insert(t, v);
         }
         let sp = monotone(&format!("fma {b}"), &mut per, |t| {
-            stable(|| fma_gflops(b, t))
+            stable(|| fma_gflops(b, t, iters))
         })?;
         spread = spread.max(sp);
         fma.insert(b.name().to_string(), per);
@@ -264,20 +266,23 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
     })
 }
 
-/// Best-of-`REPS` GFLOP/s of `threads` threads running the backend's FMA chains at once.
-fn fma_gflops(b: Backend, threads: usize) -> Result<f64> {
-    // Calibrate one thread to ~30 ms per repetition.
+/// Rounds of the backend's FMA chains that take one thread about 30 ms.
+fn fma_iters(b: Backend) -> Result<usize> {
     let mut iters = 10_000usize;
     loop {
         let t = Instant::now();
         std::hint::black_box(loops::fma_chains(b, iters)?);
         let dt = t.elapsed().as_secs_f64();
         if dt > 0.01 {
-            iters = ((iters as f64) * 0.03 / dt).ceil() as usize;
-            break;
+            return Ok(((iters as f64) * 0.03 / dt).ceil() as usize);
         }
         iters *= 4;
     }
+}
+
+/// Best-of-`REPS` GFLOP/s of `threads` threads each running `iters` rounds of the backend's
+/// FMA chains at once.
+fn fma_gflops(b: Backend, threads: usize, iters: usize) -> Result<f64> {
     let p = pool(threads)?;
     let mut best = 0f64;
     for _ in 0..REPS {
