@@ -121,20 +121,6 @@ mod arm {
     }
 }
 
-/// Reads every element of `data` once (a sum with 16 independent accumulators, so the
-/// loop is bound by memory, not by add latency).
-pub fn read_stream(data: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let chunks = data.chunks_exact(16);
-    let rest: f32 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += x;
-        }
-    }
-    acc.iter().sum::<f32>() + rest
-}
-
 /// The readers the probe tries: each CPU backend's widest loads (the portable body compiled
 /// for its instruction set), walking 1, 2 or 4 parts of the data at once (several streams
 /// keep more loads in flight). The fastest is the read ceiling.
@@ -236,7 +222,7 @@ mod tests {
             assert!(v.is_finite() && v > 0.0, "{b}: {v}");
         }
         let data: Vec<f32> = (0..1000).map(|i| i as f32).collect();
-        assert_eq!(read_stream(&data), 499_500.0);
+        assert_eq!(read_with(Backend::Scalar, 1, &data).unwrap(), 499_500.0);
         for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
             for s in READ_STREAMS {
                 for len in [0, 1, 63, 64, 1000, 4099] {

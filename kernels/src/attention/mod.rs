@@ -12,7 +12,8 @@
 //! of keys and values with an online softmax; the score matrix is never materialized;
 //! causal tiles above the diagonal are skipped; the KV sequence split across tasks for
 //! decode and the partial softmax states merged exactly), compiled once per backend;
-//! [`space`] the tunables and the default; [`plan`] the plan; [`reference`] the f64 oracle.
+//! [`space`] the tunables and the default; [`AttentionPlan`] the plan; [`reference`](mod@reference)
+//! the f64 oracle.
 
 mod family;
 pub mod kernel;

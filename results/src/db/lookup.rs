@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use ktune_core::{Backend, Dims, Problem};
+use ktune_core::{Backend, Problem};
 
 use super::database::Database;
 use super::model::{ResultKey, ResultRecord};
@@ -70,7 +70,7 @@ impl fmt::Display for Unusable {
 /// family, dtype and backend with the nearest shape; then the same two steps over the
 /// other machines with the same CPU model. The nearest shape is taken among the records
 /// with the same thread budget if there are any, else among those with the nearest budget
-/// (the lower of two equally near); shape distance is [`Dims::distance`]. Ties go to the
+/// (the lower of two equally near); shape distance is [`ktune_core::Dims::distance`]. Ties go to the
 /// first record in `dbs` order. Records that `usable` refuses are passed over.
 pub fn tuned_lookup<'a>(
     dbs: &'a [Database],
@@ -191,9 +191,4 @@ fn nearest<'a>(
             let db = b.shape.distance(&key.shape);
             da.total_cmp(&db)
         })
-}
-
-/// The distance of two shapes (see [`Dims::distance`]).
-pub fn shape_distance(a: &Dims, b: &Dims) -> f64 {
-    a.distance(b)
 }

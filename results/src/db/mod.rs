@@ -41,8 +41,7 @@ use ktune_core::result as model;
 
 pub use database::{Database, Inserted};
 pub use lookup::{
-    accept_all, borrow, shape_distance, tuned_lookup, unusable, Borrowed, MatchKind, Unusable,
-    Usable, MAX_DISTANCE,
+    accept_all, borrow, tuned_lookup, unusable, Borrowed, MatchKind, Unusable, Usable, MAX_DISTANCE,
 };
 pub use merge::{merge, merge_checked, Disagreement, MergeReport};
 pub use model::{
