@@ -19,6 +19,8 @@ pub mod attention;
 pub mod buf;
 pub mod device;
 pub mod family;
+#[cfg(feature = "wgpu")]
+pub mod gpu;
 pub mod matmul;
 pub mod pool;
 pub mod probe;

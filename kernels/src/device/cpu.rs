@@ -58,7 +58,10 @@ pub fn availability(backend: Backend) -> Result<(), String> {
             }
         }
         Backend::Cuda => Err("cuda: backend not built in this version".into()),
-        Backend::Wgpu => Err("wgpu: backend not built in this version".into()),
+        #[cfg(feature = "wgpu")]
+        Backend::Wgpu => crate::gpu::availability(),
+        #[cfg(not(feature = "wgpu"))]
+        Backend::Wgpu => Err("wgpu: backend not built in this version (feature `wgpu`)".into()),
     }
 }
 
@@ -169,6 +172,10 @@ impl Device for CpuDevice {
 
     fn timer(&self) -> &dyn Timer {
         &HostClock
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! Detection happens once: [`availability`] says whether a backend can run here, and why
 //! not; [`open`] gives the device of an available backend. CPU devices are [`CpuDevice`];
-//! GPU devices will own their context, queue and module caches in the same way.
+//! The wgpu device ([`crate::gpu::WgpuDevice`], feature `wgpu`) owns its adapter's device,
+//! queue and pipeline cache in the same way.
 
 mod cpu;
 #[cfg(any(test, feature = "sim"))]
@@ -211,6 +212,10 @@ pub trait Device: Send + Sync + fmt::Debug {
     /// The device's clock.
     fn timer(&self) -> &dyn Timer;
 
+    /// The device as `Any`, so that a family's kernels for one backend reach the device
+    /// type they were written for.
+    fn as_any(&self) -> &dyn Any;
+
     /// The tunable space and default config of `problem` when the device decides them
     /// itself (a test double); `None`: the family's for the device's backend.
     fn own_space(&self, _problem: &Problem) -> Option<Result<(Space, Config)>> {
@@ -235,6 +240,11 @@ pub fn open(backend: Backend) -> Result<Arc<dyn Device>> {
         return Ok(Arc::new(CpuDevice::new(backend)?));
     }
     availability(backend).map_err(Error::BackendUnavailable)?;
+    #[cfg(feature = "wgpu")]
+    if backend == Backend::Wgpu {
+        let dev: Arc<dyn Device> = crate::gpu::open()?;
+        return Ok(dev);
+    }
     Err(Error::BackendUnavailable(format!(
         "{backend}: backend not built in this version"
     )))

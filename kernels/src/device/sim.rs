@@ -202,6 +202,10 @@ impl Device for SimDevice {
         self
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn own_space(&self, _problem: &Problem) -> Option<Result<(Space, Config)>> {
         Some(Ok((SimDevice::space(), SimDevice::default_config())))
     }

@@ -75,10 +75,18 @@ impl KernelFamily for Matmul {
     }
 
     fn kernels(&self) -> Vec<KernelInfo> {
-        super::registry()
+        #[allow(unused_mut)]
+        let mut all = super::registry();
+        #[cfg(feature = "wgpu")]
+        all.extend(crate::gpu::matmul::registry());
+        all
     }
 
     fn space(&self, backend: Backend, problem: &Problem) -> Result<Space> {
+        #[cfg(feature = "wgpu")]
+        if backend == Backend::Wgpu {
+            return Ok(crate::gpu::matmul::space(MatmulShape::of(problem)?));
+        }
         blocking::space(backend, MatmulShape::of(problem)?)
     }
 
@@ -89,6 +97,10 @@ impl KernelFamily for Matmul {
         pinned: &Config,
     ) -> Result<Config> {
         let shape = MatmulShape::of(problem)?;
+        #[cfg(feature = "wgpu")]
+        if backend == Backend::Wgpu {
+            return Ok(crate::gpu::matmul::default_config(shape));
+        }
         // A pinned microkernel brings its own blocking.
         match (pinned.get("mr"), pinned.get("nr")) {
             (Some(mr), Some(nr)) if mr > 0 && nr > 0 => {
@@ -120,8 +132,13 @@ impl KernelFamily for Matmul {
         device: &Arc<dyn Device>,
         problem: &Problem,
         config: &Config,
-        _ops: &Operands,
+        ops: &Operands,
     ) -> Result<Box<dyn Plan>> {
+        #[cfg(feature = "wgpu")]
+        if device.backend() == Backend::Wgpu {
+            return crate::gpu::matmul::plan(device, MatmulShape::of(problem)?, config, ops);
+        }
+        let _ = ops;
         let plan = MatmulPlan::new(device.backend(), MatmulShape::of(problem)?, config)?;
         Ok(Box::new(plan))
     }

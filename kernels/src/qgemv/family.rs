@@ -110,10 +110,18 @@ impl KernelFamily for Qgemv {
     }
 
     fn kernels(&self) -> Vec<KernelInfo> {
-        super::registry()
+        #[allow(unused_mut)]
+        let mut all = super::registry();
+        #[cfg(feature = "wgpu")]
+        all.extend(crate::gpu::qgemv::registry());
+        all
     }
 
     fn space(&self, backend: Backend, problem: &Problem) -> Result<Space> {
+        #[cfg(feature = "wgpu")]
+        if backend == Backend::Wgpu {
+            return crate::gpu::qgemv::space(problem.dtype, QgemvShape::of(problem)?);
+        }
         space::space(backend, problem.dtype, QgemvShape::of(problem)?)
     }
 
@@ -123,6 +131,10 @@ impl KernelFamily for Qgemv {
         problem: &Problem,
         _pinned: &Config,
     ) -> Result<Config> {
+        #[cfg(feature = "wgpu")]
+        if backend == Backend::Wgpu {
+            return crate::gpu::qgemv::default_config(problem.dtype, QgemvShape::of(problem)?);
+        }
         space::default_config(backend, problem.dtype, QgemvShape::of(problem)?)
     }
 
@@ -157,6 +169,12 @@ impl KernelFamily for Qgemv {
         let budget = memory_bytes.map_or((8u64 << 30) as f64, |m| m as f64 / 4.0);
         let copies = ((4.0 * llc / wbytes).ceil() as usize).clamp(1, 16);
         let copies = copies.min((budget / wbytes).max(1.0) as usize);
+        #[cfg(feature = "wgpu")]
+        let copies = if device.backend() == Backend::Wgpu {
+            crate::gpu::qgemv::copies(w.bytes.len(), memory_bytes)
+        } else {
+            copies
+        };
         Ok(Operands {
             inputs: vec![
                 device.upload(HostData::Bytes(w.bytes))?,
@@ -178,6 +196,18 @@ impl KernelFamily for Qgemv {
     ) -> Result<Box<dyn Plan>> {
         let QgemvShape { rows, cols, batch } = QgemvShape::of(problem)?;
         let private: &Private = ops.private()?;
+        #[cfg(feature = "wgpu")]
+        if device.backend() == Backend::Wgpu {
+            let shape = QgemvShape { rows, cols, batch };
+            return crate::gpu::qgemv::plan(
+                device,
+                problem.dtype,
+                shape,
+                config,
+                ops,
+                private.copies,
+            );
+        }
         // Each plan copies (or repacks) W from the buffer; one plan per copy rotated through.
         let bytes = read_bytes(device.as_ref(), &ops.inputs[0])?;
         let plans = (0..private.copies)

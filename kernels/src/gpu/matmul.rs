@@ -1,0 +1,641 @@
+//! f32 matmul in WGSL: `C[m x n] = A[m x k] * B[k x n]`, row-major, tight rows.
+//!
+//! Two kernels, chosen by the shape:
+//!
+//! - **tiled** (m > 16): a workgroup computes a `bm x bn` tile of C. Per step of `bk`, the
+//!   workgroup stages an `bm x bk` tile of A (transposed) and a `bk x bn` tile of B in
+//!   workgroup memory, then each invocation accumulates a `tm x tn` register tile, its rows
+//!   and columns strided by the workgroup's width so that neighbours touch neighbouring
+//!   words. With `vector=4` (n a multiple of 4) B, the staged B and C move as `vec4<f32>`.
+//!   Tiles at the edges read zeros and write nothing outside C.
+//! - **skinny** (m <= 16): B is read once. An invocation owns one column (or four, with
+//!   `vector=4`) for every row of A; a workgroup stages `bk` columns of A at a time, and the
+//!   reduction is split into `split` ranges of k run by different workgroups, whose partial
+//!   sums a second kernel adds (so that a single row still fills a GPU).
+//!
+//! The space is limited by the adapter: invocations per workgroup, workgroup memory and the
+//! largest grid. Default rule: tiled `64x64x16` with `4x4` per invocation (256 invocations,
+//! 16 outputs each, 8 KiB of workgroup memory, within WebGPU's minimum limits), 32 rows or
+//! columns where m or n is smaller; skinny with 64 invocations, `bk=32`, and as many splits
+//! (a power of two, at most 64, each at least 64 deep) as bring the grid to about 256
+//! workgroups.
+
+use std::sync::Arc;
+
+use ktune_core::space::Constraint;
+use ktune_core::{Backend, Config, Dtype, KernelId, KernelInfo, Space};
+
+use super::context::{gpu_buf, wgpu_of, WgpuDevice};
+use super::param;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::matmul::MatmulShape;
+use crate::workload::{Operands, Plan};
+
+/// Largest m the skinny kernel takes.
+pub const SKINNY_M: usize = 16;
+
+fn kernel_id(variant: &str) -> KernelId {
+    KernelId {
+        family: crate::matmul::MATMUL.family_name(),
+        dtype: Dtype::F32,
+        backend: Backend::Wgpu,
+        variant: variant.into(),
+    }
+}
+
+/// The wgpu matmul kernels.
+pub fn registry() -> Vec<KernelInfo> {
+    vec![
+        KernelInfo {
+            id: kernel_id("tiled"),
+            description:
+                "WGSL tiled GEMM: workgroup tile in workgroup memory, register tile per invocation"
+                    .into(),
+        },
+        KernelInfo {
+            id: kernel_id("skinny"),
+            description: "WGSL skinny GEMM for m <= 16: B read once, split reduction".into(),
+        },
+    ]
+}
+
+/// The limits that shape the space: the open adapter's, else WebGPU's defaults.
+pub(crate) fn limits() -> wgpu::Limits {
+    super::open()
+        .map(|d| d.limits().clone())
+        .unwrap_or_default()
+}
+
+/// The space of `shape` under `limits`.
+pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
+    let max_inv = i64::from(limits.max_compute_invocations_per_workgroup);
+    let max_x = i64::from(limits.max_compute_workgroup_size_x);
+    let max_y = i64::from(limits.max_compute_workgroup_size_y);
+    let smem = i64::from(limits.max_compute_workgroup_storage_size);
+    let n4 = shape.n.is_multiple_of(4);
+    let vector = param(
+        "vector",
+        "f32 per load and store of B and C (4: vec4<f32>)",
+        vec![1, 4],
+        1,
+        4,
+        1,
+    );
+    let vector_rule = Constraint::new("vector=4 needs n % 4 == 0 and is 1 or 4", move |c| match c
+        .get("vector")
+        .unwrap_or(1)
+    {
+        1 => Ok(()),
+        4 if n4 => Ok(()),
+        4 => Err("vector=4 needs n to be a multiple of 4".into()),
+        v => Err(format!("vector={v}: 1 or 4")),
+    });
+    if shape.m <= SKINNY_M {
+        let m = shape.m as i64;
+        let k = shape.k as i64;
+        Space {
+            params: vec![
+                param(
+                    "wg",
+                    "invocations per workgroup",
+                    vec![32, 64, 128, 256],
+                    1,
+                    max_inv,
+                    1,
+                ),
+                param(
+                    "bk",
+                    "columns of A staged in workgroup memory per step",
+                    vec![16, 32, 64, 128],
+                    1,
+                    1024,
+                    1,
+                ),
+                param(
+                    "split",
+                    "ranges of k reduced by separate workgroups",
+                    vec![1, 2, 4, 8, 16, 32, 64],
+                    1,
+                    1024,
+                    1,
+                ),
+                vector,
+            ],
+            constraints: vec![
+                Constraint::new("wg <= adapter's workgroup width", move |c| {
+                    let wg = c.get("wg").unwrap_or(0);
+                    if wg <= max_x && wg <= max_inv {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "wg={wg} exceeds the adapter's {}",
+                            max_x.min(max_inv)
+                        ))
+                    }
+                }),
+                Constraint::new("m * bk * 4 <= workgroup memory", move |c| {
+                    let need = m * c.get("bk").unwrap_or(0) * 4;
+                    if need <= smem {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{need} bytes of workgroup memory, the adapter has {smem}"
+                        ))
+                    }
+                }),
+                Constraint::new("split <= k", move |c| {
+                    let s = c.get("split").unwrap_or(1);
+                    if s <= k {
+                        Ok(())
+                    } else {
+                        Err(format!("split={s} is more than k={k}"))
+                    }
+                }),
+                vector_rule,
+            ],
+        }
+    } else {
+        let tiles = vec![32, 64, 128];
+        Space {
+            params: vec![
+                param("bm", "rows of C per workgroup", tiles.clone(), 1, 256, 1),
+                param("bn", "columns of C per workgroup", tiles, 1, 256, 1),
+                param(
+                    "bk",
+                    "depth of the tiles staged per step",
+                    vec![8, 16, 32],
+                    1,
+                    64,
+                    1,
+                ),
+                param("tm", "rows of C per invocation", vec![1, 2, 4, 8], 1, 16, 1),
+                param(
+                    "tn",
+                    "columns of C per invocation",
+                    vec![1, 2, 4, 8],
+                    1,
+                    16,
+                    1,
+                ),
+                vector,
+            ],
+            constraints: vec![
+                Constraint::new("tm | bm, tn | bn, tm * tn <= 64", |c| {
+                    let g = |n| c.get(n).unwrap_or(1).max(1);
+                    let (bm, bn, tm, tn) = (g("bm"), g("bn"), g("tm"), g("tn"));
+                    if bm % tm != 0 || bn % tn != 0 {
+                        Err(format!("tm={tm} must divide bm={bm} and tn={tn} bn={bn}"))
+                    } else if tm * tn > 64 {
+                        Err(format!(
+                            "tm * tn = {} registers of C per invocation",
+                            tm * tn
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }),
+                Constraint::new("32 <= invocations <= adapter's", move |c| {
+                    let g = |n| c.get(n).unwrap_or(1).max(1);
+                    let (wx, wy) = (g("bn") / g("tn"), g("bm") / g("tm"));
+                    let inv = wx * wy;
+                    if inv < 32 {
+                        Err(format!("{inv} invocations per workgroup (fewer than 32)"))
+                    } else if inv > max_inv || wx > max_x || wy > max_y {
+                        Err(format!(
+                            "{wx}x{wy} invocations exceed the adapter's {max_inv}"
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }),
+                Constraint::new("4 * bk * (bm + bn) <= workgroup memory", move |c| {
+                    let g = |n| c.get(n).unwrap_or(1).max(1);
+                    let need = 4 * g("bk") * (g("bm") + g("bn"));
+                    if need <= smem {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{need} bytes of workgroup memory, the adapter has {smem}"
+                        ))
+                    }
+                }),
+                Constraint::new("vector=4 needs tn % 4 == 0", |c| {
+                    if c.get("vector").unwrap_or(1) == 4 && c.get("tn").unwrap_or(1) % 4 != 0 {
+                        Err("vector=4 needs tn to be a multiple of 4".into())
+                    } else {
+                        Ok(())
+                    }
+                }),
+                vector_rule,
+            ],
+        }
+    }
+}
+
+/// The space of `shape` on the open adapter.
+pub fn space(shape: MatmulShape) -> Space {
+    space_for(shape, &limits())
+}
+
+/// The default config of `shape` (see the module documentation).
+pub fn default_config(shape: MatmulShape) -> Config {
+    let mut c = Config::default();
+    let vector = if shape.n.is_multiple_of(4) { 4 } else { 1 };
+    if shape.m <= SKINNY_M {
+        let wg = 64usize;
+        let groups = (shape.n / vector).div_ceil(wg).max(1);
+        let mut split = 1usize;
+        while groups * split * 2 <= 256 && split * 2 <= 64 && shape.k / (split * 2) >= 64 {
+            split *= 2;
+        }
+        c.set("wg", wg as i64);
+        c.set("bk", 32);
+        c.set("split", split as i64);
+    } else {
+        c.set("bm", if shape.m >= 64 { 64 } else { 32 });
+        c.set("bn", if shape.n >= 64 { 64 } else { 32 });
+        c.set("bk", 16);
+        c.set("tm", 4);
+        c.set("tn", 4);
+    }
+    c.set("vector", vector as i64);
+    c
+}
+
+fn get(config: &Config, name: &str) -> Result<u32> {
+    let v = config
+        .get(name)
+        .ok_or_else(|| Error::InvalidConfig(format!("wgpu matmul needs {name}")))?;
+    u32::try_from(v).map_err(|_| Error::InvalidConfig(format!("{name}={v}")))
+}
+
+/// The WGSL source of the tiled kernel.
+pub fn tiled_source(shape: MatmulShape, config: &Config) -> Result<String> {
+    let (bm, bn, bk, tm, tn) = (
+        get(config, "bm")?,
+        get(config, "bn")?,
+        get(config, "bk")?,
+        get(config, "tm")?,
+        get(config, "tn")?,
+    );
+    let vector = get(config, "vector")?;
+    let head = format!(
+        "const M: u32 = {m}u;\nconst N: u32 = {n}u;\nconst K: u32 = {k}u;\n\
+         const BM: u32 = {bm}u;\nconst BN: u32 = {bn}u;\nconst BK: u32 = {bk}u;\n\
+         const TM: u32 = {tm}u;\nconst TN: u32 = {tn}u;\n",
+        m = shape.m,
+        n = shape.n,
+        k = shape.k
+    );
+    let body = if vector == 4 {
+        TILED_VEC4
+    } else {
+        TILED_SCALAR
+    };
+    Ok(format!("{head}{TILED_COMMON}{body}"))
+}
+
+const TILED_COMMON: &str = r#"
+const WX: u32 = BN / TN;
+const WY: u32 = BM / TM;
+const THREADS: u32 = WX * WY;
+
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+
+var<workgroup> As: array<f32, BK * BM>;
+
+fn stage_a(tid: u32, row0: u32, k0: u32) {
+    for (var i = tid; i < BM * BK; i += THREADS) {
+        let r = i / BK;
+        let kk = i % BK;
+        let gr = row0 + r;
+        let gk = k0 + kk;
+        var v = 0.0;
+        if (gr < M && gk < K) {
+            v = a[gr * K + gk];
+        }
+        As[kk * BM + r] = v;
+    }
+}
+"#;
+
+const TILED_SCALAR: &str = r#"
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+
+var<workgroup> Bs: array<f32, BK * BN>;
+
+@compute @workgroup_size(WX, WY, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tid = lid.y * WX + lid.x;
+    let row0 = wid.y * BM;
+    let col0 = wid.x * BN;
+    var acc: array<f32, TM * TN>;
+    for (var k0 = 0u; k0 < K; k0 += BK) {
+        stage_a(tid, row0, k0);
+        for (var i = tid; i < BK * BN; i += THREADS) {
+            let kk = i / BN;
+            let gk = k0 + kk;
+            let gc = col0 + i % BN;
+            var v = 0.0;
+            if (gk < K && gc < N) {
+                v = b[gk * N + gc];
+            }
+            Bs[i] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            var ar: array<f32, TM>;
+            var br: array<f32, TN>;
+            for (var i = 0u; i < TM; i++) {
+                ar[i] = As[kk * BM + lid.y + i * WY];
+            }
+            for (var j = 0u; j < TN; j++) {
+                br[j] = Bs[kk * BN + lid.x + j * WX];
+            }
+            for (var i = 0u; i < TM; i++) {
+                for (var j = 0u; j < TN; j++) {
+                    acc[i * TN + j] = fma(ar[i], br[j], acc[i * TN + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < TM; i++) {
+        let gr = row0 + lid.y + i * WY;
+        for (var j = 0u; j < TN; j++) {
+            let gc = col0 + lid.x + j * WX;
+            if (gr < M && gc < N) {
+                c[gr * N + gc] = acc[i * TN + j];
+            }
+        }
+    }
+}
+"#;
+
+const TILED_VEC4: &str = r#"
+const NV: u32 = N / 4u;
+const BNV: u32 = BN / 4u;
+const TNV: u32 = TN / 4u;
+const WXV: u32 = BNV / TNV;
+
+@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> c: array<vec4<f32>>;
+
+var<workgroup> Bs: array<vec4<f32>, BK * BNV>;
+
+@compute @workgroup_size(WX, WY, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tid = lid.y * WX + lid.x;
+    let row0 = wid.y * BM;
+    let colv0 = wid.x * BNV;
+    var acc: array<vec4<f32>, TM * TNV>;
+    for (var k0 = 0u; k0 < K; k0 += BK) {
+        stage_a(tid, row0, k0);
+        for (var i = tid; i < BK * BNV; i += THREADS) {
+            let kk = i / BNV;
+            let gk = k0 + kk;
+            let gc = colv0 + i % BNV;
+            var v = vec4<f32>(0.0);
+            if (gk < K && gc < NV) {
+                v = b[gk * NV + gc];
+            }
+            Bs[i] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            var ar: array<f32, TM>;
+            var br: array<vec4<f32>, TNV>;
+            for (var i = 0u; i < TM; i++) {
+                ar[i] = As[kk * BM + lid.y + i * WY];
+            }
+            for (var j = 0u; j < TNV; j++) {
+                br[j] = Bs[kk * BNV + lid.x + j * WXV];
+            }
+            for (var i = 0u; i < TM; i++) {
+                for (var j = 0u; j < TNV; j++) {
+                    acc[i * TNV + j] = fma(vec4<f32>(ar[i]), br[j], acc[i * TNV + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < TM; i++) {
+        let gr = row0 + lid.y + i * WY;
+        for (var j = 0u; j < TNV; j++) {
+            let gc = colv0 + lid.x + j * WXV;
+            if (gr < M && gc < NV) {
+                c[gr * NV + gc] = acc[i * TNV + j];
+            }
+        }
+    }
+}
+"#;
+
+/// The WGSL sources of the skinny kernel and, when the reduction is split, of the kernel
+/// that adds the partial sums.
+pub fn skinny_sources(shape: MatmulShape, config: &Config) -> Result<(String, Option<String>)> {
+    let (wg, bk, split, vector) = (
+        get(config, "wg")?,
+        get(config, "bk")?,
+        get(config, "split")?,
+        get(config, "vector")?,
+    );
+    let ty = if vector == 4 { "vec4<f32>" } else { "f32" };
+    let head = format!(
+        "alias V = {ty};\nconst VW: u32 = {vector}u;\nconst M: u32 = {m}u;\nconst N: u32 = {n}u;\n\
+         const K: u32 = {k}u;\nconst WG: u32 = {wg}u;\nconst BK: u32 = {bk}u;\nconst SPLIT: u32 = {split}u;\n\
+         const NV: u32 = N / VW;\nconst KC: u32 = (K + SPLIT - 1u) / SPLIT;\n",
+        m = shape.m,
+        n = shape.n,
+        k = shape.k
+    );
+    let main = format!("{head}{SKINNY}");
+    let reduce = (split > 1).then(|| format!("{head}{REDUCE}"));
+    Ok((main, reduce))
+}
+
+const SKINNY: &str = r#"
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<V>;
+@group(0) @binding(2) var<storage, read_write> out: array<V>;
+
+var<workgroup> As: array<f32, M * BK>;
+
+@compute @workgroup_size(WG, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let cv = wid.x * WG + lid.x;
+    let s = wid.y;
+    let kbeg = s * KC;
+    let kend = min(K, kbeg + KC);
+    var acc: array<V, M>;
+    for (var k0 = kbeg; k0 < kend; k0 += BK) {
+        for (var i = lid.x; i < M * BK; i += WG) {
+            let r = i / BK;
+            let gk = k0 + i % BK;
+            var v = 0.0;
+            if (gk < kend) {
+                v = a[r * K + gk];
+            }
+            As[i] = v;
+        }
+        workgroupBarrier();
+        if (cv < NV) {
+            let kn = min(BK, kend - k0);
+            for (var kk = 0u; kk < kn; kk++) {
+                let bv = b[(k0 + kk) * NV + cv];
+                for (var r = 0u; r < M; r++) {
+                    acc[r] = fma(V(As[r * BK + kk]), bv, acc[r]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if (cv < NV) {
+        for (var r = 0u; r < M; r++) {
+            out[(s * M + r) * NV + cv] = acc[r];
+        }
+    }
+}
+"#;
+
+const REDUCE: &str = r#"
+@group(0) @binding(0) var<storage, read> part: array<V>;
+@group(0) @binding(1) var<storage, read_write> c: array<V>;
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= M * NV) {
+        return;
+    }
+    var sum = part[i];
+    for (var s = 1u; s < SPLIT; s++) {
+        sum += part[s * M * NV + i];
+    }
+    c[i] = sum;
+}
+"#;
+
+struct Step {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    group: wgpu::BindGroup,
+    grid: [u32; 3],
+}
+
+/// A planned wgpu matmul: one or two dispatches.
+struct GpuMatmul {
+    device: Arc<dyn Device>,
+    id: KernelId,
+    steps: Vec<Step>,
+    // Keeps the partial sums alive as long as the bind groups that use them.
+    _scratch: Option<wgpu::Buffer>,
+}
+
+fn grid_dim(what: &str, n: usize) -> Result<u32> {
+    u32::try_from(n.max(1)).map_err(|_| Error::InvalidConfig(format!("{what}: {n} workgroups")))
+}
+
+/// The plan of `config` for `shape` over `ops` on a wgpu device.
+pub fn plan(
+    device: &Arc<dyn Device>,
+    shape: MatmulShape,
+    config: &Config,
+    ops: &Operands,
+) -> Result<Box<dyn Plan>> {
+    let dev: &WgpuDevice = wgpu_of(device.as_ref())?;
+    space_for(shape, dev.limits()).validate(config)?;
+    let MatmulShape { m, n, k } = shape;
+    for (what, elems) in [("A", m * k), ("B", k * n), ("C", m * n)] {
+        dev.check_binding(what, 4 * elems)?;
+    }
+    let (a, b, c) = (
+        gpu_buf(&ops.inputs[0])?,
+        gpu_buf(&ops.inputs[1])?,
+        gpu_buf(&ops.outputs[0])?,
+    );
+    let mut steps = Vec::new();
+    let mut scratch = None;
+    let id;
+    if m <= SKINNY_M {
+        id = kernel_id("skinny");
+        let (main, reduce) = skinny_sources(shape, config)?;
+        let (wg, split, vector) = (
+            get(config, "wg")? as usize,
+            get(config, "split")? as usize,
+            get(config, "vector")? as usize,
+        );
+        let grid = [
+            grid_dim("columns", (n / vector).div_ceil(wg))?,
+            grid_dim("splits", split)?,
+            1,
+        ];
+        let p = dev.pipeline("matmul skinny", &main)?;
+        match reduce {
+            None => {
+                let group = dev.bind(&p, &[a, b, c])?;
+                steps.push(Step {
+                    pipeline: p,
+                    group,
+                    grid,
+                });
+            }
+            Some(src) => {
+                dev.check_binding("partial sums", 4 * split * m * n)?;
+                let part = dev.storage(4 * split * m * n)?;
+                let group = dev.bind(&p, &[a, b, &part])?;
+                steps.push(Step {
+                    pipeline: p,
+                    group,
+                    grid,
+                });
+                let r = dev.pipeline("matmul skinny reduce", &src)?;
+                let group = dev.bind(&r, &[&part, c])?;
+                let grid = [grid_dim("outputs", (m * n / vector).div_ceil(256))?, 1, 1];
+                steps.push(Step {
+                    pipeline: r,
+                    group,
+                    grid,
+                });
+                scratch = Some(part);
+            }
+        }
+    } else {
+        id = kernel_id("tiled");
+        let src = tiled_source(shape, config)?;
+        let (bm, bn) = (get(config, "bm")? as usize, get(config, "bn")? as usize);
+        let p = dev.pipeline("matmul tiled", &src)?;
+        let group = dev.bind(&p, &[a, b, c])?;
+        let grid = [
+            grid_dim("columns", n.div_ceil(bn))?,
+            grid_dim("rows", m.div_ceil(bm))?,
+            1,
+        ];
+        steps.push(Step {
+            pipeline: p,
+            group,
+            grid,
+        });
+    }
+    Ok(Box::new(GpuMatmul {
+        device: device.clone(),
+        id,
+        steps,
+        _scratch: scratch,
+    }))
+}
+
+impl Plan for GpuMatmul {
+    fn kernel_id(&self) -> KernelId {
+        self.id.clone()
+    }
+
+    fn run(&mut self, _ops: &mut Operands) -> Result<()> {
+        let dev = wgpu_of(self.device.as_ref())?;
+        for s in &self.steps {
+            dev.dispatch(&s.pipeline, &s.group, s.grid)?;
+        }
+        Ok(())
+    }
+}

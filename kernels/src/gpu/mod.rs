@@ -1,0 +1,50 @@
+//! The wgpu backend: WGSL compute kernels on any adapter wgpu can open (Vulkan, Metal, DX12),
+//! Mesa's software Vulkan driver (lavapipe) included.
+//!
+//! - [`adapters`] lists every adapter of this machine (name, type, driver, graphics API);
+//!   [`select`] or `KTUNE_WGPU_ADAPTER` (an index into that list, or part of a name) picks
+//!   one, else the best: a discrete GPU before an integrated one, before a virtual one,
+//!   before a software one.
+//! - [`WgpuDevice`] owns the adapter's device and queue, requested with the adapter's own
+//!   limits (the defaults reject larger tiles). Buffers live in its memory; its clock is
+//!   timestamp queries written by the compute passes themselves where the adapter has them,
+//!   else the host clock around submission and completion ([`WgpuDevice::clock`] says which).
+//! - Errors are captured, never raised as panics: shader and pipeline creation run inside
+//!   error scopes and fail as [`Error::Compile`]; other validation errors and a lost device
+//!   are collected by the device and reported as [`Error::Device`] by the next call.
+//! - Kernels: `matmul` (a tiled kernel and a skinny one for m up to 16) in [`matmul`],
+//!   `qgemv` (q4_0, q8_0) in [`qgemv`]; the device's ceilings are measured by [`probe`].
+//!
+//! Tile sizes are written into the WGSL source as constants when a plan is built (WGSL sizes
+//! function and workgroup arrays by creation-time constants only), and the pipelines are
+//! cached per source, so each config compiles once per process.
+
+mod context;
+pub mod matmul;
+pub mod probe;
+pub mod qgemv;
+mod timer;
+
+pub use context::{adapters, availability, open, select, AdapterFacts, WgpuDevice};
+pub use timer::Clock;
+
+use ktune_core::space::Param;
+
+/// A parameter over `candidates`, legal from `min` to `max` in multiples of `step`.
+pub(crate) fn param(
+    name: &'static str,
+    doc: &'static str,
+    candidates: Vec<i64>,
+    min: i64,
+    max: i64,
+    step: i64,
+) -> Param {
+    Param {
+        name,
+        doc,
+        candidates,
+        min,
+        max,
+        step,
+    }
+}

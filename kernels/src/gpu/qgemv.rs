@@ -1,0 +1,347 @@
+//! Quantized matrix-vector products in WGSL: `y[b] = W x[b]` for GGML `q4_0` and `q8_0`
+//! weights (bytes exactly as GGML lays them out) and f32 activations.
+//!
+//! A workgroup of `wg` invocations owns `rows` consecutive rows of W. Its invocations take
+//! the 32-element blocks of those rows in turn (invocation i: blocks i, i + wg, ...), read
+//! each block as 32-bit words (a block is 18 or 34 bytes, so every block starts on an even
+//! byte: a word at an offset of 2 mod 4 is put together from two aligned words), unpack the
+//! 4-bit or 8-bit values, scale by the block's f16 scale (`unpack2x16float`) and accumulate
+//! dot products with the f32 activations, read as `vec4<f32>`. The workgroup then adds its
+//! invocations' sums in workgroup memory (a tree of halvings) and one invocation writes the
+//! `rows x batch` outputs.
+//!
+//! Not yet: `q4_K` (the space says so), quantized activations, and subgroup reductions.
+//!
+//! Default rule: 128 invocations and one row per workgroup where the grid stays within the
+//! adapter's (more rows per workgroup otherwise); the tuner explores 32..256 invocations
+//! and 1..8 rows, within the adapter's invocations and workgroup memory.
+
+use std::sync::Arc;
+
+use ktune_core::space::Constraint;
+use ktune_core::{Backend, Config, Dtype, KernelId, KernelInfo, Space};
+
+use super::context::{gpu_buf, wgpu_of, WgpuDevice};
+use super::param;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::qgemv::QgemvShape;
+use crate::workload::{Operands, Plan};
+
+/// The dtypes with a WGSL kernel.
+pub const DTYPES: &[Dtype] = &[Dtype::Q4_0, Dtype::Q8_0];
+
+fn kernel_id(dtype: Dtype) -> KernelId {
+    KernelId {
+        family: crate::qgemv::QGEMV.family_name(),
+        dtype,
+        backend: Backend::Wgpu,
+        variant: "rows".into(),
+    }
+}
+
+/// The wgpu qgemv kernels.
+pub fn registry() -> Vec<KernelInfo> {
+    DTYPES
+        .iter()
+        .map(|&d| KernelInfo {
+            id: kernel_id(d),
+            description: format!("WGSL {d} weights x f32 activations, workgroup per rows"),
+        })
+        .collect()
+}
+
+fn block_bytes(dtype: Dtype) -> Result<u32> {
+    match dtype {
+        Dtype::Q4_0 => Ok(18),
+        Dtype::Q8_0 => Ok(34),
+        other => Err(Error::Unsupported(format!(
+            "wgpu has no qgemv kernel for {other} yet (it has {})",
+            DTYPES
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The space of `shape` under `limits`.
+pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Result<Space> {
+    block_bytes(dtype)?;
+    let max_inv = i64::from(
+        limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x),
+    );
+    let smem = i64::from(limits.max_compute_workgroup_storage_size);
+    let max_groups = i64::from(limits.max_compute_workgroups_per_dimension);
+    let (rows, batch) = (shape.rows as i64, shape.batch as i64);
+    Ok(Space {
+        params: vec![
+            param(
+                "wg",
+                "invocations per workgroup (a power of two)",
+                vec![32, 64, 128, 256],
+                1,
+                1024,
+                1,
+            ),
+            param(
+                "rows",
+                "rows of W per workgroup",
+                vec![1, 2, 4, 8],
+                1,
+                64,
+                1,
+            ),
+        ],
+        constraints: vec![
+            Constraint::new("wg a power of two within the adapter's", move |c| {
+                let wg = c.get("wg").unwrap_or(0);
+                if wg <= 0 || wg & (wg - 1) != 0 {
+                    Err(format!("wg={wg} is not a power of two"))
+                } else if wg > max_inv {
+                    Err(format!("wg={wg} exceeds the adapter's {max_inv}"))
+                } else {
+                    Ok(())
+                }
+            }),
+            Constraint::new("4 * wg * rows * batch <= workgroup memory", move |c| {
+                let need = 4 * c.get("wg").unwrap_or(0) * c.get("rows").unwrap_or(0) * batch;
+                if need <= smem {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{need} bytes of workgroup memory, the adapter has {smem}"
+                    ))
+                }
+            }),
+            Constraint::new("workgroups within the adapter's grid", move |c| {
+                let r = c.get("rows").unwrap_or(1).max(1);
+                let groups = (rows + r - 1) / r;
+                if groups <= max_groups {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{groups} workgroups, the adapter takes {max_groups}"
+                    ))
+                }
+            }),
+        ],
+    })
+}
+
+/// The space of `shape` on the open adapter.
+pub fn space(dtype: Dtype, shape: QgemvShape) -> Result<Space> {
+    space_for(dtype, shape, &super::matmul::limits())
+}
+
+/// The default config (see the module documentation).
+pub fn default_config(dtype: Dtype, shape: QgemvShape) -> Result<Config> {
+    let limits = super::matmul::limits();
+    let space = space_for(dtype, shape, &limits)?;
+    for (wg, rows) in [(128, 1), (128, 2), (64, 4), (64, 8), (32, 8)] {
+        let c: Config = Config::default().with("wg", wg).with("rows", rows);
+        if space.is_valid(&c) {
+            return Ok(c);
+        }
+    }
+    Err(Error::Unsupported(format!(
+        "wgpu qgemv: no config fits the adapter's limits for {dtype} {}x{}x{}",
+        shape.rows, shape.cols, shape.batch
+    )))
+}
+
+/// The WGSL source for `dtype`, `shape` and `config`.
+pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String> {
+    let bb = block_bytes(dtype)?;
+    let get = |n: &str| {
+        config
+            .get(n)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| Error::InvalidConfig(format!("wgpu qgemv needs {n}")))
+    };
+    let (wg, rows) = (get("wg")?, get("rows")?);
+    let head = format!(
+        "const NROWS: u32 = {r}u;\nconst COLS: u32 = {c}u;\nconst BATCH: u32 = {b}u;\n\
+         const WG: u32 = {wg}u;\nconst R: u32 = {rows}u;\nconst BLOCK_BYTES: u32 = {bb}u;\n",
+        r = shape.rows,
+        c = shape.cols,
+        b = shape.batch
+    );
+    let block = if dtype == Dtype::Q4_0 { Q4_0 } else { Q8_0 };
+    Ok(format!("{head}{COMMON}{block}{MAIN}"))
+}
+
+const COMMON: &str = r#"
+const NB: u32 = COLS / 32u;
+const ROW_BYTES: u32 = NB * BLOCK_BYTES;
+const CV: u32 = COLS / 4u;
+
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+var<workgroup> red: array<f32, WG * R * BATCH>;
+
+// The 4 bytes at an even byte offset of W.
+fn word_at(off: u32) -> u32 {
+    let i = off >> 2u;
+    if ((off & 3u) == 0u) {
+        return w[i];
+    }
+    return (w[i] >> 16u) | (w[i + 1u] << 16u);
+}
+"#;
+
+const Q4_0: &str = r#"
+// Adds the dot products of one q4_0 block with every vector of x.
+fn block(o: u32, blk: u32, acc: ptr<function, array<f32, BATCH>>) {
+    let d = unpack2x16float(word_at(o)).x;
+    for (var q = 0u; q < 4u; q++) {
+        let wq = word_at(o + 2u + 4u * q);
+        let lo = vec4<f32>(vec4<u32>(wq, wq >> 8u, wq >> 16u, wq >> 24u) & vec4<u32>(15u)) - 8.0;
+        let hi = vec4<f32>(vec4<u32>(wq >> 4u, wq >> 12u, wq >> 20u, wq >> 28u) & vec4<u32>(15u)) - 8.0;
+        for (var bt = 0u; bt < BATCH; bt++) {
+            let xv = bt * CV + blk * 8u + q;
+            (*acc)[bt] += d * (dot(lo, x[xv]) + dot(hi, x[xv + 4u]));
+        }
+    }
+}
+"#;
+
+const Q8_0: &str = r#"
+// Adds the dot products of one q8_0 block with every vector of x.
+fn block(o: u32, blk: u32, acc: ptr<function, array<f32, BATCH>>) {
+    let d = unpack2x16float(word_at(o)).x;
+    for (var q = 0u; q < 8u; q++) {
+        let wq = word_at(o + 2u + 4u * q);
+        let v = vec4<f32>(vec4<i32>(
+            bitcast<i32>(wq << 24u), bitcast<i32>(wq << 16u), bitcast<i32>(wq << 8u), bitcast<i32>(wq)
+        ) >> vec4<u32>(24u));
+        for (var bt = 0u; bt < BATCH; bt++) {
+            (*acc)[bt] += d * dot(v, x[bt * CV + blk * 8u + q]);
+        }
+    }
+}
+"#;
+
+const MAIN: &str = r#"
+@compute @workgroup_size(WG, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let row0 = wid.x * R;
+    for (var r = 0u; r < R; r++) {
+        var acc: array<f32, BATCH>;
+        let row = row0 + r;
+        if (row < NROWS) {
+            for (var blk = lid.x; blk < NB; blk += WG) {
+                block(row * ROW_BYTES + blk * BLOCK_BYTES, blk, &acc);
+            }
+        }
+        for (var bt = 0u; bt < BATCH; bt++) {
+            red[(r * BATCH + bt) * WG + lid.x] = acc[bt];
+        }
+    }
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid.x < s) {
+            for (var i = 0u; i < R * BATCH; i++) {
+                red[i * WG + lid.x] += red[i * WG + lid.x + s];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        for (var r = 0u; r < R; r++) {
+            let row = row0 + r;
+            if (row < NROWS) {
+                for (var bt = 0u; bt < BATCH; bt++) {
+                    y[bt * NROWS + row] = red[(r * BATCH + bt) * WG];
+                }
+            }
+        }
+    }
+}
+"#;
+
+/// How many copies of W to rotate through on a GPU: enough for 256 MiB (four times the
+/// largest GPU last-level caches of today), at most 16, within a quarter of `memory_bytes`.
+pub fn copies(w_bytes: usize, memory_bytes: Option<u64>) -> usize {
+    let w = w_bytes.max(1) as f64;
+    let budget = memory_bytes.map_or((8u64 << 30) as f64, |m| m as f64 / 4.0);
+    let want = ((256.0 * 1048576.0) / w).ceil() as usize;
+    want.clamp(1, 16).min((budget / w).max(1.0) as usize)
+}
+
+struct GpuQgemv {
+    device: Arc<dyn Device>,
+    id: KernelId,
+    pipeline: Arc<wgpu::ComputePipeline>,
+    groups: Vec<wgpu::BindGroup>,
+    grid: [u32; 3],
+    turn: usize,
+    // The copies of W the bind groups read.
+    _copies: Vec<wgpu::Buffer>,
+}
+
+/// The plan of `config` over `ops` (W as bytes, x, y) with `copies` copies of W.
+pub fn plan(
+    device: &Arc<dyn Device>,
+    dtype: Dtype,
+    shape: QgemvShape,
+    config: &Config,
+    ops: &Operands,
+    copies: usize,
+) -> Result<Box<dyn Plan>> {
+    let dev: &WgpuDevice = wgpu_of(device.as_ref())?;
+    space_for(dtype, shape, dev.limits())?.validate(config)?;
+    let w_bytes = ops.inputs[0].len_bytes();
+    dev.check_binding("W", w_bytes)?;
+    dev.check_binding("x", 4 * shape.batch * shape.cols)?;
+    let src = source(dtype, shape, config)?;
+    let pipeline = dev.pipeline("qgemv", &src)?;
+    let (w, x, y) = (
+        gpu_buf(&ops.inputs[0])?,
+        gpu_buf(&ops.inputs[1])?,
+        gpu_buf(&ops.outputs[0])?,
+    );
+    let mut extra = Vec::new();
+    for _ in 1..copies.max(1) {
+        let c = dev.storage(w_bytes)?;
+        dev.copy(w, &c, w.size())?;
+        extra.push(c);
+    }
+    let mut groups = vec![dev.bind(&pipeline, &[w, x, y])?];
+    for c in &extra {
+        groups.push(dev.bind(&pipeline, &[c, x, y])?);
+    }
+    let r = config.get("rows").unwrap_or(1).max(1) as usize;
+    let grid = [
+        u32::try_from(shape.rows.div_ceil(r))
+            .map_err(|_| Error::InvalidConfig("too many workgroups".into()))?,
+        1,
+        1,
+    ];
+    Ok(Box::new(GpuQgemv {
+        device: device.clone(),
+        id: kernel_id(dtype),
+        pipeline,
+        groups,
+        grid,
+        turn: 0,
+        _copies: extra,
+    }))
+}
+
+impl Plan for GpuQgemv {
+    fn kernel_id(&self) -> KernelId {
+        self.id.clone()
+    }
+
+    fn run(&mut self, _ops: &mut Operands) -> Result<()> {
+        self.turn = (self.turn + 1) % self.groups.len();
+        let dev = wgpu_of(self.device.as_ref())?;
+        dev.dispatch(&self.pipeline, &self.groups[self.turn], self.grid)
+    }
+}
