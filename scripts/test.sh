@@ -3,8 +3,10 @@
 # CPU has it), and the NEON tests cross-compiled to aarch64 and run under qemu-user with
 # CPU models with and without dotprod. Installs what it needs first (scripts/setup.sh).
 #
-#   KTUNE_REQUIRE   backends that must run natively (default: avx2 on x86-64); a backend
-#                   named here that cannot run fails the tests instead of being skipped.
+#   KTUNE_REQUIRE   backends that must run natively (default: avx2,wgpu on x86-64, wgpu
+#                   elsewhere: setup.sh installs lavapipe, a Vulkan driver on the CPU); a
+#                   backend named here that cannot run fails the tests instead of being
+#                   skipped.
 #   KTUNE_SKIP_NEON=1  skip the cross-compiled NEON tests.
 #   KTUNE_SKIP_SLURM=1 skip the end-to-end test of the Slurm recipe (scripts/slurm_test.sh,
 #                   which installs and starts a single-node Slurm; it needs root).
@@ -14,19 +16,26 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "setup"
-if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
-  bash scripts/setup.sh
+bash scripts/setup.sh
+
+# Mesa's Vulkan drivers complain on every start when there is no session runtime folder.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/ktune-xdg-$(id -u)"
+  mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (x86-64: scalar, AVX2 and AVX-512 code)"
+step "cargo clippy (x86-64: scalar, AVX2 and AVX-512 code, and the wgpu backend)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo clippy (ktune-kernels and ktune without the wgpu backend)"
+cargo clippy -p ktune-kernels -p ktune --no-default-features --all-targets --locked -- -D warnings
 
 native_require="${KTUNE_REQUIRE:-}"
-if [ -z "$native_require" ] && [ "$(uname -m)" = x86_64 ]; then
-  native_require=avx2
+if [ -z "$native_require" ]; then
+  native_require=wgpu
+  [ "$(uname -m)" = x86_64 ] && native_require=avx2,wgpu
 fi
 step "cargo test (native; KTUNE_REQUIRE=$native_require)"
 KTUNE_REQUIRE="$native_require" cargo test --workspace --locked
@@ -59,7 +68,7 @@ if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
     req=${cpu_req#*:}
     step "NEON tests under qemu-aarch64 (QEMU_CPU=$cpu, KTUNE_REQUIRE=$req)"
     env "${cross_env[@]}" CARGO_TARGET_DIR=target/cross QEMU_CPU="$cpu" KTUNE_REQUIRE="$req" \
-      cargo test -p ktune-kernels --locked --target aarch64-unknown-linux-gnu
+      cargo test -p ktune-kernels --locked --no-default-features --target aarch64-unknown-linux-gnu
   done
 fi
 

@@ -2,12 +2,15 @@
 //!
 //! The id is a hash of hardware facts only (CPU vendor, model, core and thread counts,
 //! ISA features, cache sizes, memory rounded to GiB, OS and architecture): never a host or
-//! user name, so it can be published, and two identical machines share it.
+//! user name, so it can be published, and two identical machines share it. Results measured
+//! on an accelerator (a wgpu adapter) belong to a machine whose facts include that adapter
+//! ([`Machine::with_accelerator`]): another adapter in the same host is another machine.
 
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheInfo;
 use crate::cpu::{available_threads, CpuFeatures};
+use crate::result::Gpu;
 
 /// Hardware facts of one machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +33,10 @@ pub struct Machine {
     pub memory_bytes: Option<u64>,
     /// Operating system and architecture, e.g. `linux-x86_64`.
     pub os: String,
+    /// The accelerator the machine's results ran on, when they ran on one (its facts are
+    /// part of the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<Gpu>,
 }
 
 impl Machine {
@@ -73,9 +80,24 @@ impl Machine {
             caches: CacheInfo::get().clone(),
             memory_bytes,
             os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            accelerator: None,
         };
         m.id = m.compute_id();
         m
+    }
+
+    /// This machine with results run on `gpu`: the id hashes the adapter's facts too.
+    pub fn with_accelerator(&self, gpu: Gpu) -> Machine {
+        let mut m = self.clone();
+        m.accelerator = Some(gpu);
+        m.id = m.compute_id();
+        m
+    }
+
+    /// Whether its results ran on a software implementation of a GPU (lavapipe), which is
+    /// never ranked with real GPUs.
+    pub fn software_accelerator(&self) -> bool {
+        self.accelerator.as_ref().is_some_and(|g| g.software)
     }
 
     /// The id these facts hash to (FNV-1a, 64 bits; memory rounded to GiB so that small
@@ -83,7 +105,7 @@ impl Machine {
     pub fn compute_id(&self) -> String {
         let mem_gib = self.memory_bytes.map_or(0, |b| (b + (1 << 29)) >> 30);
         let c = &self.caches;
-        let facts = format!(
+        let mut facts = format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.cpu_vendor,
             self.cpu_model,
@@ -96,6 +118,16 @@ impl Machine {
             mem_gib,
             self.os
         );
+        // Absent on CPU machines, so that their ids are those of earlier versions.
+        if let Some(g) = &self.accelerator {
+            facts.push_str(&format!(
+                "|gpu:{}|{}|{}|{}",
+                g.name,
+                g.kind.as_deref().unwrap_or(""),
+                g.api.as_deref().unwrap_or(""),
+                g.driver.as_deref().unwrap_or("")
+            ));
+        }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in facts.bytes() {
             h ^= b as u64;
@@ -140,6 +172,26 @@ mod tests {
         other.cpu_model.push('x');
         assert_ne!(other.compute_id(), m.id);
         assert!(m.threads >= 1 && m.cores >= 1);
+        let gpu = Gpu {
+            name: "llvmpipe".into(),
+            memory_bytes: None,
+            driver: Some("Mesa 22".into()),
+            compute_capability: None,
+            kind: Some("software".into()),
+            api: Some("vulkan".into()),
+            software: true,
+        };
+        let g = m.with_accelerator(gpu.clone());
+        assert_ne!(g.id, m.id);
+        assert_eq!(g.id, g.compute_id());
+        assert!(g.software_accelerator() && !m.software_accelerator());
+        let other = m.with_accelerator(Gpu {
+            name: "NVIDIA H100".into(),
+            software: false,
+            kind: Some("discrete".into()),
+            ..gpu
+        });
+        assert_ne!(other.id, g.id);
     }
 
     #[test]

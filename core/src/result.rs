@@ -39,6 +39,16 @@ pub struct Gpu {
     pub driver: Option<String>,
     /// CUDA compute capability (`9.0`), where it applies.
     pub compute_capability: Option<String>,
+    /// `discrete`, `integrated`, `virtual`, `software` or `other`, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The API it was driven through (`vulkan`, `metal`, `dx12`, `cuda`), where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// A software implementation on the CPU (lavapipe, WARP): its figures are never ranked
+    /// with real GPUs.
+    #[serde(default)]
+    pub software: bool,
 }
 
 /// Peaks measured by the roofline probe, as kept with the machine.

@@ -33,6 +33,7 @@ fn hardware(id: &str, cpu_model: &str) -> Machine {
         caches: CacheInfo::assumed(),
         memory_bytes: Some(32 << 30),
         os: "linux-x86_64".into(),
+        accelerator: None,
     }
 }
 
@@ -63,17 +64,27 @@ fn peaks(scale: f64, probed_at: u64) -> Peaks {
     }
 }
 
+fn h100() -> Gpu {
+    Gpu {
+        name: "NVIDIA H100".into(),
+        memory_bytes: Some(80 << 30),
+        driver: Some("550.54".into()),
+        compute_capability: Some("9.0".into()),
+        kind: Some("discrete".into()),
+        api: Some("vulkan".into()),
+        software: false,
+    }
+}
+
 /// A machine record with every optional part present.
 fn full_machine(id: &str) -> MachineRecord {
     MachineRecord {
-        hardware: hardware(id, "AMD Ryzen 9 9950X"),
+        hardware: Machine {
+            accelerator: Some(h100()),
+            ..hardware(id, "AMD Ryzen 9 9950X")
+        },
         label: "lab box".into(),
-        gpus: vec![Gpu {
-            name: "NVIDIA H100".into(),
-            memory_bytes: Some(80 << 30),
-            driver: Some("550.54".into()),
-            compute_capability: Some("9.0".into()),
-        }],
+        gpus: vec![h100()],
         peaks: Some(peaks(1.0, 1_700_000_000)),
     }
 }
@@ -1014,6 +1025,7 @@ const OBJECTS: &[(&str, &str)] = &[
     ("/machine/caches", "caches"),
     ("/machine/caches/l1d", "cacheLevel"),
     ("/machine/gpus/0", "gpu"),
+    ("/machine/accelerator", "gpu"),
     ("/machine/peaks", "peaks"),
     ("/results/0", "result"),
     ("/results/0/timing", "timing"),

@@ -201,7 +201,12 @@ pub fn roofline_gflops(
     let peak = probe.peak_gflops(backend.name(), threads)?;
     let bw = probe.read_gbs(threads)?;
     let memory = work.intensity() * bw;
-    let at = format!("at {threads} thread{}", if threads == 1 { "" } else { "s" });
+    // A GPU's ceilings are the whole device's.
+    let at = if backend.is_cpu() {
+        format!("at {threads} thread{}", if threads == 1 { "" } else { "s" })
+    } else {
+        format!("of the {backend} adapter")
+    };
     Some(if peak <= memory {
         Ceiling {
             gflops: peak,

@@ -32,17 +32,31 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measure this machine's peak FMA throughput and memory bandwidth (cached per machine).
+    /// Measure this machine's peak FMA throughput and memory bandwidth (cached per machine),
+    /// or with `--backend wgpu` those of a GPU adapter (cached per host and adapter).
     Probe {
         /// Measure again even if a cached result exists.
         #[arg(long)]
         force: bool,
+        /// `wgpu` probes the wgpu adapter instead of the CPU.
+        #[arg(long)]
+        backend: Option<String>,
+        /// The wgpu adapter: its index in `ktune list` or part of its name (default: the
+        /// best GPU; also `KTUNE_WGPU_ADAPTER`).
+        #[arg(long)]
+        device: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
     /// List kernels and backends, with availability here and space sizes.
     List {
+        /// Only the wgpu adapters of this machine (with their type, driver and API).
+        #[arg(long)]
+        adapters: bool,
+        /// The wgpu adapter whose limits size the wgpu spaces (index or part of a name).
+        #[arg(long)]
+        device: Option<String>,
         /// Shape used to size the spaces of the families it is a shape of (default: each
         /// family's own, printed with its parameters).
         #[arg(long)]
@@ -82,11 +96,15 @@ struct BenchArgs {
     /// A named suite of shapes (quick, square, skinny, llm, full).
     #[arg(long)]
     suite: Option<String>,
-    /// Backend (scalar, avx2, avx512, neon); default: the best available here.
+    /// Backend (scalar, avx2, avx512, neon, wgpu); default: the best CPU backend here.
     #[arg(long)]
     backend: Option<String>,
+    /// The wgpu adapter: its index in `ktune list` or part of its name (default: the best
+    /// GPU; also `KTUNE_WGPU_ADAPTER`).
+    #[arg(long)]
+    device: Option<String>,
     /// Worker threads (overrides the config's `threads`); capped at the hardware threads
-    /// this process may use unless --oversubscribe.
+    /// this process may use unless --oversubscribe. CPU backends only.
     #[arg(long)]
     threads: Option<usize>,
     /// Allow --threads above the hardware threads this process may use.
@@ -121,8 +139,25 @@ struct BenchArgs {
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Probe { force, format } => cmd_probe(force, format),
-        Command::List { shape, format } => cmd_list(shape.as_deref(), format),
+        Command::Probe {
+            force,
+            backend,
+            device,
+            format,
+        } => cmd_probe(force, backend.as_deref(), device.as_deref(), format),
+        Command::List {
+            adapters,
+            device,
+            shape,
+            format,
+        } => {
+            crate::gpu::select(device.as_deref())?;
+            if adapters {
+                cmd_adapters(format)
+            } else {
+                cmd_list(shape.as_deref(), format)
+            }
+        }
         Command::Bench(args) => cmd_bench(&args),
         Command::Tune(args) => crate::tune_cmd::cmd_tune(&args),
         Command::Show(args) => crate::db_cmd::cmd_show(&args),
@@ -141,8 +176,56 @@ pub fn emit(text: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
-    let p = probe::load_or_run(force, format == Format::Json)?;
+/// The backend of `--backend` (any case), else the best CPU backend here.
+pub fn backend_arg(arg: Option<&str>) -> Result<Backend> {
+    Ok(match arg {
+        Some(b) => b.parse::<Backend>()?,
+        None => device::best_cpu(),
+    })
+}
+
+/// The device of `--backend` and `--device`, and an error for options that do not apply
+/// to it (`--device` on a CPU backend).
+pub fn open_device(
+    backend: Option<&str>,
+    adapter: Option<&str>,
+) -> Result<std::sync::Arc<dyn ktune_kernels::Device>> {
+    let backend = backend_arg(backend)?;
+    if adapter.is_some() && backend.is_cpu() {
+        bail!("--device chooses a GPU adapter; it needs --backend wgpu");
+    }
+    crate::gpu::select(adapter)?;
+    Ok(device::open(backend)?)
+}
+
+fn cmd_adapters(format: Format) -> Result<ExitCode> {
+    let lines = crate::gpu::adapter_lines();
+    if format == Format::Json {
+        let v: Vec<_> = lines.into_iter().map(|(_, j)| j).collect();
+        return emit(&(serde_json::to_string_pretty(&v)? + "\n"));
+    }
+    let mut text = String::new();
+    if lines.is_empty() {
+        let why = device::availability(Backend::Wgpu)
+            .err()
+            .unwrap_or_default();
+        text.push_str(&format!("no wgpu adapter: {why}\n"));
+    }
+    for (line, _) in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    emit(&text)
+}
+
+fn cmd_probe(
+    force: bool,
+    backend: Option<&str>,
+    adapter: Option<&str>,
+    format: Format,
+) -> Result<ExitCode> {
+    let dev = open_device(backend, adapter)?;
+    let p = probe::load_or_run_for(dev.as_ref(), force, format == Format::Json)?;
     if format == Format::Json {
         return emit(&(serde_json::to_string_pretty(&p)? + "\n"));
     }
@@ -171,6 +254,24 @@ fn cmd_probe(force: bool, format: Format) -> Result<ExitCode> {
         }
     }
     let m = &p.machine;
+    if let Some(g) = &m.accelerator {
+        let header = format!(
+            "adapter {} ({}{}, {}, {}) of machine {}; buffers of {} MiB, {}; threads = the whole device\n",
+            g.name,
+            g.kind.as_deref().unwrap_or("gpu"),
+            if g.software { ": a CPU implementation, never ranked with GPUs" } else { "" },
+            g.api.as_deref().unwrap_or("?"),
+            g.driver.as_deref().unwrap_or("driver unknown"),
+            m.id,
+            p.array_bytes >> 20,
+            p.read_reader
+        );
+        if format == Format::Table {
+            return emit(&(header + &rows.render(format)));
+        }
+        eprint!("{header}");
+        return emit(&rows.render(format));
+    }
     let header = format!(
         "machine {} ({}, {} cores, {} threads, L1d {} KiB, L2 {} KiB, LLC {} MiB; arrays {} MiB, read by {}; rounds agree within {:.1}%, load {:.2} before)\n",
         m.id,
@@ -247,6 +348,13 @@ fn cmd_list(shape: Option<&str>, format: Format) -> Result<ExitCode> {
     }
     let mut text = rows.render(format);
     if format == Format::Table {
+        let adapters = crate::gpu::adapter_lines();
+        if !adapters.is_empty() {
+            text.push_str("\nwgpu adapters (`--backend wgpu --device N` or part of a name):\n");
+            for (line, _) in adapters {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
         text.push_str("\nsearch strategies of `ktune tune --strategy` (default ils):\n");
         for s in crate::search::Strategy::ALL {
             text.push_str(&format!("  {:<11} {}\n", s.name(), s.describe()));
@@ -355,20 +463,38 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
         bail!("nothing to run: give --shape or --suite NAME");
     }
     // Each problem's checks (dtype, dimensions, zero sizes) already ran in parse_problem.
-    let backend = match &args.backend {
-        Some(b) => b.parse::<Backend>()?,
-        None => device::best_cpu(),
-    };
-    let device = device::open(backend)?;
+    let device = open_device(args.backend.as_deref(), args.device.as_deref())?;
+    let backend = device.backend();
+    // A suite's problems that the backend has no kernel for are left out, and said.
+    if args.suite.is_some() {
+        problems.retain(|p| match family::space(backend, p) {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!("{p}: skipped on {backend}: {e}");
+                false
+            }
+        });
+        if problems.is_empty() {
+            bail!("no problem of the suite has a {backend} kernel");
+        }
+    }
     let mut overrides: Config = parse_config_arg(&args.config)?;
     if let Some(t) = args.threads {
+        if !backend.is_cpu() {
+            bail!("--threads applies to CPU backends; {backend} runs on the whole adapter");
+        }
         let t = thread_budget(t, args.oversubscribe)?;
         overrides.set("threads", t as i64);
     }
-    // The thread budget: what `threads` means in records (and in the database's keys).
-    let threads = overrides
-        .get("threads")
-        .map_or(available_threads(), |t| t.max(1) as usize);
+    // The thread budget: what `threads` means in records (and in the database's keys); a
+    // GPU is one device.
+    let threads = if backend.is_cpu() {
+        overrides
+            .get("threads")
+            .map_or(available_threads(), |t| t.max(1) as usize)
+    } else {
+        1
+    };
     if !(args.target_ci > 0.0 && args.target_ci < 1.0) {
         bail!(
             "--target-ci must be between 0 and 1, got {}",
@@ -390,7 +516,7 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
             overrides: overrides.clone(),
         })
         .collect();
-    let machine = ktune_results::Machine::detect();
+    let machine = crate::gpu::machine_for(device.as_ref());
     let dbs = if args.tuned {
         let dbs = db::load_dir(&args.db)?;
         crate::db_cmd::warn_unusable(&dbs);
@@ -428,7 +554,7 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
         bench::validate(r, &cfg).with_context(|| format!("{}", r.problem))?;
         configs.push(cfg);
     }
-    let probe = probe::load_or_run(false, args.format != Format::Table)?;
+    let probe = probe::load_or_run_for(device.as_ref(), false, args.format != Format::Table)?;
     let mut records = Vec::new();
     let total = requests.len();
     // A progress bar with an ETA on a terminal (indicatif hides it otherwise).

@@ -5,7 +5,8 @@
 //!   roofline;
 //! - [`tune`], [`search`], [`journal`], [`shard`]: the autotuner, its strategies, its
 //!   resumable journals and the manifests of sharded runs; [`failure`]: how failed candidates are classified;
-//! - [`probe`]: the roofline probe and its cache; [`memory`]: what this process may
+//! - [`probe`]: the roofline probe and its cache; [`gpu`]: accelerators (the machine a
+//!   device's results belong to, its adapters, its probe); [`memory`]: what this process may
 //!   allocate;
 //! - [`export`]: one exporter per format (JSON, CSV, Markdown, Kernel Tuner's T4);
 //! - [`cli`], [`tune_cmd`], [`db_cmd`], [`format`](mod@format): the commands, which only parse, call
@@ -22,6 +23,7 @@ pub mod db_cmd;
 pub mod export;
 pub mod failure;
 pub mod format;
+pub mod gpu;
 pub mod journal;
 pub mod measure;
 pub mod memory;

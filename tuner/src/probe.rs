@@ -45,7 +45,51 @@ pub fn cache_path(machine: &Machine) -> PathBuf {
 
 /// The cached probe of this machine, or a fresh one (then cached). `force` always measures.
 pub fn load_or_run(force: bool, quiet: bool) -> Result<ProbeResult> {
-    let machine = Machine::detect();
+    cached(
+        Machine::detect(),
+        force,
+        quiet,
+        "probing this machine's peak FLOP/s and memory bandwidth (a few seconds)...",
+        run,
+    )
+}
+
+/// The probe whose ceilings judge results on `device`: the CPU's for a CPU backend, the
+/// adapter's own (cached per host and adapter) for a GPU backend.
+pub fn load_or_run_for(
+    device: &dyn ktune_kernels::Device,
+    force: bool,
+    quiet: bool,
+) -> Result<ProbeResult> {
+    #[cfg(feature = "wgpu")]
+    if let Some(dev) = device
+        .as_any()
+        .downcast_ref::<ktune_kernels::gpu::WgpuDevice>()
+    {
+        let machine = crate::gpu::machine_of(dev);
+        return cached(
+            machine,
+            force,
+            quiet,
+            &format!(
+                "probing the bandwidth and FMA rate of {} (a few seconds)...",
+                dev.adapter().name
+            ),
+            |m| crate::gpu::probe(dev, m),
+        );
+    }
+    let _ = device;
+    load_or_run(force, quiet)
+}
+
+/// The cached probe of `machine`, or a fresh one from `measure` (then cached).
+fn cached(
+    machine: Machine,
+    force: bool,
+    quiet: bool,
+    what: &str,
+    measure: impl FnOnce(Machine) -> Result<ProbeResult>,
+) -> Result<ProbeResult> {
     let path = cache_path(&machine);
     if !force && path.exists() {
         match read_cache(&path, &machine) {
@@ -63,9 +107,9 @@ pub fn load_or_run(force: bool, quiet: bool) -> Result<ProbeResult> {
         }
     }
     if !quiet {
-        eprintln!("probing this machine's peak FLOP/s and memory bandwidth (a few seconds)...");
+        eprintln!("{what}");
     }
-    let p = run(machine)?;
+    let p = measure(machine)?;
     if let Err(e) = save(&path, &p) {
         eprintln!(
             "warning: could not cache the probe at {}: {e:#}",

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use ktune_core::{Backend, Config, Dtype, Family, Problem, Stats};
-use ktune_kernels::{device, family};
+use ktune_core::{Config, Dtype, Family, Problem, Stats};
+use ktune_kernels::family;
 use ktune_results::db::{
     self, DefaultRun, MachineRecord, Peaks, Provenance, ResultRecord, SearchSummary, Verification,
 };
 use ktune_results::dispatch::usable;
-use ktune_results::{Machine, ProbeResult};
+use ktune_results::ProbeResult;
 
 use crate::bench;
 use crate::format::{count, num, roofline, secs, Format, Rows};
@@ -44,9 +44,13 @@ pub struct TuneArgs {
     /// family's dimensions: `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv); repeatable.
     #[arg(long)]
     pub shape: Vec<String>,
-    /// Backend (scalar, avx2, avx512, neon); default: the best available here.
+    /// Backend (scalar, avx2, avx512, neon, wgpu); default: the best CPU backend here.
     #[arg(long)]
     pub backend: Option<String>,
+    /// The wgpu adapter: its index in `ktune list` or part of its name (default: the best
+    /// GPU; also `KTUNE_WGPU_ADAPTER`). Results belong to the host with that adapter.
+    #[arg(long)]
+    pub device: Option<String>,
     /// Search strategy: ils (greedy iterated local search from the analytical default),
     /// anneal, random or exhaustive.
     #[arg(long, default_value = "ils")]
@@ -163,6 +167,8 @@ fn shard_args(args: &TuneArgs) -> std::collections::BTreeMap<String, String> {
         ("prune_margin", args.prune_margin.to_string()),
     ]
     .into_iter()
+    // The adapter only when chosen, so that CPU manifests read as they always did.
+    .chain(args.device.clone().map(|d| ("device", d)))
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
@@ -252,6 +258,21 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         bail!("--label must be one line of at most 100 characters, without control characters");
     }
     let mut problems = select(args)?;
+    let device = crate::cli::open_device(args.backend.as_deref(), args.device.as_deref())?;
+    let backend = device.backend();
+    // A suite's problems that the backend has no kernel for are left out, and said.
+    if args.suite.is_some() {
+        problems.retain(|p| match family::space(backend, p) {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!("{p}: skipped on {backend}: {e}");
+                false
+            }
+        });
+        if problems.is_empty() {
+            bail!("no problem of the suite has a {backend} kernel");
+        }
+    }
     let mut manifest = None;
     if let Some(s) = &args.shard {
         let (i, n) = parse_shard(s)?;
@@ -279,13 +300,12 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         }
         manifest = Some(m);
     }
-    let backend = match &args.backend {
-        Some(b) => b.parse::<Backend>()?,
-        None => device::best_cpu(),
-    };
-    let device = device::open(backend)?;
     let mut fixed: Config = args.fix.parse().context("--fix")?;
     let threads = match args.threads {
+        Some(_) if !backend.is_cpu() => {
+            bail!("--threads applies to CPU backends; {backend} runs on the whole adapter")
+        }
+        None if !backend.is_cpu() => 1,
         Some(t) => {
             let t = crate::cli::thread_budget(t, args.oversubscribe)?;
             fixed.set("threads", t as i64);
@@ -311,7 +331,7 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         ..MeasureOptions::default()
     };
     let timeout = crate::cli::parse_duration(&args.timeout)?;
-    let machine = Machine::detect();
+    let machine = crate::gpu::machine_for(device.as_ref());
     let specs: Vec<TuneSpec> = problems
         .iter()
         .map(|&problem| TuneSpec {
@@ -341,11 +361,11 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         bench::check_memory(&s.problem, machine.memory_bytes)?;
         tune::prepare(s, &machine)?;
     }
-    let probe = probe::load_or_run(false, args.format != Format::Table)?;
+    let probe = probe::load_or_run_for(device.as_ref(), false, args.format != Format::Table)?;
     let machine_record = MachineRecord {
         hardware: probe.machine.clone(),
         label: args.label.clone(),
-        gpus: Vec::new(),
+        gpus: probe.machine.accelerator.iter().cloned().collect(),
         peaks: Some(Peaks::from_probe(&probe)),
     };
     catch_interrupt();

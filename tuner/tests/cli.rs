@@ -408,3 +408,183 @@ fn readers_name_a_dangling_database_link() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether a wgpu adapter opens here; when not, the wgpu tests are skipped with the reason,
+/// unless `KTUNE_REQUIRE` names wgpu.
+fn wgpu_here() -> bool {
+    use ktune_kernels::BackendExt;
+    match ktune_kernels::Backend::Wgpu.availability() {
+        Ok(()) => true,
+        Err(why) => {
+            let required = std::env::var("KTUNE_REQUIRE").unwrap_or_default();
+            assert!(
+                !required.split(',').any(|r| r.trim() == "wgpu"),
+                "KTUNE_REQUIRE names wgpu, which cannot run here: {why}"
+            );
+            eprintln!("skipping wgpu: {why}");
+            false
+        }
+    }
+}
+
+#[test]
+fn wgpu_lists_probes_benches_and_tunes_into_its_own_machine() {
+    if !wgpu_here() {
+        return;
+    }
+    let o = ktune(&["list", "--adapters", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let adapters = v.as_array().unwrap();
+    assert!(!adapters.is_empty());
+    assert!(adapters.iter().any(|a| a["selected"] == true), "{v}");
+    for a in adapters {
+        assert!(a["name"].is_string() && a["type"].is_string() && a["api"].is_string());
+    }
+
+    let o = ktune(&["probe", "--backend", "wgpu", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(p["fma_gflops"]["wgpu"]["1"].as_f64().unwrap() > 0.0, "{p}");
+    assert!(
+        p["bandwidth_gbs"]["read"]["1"].as_f64().unwrap() > 0.0,
+        "{p}"
+    );
+    let accel = &p["machine"]["accelerator"];
+    assert!(accel["name"].is_string(), "{p}");
+    let cpu = ktune_core::Machine::detect();
+    assert_ne!(
+        p["machine"]["id"],
+        cpu.id.as_str(),
+        "a GPU's results are not the CPU's"
+    );
+
+    let o = ktune(&[
+        "bench",
+        "--backend",
+        "wgpu",
+        "--shape",
+        "40x36x20",
+        "--shape",
+        "3x64x48",
+        "--max-time",
+        "300ms",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let recs = recs.as_array().unwrap();
+    assert_eq!(recs[0]["kernel"], "matmul.f32.wgpu.tiled");
+    assert_eq!(recs[1]["kernel"], "matmul.f32.wgpu.skinny");
+    for r in recs {
+        assert!(r["max_rel_err"].as_f64().unwrap() <= r["tolerance"].as_f64().unwrap());
+        assert_eq!(r["threads"], 1);
+        assert!(r["ceiling"].as_str().unwrap().contains("wgpu"), "{r}");
+    }
+    let o = ktune(&[
+        "bench",
+        "--backend",
+        "wgpu",
+        "--family",
+        "qgemv",
+        "--dtype",
+        "q8_0",
+        "--shape",
+        "100x256x2",
+        "--max-time",
+        "300ms",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("qgemv.q8_0.wgpu.rows"));
+
+    // Options that do not apply, and adapters that do not exist, are refused with a reason.
+    for (args, says) in [
+        (
+            vec![
+                "bench",
+                "--backend",
+                "wgpu",
+                "--shape",
+                "8x8x8",
+                "--threads",
+                "2",
+            ],
+            "CPU backends",
+        ),
+        (
+            vec![
+                "bench",
+                "--backend",
+                "scalar",
+                "--device",
+                "0",
+                "--shape",
+                "8x8x8",
+            ],
+            "--backend wgpu",
+        ),
+        (
+            vec![
+                "bench",
+                "--backend",
+                "wgpu",
+                "--device",
+                "no such adapter",
+                "--shape",
+                "8x8x8",
+            ],
+            "no adapter named",
+        ),
+        (
+            vec![
+                "bench",
+                "--backend",
+                "wgpu",
+                "--family",
+                "qgemv",
+                "--dtype",
+                "q4_k",
+                "--shape",
+                "8x256",
+            ],
+            "q4_k",
+        ),
+    ] {
+        let o = ktune(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).to_lowercase().contains(&says.to_lowercase()),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+
+    let db = std::env::temp_dir().join(format!("ktune-cli-wgpu-db-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&db);
+    let d = db.display().to_string();
+    let o = ktune(&[
+        "tune",
+        "--backend",
+        "wgpu",
+        "--shape",
+        "48x48x48",
+        "--budget",
+        "8",
+        "--db",
+        &d,
+        "--max-time",
+        "300ms",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = p["machine"]["id"].as_str().unwrap();
+    let text = std::fs::read_to_string(db.join(format!("{id}.json"))).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(file["machine"]["gpus"][0]["name"], accel["name"]);
+    assert_eq!(
+        file["machine"]["accelerator"]["software"],
+        accel["software"]
+    );
+    assert_eq!(file["results"][0]["backend"], "wgpu");
+    let _ = std::fs::remove_dir_all(&db);
+}

@@ -482,12 +482,17 @@ impl WgpuDevice {
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.wait()?;
-        match rx.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::Device(format!("wgpu: mapping for readback: {e}"))),
-            Err(_) => return Err(Error::Device("wgpu: readback never completed".into())),
-        }
+        // Another thread's poll may be the one that fires the callback: wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mapped = loop {
+            self.wait()?;
+            match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(r) => break r,
+                Err(mpsc::RecvTimeoutError::Timeout) if std::time::Instant::now() < deadline => {}
+                Err(_) => return Err(Error::Device("wgpu: readback never completed".into())),
+            }
+        };
+        mapped.map_err(|e| Error::Device(format!("wgpu: mapping for readback: {e}")))?;
         let out = {
             let view = staging
                 .slice(..)

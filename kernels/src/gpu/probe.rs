@@ -11,8 +11,6 @@
 //! level cache of today's GPUs (50 MiB on an H100). Each figure is the best of
 //! [`REPS`] timings, each of enough runs to last at least 20 ms by the device's clock.
 
-use std::sync::Arc;
-
 use super::context::WgpuDevice;
 use crate::device::Timer;
 use crate::error::Result;
@@ -126,7 +124,7 @@ fn best_seconds(dev: &WgpuDevice, dispatch: &mut dyn FnMut() -> Result<()>) -> R
 }
 
 /// Measures the ceilings of the open adapter.
-pub fn run(dev: &Arc<WgpuDevice>) -> Result<GpuPeaks> {
+pub fn run(dev: &WgpuDevice) -> Result<GpuPeaks> {
     let limits = dev.limits();
     let cap = limits
         .max_storage_buffer_binding_size
