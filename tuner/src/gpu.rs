@@ -64,7 +64,7 @@ pub fn probe(dev: &ktune_kernels::gpu::WgpuDevice, machine: Machine) -> Result<P
         ]
         .into(),
         array_bytes: p.bytes,
-        read_reader: format!("wgpu vec4 loads, timed by {}", p.clock),
+        read_reader: format!("{}, timed by {}", p.reader, p.clock),
         spread: 0.0,
         load_before: 0.0,
         timestamp: SystemTime::now()

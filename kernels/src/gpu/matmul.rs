@@ -209,9 +209,9 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
                         Ok(())
                     }
                 }),
-                Constraint::new("4 * bk * (bm + bn) <= workgroup memory", move |c| {
+                Constraint::new("4 * bk * (bm + 1 + bn) <= workgroup memory", move |c| {
                     let g = |n| c.get(n).unwrap_or(1).max(1);
-                    let need = 4 * g("bk") * (g("bm") + g("bn"));
+                    let need = 4 * g("bk") * (g("bm") + 1 + g("bn"));
                     if need <= smem {
                         Ok(())
                     } else {
@@ -270,7 +270,9 @@ fn get(config: &Config, name: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::InvalidConfig(format!("{name}={v}")))
 }
 
-/// The WGSL source of the tiled kernel.
+/// The WGSL source of the tiled kernel. The register tile is written out statement by
+/// statement (one variable per accumulator), so that no compiler has to prove an array's
+/// indices constant to keep it in registers.
 pub fn tiled_source(shape: MatmulShape, config: &Config) -> Result<String> {
     let (bm, bn, bk, tm, tn) = (
         get(config, "bm")?,
@@ -279,125 +281,99 @@ pub fn tiled_source(shape: MatmulShape, config: &Config) -> Result<String> {
         get(config, "tm")?,
         get(config, "tn")?,
     );
-    let vector = get(config, "vector")?;
+    let vw = get(config, "vector")?;
+    let ty = if vw == 4 { "vec4<f32>" } else { "f32" };
+    let tnv = tn / vw.max(1);
+    let mut decl = String::new();
+    let mut step = String::new();
+    let mut store = String::new();
+    for i in 0..tm {
+        for j in 0..tnv {
+            decl.push_str(&format!("    var c{i}_{j} = V(0.0);\n"));
+        }
+    }
+    for i in 0..tm {
+        step.push_str(&format!(
+            "            let a{i} = V(As[kk * BMP + lid.y + {i}u * WY]);\n"
+        ));
+    }
+    for j in 0..tnv {
+        step.push_str(&format!(
+            "            let b{j} = Bs[kk * BNV + lid.x + {j}u * WX];\n"
+        ));
+    }
+    for i in 0..tm {
+        for j in 0..tnv {
+            step.push_str(&format!(
+                "            c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});\n"
+            ));
+        }
+    }
+    for i in 0..tm {
+        store.push_str(&format!(
+            "    {{\n        let gr = row0 + lid.y + {i}u * WY;\n        if (gr < M) {{\n"
+        ));
+        for j in 0..tnv {
+            store.push_str(&format!(
+                "            let gc{j} = colv0 + lid.x + {j}u * WX;\n            if (gc{j} < NV) {{ c[gr * NV + gc{j}] = c{i}_{j}; }}\n"
+            ));
+        }
+        store.push_str("        }\n    }\n");
+    }
     let head = format!(
-        "const M: u32 = {m}u;\nconst N: u32 = {n}u;\nconst K: u32 = {k}u;\n\
-         const BM: u32 = {bm}u;\nconst BN: u32 = {bn}u;\nconst BK: u32 = {bk}u;\n\
-         const TM: u32 = {tm}u;\nconst TN: u32 = {tn}u;\n",
+        "alias V = {ty};\nconst VW: u32 = {vw}u;\nconst M: u32 = {m}u;\nconst N: u32 = {n}u;\n\
+         const K: u32 = {k}u;\nconst BM: u32 = {bm}u;\nconst BN: u32 = {bn}u;\n\
+         const BK: u32 = {bk}u;\nconst TM: u32 = {tm}u;\nconst TN: u32 = {tn}u;\n",
         m = shape.m,
         n = shape.n,
         k = shape.k
     );
-    let body = if vector == 4 {
-        TILED_VEC4
-    } else {
-        TILED_SCALAR
-    };
-    Ok(format!("{head}{TILED_COMMON}{body}"))
+    Ok(TILED
+        .replace("//HEAD\n", &head)
+        .replace("    //DECL\n", &decl)
+        .replace("            //STEP\n", &step)
+        .replace("    //STORE\n", &store))
 }
 
-const TILED_COMMON: &str = r#"
+const TILED: &str = r#"//HEAD
 const WX: u32 = BN / TN;
 const WY: u32 = BM / TM;
 const THREADS: u32 = WX * WY;
+const NV: u32 = N / VW;
+const BNV: u32 = BN / VW;
+// A is staged transposed with one word of padding per k, so that the stores of
+// consecutive invocations (consecutive k) fall in different banks.
+const BMP: u32 = BM + 1u;
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<V>;
+@group(0) @binding(2) var<storage, read_write> c: array<V>;
 
-var<workgroup> As: array<f32, BK * BM>;
-
-fn stage_a(tid: u32, row0: u32, k0: u32) {
-    for (var i = tid; i < BM * BK; i += THREADS) {
-        let r = i / BK;
-        let kk = i % BK;
-        let gr = row0 + r;
-        let gk = k0 + kk;
-        var v = 0.0;
-        if (gr < M && gk < K) {
-            v = a[gr * K + gk];
-        }
-        As[kk * BM + r] = v;
-    }
-}
-"#;
-
-const TILED_SCALAR: &str = r#"
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
-
-var<workgroup> Bs: array<f32, BK * BN>;
-
-@compute @workgroup_size(WX, WY, 1)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let tid = lid.y * WX + lid.x;
-    let row0 = wid.y * BM;
-    let col0 = wid.x * BN;
-    var acc: array<f32, TM * TN>;
-    for (var k0 = 0u; k0 < K; k0 += BK) {
-        stage_a(tid, row0, k0);
-        for (var i = tid; i < BK * BN; i += THREADS) {
-            let kk = i / BN;
-            let gk = k0 + kk;
-            let gc = col0 + i % BN;
-            var v = 0.0;
-            if (gk < K && gc < N) {
-                v = b[gk * N + gc];
-            }
-            Bs[i] = v;
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            var ar: array<f32, TM>;
-            var br: array<f32, TN>;
-            for (var i = 0u; i < TM; i++) {
-                ar[i] = As[kk * BM + lid.y + i * WY];
-            }
-            for (var j = 0u; j < TN; j++) {
-                br[j] = Bs[kk * BN + lid.x + j * WX];
-            }
-            for (var i = 0u; i < TM; i++) {
-                for (var j = 0u; j < TN; j++) {
-                    acc[i * TN + j] = fma(ar[i], br[j], acc[i * TN + j]);
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-    for (var i = 0u; i < TM; i++) {
-        let gr = row0 + lid.y + i * WY;
-        for (var j = 0u; j < TN; j++) {
-            let gc = col0 + lid.x + j * WX;
-            if (gr < M && gc < N) {
-                c[gr * N + gc] = acc[i * TN + j];
-            }
-        }
-    }
-}
-"#;
-
-const TILED_VEC4: &str = r#"
-const NV: u32 = N / 4u;
-const BNV: u32 = BN / 4u;
-const TNV: u32 = TN / 4u;
-const WXV: u32 = BNV / TNV;
-
-@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> c: array<vec4<f32>>;
-
-var<workgroup> Bs: array<vec4<f32>, BK * BNV>;
+var<workgroup> As: array<f32, BK * BMP>;
+var<workgroup> Bs: array<V, BK * BNV>;
 
 @compute @workgroup_size(WX, WY, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let tid = lid.y * WX + lid.x;
     let row0 = wid.y * BM;
     let colv0 = wid.x * BNV;
-    var acc: array<vec4<f32>, TM * TNV>;
+    //DECL
     for (var k0 = 0u; k0 < K; k0 += BK) {
-        stage_a(tid, row0, k0);
-        for (var i = tid; i < BK * BNV; i += THREADS) {
-            let kk = i / BNV;
+        for (var i = tid; i < BM * BK; i += THREADS) {
+            let r = i / BK;
+            let kk = i % BK;
+            let gr = row0 + r;
             let gk = k0 + kk;
+            var v = 0.0;
+            if (gr < M && gk < K) {
+                v = a[gr * K + gk];
+            }
+            As[kk * BMP + r] = v;
+        }
+        for (var i = tid; i < BK * BNV; i += THREADS) {
+            let gk = k0 + i / BNV;
             let gc = colv0 + i % BNV;
-            var v = vec4<f32>(0.0);
+            var v = V(0.0);
             if (gk < K && gc < NV) {
                 v = b[gk * NV + gc];
             }
@@ -405,31 +381,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            var ar: array<f32, TM>;
-            var br: array<vec4<f32>, TNV>;
-            for (var i = 0u; i < TM; i++) {
-                ar[i] = As[kk * BM + lid.y + i * WY];
-            }
-            for (var j = 0u; j < TNV; j++) {
-                br[j] = Bs[kk * BNV + lid.x + j * WXV];
-            }
-            for (var i = 0u; i < TM; i++) {
-                for (var j = 0u; j < TNV; j++) {
-                    acc[i * TNV + j] = fma(vec4<f32>(ar[i]), br[j], acc[i * TNV + j]);
-                }
-            }
+            //STEP
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < TM; i++) {
-        let gr = row0 + lid.y + i * WY;
-        for (var j = 0u; j < TNV; j++) {
-            let gc = colv0 + lid.x + j * WXV;
-            if (gr < M && gc < NV) {
-                c[gr * NV + gc] = acc[i * TNV + j];
-            }
-        }
-    }
+    //STORE
 }
 "#;
 
@@ -451,7 +407,20 @@ pub fn skinny_sources(shape: MatmulShape, config: &Config) -> Result<(String, Op
         n = shape.n,
         k = shape.k
     );
-    let main = format!("{head}{SKINNY}");
+    let m = shape.m;
+    let decl: String = (0..m)
+        .map(|r| format!("    var acc{r} = V(0.0);\n"))
+        .collect();
+    let step: String = (0..m)
+        .map(|r| format!("                acc{r} = fma(V(As[{r}u * BK + kk]), bv, acc{r});\n"))
+        .collect();
+    let store: String = (0..m)
+        .map(|r| format!("        out[(s * M + {r}u) * NV + cv] = acc{r};\n"))
+        .collect();
+    let main = format!("{head}{SKINNY}")
+        .replace("    //DECL\n", &decl)
+        .replace("                //STEP\n", &step)
+        .replace("        //STORE\n", &store);
     let reduce = (split > 1).then(|| format!("{head}{REDUCE}"));
     Ok((main, reduce))
 }
@@ -469,7 +438,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let s = wid.y;
     let kbeg = s * KC;
     let kend = min(K, kbeg + KC);
-    var acc: array<V, M>;
+    //DECL
     for (var k0 = kbeg; k0 < kend; k0 += BK) {
         for (var i = lid.x; i < M * BK; i += WG) {
             let r = i / BK;
@@ -485,17 +454,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             let kn = min(BK, kend - k0);
             for (var kk = 0u; kk < kn; kk++) {
                 let bv = b[(k0 + kk) * NV + cv];
-                for (var r = 0u; r < M; r++) {
-                    acc[r] = fma(V(As[r * BK + kk]), bv, acc[r]);
-                }
+                //STEP
             }
         }
         workgroupBarrier();
     }
     if (cv < NV) {
-        for (var r = 0u; r < M; r++) {
-            out[(s * M + r) * NV + cv] = acc[r];
-        }
+        //STORE
     }
 }
 "#;

@@ -1,8 +1,10 @@
 //! The ceilings of a wgpu adapter, measured by its own kernels and its own clock.
 //!
-//! - **read**: every invocation sums `vec4<f32>` elements of one buffer, strided by the
-//!   grid so that neighbouring invocations read neighbouring words, and writes one value
-//!   (so that nothing is optimized away). GB/s of the buffer.
+//! - **read**: every invocation sums `vec4<f32>` elements of one buffer and writes one value
+//!   (so that nothing is optimized away); GB/s of the buffer. Two readers, each on three
+//!   grids, and the fastest is kept and named: grid-strided (neighbouring invocations read
+//!   neighbouring words, as GPUs coalesce) and chunked (each invocation streams its own
+//!   range, as a CPU implementation such as lavapipe prefers).
 //! - **copy**: `dst[i] = src[i]` in `vec4<f32>`; GB/s of both buffers (read plus write).
 //! - **fma**: every invocation runs eight independent chains of `vec4<f32>` FMAs; an FMA
 //!   counts 2 FLOPs per lane.
@@ -31,6 +33,8 @@ pub struct GpuPeaks {
     pub bytes: usize,
     /// The clock that timed it.
     pub clock: &'static str,
+    /// The reader that measured `read_gbs` (the fastest tried).
+    pub reader: String,
 }
 
 const READ: &str = r#"
@@ -49,6 +53,31 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         s1 += src[i + total];
     }
     if (i < n) {
+        s0 += src[i];
+    }
+    let s = s0 + s1;
+    out[gid.x] = s.x + s.y + s.z + s.w;
+}
+"#;
+
+const READ_CHUNKED: &str = r#"
+@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let total = nwg.x * 256u;
+    let n = arrayLength(&src);
+    let chunk = (n + total - 1u) / total;
+    let end = min(n, (gid.x + 1u) * chunk);
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var i = gid.x * chunk;
+    for (; i + 1u < end; i += 2u) {
+        s0 += src[i];
+        s1 += src[i + 1u];
+    }
+    if (i < end) {
         s0 += src[i];
     }
     let s = s0 + s1;
@@ -132,19 +161,39 @@ pub fn run(dev: &WgpuDevice) -> Result<GpuPeaks> {
         .min(256 << 20);
     let bytes = (cap / 16 * 16) as usize;
     let software = dev.adapter().software();
-    // A grid of 2^20 invocations fills any GPU of today; a software adapter takes fewer.
-    let groups: u32 = if software { 64 } else { 4096 };
+    // Grids of workgroups tried by the readers; a software adapter runs few at a time.
+    let grids: &[u32] = if software {
+        &[16, 64, 256]
+    } else {
+        &[1024, 4096, 16384]
+    };
+    let groups = *grids.iter().max().unwrap_or(&4096);
     let src = dev.storage(bytes)?;
     let dst = dev.storage(bytes)?;
     let out = dev.storage(4 * groups as usize * 256)?;
 
-    let read = dev.pipeline("probe read", READ)?;
-    let group = dev.bind(&read, &[&src, &out])?;
-    let t_read = best_seconds(dev, &mut || dev.dispatch(&read, &group, [groups, 1, 1]))?;
+    // The fastest reader: neighbouring invocations on neighbouring words (what a GPU
+    // coalesces) or each on its own contiguous chunk (what a CPU implementation streams),
+    // on every grid.
+    let mut t_read = f64::INFINITY;
+    let mut reader = String::new();
+    let mut best_grid = groups;
+    for (name, src_text) in [("grid-strided", READ), ("chunked", READ_CHUNKED)] {
+        let p = dev.pipeline("probe read", src_text)?;
+        let group = dev.bind(&p, &[&src, &out])?;
+        for &g in grids {
+            let t = best_seconds(dev, &mut || dev.dispatch(&p, &group, [g, 1, 1]))?;
+            if t < t_read {
+                t_read = t;
+                best_grid = g;
+                reader = format!("wgpu vec4 loads, {name}, {g} workgroups of 256");
+            }
+        }
+    }
 
     let copy = dev.pipeline("probe copy", COPY)?;
     let group = dev.bind(&copy, &[&src, &dst])?;
-    let t_copy = best_seconds(dev, &mut || dev.dispatch(&copy, &group, [groups, 1, 1]))?;
+    let t_copy = best_seconds(dev, &mut || dev.dispatch(&copy, &group, [best_grid, 1, 1]))?;
 
     let iters = if software { FMA_ITERS / 16 } else { FMA_ITERS };
     let fma = dev.pipeline("probe fma", &fma_source(iters))?;
@@ -158,5 +207,6 @@ pub fn run(dev: &WgpuDevice) -> Result<GpuPeaks> {
         fma_gflops: flops / t_fma * 1e-9,
         bytes,
         clock: dev.clock().describe(),
+        reader,
     })
 }

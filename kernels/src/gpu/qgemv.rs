@@ -1,20 +1,22 @@
 //! Quantized matrix-vector products in WGSL: `y[b] = W x[b]` for GGML `q4_0` and `q8_0`
 //! weights (bytes exactly as GGML lays them out) and f32 activations.
 //!
-//! A workgroup of `wg` invocations owns `rows` consecutive rows of W. Its invocations take
-//! the 32-element blocks of those rows in turn (invocation i: blocks i, i + wg, ...), read
+//! A workgroup of `wg` invocations owns `wg / tpr` consecutive rows of W, `tpr` invocations
+//! per row. The invocations of a row take its 32-element blocks in turn (invocation i:
+//! blocks i, i + tpr, ..., so that neighbours read neighbouring bytes), read
 //! each block as 32-bit words (a block is 18 or 34 bytes, so every block starts on an even
 //! byte: a word at an offset of 2 mod 4 is put together from two aligned words), unpack the
 //! 4-bit or 8-bit values, scale by the block's f16 scale (`unpack2x16float`) and accumulate
-//! dot products with the f32 activations, read as `vec4<f32>`. The workgroup then adds its
-//! invocations' sums in workgroup memory (a tree of halvings) and one invocation writes the
-//! `rows x batch` outputs.
+//! dot products with the f32 activations, read as `vec4<f32>` (one sum per vector of the
+//! batch, each its own variable). The invocations of a row then add their sums in
+//! workgroup memory (a tree of halvings) and the first writes the row's `batch` outputs.
 //!
 //! Not yet: `q4_K` (the space says so), quantized activations, and subgroup reductions.
 //!
-//! Default rule: 128 invocations and one row per workgroup where the grid stays within the
-//! adapter's (more rows per workgroup otherwise); the tuner explores 32..256 invocations
-//! and 1..8 rows, within the adapter's invocations and workgroup memory.
+//! Default rule: 128 invocations per workgroup, and about four blocks per invocation
+//! (`tpr` = blocks / 4, a power of two from 4 to 32); the tuner explores 64..256
+//! invocations and 4..64 per row, within the adapter's invocations, workgroup memory and
+//! grid.
 
 use std::sync::Arc;
 
@@ -77,38 +79,41 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
     let smem = i64::from(limits.max_compute_workgroup_storage_size);
     let max_groups = i64::from(limits.max_compute_workgroups_per_dimension);
     let (rows, batch) = (shape.rows as i64, shape.batch as i64);
+    let pow2 = |v: i64| v > 0 && v & (v - 1) == 0;
     Ok(Space {
         params: vec![
             param(
                 "wg",
                 "invocations per workgroup (a power of two)",
-                vec![32, 64, 128, 256],
+                vec![64, 128, 256],
                 1,
                 1024,
                 1,
             ),
             param(
-                "rows",
-                "rows of W per workgroup",
-                vec![1, 2, 4, 8],
+                "tpr",
+                "invocations per row of W (a power of two); rows per workgroup = wg / tpr",
+                vec![4, 8, 16, 32, 64],
                 1,
-                64,
+                1024,
                 1,
             ),
         ],
         constraints: vec![
-            Constraint::new("wg a power of two within the adapter's", move |c| {
-                let wg = c.get("wg").unwrap_or(0);
-                if wg <= 0 || wg & (wg - 1) != 0 {
-                    Err(format!("wg={wg} is not a power of two"))
+            Constraint::new("wg, tpr powers of two, tpr <= wg <= adapter's", move |c| {
+                let (wg, tpr) = (c.get("wg").unwrap_or(0), c.get("tpr").unwrap_or(0));
+                if !pow2(wg) || !pow2(tpr) {
+                    Err(format!("wg={wg} and tpr={tpr} must be powers of two"))
+                } else if tpr > wg {
+                    Err(format!("tpr={tpr} is more than wg={wg}"))
                 } else if wg > max_inv {
                     Err(format!("wg={wg} exceeds the adapter's {max_inv}"))
                 } else {
                     Ok(())
                 }
             }),
-            Constraint::new("4 * wg * rows * batch <= workgroup memory", move |c| {
-                let need = 4 * c.get("wg").unwrap_or(0) * c.get("rows").unwrap_or(0) * batch;
+            Constraint::new("4 * wg * batch <= workgroup memory", move |c| {
+                let need = 4 * c.get("wg").unwrap_or(0) * batch;
                 if need <= smem {
                     Ok(())
                 } else {
@@ -118,7 +123,7 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
                 }
             }),
             Constraint::new("workgroups within the adapter's grid", move |c| {
-                let r = c.get("rows").unwrap_or(1).max(1);
+                let r = (c.get("wg").unwrap_or(1) / c.get("tpr").unwrap_or(1).max(1)).max(1);
                 let groups = (rows + r - 1) / r;
                 if groups <= max_groups {
                     Ok(())
@@ -141,10 +146,15 @@ pub fn space(dtype: Dtype, shape: QgemvShape) -> Result<Space> {
 pub fn default_config(dtype: Dtype, shape: QgemvShape) -> Result<Config> {
     let limits = super::matmul::limits();
     let space = space_for(dtype, shape, &limits)?;
-    for (wg, rows) in [(128, 1), (128, 2), (64, 4), (64, 8), (32, 8)] {
-        let c: Config = Config::default().with("wg", wg).with("rows", rows);
-        if space.is_valid(&c) {
-            return Ok(c);
+    // About four blocks per invocation, between 4 and 32 invocations per row.
+    let blocks = (shape.cols / 32).max(1);
+    let tpr = (blocks / 4).clamp(4, 32).next_power_of_two().min(32) as i64;
+    for wg in [128, 64, 256] {
+        for t in [tpr, 4] {
+            let c: Config = Config::default().with("wg", wg).with("tpr", t);
+            if space.is_valid(&c) {
+                return Ok(c);
+            }
         }
     }
     Err(Error::Unsupported(format!(
@@ -153,7 +163,8 @@ pub fn default_config(dtype: Dtype, shape: QgemvShape) -> Result<Config> {
     )))
 }
 
-/// The WGSL source for `dtype`, `shape` and `config`.
+/// The WGSL source for `dtype`, `shape` and `config`. The sums of the `batch` vectors are
+/// written out one variable each.
 pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String> {
     let bb = block_bytes(dtype)?;
     let get = |n: &str| {
@@ -162,28 +173,53 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| Error::InvalidConfig(format!("wgpu qgemv needs {n}")))
     };
-    let (wg, rows) = (get("wg")?, get("rows")?);
+    let (wg, tpr) = (get("wg")?, get("tpr")?);
+    let batch = shape.batch;
     let head = format!(
-        "const NROWS: u32 = {r}u;\nconst COLS: u32 = {c}u;\nconst BATCH: u32 = {b}u;\n\
-         const WG: u32 = {wg}u;\nconst R: u32 = {rows}u;\nconst BLOCK_BYTES: u32 = {bb}u;\n",
+        "const NROWS: u32 = {r}u;\nconst COLS: u32 = {c}u;\nconst BATCH: u32 = {batch}u;\n\
+         const WG: u32 = {wg}u;\nconst TPR: u32 = {tpr}u;\nconst BLOCK_BYTES: u32 = {bb}u;\n",
         r = shape.rows,
         c = shape.cols,
-        b = shape.batch
     );
+    let each = |f: &dyn Fn(usize) -> String| (0..batch).map(f).collect::<String>();
+    let decl = each(&|b| format!("    var acc{b} = 0.0;\n"));
+    let dot = if dtype == Dtype::Q4_0 {
+        each(&|b| {
+            format!(
+                "                acc{b} += d * (dot(lo, x[{b}u * CV + xv]) + dot(hi, x[{b}u * CV + xv + 4u]));\n"
+            )
+        })
+    } else {
+        each(&|b| format!("                acc{b} += d * dot(v, x[{b}u * CV + xv]);\n"))
+    };
+    let share = each(&|b| format!("    red[{b}u * WG + lid.x] = acc{b};\n"));
+    let add =
+        each(&|b| format!("            red[{b}u * WG + lid.x] += red[{b}u * WG + lid.x + s];\n"));
+    let write = each(&|b| format!("        y[{b}u * NROWS + row] = red[{b}u * WG + lid.x];\n"));
     let block = if dtype == Dtype::Q4_0 { Q4_0 } else { Q8_0 };
-    Ok(format!("{head}{COMMON}{block}{MAIN}"))
+    Ok(format!("{head}{COMMON}")
+        + &MAIN
+            .replace("    //DECL\n", &decl)
+            .replace(
+                "            //BLOCK\n",
+                &block.replace("                //DOT\n", &dot),
+            )
+            .replace("    //SHARE\n", &share)
+            .replace("            //ADD\n", &add)
+            .replace("        //WRITE\n", &write))
 }
 
 const COMMON: &str = r#"
 const NB: u32 = COLS / 32u;
 const ROW_BYTES: u32 = NB * BLOCK_BYTES;
 const CV: u32 = COLS / 4u;
+const R: u32 = WG / TPR;
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-var<workgroup> red: array<f32, WG * R * BATCH>;
+var<workgroup> red: array<f32, WG * BATCH>;
 
 // The 4 bytes at an even byte offset of W.
 fn word_at(off: u32) -> u32 {
@@ -195,72 +231,51 @@ fn word_at(off: u32) -> u32 {
 }
 "#;
 
-const Q4_0: &str = r#"
-// Adds the dot products of one q4_0 block with every vector of x.
-fn block(o: u32, blk: u32, acc: ptr<function, array<f32, BATCH>>) {
-    let d = unpack2x16float(word_at(o)).x;
-    for (var q = 0u; q < 4u; q++) {
-        let wq = word_at(o + 2u + 4u * q);
-        let lo = vec4<f32>(vec4<u32>(wq, wq >> 8u, wq >> 16u, wq >> 24u) & vec4<u32>(15u)) - 8.0;
-        let hi = vec4<f32>(vec4<u32>(wq >> 4u, wq >> 12u, wq >> 20u, wq >> 28u) & vec4<u32>(15u)) - 8.0;
-        for (var bt = 0u; bt < BATCH; bt++) {
-            let xv = bt * CV + blk * 8u + q;
-            (*acc)[bt] += d * (dot(lo, x[xv]) + dot(hi, x[xv + 4u]));
-        }
-    }
-}
+// One q4_0 block at byte `o` of W, block index `blk` of its row.
+const Q4_0: &str = r#"            let d = unpack2x16float(word_at(o)).x;
+            for (var q = 0u; q < 4u; q++) {
+                let wq = word_at(o + 2u + 4u * q);
+                let lo = vec4<f32>(vec4<u32>(wq, wq >> 8u, wq >> 16u, wq >> 24u) & vec4<u32>(15u)) - 8.0;
+                let hi = vec4<f32>(vec4<u32>(wq >> 4u, wq >> 12u, wq >> 20u, wq >> 28u) & vec4<u32>(15u)) - 8.0;
+                let xv = blk * 8u + q;
+                //DOT
+            }
 "#;
 
-const Q8_0: &str = r#"
-// Adds the dot products of one q8_0 block with every vector of x.
-fn block(o: u32, blk: u32, acc: ptr<function, array<f32, BATCH>>) {
-    let d = unpack2x16float(word_at(o)).x;
-    for (var q = 0u; q < 8u; q++) {
-        let wq = word_at(o + 2u + 4u * q);
-        let v = vec4<f32>(vec4<i32>(
-            bitcast<i32>(wq << 24u), bitcast<i32>(wq << 16u), bitcast<i32>(wq << 8u), bitcast<i32>(wq)
-        ) >> vec4<u32>(24u));
-        for (var bt = 0u; bt < BATCH; bt++) {
-            (*acc)[bt] += d * dot(v, x[bt * CV + blk * 8u + q]);
-        }
-    }
-}
+// One q8_0 block at byte `o` of W, block index `blk` of its row.
+const Q8_0: &str = r#"            let d = unpack2x16float(word_at(o)).x;
+            for (var q = 0u; q < 8u; q++) {
+                let wq = word_at(o + 2u + 4u * q);
+                let v = vec4<f32>(vec4<i32>(
+                    bitcast<i32>(wq << 24u), bitcast<i32>(wq << 16u), bitcast<i32>(wq << 8u), bitcast<i32>(wq)
+                ) >> vec4<u32>(24u));
+                let xv = blk * 8u + q;
+                //DOT
+            }
 "#;
 
 const MAIN: &str = r#"
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let row0 = wid.x * R;
-    for (var r = 0u; r < R; r++) {
-        var acc: array<f32, BATCH>;
-        let row = row0 + r;
-        if (row < NROWS) {
-            for (var blk = lid.x; blk < NB; blk += WG) {
-                block(row * ROW_BYTES + blk * BLOCK_BYTES, blk, &acc);
-            }
-        }
-        for (var bt = 0u; bt < BATCH; bt++) {
-            red[(r * BATCH + bt) * WG + lid.x] = acc[bt];
+    let sub = lid.x % TPR;
+    let row = wid.x * R + lid.x / TPR;
+    //DECL
+    if (row < NROWS) {
+        for (var blk = sub; blk < NB; blk += TPR) {
+            let o = row * ROW_BYTES + blk * BLOCK_BYTES;
+            //BLOCK
         }
     }
+    //SHARE
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid.x < s) {
-            for (var i = 0u; i < R * BATCH; i++) {
-                red[i * WG + lid.x] += red[i * WG + lid.x + s];
-            }
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (sub < s) {
+            //ADD
         }
         workgroupBarrier();
     }
-    if (lid.x == 0u) {
-        for (var r = 0u; r < R; r++) {
-            let row = row0 + r;
-            if (row < NROWS) {
-                for (var bt = 0u; bt < BATCH; bt++) {
-                    y[bt * NROWS + row] = red[(r * BATCH + bt) * WG];
-                }
-            }
-        }
+    if (sub == 0u && row < NROWS) {
+        //WRITE
     }
 }
 "#;
@@ -316,7 +331,7 @@ pub fn plan(
     for c in &extra {
         groups.push(dev.bind(&pipeline, &[c, x, y])?);
     }
-    let r = config.get("rows").unwrap_or(1).max(1) as usize;
+    let r = (config.get("wg").unwrap_or(1) / config.get("tpr").unwrap_or(1).max(1)).max(1) as usize;
     let grid = [
         u32::try_from(shape.rows.div_ceil(r))
             .map_err(|_| Error::InvalidConfig("too many workgroups".into()))?,
