@@ -40,6 +40,28 @@ fi
 step "cargo test (native; KTUNE_REQUIRE=$native_require)"
 KTUNE_REQUIRE="$native_require" cargo test --workspace --locked
 
+step "wgpu end to end: bench, then a short tune measured against its default"
+cargo build --release --locked -p ktune
+e2e=$(mktemp -d)
+export KTUNE_CACHE_DIR="$e2e/cache"
+target/release/ktune list --adapters
+target/release/ktune bench --backend wgpu --shape 128x128x128 --shape 1x128x128 --max-time 1s
+target/release/ktune bench --backend wgpu --family qgemv --shape 128x256 --shape 128x256x8 --max-time 1s
+target/release/ktune tune --backend wgpu --shape 128x128x128 --budget 20 --db "$e2e/db" \
+  --format json >"$e2e/tune.json"
+python3 - "$e2e/tune.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))[0]
+ratio = r["speedup"]
+print(f"tuned {r['config']}: {1e6 * r['timing']['median_s']:.0f} us, "
+      f"default {r['default']['config']}: {1e6 * r['default']['median_s']:.0f} us; "
+      f"tuned/default speedup {ratio:.2f}x (interleaved)")
+if ratio < 1.0:
+    print("note: the default was the best config found (see the journal)")
+PY
+unset KTUNE_CACHE_DIR
+rm -rf "$e2e"
+
 step "layering: ktune-results and ktune-core compile no kernel code"
 for crate in ktune-core ktune-results; do
   if cargo tree -p "$crate" -e normal --locked | grep -q ktune-kernels; then

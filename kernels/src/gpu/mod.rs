@@ -10,8 +10,8 @@
 //!   timestamp queries written by the compute passes themselves where the adapter has them,
 //!   else the host clock around submission and completion ([`WgpuDevice::clock`] says which).
 //! - Errors are captured, never raised as panics: shader and pipeline creation run inside
-//!   error scopes and fail as [`Error::Compile`]; other validation errors and a lost device
-//!   are collected by the device and reported as [`Error::Device`] by the next call.
+//!   error scopes and fail as [`Error::Compile`](crate::error::Error::Compile); other validation errors and a lost device
+//!   are collected by the device and reported as [`Error::Device`](crate::error::Error::Device) by the next call.
 //! - Kernels: `matmul` (a tiled kernel and a skinny one for m up to 16) in [`matmul`],
 //!   `qgemv` (q4_0, q8_0) in [`qgemv`]; the device's ceilings are measured by [`probe`].
 //!
