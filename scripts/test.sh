@@ -53,8 +53,9 @@ python3 - "$e2e/tune.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))[0]
 ratio = r["speedup"]
-print(f"tuned {r['config']}: {1e6 * r['timing']['median_s']:.0f} us, "
-      f"default {r['default']['config']}: {1e6 * r['default']['median_s']:.0f} us; "
+cfg = lambda c: ",".join(f"{k}={v}" for k, v in c.items())
+print(f"tuned {cfg(r['config'])}: {1e6 * r['timing']['median_s']:.0f} us, "
+      f"default {cfg(r['default']['config'])}: {1e6 * r['default']['median_s']:.0f} us; "
       f"tuned/default speedup {ratio:.2f}x (interleaved)")
 if ratio < 1.0:
     print("note: the default was the best config found (see the journal)")

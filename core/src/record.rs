@@ -44,4 +44,7 @@ pub struct BenchRecord {
     pub tolerance: f64,
     /// Seconds since the Unix epoch.
     pub timestamp: u64,
+    /// The clock that timed the runs (`host monotonic clock`, `wgpu timestamp queries`).
+    #[serde(default)]
+    pub clock: String,
 }

@@ -179,6 +179,10 @@ pub struct Provenance {
     pub rustc_version: Option<String>,
     /// Seconds since the Unix epoch when measured.
     pub timestamp: u64,
+    /// The clock that timed the runs (`host monotonic clock`, `wgpu timestamp queries`);
+    /// empty in records of older versions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub clock: String,
 }
 
 /// What identifies a result within one machine's database: at most one record per key.

@@ -146,9 +146,53 @@ fn qgemv_q4_0_and_q8_0_on_edge_shapes_and_batches() {
         ] {
             let p = family::parse_problem("qgemv", Some(dtype), shape).unwrap();
             let mut work = Workload::new(dev.clone(), p, None).unwrap();
-            for c in configs(&dev, &p, 4) {
+            let mut cs = configs(&dev, &p, 4);
+            // Every number of rows per invocation, past the last row included.
+            for rpt in [1, 2, 4] {
+                let c = cs[0].clone().with("rpt", rpt);
+                cs.push(c);
+            }
+            let space = family::space_on(dev.as_ref(), &p).unwrap();
+            for c in cs.into_iter().filter(|c| space.is_valid(c)) {
                 verify(&dev, &mut work, &c);
             }
+        }
+    }
+}
+
+#[test]
+fn random_shapes_and_configs() {
+    use rand::Rng;
+    let Some(dev) = gpu() else { return };
+    let mut rng = common::rng(2026);
+    for _ in 0..12 {
+        let (m, n, k) = (
+            rng.gen_range(1..=128),
+            rng.gen_range(1..=128),
+            rng.gen_range(1..=128),
+        );
+        let p = family::parse_problem("matmul", None, &format!("{m}x{n}x{k}")).unwrap();
+        let mut work = Workload::new(dev.clone(), p, None).unwrap();
+        for c in configs(&dev, &p, 2) {
+            verify(&dev, &mut work, &c);
+        }
+    }
+    for _ in 0..8 {
+        let dtype = if rng.gen_bool(0.5) {
+            Dtype::Q4_0
+        } else {
+            Dtype::Q8_0
+        };
+        let (rows, cols, batch) = (
+            rng.gen_range(1..=128),
+            32 * rng.gen_range(1..=4),
+            rng.gen_range(1..=8),
+        );
+        let shape = format!("{rows}x{cols}x{batch}");
+        let p = family::parse_problem("qgemv", Some(dtype), &shape).unwrap();
+        let mut work = Workload::new(dev.clone(), p, None).unwrap();
+        for c in configs(&dev, &p, 2) {
+            verify(&dev, &mut work, &c);
         }
     }
 }

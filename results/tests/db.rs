@@ -156,6 +156,7 @@ fn rec(backend: Backend, shape: Shape, threads: usize, median_s: f64) -> ResultR
             git_commit: None,
             rustc_version: None,
             timestamp: 1_700_000_123,
+            clock: "host monotonic clock".into(),
         },
     }
 }

@@ -56,6 +56,7 @@ fn record(backend: Backend, m: usize, n: usize, k: usize, config: Config) -> Res
             git_commit: None,
             rustc_version: None,
             timestamp: 1,
+            clock: String::new(),
         },
     }
 }

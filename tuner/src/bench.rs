@@ -177,6 +177,7 @@ pub fn record(
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        clock: req.device.timer().describe().to_string(),
     }
 }
 

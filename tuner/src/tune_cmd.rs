@@ -616,7 +616,10 @@ pub fn to_record(
             max_rel_err: best.max_rel_err.unwrap_or(0.0),
             tolerance: best.tolerance.unwrap_or(0.0),
         },
-        provenance: provenance(),
+        provenance: Provenance {
+            clock: spec.device.timer().describe().to_string(),
+            ..provenance()
+        },
     })
 }
 
@@ -630,6 +633,7 @@ pub fn provenance() -> Provenance {
         timestamp: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        clock: String::new(),
     }
 }
 

@@ -481,6 +481,8 @@ fn wgpu_lists_probes_benches_and_tunes_into_its_own_machine() {
         assert!(r["max_rel_err"].as_f64().unwrap() <= r["tolerance"].as_f64().unwrap());
         assert_eq!(r["threads"], 1);
         assert!(r["ceiling"].as_str().unwrap().contains("wgpu"), "{r}");
+        // The record says which clock timed it: the GPU's own where it has timestamps.
+        assert!(r["clock"].as_str().unwrap().contains("wgpu"), "{r}");
     }
     let o = ktune(&[
         "bench",
@@ -586,5 +588,7 @@ fn wgpu_lists_probes_benches_and_tunes_into_its_own_machine() {
         accel["software"]
     );
     assert_eq!(file["results"][0]["backend"], "wgpu");
+    let clock = file["results"][0]["provenance"]["clock"].as_str().unwrap();
+    assert!(clock.contains("wgpu"), "{clock}");
     let _ = std::fs::remove_dir_all(&db);
 }

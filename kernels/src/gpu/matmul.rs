@@ -9,7 +9,8 @@
 //!   words. With `vector=4` (n a multiple of 4) B, the staged B and C move as `vec4<f32>`.
 //!   Tiles at the edges read zeros and write nothing outside C.
 //! - **skinny** (m <= 16): B is read once. An invocation owns one column (or four, with
-//!   `vector=4`) for every row of A; a workgroup stages `bk` columns of A at a time, and the
+//!   `vector=4`) for every row of A, with four rows of B in flight at a time; a workgroup
+//!   stages `bk` columns of A at a time, and the
 //!   reduction is split into `split` ranges of k run by different workgroups, whose partial
 //!   sums a second kernel adds (so that a single row still fills a GPU).
 //!
@@ -417,8 +418,18 @@ pub fn skinny_sources(shape: MatmulShape, config: &Config) -> Result<(String, Op
     let store: String = (0..m)
         .map(|r| format!("        out[(s * M + {r}u) * NV + cv] = acc{r};\n"))
         .collect();
+    let step4: String = (0..4)
+        .flat_map(|u| {
+            (0..m).map(move |r| {
+                format!(
+                    "                acc{r} = fma(V(As[{r}u * BK + kk + {u}u]), bv{u}, acc{r});\n"
+                )
+            })
+        })
+        .collect();
     let main = format!("{head}{SKINNY}")
         .replace("    //DECL\n", &decl)
+        .replace("                //STEP4\n", &step4)
         .replace("                //STEP\n", &step)
         .replace("        //STORE\n", &store);
     let reduce = (split > 1).then(|| format!("{head}{REDUCE}"));
@@ -452,7 +463,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         workgroupBarrier();
         if (cv < NV) {
             let kn = min(BK, kend - k0);
-            for (var kk = 0u; kk < kn; kk++) {
+            // Four rows of B in flight per invocation, then the rest one at a time.
+            var kk = 0u;
+            for (; kk + 4u <= kn; kk += 4u) {
+                let g = (k0 + kk) * NV + cv;
+                let bv0 = b[g];
+                let bv1 = b[g + NV];
+                let bv2 = b[g + 2u * NV];
+                let bv3 = b[g + 3u * NV];
+                //STEP4
+            }
+            for (; kk < kn; kk++) {
                 let bv = b[(k0 + kk) * NV + cv];
                 //STEP
             }

@@ -1,9 +1,10 @@
 //! Quantized matrix-vector products in WGSL: `y[b] = W x[b]` for GGML `q4_0` and `q8_0`
 //! weights (bytes exactly as GGML lays them out) and f32 activations.
 //!
-//! A workgroup of `wg` invocations owns `wg / tpr` consecutive rows of W, `tpr` invocations
-//! per row. The invocations of a row take its 32-element blocks in turn (invocation i:
-//! blocks i, i + tpr, ..., so that neighbours read neighbouring bytes), read
+//! A workgroup of `wg` invocations owns `wg / tpr * rpt` consecutive rows of W: `tpr`
+//! invocations per group of `rpt` rows. The invocations of a group take the 32-element
+//! blocks in turn (invocation i: blocks i, i + tpr, ..., so that neighbours read
+//! neighbouring bytes), load each block's activations once for the group's `rpt` rows, read
 //! each block as 32-bit words (a block is 18 or 34 bytes, so every block starts on an even
 //! byte: a word at an offset of 2 mod 4 is put together from two aligned words), unpack the
 //! 4-bit or 8-bit values, scale by the block's f16 scale (`unpack2x16float`) and accumulate
@@ -13,10 +14,10 @@
 //!
 //! Not yet: `q4_K` (the space says so), quantized activations, and subgroup reductions.
 //!
-//! Default rule: 128 invocations per workgroup, and about four blocks per invocation
-//! (`tpr` = blocks / 4, a power of two from 4 to 32); the tuner explores 64..256
-//! invocations and 4..64 per row, within the adapter's invocations, workgroup memory and
-//! grid.
+//! Default rule: 128 invocations per workgroup, about four blocks per invocation (`tpr` =
+//! blocks / 4, a power of two from 4 to 32) and two rows per invocation; the tuner explores
+//! 64..256 invocations, 4..64 per group and 1, 2 or 4 rows, within the adapter's
+//! invocations, workgroup memory and grid.
 
 use std::sync::Arc;
 
@@ -92,10 +93,18 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
             ),
             param(
                 "tpr",
-                "invocations per row of W (a power of two); rows per workgroup = wg / tpr",
+                "invocations per row group (a power of two)",
                 vec![4, 8, 16, 32, 64],
                 1,
                 1024,
+                1,
+            ),
+            param(
+                "rpt",
+                "rows per invocation, sharing each load of x; rows per workgroup = wg / tpr * rpt",
+                vec![1, 2, 4],
+                1,
+                8,
                 1,
             ),
         ],
@@ -112,8 +121,8 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
                     Ok(())
                 }
             }),
-            Constraint::new("4 * wg * batch <= workgroup memory", move |c| {
-                let need = 4 * c.get("wg").unwrap_or(0) * batch;
+            Constraint::new("4 * wg * rpt * batch <= workgroup memory", move |c| {
+                let need = 4 * c.get("wg").unwrap_or(0) * c.get("rpt").unwrap_or(1) * batch;
                 if need <= smem {
                     Ok(())
                 } else {
@@ -123,7 +132,8 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
                 }
             }),
             Constraint::new("workgroups within the adapter's grid", move |c| {
-                let r = (c.get("wg").unwrap_or(1) / c.get("tpr").unwrap_or(1).max(1)).max(1);
+                let r = (c.get("wg").unwrap_or(1) / c.get("tpr").unwrap_or(1).max(1)).max(1)
+                    * c.get("rpt").unwrap_or(1).max(1);
                 let groups = (rows + r - 1) / r;
                 if groups <= max_groups {
                     Ok(())
@@ -151,9 +161,14 @@ pub fn default_config(dtype: Dtype, shape: QgemvShape) -> Result<Config> {
     let tpr = (blocks / 4).clamp(4, 32).next_power_of_two().min(32) as i64;
     for wg in [128, 64, 256] {
         for t in [tpr, 4] {
-            let c: Config = Config::default().with("wg", wg).with("tpr", t);
-            if space.is_valid(&c) {
-                return Ok(c);
+            for rpt in [2, 1] {
+                let c: Config = Config::default()
+                    .with("wg", wg)
+                    .with("tpr", t)
+                    .with("rpt", rpt);
+                if space.is_valid(&c) {
+                    return Ok(c);
+                }
             }
         }
     }
@@ -173,37 +188,72 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| Error::InvalidConfig(format!("wgpu qgemv needs {n}")))
     };
-    let (wg, tpr) = (get("wg")?, get("tpr")?);
+    let (wg, tpr, rpt) = (get("wg")?, get("tpr")?, get("rpt")?);
     let batch = shape.batch;
     let head = format!(
         "const NROWS: u32 = {r}u;\nconst COLS: u32 = {c}u;\nconst BATCH: u32 = {batch}u;\n\
-         const WG: u32 = {wg}u;\nconst TPR: u32 = {tpr}u;\nconst BLOCK_BYTES: u32 = {bb}u;\n",
+         const WG: u32 = {wg}u;\nconst TPR: u32 = {tpr}u;\nconst RPT: u32 = {rpt}u;\n\
+         const BLOCK_BYTES: u32 = {bb}u;\n",
         r = shape.rows,
         c = shape.cols,
     );
-    let each = |f: &dyn Fn(usize) -> String| (0..batch).map(f).collect::<String>();
-    let decl = each(&|b| format!("    var acc{b} = 0.0;\n"));
-    let dot = if dtype == Dtype::Q4_0 {
-        each(&|b| {
-            format!(
-                "                acc{b} += d * (dot(lo, x[{b}u * CV + xv]) + dot(hi, x[{b}u * CV + xv + 4u]));\n"
-            )
+    let rows = 0..rpt as usize;
+    let mut decl = String::new();
+    let mut offsets = String::new();
+    let mut dots = String::new();
+    let mut share = String::new();
+    let mut add = String::new();
+    let mut write = String::new();
+    let x_loads: String = (0..batch)
+        .map(|b| {
+            if dtype == Dtype::Q4_0 {
+                format!("                let xl{b} = x[{b}u * CV + xv];\n                let xh{b} = x[{b}u * CV + xv + 4u];\n")
+            } else {
+                format!("                let x{b} = x[{b}u * CV + xv];\n")
+            }
         })
-    } else {
-        each(&|b| format!("                acc{b} += d * dot(v, x[{b}u * CV + xv]);\n"))
-    };
-    let share = each(&|b| format!("    red[{b}u * WG + lid.x] = acc{b};\n"));
-    let add =
-        each(&|b| format!("            red[{b}u * WG + lid.x] += red[{b}u * WG + lid.x + s];\n"));
-    let write = each(&|b| format!("        y[{b}u * NROWS + row] = red[{b}u * WG + lid.x];\n"));
-    let block = if dtype == Dtype::Q4_0 { Q4_0 } else { Q8_0 };
+        .collect();
+    for j in rows {
+        // Rows past the end read the last row (their sums are never written).
+        offsets.push_str(&format!(
+            "            let o{j} = min(row0 + {j}u, NROWS - 1u) * ROW_BYTES + blk * BLOCK_BYTES;\n            let d{j} = unpack2x16float(word_at(o{j})).x;\n"
+        ));
+        dots.push_str(&format!(
+            "                {{\n                    let wq = word_at(o{j} + 2u + 4u * q);\n"
+        ));
+        if dtype == Dtype::Q4_0 {
+            dots.push_str("                    let lo = vec4<f32>(vec4<u32>(wq, wq >> 8u, wq >> 16u, wq >> 24u) & vec4<u32>(15u)) - 8.0;\n                    let hi = vec4<f32>(vec4<u32>(wq >> 4u, wq >> 12u, wq >> 20u, wq >> 28u) & vec4<u32>(15u)) - 8.0;\n");
+        } else {
+            dots.push_str("                    let v = vec4<f32>(vec4<i32>(bitcast<i32>(wq << 24u), bitcast<i32>(wq << 16u), bitcast<i32>(wq << 8u), bitcast<i32>(wq)) >> vec4<u32>(24u));\n");
+        }
+        for b in 0..batch {
+            decl.push_str(&format!("    var acc{j}_{b} = 0.0;\n"));
+            if dtype == Dtype::Q4_0 {
+                dots.push_str(&format!(
+                    "                    acc{j}_{b} += d{j} * (dot(lo, xl{b}) + dot(hi, xh{b}));\n"
+                ));
+            } else {
+                dots.push_str(&format!(
+                    "                    acc{j}_{b} += d{j} * dot(v, x{b});\n"
+                ));
+            }
+            let at = format!("({j}u * BATCH + {b}u) * WG + lid.x");
+            share.push_str(&format!("    red[{at}] = acc{j}_{b};\n"));
+            add.push_str(&format!("            red[{at}] += red[{at} + s];\n"));
+            write.push_str(&format!(
+                "        if (row0 + {j}u < NROWS) {{ y[{b}u * NROWS + row0 + {j}u] = red[{at}]; }}\n"
+            ));
+        }
+        dots.push_str("                }\n");
+    }
+    let quads = if dtype == Dtype::Q4_0 { 4 } else { 8 };
     Ok(format!("{head}{COMMON}")
         + &MAIN
+            .replace("QUADS", &format!("{quads}u"))
             .replace("    //DECL\n", &decl)
-            .replace(
-                "            //BLOCK\n",
-                &block.replace("                //DOT\n", &dot),
-            )
+            .replace("            //OFFSETS\n", &offsets)
+            .replace("                //X\n", &x_loads)
+            .replace("                //DOTS\n", &dots)
             .replace("    //SHARE\n", &share)
             .replace("            //ADD\n", &add)
             .replace("        //WRITE\n", &write))
@@ -213,13 +263,13 @@ const COMMON: &str = r#"
 const NB: u32 = COLS / 32u;
 const ROW_BYTES: u32 = NB * BLOCK_BYTES;
 const CV: u32 = COLS / 4u;
-const R: u32 = WG / TPR;
+const R: u32 = WG / TPR * RPT;
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-var<workgroup> red: array<f32, WG * BATCH>;
+var<workgroup> red: array<f32, WG * RPT * BATCH>;
 
 // The 4 bytes at an even byte offset of W.
 fn word_at(off: u32) -> u32 {
@@ -231,39 +281,20 @@ fn word_at(off: u32) -> u32 {
 }
 "#;
 
-// One q4_0 block at byte `o` of W, block index `blk` of its row.
-const Q4_0: &str = r#"            let d = unpack2x16float(word_at(o)).x;
-            for (var q = 0u; q < 4u; q++) {
-                let wq = word_at(o + 2u + 4u * q);
-                let lo = vec4<f32>(vec4<u32>(wq, wq >> 8u, wq >> 16u, wq >> 24u) & vec4<u32>(15u)) - 8.0;
-                let hi = vec4<f32>(vec4<u32>(wq >> 4u, wq >> 12u, wq >> 20u, wq >> 28u) & vec4<u32>(15u)) - 8.0;
-                let xv = blk * 8u + q;
-                //DOT
-            }
-"#;
-
-// One q8_0 block at byte `o` of W, block index `blk` of its row.
-const Q8_0: &str = r#"            let d = unpack2x16float(word_at(o)).x;
-            for (var q = 0u; q < 8u; q++) {
-                let wq = word_at(o + 2u + 4u * q);
-                let v = vec4<f32>(vec4<i32>(
-                    bitcast<i32>(wq << 24u), bitcast<i32>(wq << 16u), bitcast<i32>(wq << 8u), bitcast<i32>(wq)
-                ) >> vec4<u32>(24u));
-                let xv = blk * 8u + q;
-                //DOT
-            }
-"#;
-
 const MAIN: &str = r#"
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let sub = lid.x % TPR;
-    let row = wid.x * R + lid.x / TPR;
+    let row0 = wid.x * R + (lid.x / TPR) * RPT;
     //DECL
-    if (row < NROWS) {
+    if (row0 < NROWS) {
         for (var blk = sub; blk < NB; blk += TPR) {
-            let o = row * ROW_BYTES + blk * BLOCK_BYTES;
-            //BLOCK
+            //OFFSETS
+            for (var q = 0u; q < QUADS; q++) {
+                let xv = blk * 8u + q;
+                //X
+                //DOTS
+            }
         }
     }
     //SHARE
@@ -274,7 +305,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         workgroupBarrier();
     }
-    if (sub == 0u && row < NROWS) {
+    if (sub == 0u) {
         //WRITE
     }
 }
@@ -331,7 +362,8 @@ pub fn plan(
     for c in &extra {
         groups.push(dev.bind(&pipeline, &[c, x, y])?);
     }
-    let r = (config.get("wg").unwrap_or(1) / config.get("tpr").unwrap_or(1).max(1)).max(1) as usize;
+    let r = ((config.get("wg").unwrap_or(1) / config.get("tpr").unwrap_or(1).max(1)).max(1)
+        * config.get("rpt").unwrap_or(1).max(1)) as usize;
     let grid = [
         u32::try_from(shape.rows.div_ceil(r))
             .map_err(|_| Error::InvalidConfig("too many workgroups".into()))?,
