@@ -58,8 +58,13 @@ for d in q4_0 q8_0; do
   step "$K" bench --backend wgpu "${q[@]}" --max-time 2s
   "$K" bench --backend wgpu "${q[@]}" --max-time 2s --format json >"$OUT/qgemv-$d.json" 2>/dev/null
 done
+att=(--family attention --shape 1x32x8x1x4096x128,causal --shape 1x32x8x1x16384x128,causal
+  --shape 1x32x8x4x4096x128,causal)
+step "$K" bench --backend wgpu "${att[@]}" --max-time 2s
+"$K" bench --backend wgpu "${att[@]}" --max-time 2s --format json >"$OUT/attention.json" 2>/dev/null
+step "$K" tune --backend wgpu --family attention --shape 1x32x8x1x16384x128,causal --budget 20 --max-time 2s --db "$OUT/db"
 step "$K" tune --backend wgpu --shape 4096x4096x4096 --budget 40 --max-time 2s --db "$OUT/db"
 step "$K" tune --backend wgpu --shape 1x4096x4096 --budget 20 --max-time 2s --db "$OUT/db"
-step "$K" tune --backend wgpu --family qgemv --shape 14336x4096 --budget 15 --max-time 2s --db "$OUT/db"
+step "$K" tune --backend wgpu --family qgemv --shape 14336x4096 --budget 30 --max-time 2s --db "$OUT/db"
 step "$K" show --db "$OUT/db"
 exit $failed

@@ -198,6 +198,41 @@ fn random_shapes_and_configs() {
 }
 
 #[test]
+fn attention_decode_split_kv() {
+    let Some(dev) = gpu() else { return };
+    // KV length 1, around a tile, primes; GQA ratios 1, 4, 8; head dims 24, 64, 80, 128, 256;
+    // q_len up to 8 with causal masking (some splits then see no key of a query).
+    for shape in [
+        "1x1x1x1x1x16",
+        "1x4x1x1x37x24",
+        "2x8x2x1x129x64,causal",
+        "1x4x4x3x33x80,causal",
+        "1x2x2x8x100x64,causal",
+        "1x8x1x1x65x128",
+        "1x2x1x1x64x256,causal",
+    ] {
+        let p = family::parse_problem("attention", None, shape).unwrap();
+        let mut work = Workload::new(dev.clone(), p, None).unwrap();
+        let mut cs = configs(&dev, &p, 3);
+        for split in [1, 3, 16] {
+            let c = cs[0].clone().with("split", split);
+            cs.push(c);
+        }
+        let space = family::space_on(dev.as_ref(), &p).unwrap();
+        let mut ran = 0;
+        for c in cs.into_iter().filter(|c| space.is_valid(c)) {
+            verify(&dev, &mut work, &c);
+            ran += 1;
+        }
+        assert!(ran >= 2, "{shape}: {ran} configs");
+    }
+    // Prefill has no wgpu kernel yet: refused with a reason.
+    let p = family::parse_problem("attention", None, "1x4x4x64x64x64,causal").unwrap();
+    let err = family::space_on(dev.as_ref(), &p).unwrap_err().to_string();
+    assert!(err.contains("decode only"), "{err}");
+}
+
+#[test]
 fn qgemv_q4_k_is_refused_with_a_reason() {
     let Some(dev) = gpu() else { return };
     let p = family::parse_problem("qgemv", Some(Dtype::Q4K), "8x256").unwrap();

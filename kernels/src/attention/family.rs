@@ -83,10 +83,18 @@ impl KernelFamily for Attention {
     }
 
     fn kernels(&self) -> Vec<KernelInfo> {
-        super::registry()
+        #[allow(unused_mut)]
+        let mut all = super::registry();
+        #[cfg(feature = "wgpu")]
+        all.extend(crate::gpu::attention::registry());
+        all
     }
 
     fn space(&self, backend: Backend, problem: &Problem) -> Result<Space> {
+        #[cfg(feature = "wgpu")]
+        if backend == Backend::Wgpu {
+            return crate::gpu::attention::space(AttentionShape::of(problem)?);
+        }
         space::space(backend, AttentionShape::of(problem)?)
     }
 
@@ -96,6 +104,10 @@ impl KernelFamily for Attention {
         problem: &Problem,
         _pinned: &Config,
     ) -> Result<Config> {
+        #[cfg(feature = "wgpu")]
+        if backend == Backend::Wgpu {
+            return crate::gpu::attention::default_config(AttentionShape::of(problem)?);
+        }
         space::default_config(backend, AttentionShape::of(problem)?)
     }
 
@@ -125,8 +137,13 @@ impl KernelFamily for Attention {
         device: &Arc<dyn Device>,
         problem: &Problem,
         config: &Config,
-        _ops: &Operands,
+        ops: &Operands,
     ) -> Result<Box<dyn Plan>> {
+        #[cfg(feature = "wgpu")]
+        if device.backend() == Backend::Wgpu {
+            return crate::gpu::attention::plan(device, AttentionShape::of(problem)?, config, ops);
+        }
+        let _ = ops;
         let plan = AttentionPlan::new(device.backend(), AttentionShape::of(problem)?, config)?;
         Ok(Box::new(plan))
     }

@@ -13,12 +13,14 @@
 //!   error scopes and fail as [`Error::Compile`](crate::error::Error::Compile); other validation errors and a lost device
 //!   are collected by the device and reported as [`Error::Device`](crate::error::Error::Device) by the next call.
 //! - Kernels: `matmul` (a tiled kernel and a skinny one for m up to 16) in [`matmul`],
-//!   `qgemv` (q4_0, q8_0) in [`qgemv`]; the device's ceilings are measured by [`probe`].
+//!   `qgemv` (q4_0, q8_0) in [`qgemv`], attention decode (split-KV) in [`attention`]; the
+//!   device's ceilings are measured by [`probe`].
 //!
 //! Tile sizes are written into the WGSL source as constants when a plan is built (WGSL sizes
 //! function and workgroup arrays by creation-time constants only), and the pipelines are
 //! cached per source, so each config compiles once per process.
 
+pub mod attention;
 mod context;
 pub mod matmul;
 pub mod probe;
