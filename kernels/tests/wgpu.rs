@@ -233,14 +233,21 @@ fn attention_decode_split_kv() {
 }
 
 #[test]
-fn qgemv_q4_k_is_refused_with_a_reason() {
+fn qgemv_q4_k_on_edge_shapes_and_batches() {
     let Some(dev) = gpu() else { return };
-    let p = family::parse_problem("qgemv", Some(Dtype::Q4K), "8x256").unwrap();
-    let err = family::space_on(dev.as_ref(), &p).unwrap_err().to_string();
-    assert!(
-        err.to_lowercase().contains("q4_k") && err.contains("wgpu"),
-        "{err}"
-    );
+    for shape in ["1x256", "3x512x2", "65x256x8", "9x768x1"] {
+        let p = family::parse_problem("qgemv", Some(Dtype::Q4K), shape).unwrap();
+        let mut work = Workload::new(dev.clone(), p, None).unwrap();
+        let mut cs = configs(&dev, &p, 4);
+        for rpt in [1, 2, 4] {
+            let c = cs[0].clone().with("rpt", rpt);
+            cs.push(c);
+        }
+        let space = family::space_on(dev.as_ref(), &p).unwrap();
+        for c in cs.into_iter().filter(|c| space.is_valid(c)) {
+            verify(&dev, &mut work, &c);
+        }
+    }
 }
 
 #[test]

@@ -544,13 +544,11 @@ fn wgpu_lists_probes_benches_and_tunes_into_its_own_machine() {
                 "--backend",
                 "wgpu",
                 "--family",
-                "qgemv",
-                "--dtype",
-                "q4_k",
+                "attention",
                 "--shape",
-                "8x256",
+                "1x4x4x64x64x64,causal",
             ],
-            "q4_k",
+            "decode only",
         ),
     ] {
         let o = ktune(&args);

@@ -1,4 +1,4 @@
-//! Quantized matrix-vector products in WGSL: `y[b] = W x[b]` for GGML `q4_0` and `q8_0`
+//! Quantized matrix-vector products in WGSL: `y[b] = W x[b]` for GGML `q4_0`, `q8_0` and `q4_K`
 //! weights (bytes exactly as GGML lays them out) and f32 activations.
 //!
 //! A workgroup of `wg` invocations owns `wg / tpr * rpt` consecutive rows of W: `tpr`
@@ -12,7 +12,8 @@
 //! batch, each its own variable). The invocations of a row then add their sums in
 //! workgroup memory (a tree of halvings) and the first writes the row's `batch` outputs.
 //!
-//! Not yet: `q4_K` (the space says so), quantized activations, and subgroup reductions.
+//! q4_K reads its 144-byte super-blocks as aligned words (see `q4k_source`). Not yet:
+//! quantized activations and subgroup reductions.
 //!
 //! Default rule: 64 invocations per workgroup, about four blocks per invocation (`tpr` =
 //! blocks / 4, a power of two from 4 to 32) and four rows per invocation (what tuning found
@@ -33,7 +34,7 @@ use crate::qgemv::QgemvShape;
 use crate::workload::{Operands, Plan};
 
 /// The dtypes with a WGSL kernel.
-pub const DTYPES: &[Dtype] = &[Dtype::Q4_0, Dtype::Q8_0];
+pub const DTYPES: &[Dtype] = &[Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K];
 
 fn kernel_id(dtype: Dtype) -> KernelId {
     KernelId {
@@ -59,6 +60,7 @@ fn block_bytes(dtype: Dtype) -> Result<u32> {
     match dtype {
         Dtype::Q4_0 => Ok(18),
         Dtype::Q8_0 => Ok(34),
+        Dtype::Q4K => Ok(144),
         other => Err(Error::Unsupported(format!(
             "wgpu has no qgemv kernel for {other} yet (it has {})",
             DTYPES
@@ -158,7 +160,7 @@ pub fn default_config(dtype: Dtype, shape: QgemvShape) -> Result<Config> {
     let limits = super::matmul::limits();
     let space = space_for(dtype, shape, &limits)?;
     // About four blocks per invocation, between 4 and 32 invocations per row.
-    let blocks = (shape.cols / 32).max(1);
+    let blocks = (shape.cols / dtype.block_len().max(1)).max(1);
     let tpr = (blocks / 4).clamp(4, 32).next_power_of_two().min(32) as i64;
     for wg in [64, 128, 256] {
         for t in [tpr, 4] {
@@ -194,10 +196,14 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
     let head = format!(
         "const NROWS: u32 = {r}u;\nconst COLS: u32 = {c}u;\nconst BATCH: u32 = {batch}u;\n\
          const WG: u32 = {wg}u;\nconst TPR: u32 = {tpr}u;\nconst RPT: u32 = {rpt}u;\n\
-         const BLOCK_BYTES: u32 = {bb}u;\n",
+         const BLOCK_BYTES: u32 = {bb}u;\nconst BLOCK_VALUES: u32 = {bv}u;\n",
         r = shape.rows,
         c = shape.cols,
+        bv = dtype.block_len(),
     );
+    if dtype == Dtype::Q4K {
+        return Ok(q4k_source(&head, batch, rpt as usize));
+    }
     let rows = 0..rpt as usize;
     let mut decl = String::new();
     let mut offsets = String::new();
@@ -261,7 +267,7 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
 }
 
 const COMMON: &str = r#"
-const NB: u32 = COLS / 32u;
+const NB: u32 = COLS / BLOCK_VALUES;
 const ROW_BYTES: u32 = NB * BLOCK_BYTES;
 const CV: u32 = COLS / 4u;
 const R: u32 = WG / TPR * RPT;
@@ -279,6 +285,129 @@ fn word_at(off: u32) -> u32 {
         return w[i];
     }
     return (w[i] >> 16u) | (w[i + 1u] << 16u);
+}
+"#;
+
+/// The q4_K kernel: a super-block of 256 values per step, in four chunks of 64 (one byte of
+/// 32 carries a value of each of the chunk's two sub-blocks); per chunk, the dot products
+/// of the nibbles with x and the sums of x (for the mins) are kept apart and scaled once.
+fn q4k_source(head: &str, batch: usize, rpt: usize) -> String {
+    let mut decl = String::new();
+    let mut offsets = String::new();
+    let mut chunk_decl = String::new();
+    let mut x_loads = String::new();
+    let mut dots = String::new();
+    let mut scale = String::new();
+    let mut share = String::new();
+    let mut add = String::new();
+    let mut write = String::new();
+    for b in 0..batch {
+        chunk_decl.push_str(&format!(
+            "                var sl{b} = 0.0;\n                var sh{b} = 0.0;\n"
+        ));
+        x_loads.push_str(&format!(
+            "                    let xl{b} = x[{b}u * CV + xv];\n                    let xh{b} = x[{b}u * CV + xv + 8u];\n                    sl{b} += dot(xl{b}, one);\n                    sh{b} += dot(xh{b}, one);\n"
+        ));
+    }
+    for j in 0..rpt {
+        offsets.push_str(&format!(
+            "            let ow{j} = (min(row0 + {j}u, NROWS - 1u) * ROW_BYTES + blk * BLOCK_BYTES) / 4u;\n            let dm{j} = unpack2x16float(w[ow{j}]);\n            let sa{j} = w[ow{j} + 1u];\n            let sb{j} = w[ow{j} + 2u];\n            let sc{j} = w[ow{j} + 3u];\n"
+        ));
+        dots.push_str(&format!(
+            "                    {{\n                        let qw = w[ow{j} + 4u + g * 8u + l];\n                        let lo = vec4<f32>(vec4<u32>(qw, qw >> 8u, qw >> 16u, qw >> 24u) & vec4<u32>(15u));\n                        let hi = vec4<f32>(vec4<u32>(qw >> 4u, qw >> 12u, qw >> 20u, qw >> 28u) & vec4<u32>(15u));\n"
+        ));
+        scale.push_str(&format!(
+            "                {{\n                    let lo = scale_min(sa{j}, sb{j}, sc{j}, 2u * g);\n                    let hi = scale_min(sa{j}, sb{j}, sc{j}, 2u * g + 1u);\n"
+        ));
+        for b in 0..batch {
+            decl.push_str(&format!("    var acc{j}_{b} = 0.0;\n"));
+            chunk_decl.push_str(&format!(
+                "                var dl{j}_{b} = 0.0;\n                var dh{j}_{b} = 0.0;\n"
+            ));
+            dots.push_str(&format!(
+                "                        dl{j}_{b} += dot(lo, xl{b});\n                        dh{j}_{b} += dot(hi, xh{b});\n"
+            ));
+            scale.push_str(&format!(
+                "                    acc{j}_{b} += dm{j}.x * (lo.x * dl{j}_{b} + hi.x * dh{j}_{b}) - dm{j}.y * (lo.y * sl{b} + hi.y * sh{b});\n"
+            ));
+            let at = format!("({j}u * BATCH + {b}u) * WG + lid.x");
+            share.push_str(&format!("    red[{at}] = acc{j}_{b};\n"));
+            add.push_str(&format!("            red[{at}] += red[{at} + s];\n"));
+            write.push_str(&format!(
+                "        if (row0 + {j}u < NROWS) {{ y[{b}u * NROWS + row0 + {j}u] = red[{at}]; }}\n"
+            ));
+        }
+        dots.push_str("                    }\n");
+        scale.push_str("                }\n");
+    }
+    format!("{head}{COMMON}{SCALE_MIN}")
+        + &MAIN_Q4K
+            .replace("    //DECL\n", &decl)
+            .replace("            //OFFSETS\n", &offsets)
+            .replace("                //CHUNK_DECL\n", &chunk_decl)
+            .replace("                    //X\n", &x_loads)
+            .replace("                    //DOTS\n", &dots)
+            .replace("                //SCALE\n", &scale)
+            .replace("    //SHARE\n", &share)
+            .replace("            //ADD\n", &add)
+            .replace("        //WRITE\n", &write)
+}
+
+// The scale (x) and min (y) of sub-block `sb` of a q4_K block, from its 12 scale bytes in
+// three words (llama.cpp's get_scale_min_k4).
+const SCALE_MIN: &str = r#"
+fn scale_byte(s0: u32, s1: u32, s2: u32, i: u32) -> u32 {
+    let word = select(select(s2, s1, i < 8u), s0, i < 4u);
+    return (word >> ((i & 3u) * 8u)) & 255u;
+}
+
+fn scale_min(s0: u32, s1: u32, s2: u32, sb: u32) -> vec2<f32> {
+    if (sb < 4u) {
+        return vec2<f32>(
+            f32(scale_byte(s0, s1, s2, sb) & 63u),
+            f32(scale_byte(s0, s1, s2, sb + 4u) & 63u),
+        );
+    }
+    let a = scale_byte(s0, s1, s2, sb + 4u);
+    return vec2<f32>(
+        f32((a & 15u) | ((scale_byte(s0, s1, s2, sb - 4u) >> 6u) << 4u)),
+        f32((a >> 4u) | ((scale_byte(s0, s1, s2, sb) >> 6u) << 4u)),
+    );
+}
+"#;
+
+const MAIN_Q4K: &str = r#"
+@compute @workgroup_size(WG, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let sub = lid.x % TPR;
+    let row0 = wid.x * R + (lid.x / TPR) * RPT;
+    let one = vec4<f32>(1.0);
+    //DECL
+    if (row0 < NROWS) {
+        for (var blk = sub; blk < NB; blk += TPR) {
+            //OFFSETS
+            for (var g = 0u; g < 4u; g++) {
+                //CHUNK_DECL
+                for (var l = 0u; l < 8u; l++) {
+                    let xv = blk * 64u + g * 16u + l;
+                    //X
+                    //DOTS
+                }
+                //SCALE
+            }
+        }
+    }
+    //SHARE
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (sub < s) {
+            //ADD
+        }
+        workgroupBarrier();
+    }
+    if (sub == 0u) {
+        //WRITE
+    }
 }
 "#;
 
