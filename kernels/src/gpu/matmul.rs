@@ -4,7 +4,9 @@
 //!
 //! - **tiled** (m > 16): a workgroup computes a `bm x bn` tile of C. Per step of `bk`, the
 //!   workgroup stages an `bm x bk` tile of A (transposed) and a `bk x bn` tile of B in
-//!   workgroup memory, then each invocation accumulates a `tm x tn` register tile, its rows
+//!   workgroup memory (the next step's tiles are loaded into registers while this step's
+//!   are multiplied, A as `vec4<f32>` when k allows, wherever the tiles divide evenly
+//!   among the invocations), then each invocation accumulates a `tm x tn` register tile, its rows
 //!   and columns strided by the workgroup's width so that neighbours touch neighbouring
 //!   words. With `vector=4` (n a multiple of 4) B, the staged B and C move as `vec4<f32>`.
 //!   Tiles at the edges read zeros and write nothing outside C.
@@ -334,12 +336,127 @@ pub fn tiled_source(shape: MatmulShape, config: &Config) -> Result<String> {
         n = shape.n,
         k = shape.k
     );
+    if let Some(src) = prefetched(shape, (bm, bn, bk, tm, tn, vw), &head, &decl, &step, &store) {
+        return Ok(src);
+    }
     Ok(TILED
         .replace("//HEAD\n", &head)
         .replace("    //DECL\n", &decl)
         .replace("            //STEP\n", &step)
         .replace("    //STORE\n", &store))
 }
+
+/// The tiled kernel with the next tiles' global loads issued before the current tiles are
+/// multiplied (held in registers, then stored to workgroup memory after the barrier), and A
+/// read as `vec4<f32>` when k allows: when each invocation's share of the tiles is a whole
+/// number of loads; `None` otherwise (the plain kernel then runs).
+fn prefetched(
+    shape: MatmulShape,
+    (bm, bn, bk, tm, tn, vw): (u32, u32, u32, u32, u32, u32),
+    head: &str,
+    decl: &str,
+    step: &str,
+    store: &str,
+) -> Option<String> {
+    let threads = (bm / tm.max(1)) * (bn / tn.max(1));
+    let va = if vw == 4 && shape.k.is_multiple_of(4) && bk.is_multiple_of(4) {
+        4
+    } else {
+        1
+    };
+    let (a_units, b_units) = (bm * bk / va, bk * bn / vw.max(1));
+    if threads == 0 || a_units % threads != 0 || b_units % threads != 0 {
+        return None;
+    }
+    let (la, lb) = (a_units / threads, b_units / threads);
+    let ta = if va == 4 { "vec4<f32>" } else { "f32" };
+    let mut regs = String::new();
+    let mut load = String::new();
+    let mut put = String::new();
+    for i in 0..la {
+        regs.push_str(&format!("    var pa{i} = VA(0.0);\n"));
+        load.push_str(&format!(
+            "        {{\n            let e = tid + {i}u * THREADS;\n            let gr = row0 + e / BKA;\n            let gk = kn + (e % BKA) * VAW;\n            pa{i} = VA(0.0);\n            if (gr < M && gk < K) {{ pa{i} = a[gr * KA + gk / VAW]; }}\n        }}\n"
+        ));
+        put.push_str(&format!(
+            "        {{\n            let e = tid + {i}u * THREADS;\n            let r = e / BKA;\n            let kk = (e % BKA) * VAW;\n"
+        ));
+        if va == 4 {
+            for (q, lane) in ["x", "y", "z", "w"].iter().enumerate() {
+                put.push_str(&format!(
+                    "            As[(kk + {q}u) * BMP + r] = pa{i}.{lane};\n"
+                ));
+            }
+        } else {
+            put.push_str(&format!("            As[kk * BMP + r] = pa{i};\n"));
+        }
+        put.push_str("        }\n");
+    }
+    for i in 0..lb {
+        regs.push_str(&format!("    var pb{i} = V(0.0);\n"));
+        load.push_str(&format!(
+            "        {{\n            let e = tid + {i}u * THREADS;\n            let gk = kn + e / BNV;\n            let gc = colv0 + e % BNV;\n            pb{i} = V(0.0);\n            if (gk < K && gc < NV) {{ pb{i} = b[gk * NV + gc]; }}\n        }}\n"
+        ));
+        put.push_str(&format!("        Bs[tid + {i}u * THREADS] = pb{i};\n"));
+    }
+    let head = format!(
+        "{head}alias VA = {ta};\nconst VAW: u32 = {va}u;\nconst KA: u32 = K / VAW;\nconst BKA: u32 = BK / VAW;\n"
+    );
+    Some(
+        TILED_PREFETCH
+            .replace("//HEAD\n", &head)
+            .replace("    //DECL\n", decl)
+            .replace("    //REGS\n", &regs)
+            .replace("        //LOAD\n", &load)
+            .replace("        //PUT\n", &put)
+            .replace("            //STEP\n", step)
+            .replace("    //STORE\n", store),
+    )
+}
+
+const TILED_PREFETCH: &str = r#"//HEAD
+const WX: u32 = BN / TN;
+const WY: u32 = BM / TM;
+const THREADS: u32 = WX * WY;
+const NV: u32 = N / VW;
+const BNV: u32 = BN / VW;
+const BMP: u32 = BM + 1u;
+
+@group(0) @binding(0) var<storage, read> a: array<VA>;
+@group(0) @binding(1) var<storage, read> b: array<V>;
+@group(0) @binding(2) var<storage, read_write> c: array<V>;
+
+var<workgroup> As: array<f32, BK * BMP>;
+var<workgroup> Bs: array<V, BK * BNV>;
+
+@compute @workgroup_size(WX, WY, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tid = lid.y * WX + lid.x;
+    let row0 = wid.y * BM;
+    let colv0 = wid.x * BNV;
+    //DECL
+    //REGS
+    var kn = 0u;
+    {
+        //LOAD
+    }
+    for (var k0 = 0u; k0 < K; k0 += BK) {
+        {
+            //PUT
+        }
+        workgroupBarrier();
+        kn = k0 + BK;
+        if (kn < K) {
+            //LOAD
+        }
+        for (var kk = 0u; kk < BK; kk++) {
+            //STEP
+        }
+        workgroupBarrier();
+    }
+    //STORE
+}
+"#;
 
 const TILED: &str = r#"//HEAD
 const WX: u32 = BN / TN;
