@@ -8,10 +8,11 @@
 //! `wg`:
 //!
 //! 1. scores: invocation t takes key t of the tile and computes its dot product with every
-//!    row (one accumulator per row, written out), scaled; keys after a query's position are
-//!    masked (causal);
-//! 2. softmax: the invocation that owns row r finds the tile's maximum, rescales its running
-//!    sum by `exp(old max - new max)` and turns the tile's scores into `exp(score - max)`;
+//!    row (one accumulator per row, written out; K and Q as `vec4<f32>` when the head
+//!    dimension allows), scaled; keys after a query's position are masked (causal);
+//! 2. softmax: the invocation that owns row r finds the row's new maximum and the rescale
+//!    `exp(old max - new max)`; every invocation then turns its own key's scores into
+//!    `exp(score - max)`, and the row's owner adds them to its running sum;
 //! 3. P V: each invocation owns `ceil(head_dim / wg)` dimensions of every row's accumulator,
 //!    rescales them, and adds the tile's probabilities times the rows of V (neighbouring
 //!    invocations read neighbouring elements).
@@ -65,7 +66,7 @@ fn rows(s: AttentionShape) -> usize {
 
 fn smem_bytes(s: AttentionShape, wg: i64) -> i64 {
     let r = rows(s) as i64;
-    4 * (r * s.head_dim as i64 + r * wg + r)
+    4 * (r * s.head_dim as i64 + r * wg + 2 * r)
 }
 
 /// The space of `s` under `limits`.
@@ -195,9 +196,21 @@ pub fn sources(s: AttentionShape, config: &Config) -> Result<(String, String)> {
         scale = 1.0 / (s.head_dim as f64).sqrt(),
         causal = s.causal,
     );
+    // K and Q move as vec4<f32> when head_dim allows.
+    let kw = if s.head_dim.is_multiple_of(4) { 4 } else { 1 };
+    let head = format!(
+        "{head}alias KT = {};\nconst KW: u32 = {kw}u;\nconst DV: u32 = D / KW;\n{}",
+        if kw == 4 { "vec4<f32>" } else { "f32" },
+        if kw == 4 {
+            "fn dp(a: KT, b: KT) -> f32 { return dot(a, b); }\n"
+        } else {
+            "fn dp(a: KT, b: KT) -> f32 { return a * b; }\n"
+        }
+    );
     let mut score_decl = String::new();
     let mut score_step = String::new();
     let mut score_store = String::new();
+    let mut exps = String::new();
     let mut acc_decl = String::new();
     let mut rescale = String::new();
     let mut v_loads = String::new();
@@ -210,12 +223,15 @@ pub fn sources(s: AttentionShape, config: &Config) -> Result<(String, String)> {
     }
     for row in 0..r {
         let (g, i) = (row / s.q_len, row % s.q_len);
-        score_decl.push_str(&format!("            var sc{row} = 0.0;\n"));
+        score_decl.push_str(&format!("        var sc{row} = NEG;\n"));
         score_step.push_str(&format!(
-            "                sc{row} = fma(kd, Qs[{row}u * D + d], sc{row});\n"
+            "                    d{row} += dp(kd, Qs[{row}u * DV + dv]);\n"
         ));
         score_store.push_str(&format!(
-            "            P[{row}u * WG + lid.x] = select(sc{row} * SCALE, NEG, CAUSAL && j > KVL - QL + {i}u);\n"
+            "            sc{row} = select(d{row} * SCALE, NEG, CAUSAL && j > KVL - QL + {i}u);\n            P[{row}u * WG + lid.x] = sc{row};\n"
+        ));
+        exps.push_str(&format!(
+            "        P[{row}u * WG + lid.x] = select(exp(sc{row} - newm[{row}u]), 0.0, sc{row} <= NEG);\n"
         ));
         pv.push_str(&format!("            let p{row} = P[{row}u * WG + t];\n"));
         for c in 0..dc {
@@ -231,28 +247,36 @@ pub fn sources(s: AttentionShape, config: &Config) -> Result<(String, String)> {
     }
     let main = SPLIT_KERNEL
         .replace("//HEAD\n", &head)
-        .replace("            //SCORE_DECL\n", &score_decl)
+        .replace("        //SCORE_DECL\n", &score_decl)
+        .replace(
+            "            //DOT_DECL\n",
+            &(0..r)
+                .map(|row| format!("            var d{row} = 0.0;\n"))
+                .collect::<String>(),
+        )
         .replace("                //SCORE_STEP\n", &score_step)
         .replace("            //SCORE_STORE\n", &score_store)
+        .replace("        //EXPS\n", &exps)
         .replace("    //ACC_DECL\n", &acc_decl)
         .replace("        //RESCALE\n", &rescale)
         .replace("            //V_LOADS\n", &v_loads)
         .replace("            //PV\n", &pv)
         .replace("    //STORE\n", &store);
     let merge = MERGE_KERNEL.replace("//HEAD\n", &head);
-    Ok((main, merge))
+    Ok((super::filled(main)?, super::filled(merge)?))
 }
 
 const SPLIT_KERNEL: &str = r#"//HEAD
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(0) var<storage, read> q: array<KT>;
+@group(0) @binding(1) var<storage, read> k: array<KT>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
 @group(0) @binding(3) var<storage, read_write> po: array<f32>;
 @group(0) @binding(4) var<storage, read_write> pml: array<f32>;
 
-var<workgroup> Qs: array<f32, R * D>;
+var<workgroup> Qs: array<KT, R * DV>;
 var<workgroup> P: array<f32, R * WG>;
 var<workgroup> alpha: array<f32, R>;
+var<workgroup> newm: array<f32, R>;
 
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -261,11 +285,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let b = wid.z;
     let kbeg = s * KC;
     let kend = min(KVL, kbeg + KC);
-    for (var e = lid.x; e < R * D; e += WG) {
-        let r = e / D;
+    for (var e = lid.x; e < R * DV; e += WG) {
+        let r = e / DV;
         let g = r / QL;
         let i = r % QL;
-        Qs[e] = q[((b * HQ + h * G + g) * QL + i) * D + e % D];
+        Qs[e] = q[((b * HQ + h * G + g) * QL + i) * DV + e % DV];
     }
     // Meaningful in the invocation that owns row lid.x (lid.x < R).
     var m_run = NEG;
@@ -273,12 +297,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     //ACC_DECL
     workgroupBarrier();
     for (var t0 = kbeg; t0 < kend; t0 += WG) {
+        // 1. This invocation's key against every row (kept in registers and shared).
         let j = t0 + lid.x;
+        //SCORE_DECL
         if (j < kend) {
-            let kb = ((b * HKV + h) * KVL + j) * D;
-            //SCORE_DECL
-            for (var d = 0u; d < D; d++) {
-                let kd = k[kb + d];
+            let kb = ((b * HKV + h) * KVL + j) * DV;
+            //DOT_DECL
+            for (var dv = 0u; dv < DV; dv++) {
+                let kd = k[kb + dv];
                 //SCORE_STEP
             }
             //SCORE_STORE
@@ -288,25 +314,30 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             }
         }
         workgroupBarrier();
+        // 2. Each row's new maximum and the rescale of what it held.
         if (lid.x < R) {
             let r = lid.x;
             var mt = m_run;
             for (var t = 0u; t < WG; t++) {
                 mt = max(mt, P[r * WG + t]);
             }
-            let a = exp(m_run - mt);
-            var sum = 0.0;
-            for (var t = 0u; t < WG; t++) {
-                let sv = P[r * WG + t];
-                let p = select(exp(sv - mt), 0.0, sv <= NEG);
-                P[r * WG + t] = p;
-                sum += p;
-            }
-            l_run = l_run * a + sum;
+            alpha[r] = exp(m_run - mt);
+            newm[r] = mt;
             m_run = mt;
-            alpha[r] = a;
         }
         workgroupBarrier();
+        // 3. Every invocation exponentiates its own key's scores.
+        //EXPS
+        workgroupBarrier();
+        // 4. The running sums, and P V.
+        if (lid.x < R) {
+            let r = lid.x;
+            var sum = 0.0;
+            for (var t = 0u; t < WG; t++) {
+                sum += P[r * WG + t];
+            }
+            l_run = l_run * alpha[r] + sum;
+        }
         //RESCALE
         let tn = min(WG, kend - t0);
         for (var t = 0u; t < tn; t++) {

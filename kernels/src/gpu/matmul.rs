@@ -337,13 +337,15 @@ pub fn tiled_source(shape: MatmulShape, config: &Config) -> Result<String> {
         k = shape.k
     );
     if let Some(src) = prefetched(shape, (bm, bn, bk, tm, tn, vw), &head, &decl, &step, &store) {
-        return Ok(src);
+        return super::filled(src);
     }
-    Ok(TILED
-        .replace("//HEAD\n", &head)
-        .replace("    //DECL\n", &decl)
-        .replace("            //STEP\n", &step)
-        .replace("    //STORE\n", &store))
+    super::filled(
+        TILED
+            .replace("//HEAD\n", &head)
+            .replace("    //DECL\n", &decl)
+            .replace("            //STEP\n", &step)
+            .replace("    //STORE\n", &store),
+    )
 }
 
 /// The tiled kernel with the next tiles' global loads issued before the current tiles are
@@ -555,7 +557,7 @@ pub fn skinny_sources(shape: MatmulShape, config: &Config) -> Result<(String, Op
         .replace("                //STEP\n", &step)
         .replace("        //STORE\n", &store);
     let reduce = (split > 1).then(|| format!("{head}{REDUCE}"));
-    Ok((main, reduce))
+    Ok((super::filled(main)?, reduce))
 }
 
 const SKINNY: &str = r#"

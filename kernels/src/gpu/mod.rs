@@ -32,6 +32,25 @@ pub use timer::Clock;
 
 use ktune_core::space::Param;
 
+/// `src` when every placeholder line of its template (`//NAME`) was replaced, else an
+/// error naming the first left (a generator bug, caught before compiling).
+pub(crate) fn filled(src: String) -> crate::error::Result<String> {
+    let left = src.lines().map(str::trim).find(|l| {
+        l.strip_prefix("//").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+        })
+    });
+    match left {
+        Some(l) => Err(crate::error::Error::Compile(format!(
+            "generated WGSL still holds the placeholder {l}"
+        ))),
+        None => Ok(src),
+    }
+}
+
 /// A parameter over `candidates`, legal from `min` to `max` in multiples of `step`.
 pub(crate) fn param(
     name: &'static str,
@@ -48,5 +67,14 @@ pub(crate) fn param(
         min,
         max,
         step,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_placeholder_left_in_generated_wgsl_is_caught() {
+        assert!(super::filled("fn main() {\n    //STEP\n}\n".into()).is_err());
+        assert!(super::filled("// A comment.\nfn main() {}\n// x\n".into()).is_ok());
     }
 }

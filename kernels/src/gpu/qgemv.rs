@@ -202,7 +202,7 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
         bv = dtype.block_len(),
     );
     if dtype == Dtype::Q4K {
-        return Ok(q4k_source(&head, batch, rpt as usize));
+        return super::filled(q4k_source(&head, batch, rpt as usize));
     }
     let rows = 0..rpt as usize;
     let mut decl = String::new();
@@ -254,16 +254,18 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
         dots.push_str("                }\n");
     }
     let quads = if dtype == Dtype::Q4_0 { 4 } else { 8 };
-    Ok(format!("{head}{COMMON}")
-        + &MAIN
-            .replace("QUADS", &format!("{quads}u"))
-            .replace("    //DECL\n", &decl)
-            .replace("            //OFFSETS\n", &offsets)
-            .replace("                //X\n", &x_loads)
-            .replace("                //DOTS\n", &dots)
-            .replace("    //SHARE\n", &share)
-            .replace("            //ADD\n", &add)
-            .replace("        //WRITE\n", &write))
+    super::filled(
+        format!("{head}{COMMON}")
+            + &MAIN
+                .replace("QUADS", &format!("{quads}u"))
+                .replace("    //DECL\n", &decl)
+                .replace("            //OFFSETS\n", &offsets)
+                .replace("                //X\n", &x_loads)
+                .replace("                //DOTS\n", &dots)
+                .replace("    //SHARE\n", &share)
+                .replace("            //ADD\n", &add)
+                .replace("        //WRITE\n", &write),
+    )
 }
 
 const COMMON: &str = r#"
