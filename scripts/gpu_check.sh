@@ -53,7 +53,7 @@ mm=(--shape 1024x1024x1024 --shape 2048x2048x2048 --shape 4096x4096x4096
   --shape 1x4096x4096 --shape 16x4096x4096 --shape 1x14336x4096)
 step "$K" bench --backend wgpu "${mm[@]}" --max-time 2s
 "$K" bench --backend wgpu "${mm[@]}" --max-time 2s --format json >"$OUT/matmul.json" 2>/dev/null
-for d in q4_0 q8_0; do
+for d in q4_0 q8_0 q4_k; do
   q=(--family qgemv --dtype $d --shape 4096x4096 --shape 14336x4096 --shape 14336x4096x8)
   step "$K" bench --backend wgpu "${q[@]}" --max-time 2s
   "$K" bench --backend wgpu "${q[@]}" --max-time 2s --format json >"$OUT/qgemv-$d.json" 2>/dev/null

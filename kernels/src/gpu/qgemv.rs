@@ -17,7 +17,9 @@
 //!
 //! Default rule: 64 invocations per workgroup, about four blocks per invocation (`tpr` =
 //! blocks / 4, a power of two from 4 to 32) and four rows per invocation (what tuning found
-//! best for 14336x4096 q4_0 on an H100, 1.3x the earlier default); the tuner explores
+//! best for 14336x4096 q4_0 on an H100, 1.3x the earlier default), with fewer rows per
+//! invocation and more invocations per group while the grid has fewer than 1024
+//! workgroups (a large GPU needs them); the tuner explores
 //! 64..256 invocations, 4..64 per group and 1, 2 or 4 rows, within the adapter's
 //! invocations, workgroup memory and grid.
 
@@ -159,21 +161,48 @@ pub fn space(dtype: Dtype, shape: QgemvShape) -> Result<Space> {
 pub fn default_config(dtype: Dtype, shape: QgemvShape) -> Result<Config> {
     let limits = super::matmul::limits();
     let space = space_for(dtype, shape, &limits)?;
-    // About four blocks per invocation, between 4 and 32 invocations per row.
+    // About four blocks per invocation, between 4 and 32 invocations per group; four rows
+    // per invocation; then, while the grid has fewer than 1024 workgroups (too few to fill a
+    // large GPU: 64 workgroups for q4_K 4096x4096 ran at 3% of the bandwidth on an H100),
+    // fewer rows per invocation and more invocations per group.
     let blocks = (shape.cols / dtype.block_len().max(1)).max(1);
-    let tpr = (blocks / 4).clamp(4, 32).next_power_of_two().min(32) as i64;
-    for wg in [64, 128, 256] {
-        for t in [tpr, 4] {
-            for rpt in [4, 2, 1] {
-                let c: Config = Config::default()
+    let tpr0 = (blocks / 4).clamp(4, 32).next_power_of_two().min(32) as i64;
+    let mut order = Vec::new();
+    for wg in [64i64, 128, 256] {
+        let mut t = tpr0;
+        while t <= 64 {
+            for rpt in [4i64, 2, 1] {
+                order.push((wg, t, rpt));
+            }
+            t *= 2;
+        }
+        order.push((wg, 4, 1));
+    }
+    let groups = |(wg, t, rpt): (i64, i64, i64)| {
+        let per = (wg / t).max(1) * rpt;
+        (shape.rows as i64 + per - 1) / per
+    };
+    let valid: Vec<(i64, i64, i64)> = order
+        .into_iter()
+        .filter(|&(wg, t, rpt)| {
+            space.is_valid(
+                &Config::default()
                     .with("wg", wg)
                     .with("tpr", t)
-                    .with("rpt", rpt);
-                if space.is_valid(&c) {
-                    return Ok(c);
-                }
-            }
-        }
+                    .with("rpt", rpt),
+            )
+        })
+        .collect();
+    let pick = valid
+        .iter()
+        .copied()
+        .find(|&c| groups(c) >= 1024)
+        .or_else(|| valid.iter().copied().max_by_key(|&c| groups(c)));
+    if let Some((wg, t, rpt)) = pick {
+        return Ok(Config::default()
+            .with("wg", wg)
+            .with("tpr", t)
+            .with("rpt", rpt));
     }
     Err(Error::Unsupported(format!(
         "wgpu qgemv: no config fits the adapter's limits for {dtype} {}x{}x{}",
