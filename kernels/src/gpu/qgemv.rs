@@ -18,7 +18,7 @@
 //! Default rule: 64 invocations per workgroup, about four blocks per invocation (`tpr` =
 //! blocks / 4, a power of two from 4 to 32) and four rows per invocation (what tuning found
 //! best for 14336x4096 q4_0 on an H100, 1.3x the earlier default), with fewer rows per
-//! invocation and more invocations per group while the grid has fewer than 1024
+//! invocation and more invocations per group while the grid has fewer than 1024 / batch
 //! workgroups (a large GPU needs them); the tuner explores
 //! 64..256 invocations, 4..64 per group and 1, 2 or 4 rows, within the adapter's
 //! invocations, workgroup memory and grid.
@@ -193,10 +193,14 @@ pub fn default_config(dtype: Dtype, shape: QgemvShape) -> Result<Config> {
             )
         })
         .collect();
+    // A batch makes each workgroup's work that much larger (and rows per invocation reuse
+    // each load of x that many times more): it needs proportionally fewer workgroups (q4_K
+    // 14336x4096x8 ran 4x slower with one row per invocation than with four).
+    let target = (1024 / shape.batch.max(1) as i64).max(64);
     let pick = valid
         .iter()
         .copied()
-        .find(|&c| groups(c) >= 1024)
+        .find(|&c| groups(c) >= target)
         .or_else(|| valid.iter().copied().max_by_key(|&c| groups(c)));
     if let Some((wg, t, rpt)) = pick {
         return Ok(Config::default()
