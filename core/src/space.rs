@@ -31,6 +31,28 @@ pub struct Param {
 }
 
 impl Param {
+    /// A parameter over `candidates` (sorted, duplicates dropped), legal from `min` to
+    /// `max` in multiples of `step`.
+    pub fn new(
+        name: &'static str,
+        doc: &'static str,
+        mut candidates: Vec<i64>,
+        min: i64,
+        max: i64,
+        step: i64,
+    ) -> Param {
+        candidates.sort_unstable();
+        candidates.dedup();
+        Param {
+            name,
+            doc,
+            candidates,
+            min,
+            max,
+            step,
+        }
+    }
+
     /// Checks one value against the legal range.
     pub fn check(&self, v: i64) -> Result<()> {
         if v < self.min || v > self.max {

@@ -40,6 +40,30 @@ fn verify(dev: &Arc<dyn Device>, work: &mut Workload, config: &Config) {
     assert!(check.ok(), "{p} {config}: {check:?}");
 }
 
+/// Verifies the default config, `samples` random ones, and the default with `param` set to
+/// each of `values`, where valid; returns how many ran.
+fn verify_configs(
+    dev: &Arc<dyn Device>,
+    problem: &ktune_kernels::Problem,
+    samples: usize,
+    param: &str,
+    values: &[i64],
+) -> usize {
+    let mut work = Workload::new(dev.clone(), *problem, None).unwrap();
+    let mut cs = configs(dev, problem, samples);
+    for &v in values {
+        let c = cs[0].clone().with(param, v);
+        cs.push(c);
+    }
+    let space = family::space_on(dev.as_ref(), problem).unwrap();
+    let mut ran = 0;
+    for c in cs.into_iter().filter(|c| space.is_valid(c)) {
+        verify(dev, &mut work, &c);
+        ran += 1;
+    }
+    ran
+}
+
 /// The default config and `samples` random valid ones of the problem's space.
 fn configs(dev: &Arc<dyn Device>, problem: &ktune_kernels::Problem, samples: usize) -> Vec<Config> {
     let space = family::space_on(dev.as_ref(), problem).unwrap();
@@ -121,17 +145,8 @@ fn matmul_skinny_for_m_up_to_16() {
         "16x1x97",
     ] {
         let p = family::parse_problem("matmul", None, shape).unwrap();
-        let mut work = Workload::new(dev.clone(), p, None).unwrap();
-        let mut cs = configs(&dev, &p, 3);
         // Every split, including more splits than there is depth to share.
-        for split in [1, 4, 64] {
-            let c = cs[0].clone().with("split", split);
-            cs.push(c);
-        }
-        let space = family::space_on(dev.as_ref(), &p).unwrap();
-        for c in cs.into_iter().filter(|c| space.is_valid(c)) {
-            verify(&dev, &mut work, &c);
-        }
+        verify_configs(&dev, &p, 3, "split", &[1, 4, 64]);
     }
 }
 
@@ -148,17 +163,8 @@ fn qgemv_q4_0_and_q8_0_on_edge_shapes_and_batches() {
             "100x64x1",
         ] {
             let p = family::parse_problem("qgemv", Some(dtype), shape).unwrap();
-            let mut work = Workload::new(dev.clone(), p, None).unwrap();
-            let mut cs = configs(&dev, &p, 4);
             // Every number of rows per invocation, past the last row included.
-            for rpt in [1, 2, 4] {
-                let c = cs[0].clone().with("rpt", rpt);
-                cs.push(c);
-            }
-            let space = family::space_on(dev.as_ref(), &p).unwrap();
-            for c in cs.into_iter().filter(|c| space.is_valid(c)) {
-                verify(&dev, &mut work, &c);
-            }
+            verify_configs(&dev, &p, 4, "rpt", &[1, 2, 4]);
         }
     }
 }
@@ -215,18 +221,7 @@ fn attention_decode_split_kv() {
         "1x2x1x1x64x256,causal",
     ] {
         let p = family::parse_problem("attention", None, shape).unwrap();
-        let mut work = Workload::new(dev.clone(), p, None).unwrap();
-        let mut cs = configs(&dev, &p, 3);
-        for split in [1, 3, 16] {
-            let c = cs[0].clone().with("split", split);
-            cs.push(c);
-        }
-        let space = family::space_on(dev.as_ref(), &p).unwrap();
-        let mut ran = 0;
-        for c in cs.into_iter().filter(|c| space.is_valid(c)) {
-            verify(&dev, &mut work, &c);
-            ran += 1;
-        }
+        let ran = verify_configs(&dev, &p, 3, "split", &[1, 3, 16]);
         assert!(ran >= 2, "{shape}: {ran} configs");
     }
     // Prefill has no wgpu kernel yet: refused with a reason.
@@ -240,16 +235,7 @@ fn qgemv_q4_k_on_edge_shapes_and_batches() {
     let Some(dev) = gpu() else { return };
     for shape in ["1x256", "3x512x2", "65x256x8", "9x768x1"] {
         let p = family::parse_problem("qgemv", Some(Dtype::Q4K), shape).unwrap();
-        let mut work = Workload::new(dev.clone(), p, None).unwrap();
-        let mut cs = configs(&dev, &p, 4);
-        for rpt in [1, 2, 4] {
-            let c = cs[0].clone().with("rpt", rpt);
-            cs.push(c);
-        }
-        let space = family::space_on(dev.as_ref(), &p).unwrap();
-        for c in cs.into_iter().filter(|c| space.is_valid(c)) {
-            verify(&dev, &mut work, &c);
-        }
+        verify_configs(&dev, &p, 4, "rpt", &[1, 2, 4]);
     }
 }
 

@@ -198,6 +198,22 @@ pub fn open_device(
     Ok(device::open(backend)?)
 }
 
+/// Leaves out, and says, the problems of a suite that `backend` has no kernel for (a GPU
+/// backend without prefill attention, say); an error when none is left.
+pub fn keep_supported(problems: &mut Vec<ktune_core::Problem>, backend: Backend) -> Result<()> {
+    problems.retain(|p| match family::space(backend, p) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("{p}: skipped on {backend}: {e}");
+            false
+        }
+    });
+    if problems.is_empty() {
+        bail!("no problem of the suite has a {backend} kernel");
+    }
+    Ok(())
+}
+
 fn cmd_adapters(format: Format) -> Result<ExitCode> {
     let lines = crate::gpu::adapter_lines();
     if format == Format::Json {
@@ -465,18 +481,8 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
     // Each problem's checks (dtype, dimensions, zero sizes) already ran in parse_problem.
     let device = open_device(args.backend.as_deref(), args.device.as_deref())?;
     let backend = device.backend();
-    // A suite's problems that the backend has no kernel for are left out, and said.
     if args.suite.is_some() {
-        problems.retain(|p| match family::space(backend, p) {
-            Ok(_) => true,
-            Err(e) => {
-                eprintln!("{p}: skipped on {backend}: {e}");
-                false
-            }
-        });
-        if problems.is_empty() {
-            bail!("no problem of the suite has a {backend} kernel");
-        }
+        keep_supported(&mut problems, backend)?;
     }
     let mut overrides: Config = parse_config_arg(&args.config)?;
     if let Some(t) = args.threads {

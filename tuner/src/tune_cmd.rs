@@ -260,18 +260,8 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
     let mut problems = select(args)?;
     let device = crate::cli::open_device(args.backend.as_deref(), args.device.as_deref())?;
     let backend = device.backend();
-    // A suite's problems that the backend has no kernel for are left out, and said.
     if args.suite.is_some() {
-        problems.retain(|p| match family::space(backend, p) {
-            Ok(_) => true,
-            Err(e) => {
-                eprintln!("{p}: skipped on {backend}: {e}");
-                false
-            }
-        });
-        if problems.is_empty() {
-            bail!("no problem of the suite has a {backend} kernel");
-        }
+        crate::cli::keep_supported(&mut problems, backend)?;
     }
     let mut manifest = None;
     if let Some(s) = &args.shard {

@@ -30,11 +30,10 @@
 
 use std::sync::Arc;
 
-use ktune_core::space::Constraint;
+use ktune_core::space::{Constraint, Param};
 use ktune_core::{Backend, Config, Dtype, KernelId, KernelInfo, Space};
 
 use super::context::{gpu_buf, wgpu_of, WgpuDevice};
-use super::param;
 use crate::attention::AttentionShape;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -87,7 +86,7 @@ pub fn space_for(s: AttentionShape, limits: &wgpu::Limits) -> Result<Space> {
     let (r, d, kv) = (rows(s) as i64, s.head_dim as i64, s.kv_len as i64);
     Ok(Space {
         params: vec![
-            param(
+            Param::new(
                 "wg",
                 "keys per tile and invocations per workgroup",
                 vec![32, 64, 128, 256],
@@ -95,7 +94,7 @@ pub fn space_for(s: AttentionShape, limits: &wgpu::Limits) -> Result<Space> {
                 1024,
                 1,
             ),
-            param(
+            Param::new(
                 "split",
                 "ranges of the KV sequence, one workgroup each",
                 vec![1, 2, 4, 8, 16, 32, 64],

@@ -25,11 +25,10 @@
 
 use std::sync::Arc;
 
-use ktune_core::space::Constraint;
+use ktune_core::space::{Constraint, Param};
 use ktune_core::{Backend, Config, Dtype, KernelId, KernelInfo, Space};
 
 use super::context::{gpu_buf, wgpu_of, WgpuDevice};
-use super::param;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::matmul::MatmulShape;
@@ -77,7 +76,7 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
     let max_y = i64::from(limits.max_compute_workgroup_size_y);
     let smem = i64::from(limits.max_compute_workgroup_storage_size);
     let n4 = shape.n.is_multiple_of(4);
-    let vector = param(
+    let vector = Param::new(
         "vector",
         "f32 per load and store of B and C (4: vec4<f32>)",
         vec![1, 4],
@@ -99,7 +98,7 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
         let k = shape.k as i64;
         Space {
             params: vec![
-                param(
+                Param::new(
                     "wg",
                     "invocations per workgroup",
                     vec![32, 64, 128, 256],
@@ -107,7 +106,7 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
                     max_inv,
                     1,
                 ),
-                param(
+                Param::new(
                     "bk",
                     "columns of A staged in workgroup memory per step",
                     vec![16, 32, 64, 128],
@@ -115,7 +114,7 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
                     1024,
                     1,
                 ),
-                param(
+                Param::new(
                     "split",
                     "ranges of k reduced by separate workgroups",
                     vec![1, 2, 4, 8, 16, 32, 64],
@@ -162,9 +161,9 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
         let tiles = vec![32, 64, 128];
         Space {
             params: vec![
-                param("bm", "rows of C per workgroup", tiles.clone(), 1, 256, 1),
-                param("bn", "columns of C per workgroup", tiles, 1, 256, 1),
-                param(
+                Param::new("bm", "rows of C per workgroup", tiles.clone(), 1, 256, 1),
+                Param::new("bn", "columns of C per workgroup", tiles, 1, 256, 1),
+                Param::new(
                     "bk",
                     "depth of the tiles staged per step",
                     vec![8, 16, 32],
@@ -172,8 +171,8 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
                     64,
                     1,
                 ),
-                param("tm", "rows of C per invocation", vec![1, 2, 4, 8], 1, 16, 1),
-                param(
+                Param::new("tm", "rows of C per invocation", vec![1, 2, 4, 8], 1, 16, 1),
+                Param::new(
                     "tn",
                     "columns of C per invocation",
                     vec![1, 2, 4, 8],

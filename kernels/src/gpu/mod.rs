@@ -30,8 +30,6 @@ mod timer;
 pub use context::{adapters, availability, open, select, AdapterFacts, WgpuDevice};
 pub use timer::Clock;
 
-use ktune_core::space::Param;
-
 /// `src` when every placeholder line of its template (`//NAME`) was replaced, else an
 /// error naming the first left (a generator bug, caught before compiling).
 pub(crate) fn filled(src: String) -> crate::error::Result<String> {
@@ -48,25 +46,6 @@ pub(crate) fn filled(src: String) -> crate::error::Result<String> {
             "generated WGSL still holds the placeholder {l}"
         ))),
         None => Ok(src),
-    }
-}
-
-/// A parameter over `candidates`, legal from `min` to `max` in multiples of `step`.
-pub(crate) fn param(
-    name: &'static str,
-    doc: &'static str,
-    candidates: Vec<i64>,
-    min: i64,
-    max: i64,
-    step: i64,
-) -> Param {
-    Param {
-        name,
-        doc,
-        candidates,
-        min,
-        max,
-        step,
     }
 }
 

@@ -25,11 +25,10 @@
 
 use std::sync::Arc;
 
-use ktune_core::space::Constraint;
+use ktune_core::space::{Constraint, Param};
 use ktune_core::{Backend, Config, Dtype, KernelId, KernelInfo, Space};
 
 use super::context::{gpu_buf, wgpu_of, WgpuDevice};
-use super::param;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::qgemv::QgemvShape;
@@ -88,7 +87,7 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
     let pow2 = |v: i64| v > 0 && v & (v - 1) == 0;
     Ok(Space {
         params: vec![
-            param(
+            Param::new(
                 "wg",
                 "invocations per workgroup (a power of two)",
                 vec![64, 128, 256],
@@ -96,7 +95,7 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
                 1024,
                 1,
             ),
-            param(
+            Param::new(
                 "tpr",
                 "invocations per row group (a power of two)",
                 vec![4, 8, 16, 32, 64],
@@ -104,7 +103,7 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
                 1024,
                 1,
             ),
-            param(
+            Param::new(
                 "rpt",
                 "rows per invocation, sharing each load of x; rows per workgroup = wg / tpr * rpt",
                 vec![1, 2, 4],
@@ -238,12 +237,9 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
         return super::filled(q4k_source(&head, batch, rpt as usize));
     }
     let rows = 0..rpt as usize;
-    let mut decl = String::new();
+    let sums = sums(batch, rpt as usize);
     let mut offsets = String::new();
     let mut dots = String::new();
-    let mut share = String::new();
-    let mut add = String::new();
-    let mut write = String::new();
     let x_loads: String = (0..batch)
         .map(|b| {
             if dtype == Dtype::Q4_0 {
@@ -267,7 +263,6 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
             dots.push_str("                    let v = vec4<f32>(vec4<i32>(bitcast<i32>(wq << 24u), bitcast<i32>(wq << 16u), bitcast<i32>(wq << 8u), bitcast<i32>(wq)) >> vec4<u32>(24u));\n");
         }
         for b in 0..batch {
-            decl.push_str(&format!("    var acc{j}_{b} = 0.0;\n"));
             if dtype == Dtype::Q4_0 {
                 dots.push_str(&format!(
                     "                    acc{j}_{b} += d{j} * (dot(lo, xl{b}) + dot(hi, xh{b}));\n"
@@ -277,12 +272,6 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
                     "                    acc{j}_{b} += d{j} * dot(v, x{b});\n"
                 ));
             }
-            let at = format!("({j}u * BATCH + {b}u) * WG + lid.x");
-            share.push_str(&format!("    red[{at}] = acc{j}_{b};\n"));
-            add.push_str(&format!("            red[{at}] += red[{at} + s];\n"));
-            write.push_str(&format!(
-                "        if (row0 + {j}u < NROWS) {{ y[{b}u * NROWS + row0 + {j}u] = red[{at}]; }}\n"
-            ));
         }
         dots.push_str("                }\n");
     }
@@ -291,13 +280,13 @@ pub fn source(dtype: Dtype, shape: QgemvShape, config: &Config) -> Result<String
         format!("{head}{COMMON}")
             + &MAIN
                 .replace("QUADS", &format!("{quads}u"))
-                .replace("    //DECL\n", &decl)
+                .replace("    //DECL\n", &sums.decl)
                 .replace("            //OFFSETS\n", &offsets)
                 .replace("                //X\n", &x_loads)
                 .replace("                //DOTS\n", &dots)
-                .replace("    //SHARE\n", &share)
-                .replace("            //ADD\n", &add)
-                .replace("        //WRITE\n", &write),
+                .replace("    //SHARE\n", &sums.share)
+                .replace("            //ADD\n", &sums.add)
+                .replace("        //WRITE\n", &sums.write),
     )
 }
 
@@ -327,15 +316,12 @@ fn word_at(off: u32) -> u32 {
 /// 32 carries a value of each of the chunk's two sub-blocks); per chunk, the dot products
 /// of the nibbles with x and the sums of x (for the mins) are kept apart and scaled once.
 fn q4k_source(head: &str, batch: usize, rpt: usize) -> String {
-    let mut decl = String::new();
+    let sums = sums(batch, rpt);
     let mut offsets = String::new();
     let mut chunk_decl = String::new();
     let mut x_loads = String::new();
     let mut dots = String::new();
     let mut scale = String::new();
-    let mut share = String::new();
-    let mut add = String::new();
-    let mut write = String::new();
     for b in 0..batch {
         chunk_decl.push_str(&format!(
             "                var sl{b} = 0.0;\n                var sh{b} = 0.0;\n"
@@ -355,7 +341,6 @@ fn q4k_source(head: &str, batch: usize, rpt: usize) -> String {
             "                {{\n                    let lo = scale_min(sa{j}, sb{j}, sc{j}, 2u * g);\n                    let hi = scale_min(sa{j}, sb{j}, sc{j}, 2u * g + 1u);\n"
         ));
         for b in 0..batch {
-            decl.push_str(&format!("    var acc{j}_{b} = 0.0;\n"));
             chunk_decl.push_str(&format!(
                 "                var dl{j}_{b} = 0.0;\n                var dh{j}_{b} = 0.0;\n"
             ));
@@ -365,27 +350,21 @@ fn q4k_source(head: &str, batch: usize, rpt: usize) -> String {
             scale.push_str(&format!(
                 "                    acc{j}_{b} += dm{j}.x * (lo.x * dl{j}_{b} + hi.x * dh{j}_{b}) - dm{j}.y * (lo.y * sl{b} + hi.y * sh{b});\n"
             ));
-            let at = format!("({j}u * BATCH + {b}u) * WG + lid.x");
-            share.push_str(&format!("    red[{at}] = acc{j}_{b};\n"));
-            add.push_str(&format!("            red[{at}] += red[{at} + s];\n"));
-            write.push_str(&format!(
-                "        if (row0 + {j}u < NROWS) {{ y[{b}u * NROWS + row0 + {j}u] = red[{at}]; }}\n"
-            ));
         }
         dots.push_str("                    }\n");
         scale.push_str("                }\n");
     }
     format!("{head}{COMMON}{SCALE_MIN}")
         + &MAIN_Q4K
-            .replace("    //DECL\n", &decl)
+            .replace("    //DECL\n", &sums.decl)
             .replace("            //OFFSETS\n", &offsets)
             .replace("                //CHUNK_DECL\n", &chunk_decl)
             .replace("                    //X\n", &x_loads)
             .replace("                    //DOTS\n", &dots)
             .replace("                //SCALE\n", &scale)
-            .replace("    //SHARE\n", &share)
-            .replace("            //ADD\n", &add)
-            .replace("        //WRITE\n", &write)
+            .replace("    //SHARE\n", &sums.share)
+            .replace("            //ADD\n", &sums.add)
+            .replace("        //WRITE\n", &sums.write)
 }
 
 // The scale (x) and min (y) of sub-block `sb` of a q4_K block, from its 12 scale bytes in
@@ -475,6 +454,38 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
 }
 "#;
+
+/// The accumulators of `rpt` rows times `batch` vectors, and the template lines that add
+/// them across a row group in workgroup memory and write the sums.
+struct Sums {
+    decl: String,
+    share: String,
+    add: String,
+    write: String,
+}
+
+fn sums(batch: usize, rpt: usize) -> Sums {
+    let mut out = Sums {
+        decl: String::new(),
+        share: String::new(),
+        add: String::new(),
+        write: String::new(),
+    };
+    for j in 0..rpt {
+        for b in 0..batch {
+            out.decl.push_str(&format!("    var acc{j}_{b} = 0.0;\n"));
+            let at = format!("({j}u * BATCH + {b}u) * WG + lid.x");
+            out.share
+                .push_str(&format!("    red[{at}] = acc{j}_{b};\n"));
+            out.add
+                .push_str(&format!("            red[{at}] += red[{at} + s];\n"));
+            out.write.push_str(&format!(
+                "        if (row0 + {j}u < NROWS) {{ y[{b}u * NROWS + row0 + {j}u] = red[{at}]; }}\n"
+            ));
+        }
+    }
+    out
+}
 
 /// How many copies of W to rotate through on a GPU: enough for 256 MiB (four times the
 /// largest GPU last-level caches of today), at most 16, within a quarter of `memory_bytes`.

@@ -72,27 +72,6 @@ pub const DIRECT_B_MAX_M: usize = 32;
 /// 86 with 1024.
 pub const DIRECT_B_MAX_KC: usize = 256;
 
-fn param(
-    name: &'static str,
-    doc: &'static str,
-    candidates: Vec<i64>,
-    min: i64,
-    max: i64,
-    step: i64,
-) -> Param {
-    let mut candidates = candidates;
-    candidates.sort_unstable();
-    candidates.dedup();
-    Param {
-        name,
-        doc,
-        candidates,
-        min,
-        max,
-        step,
-    }
-}
-
 /// The microkernels of `backend`, or an error when it has none on this platform.
 pub fn kernels_of(backend: Backend) -> Result<&'static [MicroKernel]> {
     let ks = microkernels(backend);
@@ -127,7 +106,7 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
         .join(", ");
     Ok(Space {
         params: vec![
-            param(
+            Param::new(
                 "mr",
                 "microkernel rows",
                 ks.iter().map(|k| k.mr as i64).collect(),
@@ -135,7 +114,7 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
                 64,
                 1,
             ),
-            param(
+            Param::new(
                 "nr",
                 "microkernel columns",
                 ks.iter().map(|k| k.nr as i64).collect(),
@@ -143,8 +122,8 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
                 256,
                 1,
             ),
-            param("mc", "rows of A per packed block (L2)", mc, 1, 1 << 16, 1),
-            param(
+            Param::new("mc", "rows of A per packed block (L2)", mc, 1, 1 << 16, 1),
+            Param::new(
                 "kc",
                 "depth of packed blocks (L1)",
                 vec![64, 128, 192, 256, 384, 512, 768],
@@ -152,7 +131,7 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
                 1 << 16,
                 1,
             ),
-            param(
+            Param::new(
                 "nc",
                 "columns of B per packed block (L3) or stream chunk",
                 vec![256, 512, 1024, 2048, 4096, 8192],
@@ -160,8 +139,8 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
                 1 << 20,
                 1,
             ),
-            param("threads", "worker threads", threads, 1, 1024, 1),
-            param(
+            Param::new("threads", "worker threads", threads, 1, 1024, 1),
+            Param::new(
                 "par",
                 "parallel loop: 0 rows (IC), 1 columns (JR)",
                 vec![0, 1],
@@ -169,7 +148,7 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
                 1,
                 1,
             ),
-            param(
+            Param::new(
                 "pack",
                 "1 pack A and B, 2 pack A only, 0 stream (small m)",
                 pack,
