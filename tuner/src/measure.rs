@@ -5,8 +5,8 @@
 //! function that returns the device seconds of `n` runs; only the time caps also watch the
 //! wall clock, so a device whose clock stands still cannot hang a measurement.
 //!
-//! 1. Warm up: run for `warmup` (at least once), so caches, page tables, thread pools and
-//!    clocks settle.
+//! 1. Warm up: run for `warmup` (at least once), in calls of growing batches so that the
+//!    device stays busy, so caches, page tables, thread pools and clocks settle.
 //! 2. Batch: if one run is shorter than `min_sample`, time several runs per sample so the
 //!    clock's resolution and call overhead do not dominate; a sample is the mean of its batch.
 //! 3. Sample until the 95% confidence interval of the median, from order statistics (no
@@ -84,16 +84,23 @@ pub fn measure_until<E>(
     mut time: impl FnMut(usize) -> Result<f64, E>,
     mut stop: impl FnMut(&[f64]) -> bool,
 ) -> Result<Measurement, E> {
-    // Warm-up, which also estimates the time of one run.
+    // Warm-up, which also estimates the time of one run. Each call runs up to twice as many
+    // as the last (within the warm-up left), so that the device is kept busy as it is when
+    // sampled: a GPU timed one run per call idles between calls and may not reach its
+    // clocks.
     let wall = Instant::now();
-    let (mut device_s, mut runs) = (0.0f64, 0u32);
+    let (mut device_s, mut runs) = (0.0f64, 0usize);
+    let mut n = 1usize;
     loop {
-        device_s += time(1)?;
-        runs += 1;
-        let warm = device_s >= opts.warmup.as_secs_f64();
-        if warm || wall.elapsed() >= opts.warmup.max(Duration::from_millis(1)) * 4 {
+        device_s += time(n)?;
+        runs += n;
+        let target = opts.warmup.as_secs_f64();
+        if device_s >= target || wall.elapsed() >= opts.warmup.max(Duration::from_millis(1)) * 4 {
             break;
         }
+        let per_run = device_s / runs as f64;
+        let left = ((target - device_s) / per_run.max(1e-9)).ceil() as usize;
+        n = (2 * n).min(left.max(1));
     }
     let per_run = device_s / runs as f64;
     let batch = ((opts.min_sample.as_secs_f64() / per_run.max(1e-9)).ceil() as usize).max(1);
@@ -204,5 +211,27 @@ mod tests {
         // A clock that stands still cannot hang the measurement.
         let m = measure_until(&opts, |_| Ok::<f64, ()>(0.0), |_| false).unwrap();
         assert_eq!(m.stats.median_s, 0.0);
+    }
+
+    #[test]
+    fn warm_up_calls_grow_and_stop_at_the_warm_up_time() {
+        // 1 ms per run, 10 ms of warm-up: calls of 1, 2, 4 then the 3 runs left.
+        let opts = MeasureOptions {
+            warmup: Duration::from_millis(10),
+            max_time: Duration::from_millis(50),
+            min_samples: 2,
+            ..Default::default()
+        };
+        let mut calls = Vec::new();
+        measure_until(
+            &opts,
+            |n| {
+                calls.push(n);
+                Ok::<f64, ()>(n as f64 * 1e-3)
+            },
+            |_| false,
+        )
+        .unwrap();
+        assert_eq!(&calls[..4], &[1, 2, 4, 3], "{calls:?}");
     }
 }
