@@ -94,6 +94,17 @@ impl Machine {
         m
     }
 
+    /// Whether `other` is the same hardware model for borrowing tuned configs: the same
+    /// accelerator (name and API) for results run on one, else the same CPU model; a GPU's
+    /// configs never serve the CPU, nor another GPU.
+    pub fn same_model(&self, other: &Machine) -> bool {
+        match (&self.accelerator, &other.accelerator) {
+            (None, None) => self.cpu_model == other.cpu_model,
+            (Some(a), Some(b)) => a.name == b.name && a.api == b.api,
+            _ => false,
+        }
+    }
+
     /// Whether its results ran on a software implementation of a GPU (lavapipe), which is
     /// never ranked with real GPUs.
     pub fn software_accelerator(&self) -> bool {
@@ -192,6 +203,13 @@ mod tests {
             ..gpu
         });
         assert_ne!(other.id, g.id);
+        // Borrowing: a GPU's configs serve the same GPU model only, never the CPU.
+        assert!(!g.same_model(&m) && !m.same_model(&g));
+        assert!(!g.same_model(&other));
+        let mut elsewhere = g.clone();
+        elsewhere.cpu_model.push_str(" (another host)");
+        assert!(g.same_model(&elsewhere));
+        assert!(m.same_model(&m.clone()));
     }
 
     #[test]

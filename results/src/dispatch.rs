@@ -60,9 +60,7 @@ pub fn install(dbs: Vec<Database>) -> usize {
     let this = Machine::detect();
     let applicable = dbs
         .iter()
-        .filter(|d| {
-            d.machine.hardware.id == this.id || d.machine.hardware.cpu_model == this.cpu_model
-        })
+        .filter(|d| d.machine.hardware.id == this.id || d.machine.hardware.same_model(&this))
         .map(|d| d.results.len())
         .sum();
     let dbs = Arc::new(dbs);

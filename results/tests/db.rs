@@ -991,6 +991,49 @@ fn lookup_prefers_exact_then_nearest_then_same_cpu_model() {
     assert_eq!(MatchKind::SameCpuModel.to_string(), "same CPU model");
 }
 
+#[test]
+fn a_gpu_s_configs_serve_the_same_gpu_model_only() {
+    // Three machines of one CPU model: the CPU itself, a host with an H100, and another
+    // host with an H100 whose results are wgpu ones.
+    let on_gpu = |id: &str| MachineRecord {
+        hardware: Machine {
+            accelerator: Some(h100()),
+            ..hardware(id, "Model X")
+        },
+        ..machine(id, "Model X")
+    };
+    let mut peer = Database::new(on_gpu(ID_B));
+    peer.insert(rec(Backend::Wgpu, mm(512, 512, 512), 1, 7.0));
+    let dbs = vec![peer];
+    let problem = Problem {
+        family: Family::new("matmul").unwrap(),
+        dtype: Dtype::F32,
+        shape: mm(512, 512, 512),
+    };
+    let find = |this: &Machine| {
+        tuned_lookup(
+            &dbs,
+            this,
+            &problem,
+            Backend::Wgpu,
+            1,
+            &ktune_results::db::accept_all,
+        )
+        .map(|(r, kind)| (r.timing.median_s, kind))
+    };
+    // The same GPU model on another host lends its config.
+    let gpu_here = on_gpu(ID_A).hardware;
+    assert_eq!(find(&gpu_here), Some((7.0, MatchKind::SameCpuModel)));
+    // A CPU of that model, or another GPU on it, does not.
+    assert_eq!(find(&hardware(ID_A, "Model X")), None);
+    let mut other_gpu = gpu_here.clone();
+    if let Some(g) = other_gpu.accelerator.as_mut() {
+        g.name = "llvmpipe".into();
+        g.software = true;
+    }
+    assert_eq!(find(&other_gpu), None);
+}
+
 // ---- the JSON Schema ------------------------------------------------------------------
 
 fn schema() -> Value {

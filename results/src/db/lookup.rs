@@ -29,7 +29,8 @@ pub enum MatchKind {
     Exact,
     /// This machine, the same family, dtype and backend, the nearest shape.
     NearestShape,
-    /// Another machine with the same CPU model (exact key, else nearest shape).
+    /// Another machine with the same CPU model, or for results on an accelerator the same
+    /// accelerator model ([`Machine::same_model`]); exact key, else nearest shape.
     SameCpuModel,
 }
 
@@ -100,7 +101,7 @@ pub fn tuned_lookup<'a>(
     let peers: Vec<&Database> = dbs
         .iter()
         .filter(|d| d.machine.hardware.id != this.id)
-        .filter(|d| d.machine.hardware.cpu_model == this.cpu_model)
+        .filter(|d| d.machine.hardware.same_model(this))
         .collect();
     exact(&peers, &key, usable)
         .or_else(|| nearest(&peers, &key, usable))
