@@ -19,6 +19,11 @@ pub struct ProbeResult {
     pub machine: Machine,
     /// Peak f32 FMA throughput in GFLOP/s (an FMA counts 2), per backend, per thread count.
     pub fma_gflops: BTreeMap<String, PerThreads>,
+    /// Peak int8 dot-product throughput in GOP/s (a u8 x i8 product and its sum count 2),
+    /// per backend, per thread count, with the instruction the backend's quantized kernels
+    /// use (VNNI, `vpmaddubsw`); empty in probes of older versions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub int8_gops: BTreeMap<String, PerThreads>,
     /// Memory bandwidth in GB/s (1e9 bytes): `read` (read-only stream) and `triad`
     /// (`a = b + s*c`, 12 bytes per element), per thread count.
     pub bandwidth_gbs: BTreeMap<String, PerThreads>,

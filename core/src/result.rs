@@ -56,6 +56,10 @@ pub struct Gpu {
 pub struct Peaks {
     /// Peak f32 FMA throughput in GFLOP/s per backend, per thread count.
     pub fma_gflops: BTreeMap<String, PerThreads>,
+    /// Peak int8 dot-product throughput in GOP/s per backend, per thread count (absent in
+    /// records of older versions).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub int8_gops: BTreeMap<String, PerThreads>,
     /// Memory bandwidth in GB/s per test (`read`, `triad`), per thread count.
     pub bandwidth_gbs: BTreeMap<String, PerThreads>,
     /// Seconds since the Unix epoch when the probe ran.
@@ -67,6 +71,7 @@ impl Peaks {
     pub fn from_probe(p: &ProbeResult) -> Peaks {
         Peaks {
             fma_gflops: p.fma_gflops.clone(),
+            int8_gops: p.int8_gops.clone(),
             bandwidth_gbs: p.bandwidth_gbs.clone(),
             probed_at: p.timestamp,
         }

@@ -1,5 +1,6 @@
-//! The loops the roofline probe times: independent FMA chains per ISA (peak FLOP/s) and
-//! plain streams over memory (bandwidth). Timing and threading live in the tuner.
+//! The loops the roofline probe times: independent FMA chains per ISA (peak FLOP/s), int8
+//! dot-product chains per ISA (peak int8 operations, what quantized kernels run), and plain
+//! streams over memory (bandwidth). Timing and threading live in the tuner.
 
 use crate::backend::Backend;
 use crate::device::BackendExt;
@@ -92,6 +93,89 @@ mod x86 {
         }
         ((iters * CHAINS * 32) as f64, _mm512_reduce_add_ps(s))
     }
+
+    /// 12 chains of `vpdpbusd`: 64 u8 x i8 products summed into 16 i32 lanes each.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX-512BW and AVX-512 VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn int8_vnni(iters: usize) -> (f64, i32) {
+        const CHAINS: usize = 12;
+        let mut acc = [_mm512_setzero_si512(); CHAINS];
+        let a = _mm512_set1_epi8(std::hint::black_box(3));
+        let b = _mm512_set1_epi8(std::hint::black_box(-2));
+        for _ in 0..iters {
+            for c in acc.iter_mut() {
+                *c = _mm512_dpbusd_epi32(*c, a, b);
+            }
+        }
+        let mut s = _mm512_setzero_si512();
+        for c in acc {
+            s = _mm512_add_epi32(s, c);
+        }
+        ((iters * CHAINS * 64 * 2) as f64, _mm512_reduce_add_epi32(s))
+    }
+
+    /// 8 chains of `vpmaddubsw` + `vpmaddwd` + add on 64 bytes, each chain with its own
+    /// operands advanced every round (so that no product is loop-invariant).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX-512BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn int8_avx512bw(iters: usize) -> (f64, i32) {
+        const CHAINS: usize = 8;
+        let mut acc = [_mm512_setzero_si512(); CHAINS];
+        let mut a: [__m512i; CHAINS] =
+            std::array::from_fn(|c| _mm512_set1_epi8(std::hint::black_box(c as i8 + 1)));
+        let b = _mm512_set1_epi8(std::hint::black_box(-2));
+        let ones = _mm512_set1_epi16(1);
+        let step = _mm512_set1_epi8(1);
+        for _ in 0..iters {
+            for (c, x) in acc.iter_mut().zip(a.iter_mut()) {
+                let p = _mm512_maddubs_epi16(*x, b);
+                *c = _mm512_add_epi32(*c, _mm512_madd_epi16(p, ones));
+                *x = _mm512_add_epi8(*x, step);
+            }
+        }
+        let mut s = _mm512_setzero_si512();
+        for c in acc {
+            s = _mm512_add_epi32(s, c);
+        }
+        ((iters * CHAINS * 64 * 2) as f64, _mm512_reduce_add_epi32(s))
+    }
+
+    /// 8 chains of `vpmaddubsw` + `vpmaddwd` + add on 32 bytes (llama.cpp's AVX2 int8 dot),
+    /// each chain with its own operands advanced every round.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn int8_avx2(iters: usize) -> (f64, i32) {
+        const CHAINS: usize = 8;
+        let mut acc = [_mm256_setzero_si256(); CHAINS];
+        let mut a: [__m256i; CHAINS] =
+            std::array::from_fn(|c| _mm256_set1_epi8(std::hint::black_box(c as i8 + 1)));
+        let b = _mm256_set1_epi8(std::hint::black_box(-2));
+        let ones = _mm256_set1_epi16(1);
+        let step = _mm256_set1_epi8(1);
+        for _ in 0..iters {
+            for (c, x) in acc.iter_mut().zip(a.iter_mut()) {
+                let p = _mm256_maddubs_epi16(*x, b);
+                *c = _mm256_add_epi32(*c, _mm256_madd_epi16(p, ones));
+                *x = _mm256_add_epi8(*x, step);
+            }
+        }
+        let mut s = _mm256_setzero_si256();
+        for c in acc {
+            s = _mm256_add_epi32(s, c);
+        }
+        let mut out = [0i32; 8];
+        _mm256_storeu_si256(out.as_mut_ptr().cast(), s);
+        (
+            (iters * CHAINS * 32 * 2) as f64,
+            out.iter().fold(0i32, |t, &v| t.wrapping_add(v)),
+        )
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -119,6 +203,58 @@ mod arm {
         }
         ((iters * CHAINS * 8) as f64, vaddvq_f32(s))
     }
+}
+
+/// Runs `iters` rounds of the backend's int8 dot-product chains and returns the operations
+/// executed (a u8 x i8 product and its sum count 2) and a value derived from the result,
+/// which the caller must consume. The instruction is the one the backend's quantized
+/// kernels use: VNNI `vpdpbusd` on `avx512` where the CPU has it (else AVX-512BW
+/// `vpmaddubsw`), `vpmaddubsw` + `vpmaddwd` on `avx2` (llama.cpp's sequence), and a
+/// portable loop the compiler vectorizes for `scalar` and `neon`.
+pub fn int8_dots(backend: Backend, iters: usize) -> Result<(f64, i32)> {
+    backend.require()?;
+    match backend {
+        Backend::Scalar | Backend::Neon => Ok(portable_int8(iters)),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `require` checked AVX2 (and FMA, F16C).
+        Backend::Avx2 => Ok(unsafe { x86::int8_avx2(iters) }),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => {
+            if crate::backend::CpuFeatures::get().avx512vnni {
+                // SAFETY: `require` checked AVX-512F/BW/VL; VNNI was just checked.
+                Ok(unsafe { x86::int8_vnni(iters) })
+            } else {
+                // SAFETY: `require` checked AVX-512F/BW.
+                Ok(unsafe { x86::int8_avx512bw(iters) })
+            }
+        }
+        _ => Err(crate::Error::Unsupported(format!(
+            "no int8 probe for backend {backend}"
+        ))),
+    }
+}
+
+/// The portable int8 ceiling: 64 independent u8 x i8 multiply-accumulates per round,
+/// vectorized by the compiler with the target's baseline SIMD.
+fn portable_int8(iters: usize) -> (f64, i32) {
+    const LANES: usize = 64;
+    let a: [u8; LANES] = std::hint::black_box(std::array::from_fn(|i| (i % 7) as u8 + 1));
+    let mut b: [i8; LANES] = std::hint::black_box(std::array::from_fn(|i| (i % 5) as i8 - 2));
+    let mut acc = [0i32; LANES];
+    for _ in 0..iters {
+        for i in 0..LANES {
+            acc[i] = acc[i].wrapping_add(i32::from(a[i]) * i32::from(b[i]));
+        }
+        // New operands every round, so that no product can be hoisted out of the loop.
+        for x in b.iter_mut() {
+            *x = x.wrapping_add(1);
+        }
+        std::hint::black_box(&mut acc);
+    }
+    (
+        (iters * LANES * 2) as f64,
+        acc.iter().fold(0i32, |s, &v| s.wrapping_add(v)),
+    )
 }
 
 /// The readers the probe tries: each CPU backend's widest loads (the portable body compiled
@@ -235,5 +371,41 @@ mod tests {
         let mut a = vec![0f32; 3];
         triad(&mut a, &[1.0, 2.0, 3.0], &[1.0, 1.0, 2.0], 2.0);
         assert_eq!(a, vec![3.0, 4.0, 7.0]);
+    }
+
+    #[test]
+    fn int8_loops_compute_exactly_what_they_claim() {
+        let iters = 10usize;
+        // Portable: 64 lanes, a = i % 7 + 1, b = i % 5 - 2 plus the round.
+        let want: i64 = (0..64)
+            .map(|i| {
+                let a = (i % 7) as i64 + 1;
+                (0..iters as i64)
+                    .map(|t| a * ((i % 5) as i64 - 2 + t))
+                    .sum::<i64>()
+            })
+            .sum();
+        assert_eq!(portable_int8(iters), (1280.0, want as i32));
+        for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
+            let (ops, v) = int8_dots(b, iters).unwrap();
+            // Chains of a = chain + 1 + round against b = -2 (x86), or the portable loop.
+            let per_lane_round = |lanes: i64, chains: i64| -> i64 {
+                (0..chains)
+                    .flat_map(|c| (0..iters as i64).map(move |t| -4 * (c + 1 + t)))
+                    .sum::<i64>()
+                    * 2
+                    * lanes
+            };
+            let expect = match b {
+                Backend::Avx2 => (8.0 * 32.0 * 2.0 * iters as f64, per_lane_round(8, 8)),
+                Backend::Avx512 if crate::backend::CpuFeatures::get().avx512vnni => (
+                    12.0 * 64.0 * 2.0 * iters as f64,
+                    -24 * 16 * 12 * iters as i64,
+                ),
+                Backend::Avx512 => (8.0 * 64.0 * 2.0 * iters as f64, per_lane_round(16, 8)),
+                _ => (1280.0, want),
+            };
+            assert_eq!((ops, v), (expect.0, expect.1 as i32), "{b}");
+        }
     }
 }

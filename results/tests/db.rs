@@ -56,6 +56,10 @@ fn peaks(scale: f64, probed_at: u64) -> Peaks {
             "avx2".to_string(),
             per_threads(&[(1, 101.5 * scale), (16, 1500.25 * scale)]),
         )]),
+        int8_gops: BTreeMap::from([(
+            "avx2".to_string(),
+            per_threads(&[(1, 403.0 * scale), (16, 6000.5 * scale)]),
+        )]),
         bandwidth_gbs: BTreeMap::from([
             ("read".to_string(), per_threads(&[(1, 30.1), (16, 80.7)])),
             ("triad".to_string(), per_threads(&[(16, 60.3)])),
@@ -329,6 +333,7 @@ fn peaks_from_probe() {
         schema: "ktune.probe/1".into(),
         machine: hardware(ID_A, "cpu"),
         fma_gflops: peaks(2.0, 0).fma_gflops,
+        int8_gops: peaks(2.0, 0).int8_gops,
         bandwidth_gbs: peaks(2.0, 0).bandwidth_gbs,
         array_bytes: 1 << 26,
         read_reader: "avx512, 4 streams".into(),

@@ -265,6 +265,7 @@ mod tests {
             schema: ktune_core::probe::PROBE_SCHEMA.into(),
             machine: ktune_core::Machine::detect(),
             fma_gflops: BTreeMap::from([("scalar".to_string(), BTreeMap::from([(1, peak)]))]),
+            int8_gops: Default::default(),
             bandwidth_gbs: BTreeMap::from([("read".to_string(), BTreeMap::from([(1, bw)]))]),
             array_bytes: 0,
             read_reader: "scalar, 1 stream".into(),

@@ -254,6 +254,7 @@ fn cmd_probe(
     };
     let tables = [
         ("fma", "GFLOP/s", &p.fma_gflops),
+        ("int8", "GOP/s", &p.int8_gops),
         ("bandwidth", "GB/s", &p.bandwidth_gbs),
     ];
     for (what, unit, table) in tables {

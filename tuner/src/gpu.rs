@@ -58,6 +58,7 @@ pub fn probe(dev: &ktune_kernels::gpu::WgpuDevice, machine: Machine) -> Result<P
         schema: PROBE_SCHEMA.to_string(),
         machine,
         fma_gflops: [("wgpu".to_string(), one(p.fma_gflops))].into(),
+        int8_gops: Default::default(),
         bandwidth_gbs: [
             ("read".to_string(), one(p.read_gbs)),
             ("copy".to_string(), one(p.copy_gbs)),

@@ -156,6 +156,7 @@ pub fn read_cache(path: &std::path::Path, machine: &Machine) -> Result<ProbeResu
 pub fn check(p: &ProbeResult) -> Result<(), String> {
     for (group, table) in [
         ("fma_gflops", &p.fma_gflops),
+        ("int8_gops", &p.int8_gops),
         ("bandwidth_gbs", &p.bandwidth_gbs),
     ] {
         for (name, per) in table {
@@ -252,20 +253,47 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
     let threads = thread_counts();
     let mut spread = 0f64;
     let mut fma = BTreeMap::new();
+    let mut int8 = BTreeMap::new();
     for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
-        // Calibrated once per backend, then every round and thread count runs the same work.
-        let iters = fma_iters(b)?;
-        let mut per = PerThreads::new();
-        for &t in &threads {
-            let (v, sp) = stable(|| fma_gflops(b, t, iters))?;
+        let kinds: [(&str, Chains, &mut BTreeMap<String, PerThreads>); 2] = [
+            // The loops' values are consumed, so that their work cannot be removed.
+            (
+                "fma",
+                |b, n| {
+                    loops::fma_chains(b, n).map(|(f, v)| {
+                        std::hint::black_box(v);
+                        f
+                    })
+                },
+                &mut fma,
+            ),
+            (
+                "int8",
+                |b, n| {
+                    loops::int8_dots(b, n).map(|(f, v)| {
+                        std::hint::black_box(v);
+                        f
+                    })
+                },
+                &mut int8,
+            ),
+        ];
+        for (what, chains, into) in kinds {
+            // Calibrated once per backend, then every round and thread count runs the same
+            // work.
+            let iters = chain_iters(b, chains)?;
+            let mut per = PerThreads::new();
+            for &t in &threads {
+                let (v, sp) = stable(|| chain_rate(b, t, iters, chains))?;
+                spread = spread.max(sp);
+                per.insert(t, v);
+            }
+            let sp = monotone(&format!("{what} {b}"), &mut per, |t| {
+                stable(|| chain_rate(b, t, iters, chains))
+            })?;
             spread = spread.max(sp);
-            per.insert(t, v);
+            into.insert(b.name().to_string(), per);
         }
-        let sp = monotone(&format!("fma {b}"), &mut per, |t| {
-            stable(|| fma_gflops(b, t, iters))
-        })?;
-        spread = spread.max(sp);
-        fma.insert(b.name().to_string(), per);
     }
     let llc = CacheInfo::get().last_level_bytes();
     // Three arrays (triad), within a quarter of what this process may allocate; smaller
@@ -298,6 +326,7 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
         schema: PROBE_SCHEMA.to_string(),
         machine,
         fma_gflops: fma,
+        int8_gops: int8,
         bandwidth_gbs: bw,
         array_bytes,
         read_reader: reader,
@@ -310,12 +339,15 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
     })
 }
 
-/// Rounds of the backend's FMA chains that take one thread about 30 ms.
-fn fma_iters(b: Backend) -> Result<usize> {
+/// A probe loop: `iters` rounds of a backend's chains, returning the operations done.
+type Chains = fn(Backend, usize) -> ktune_kernels::error::Result<f64>;
+
+/// Rounds of the backend's chains that take one thread about 30 ms.
+fn chain_iters(b: Backend, chains: Chains) -> Result<usize> {
     let mut iters = 10_000usize;
     loop {
         let t = Instant::now();
-        std::hint::black_box(loops::fma_chains(b, iters)?);
+        std::hint::black_box(chains(b, iters)?);
         let dt = t.elapsed().as_secs_f64();
         if dt > 0.01 {
             return Ok(((iters as f64) * 0.03 / dt).ceil() as usize);
@@ -324,18 +356,15 @@ fn fma_iters(b: Backend) -> Result<usize> {
     }
 }
 
-/// Best-of-`REPS` GFLOP/s of `threads` threads each running `iters` rounds of the backend's
-/// FMA chains at once.
-fn fma_gflops(b: Backend, threads: usize, iters: usize) -> Result<f64> {
+/// Best-of-`REPS` G-operations per second of `threads` threads each running `iters` rounds
+/// of the backend's chains at once.
+fn chain_rate(b: Backend, threads: usize, iters: usize, chains: Chains) -> Result<f64> {
     let p = pool(threads)?;
     let mut best = 0f64;
     for _ in 0..REPS {
         let t = Instant::now();
-        let flops: Vec<f64> = p.broadcast(|_| {
-            let (f, v) = loops::fma_chains(b, iters).unwrap_or((0.0, 0.0));
-            std::hint::black_box(v);
-            f
-        });
+        let flops: Vec<f64> =
+            p.broadcast(|_| std::hint::black_box(chains(b, iters).unwrap_or(0.0)));
         let dt = t.elapsed().as_secs_f64();
         best = best.max(flops.iter().sum::<f64>() / dt / 1e9);
     }

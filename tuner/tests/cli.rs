@@ -360,6 +360,10 @@ fn probe_and_list() {
         .as_f64()
         .expect("scalar peak");
     assert!(scalar_1 > 0.1, "{v}");
+    // The int8 dot-product ceiling of every backend the FMA one has.
+    for b in v["fma_gflops"].as_object().unwrap().keys() {
+        assert!(v["int8_gops"][b]["1"].as_f64().unwrap() > 0.1, "{b}: {v}");
+    }
     for kind in ["read", "triad"] {
         assert!(v["bandwidth_gbs"][kind]["1"].as_f64().unwrap() > 0.1, "{v}");
     }

@@ -176,6 +176,7 @@ fn a_short_tuning_run_ends_in_the_database() {
         schema: ktune_core::probe::PROBE_SCHEMA.into(),
         machine: machine.clone(),
         fma_gflops: Default::default(),
+        int8_gops: Default::default(),
         bandwidth_gbs: Default::default(),
         array_bytes: 0,
         read_reader: "avx512, 4 streams".into(),

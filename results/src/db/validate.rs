@@ -39,6 +39,7 @@ pub(crate) fn machine(m: &MachineRecord) -> Result<(), String> {
     if let Some(peaks) = &m.peaks {
         for (group, table) in [
             ("fma_gflops", &peaks.fma_gflops),
+            ("int8_gops", &peaks.int8_gops),
             ("bandwidth_gbs", &peaks.bandwidth_gbs),
         ] {
             for (name, per_threads) in table {
