@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use ktune_core::{Backend, Config, DimSpec, Dims, Dtype, Family, KernelInfo, Problem, Space, Work};
+use ktune_core::{
+    Backend, Config, DimSpec, Dims, Dtype, Family, KernelId, KernelInfo, Problem, Space, Work,
+};
 
 use crate::device::{Device, HostData};
 use crate::error::{Error, Result};
@@ -57,6 +59,12 @@ pub trait KernelFamily: Send + Sync {
 
     /// Every kernel of every backend, available here or not.
     fn kernels(&self) -> Vec<KernelInfo>;
+
+    /// Whether `kernel` computes with int8 dot products, so that its compute ceiling is the
+    /// probe's int8 one rather than the f32 FMA peak. The default: no.
+    fn int8_kernel(&self, _kernel: &KernelId) -> bool {
+        false
+    }
 
     /// The tunable space of `problem` on `backend`.
     fn space(&self, backend: Backend, problem: &Problem) -> Result<Space>;
@@ -172,6 +180,11 @@ pub fn work(problem: &Problem) -> Result<Work> {
 /// The least memory a workload of `problem` needs (see [`KernelFamily::footprint`]).
 pub fn footprint(problem: &Problem) -> Result<f64> {
     Ok(family_of(problem.family)?.footprint(problem))
+}
+
+/// Whether `kernel` computes with int8 dot products (see [`KernelFamily::int8_kernel`]).
+pub fn int8_kernel(kernel: &KernelId) -> bool {
+    family_of(kernel.family).is_ok_and(|f| f.int8_kernel(kernel))
 }
 
 /// Every kernel of every family.

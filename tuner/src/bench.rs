@@ -156,7 +156,7 @@ pub fn record(
     let problem = req.problem;
     let gflops = m.work.flops / stats.median_s / 1e9;
     let gbs = m.work.counted_bytes / stats.median_s / 1e9;
-    let roofline = roofline_gflops(probe, &m.work, req.backend(), used);
+    let roofline = roofline_gflops(probe, &m.work, &kernel, used);
     let judged = judge(&problem, gflops, roofline.as_ref());
     BenchRecord {
         kernel,
@@ -191,15 +191,25 @@ pub struct Ceiling {
     pub name: String,
 }
 
-/// The roofline bound of a problem's work on `backend` with `threads` (the threads the
-/// config uses), from the probe.
+/// The roofline bound of a problem's work run by `kernel` with `threads` (the threads the
+/// config uses), from the probe: its compute ceiling is the int8 dot-product peak for a
+/// kernel that computes with int8 dot products (where the probe has it), else the f32 FMA
+/// peak of its backend.
 pub fn roofline_gflops(
     probe: &ProbeResult,
     work: &Work,
-    backend: Backend,
+    kernel: &KernelId,
     threads: usize,
 ) -> Option<Ceiling> {
-    let peak = probe.peak_gflops(backend.name(), threads)?;
+    let backend = kernel.backend;
+    let int8 = ktune_kernels::family::int8_kernel(kernel)
+        .then(|| probe.int8_gops.get(backend.name()))
+        .flatten()
+        .and_then(|t| ktune_core::probe::at_threads(t, threads));
+    let (peak, class) = match int8 {
+        Some(p) => (p, "int8"),
+        None => (probe.peak_gflops(backend.name(), threads)?, "fma"),
+    };
     let bw = probe.read_gbs(threads)?;
     let memory = work.intensity() * bw;
     // A GPU's ceilings are the whole device's.
@@ -211,7 +221,7 @@ pub fn roofline_gflops(
     Some(if peak <= memory {
         Ceiling {
             gflops: peak,
-            name: format!("fma {backend} {at}"),
+            name: format!("{class} {backend} {at}"),
         }
     } else {
         Ceiling {
@@ -280,8 +290,9 @@ mod tests {
     fn the_binding_ceiling_is_named_and_a_fraction_above_one_flagged() {
         let p = family::parse_problem("matmul", None, "512x512x512").unwrap();
         let work = family::work(&p).unwrap();
+        let scalar_mm: KernelId = "matmul.f32.scalar.4x8".parse().unwrap();
         // Compute-bound: 512^3 has an intensity of about 85 FLOP/byte.
-        let c = roofline_gflops(&probe(100.0, 20.0), &work, Backend::Scalar, 1).unwrap();
+        let c = roofline_gflops(&probe(100.0, 20.0), &work, &scalar_mm, 1).unwrap();
         assert_eq!(
             (c.gflops, c.name.as_str()),
             (100.0, "fma scalar at 1 thread")
@@ -289,10 +300,30 @@ mod tests {
         let j = judge(&p, 50.0, Some(&c));
         assert_eq!(j.fraction, Some(0.5));
         // Memory-bound: a tiny bandwidth binds.
-        let c = roofline_gflops(&probe(100.0, 0.01), &work, Backend::Scalar, 1).unwrap();
+        let c = roofline_gflops(&probe(100.0, 0.01), &work, &scalar_mm, 1).unwrap();
         assert!(c.name.starts_with("read bandwidth"), "{c:?}");
         let j = judge(&p, 50.0, Some(&c));
         assert!(j.fraction.unwrap() > 1.0, "{j:?}");
         assert_eq!(judge(&p, 50.0, None).ceiling, "");
+    }
+
+    #[test]
+    fn int8_kernels_are_judged_against_the_int8_ceiling() {
+        let p = family::parse_problem("qgemv", None, "4096x4096x64").unwrap();
+        let work = family::work(&p).unwrap();
+        let mut pr = probe(100.0, 1e6);
+        pr.int8_gops = BTreeMap::from([("scalar".to_string(), BTreeMap::from([(1, 400.0)]))]);
+        let int8: KernelId = "qgemv.q4_0.scalar.q8".parse().unwrap();
+        let c = roofline_gflops(&pr, &work, &int8, 1).unwrap();
+        assert_eq!(
+            (c.gflops, c.name.as_str()),
+            (400.0, "int8 scalar at 1 thread")
+        );
+        // The f32 variant, and a probe without int8 figures, take the FMA peak.
+        let f32k: KernelId = "qgemv.q4_0.scalar.f32".parse().unwrap();
+        let c = roofline_gflops(&pr, &work, &f32k, 1).unwrap();
+        assert_eq!(c.name, "fma scalar at 1 thread");
+        let c = roofline_gflops(&probe(100.0, 1e6), &work, &int8, 1).unwrap();
+        assert_eq!(c.name, "fma scalar at 1 thread");
     }
 }

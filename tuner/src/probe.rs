@@ -148,6 +148,11 @@ pub fn read_cache(path: &std::path::Path, machine: &Machine) -> Result<ProbeResu
             "made by an older probe (one read stream, baseline loads)".into(),
         ));
     }
+    if p.int8_gops.is_empty() && p.machine.accelerator.is_none() {
+        return Err(CacheProblem::Unreadable(
+            "made by an older probe (no int8 ceilings)".into(),
+        ));
+    }
     check(&p).map_err(CacheProblem::Figures)?;
     Ok(p)
 }

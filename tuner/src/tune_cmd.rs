@@ -560,7 +560,8 @@ pub fn to_record(
     let config_threads = best.config.get("threads").unwrap_or(1).max(1) as usize;
     let work = family::work(&problem).ok()?;
     let gflops = work.flops / median / 1e9;
-    let roofline = bench::roofline_gflops(probe, &work, spec.backend(), config_threads);
+    let kernel: ktune_core::KernelId = best.kernel.as_deref()?.parse().ok()?;
+    let roofline = bench::roofline_gflops(probe, &work, &kernel, config_threads);
     let judged = bench::judge(&problem, gflops, roofline.as_ref());
     let default = o.default.as_ref().and_then(|d| {
         let st = d.stats.filter(|_| d.status == Status::Ok)?;
@@ -571,7 +572,7 @@ pub fn to_record(
         })
     });
     Some(ResultRecord {
-        kernel: best.kernel.as_deref()?.parse().ok()?,
+        kernel,
         family: problem.family,
         dtype: problem.dtype,
         backend: spec.backend(),

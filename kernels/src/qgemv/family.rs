@@ -117,6 +117,12 @@ impl KernelFamily for Qgemv {
         all
     }
 
+    fn int8_kernel(&self, kernel: &KernelId) -> bool {
+        // The CPU kernels quantize the activations to int8 but for the `f32` variant; the
+        // WGSL kernels compute in f32.
+        kernel.backend.is_cpu() && kernel.variant != "f32"
+    }
+
     fn space(&self, backend: Backend, problem: &Problem) -> Result<Space> {
         #[cfg(feature = "wgpu")]
         if backend == Backend::Wgpu {
