@@ -127,6 +127,7 @@ fn probe_cache_reader() {
         "schema": ktune_core::probe::PROBE_SCHEMA,
         "machine": machine,
         "fma_gflops": {"scalar": {"1": 10.0, "2": 20.0}},
+        "int8_gops": {"scalar": {"1": 12.0, "2": 24.0}},
         "bandwidth_gbs": {"read": {"1": 20.0}, "triad": {"1": 15.0}},
         "array_bytes": 1 << 26,
         "read_reader": "scalar, 1 stream",
