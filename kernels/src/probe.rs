@@ -203,17 +203,45 @@ mod arm {
         }
         ((iters * CHAINS * 8) as f64, vaddvq_f32(s))
     }
+
+    /// 12 chains of `sdot`: 16 i8 x i8 products summed into 4 i32 lanes each.
+    ///
+    /// # Safety
+    /// The CPU must support NEON and the dot-product extension.
+    #[target_feature(enable = "neon,dotprod")]
+    pub unsafe fn int8_sdot(iters: usize) -> (f64, i32) {
+        const CHAINS: usize = 12;
+        let mut acc = [vdupq_n_s32(0); CHAINS];
+        let a = vdupq_n_s8(std::hint::black_box(3));
+        let b = vdupq_n_s8(std::hint::black_box(-2));
+        for _ in 0..iters {
+            for c in acc.iter_mut() {
+                *c = crate::qgemv::kernels::neon::sdot(*c, a, b);
+            }
+        }
+        let mut s = vdupq_n_s32(0);
+        for c in acc {
+            s = vaddq_s32(s, c);
+        }
+        ((iters * CHAINS * 16 * 2) as f64, vaddvq_s32(s))
+    }
 }
 
 /// Runs `iters` rounds of the backend's int8 dot-product chains and returns the operations
 /// executed (a u8 x i8 product and its sum count 2) and a value derived from the result,
 /// which the caller must consume. The instruction is the one the backend's quantized
 /// kernels use: VNNI `vpdpbusd` on `avx512` where the CPU has it (else AVX-512BW
-/// `vpmaddubsw`), `vpmaddubsw` + `vpmaddwd` on `avx2` (llama.cpp's sequence), and a
-/// portable loop the compiler vectorizes for `scalar` and `neon`.
+/// `vpmaddubsw`), `vpmaddubsw` + `vpmaddwd` on `avx2` (llama.cpp's sequence), `sdot` on
+/// `neon` where the CPU has the dot-product extension, and a portable loop the compiler
+/// vectorizes otherwise.
 pub fn int8_dots(backend: Backend, iters: usize) -> Result<(f64, i32)> {
     backend.require()?;
     match backend {
+        #[cfg(target_arch = "aarch64")]
+        Backend::Neon if crate::backend::CpuFeatures::get().dotprod => {
+            // SAFETY: `require` checked NEON; the dot-product extension was just checked.
+            Ok(unsafe { arm::int8_sdot(iters) })
+        }
         Backend::Scalar | Backend::Neon => Ok(portable_int8(iters)),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `require` checked AVX2 (and FMA, F16C).
@@ -403,6 +431,10 @@ mod tests {
                     -24 * 16 * 12 * iters as i64,
                 ),
                 Backend::Avx512 => (8.0 * 64.0 * 2.0 * iters as f64, per_lane_round(16, 8)),
+                Backend::Neon if crate::backend::CpuFeatures::get().dotprod => (
+                    12.0 * 16.0 * 2.0 * iters as f64,
+                    -24 * 4 * 12 * iters as i64,
+                ),
                 _ => (1280.0, want),
             };
             assert_eq!((ops, v), (expect.0, expect.1 as i32), "{b}");

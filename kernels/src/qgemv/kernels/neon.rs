@@ -32,7 +32,7 @@ pub fn kernel(dtype: Dtype) -> Option<(RowsFn, &'static str)> {
 /// The CPU must support the dot-product extension.
 #[target_feature(enable = "neon,dotprod")]
 #[inline]
-unsafe fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+pub(crate) unsafe fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     let mut acc = acc;
     // SAFETY: a register-only instruction of the dotprod extension, checked by the caller.
     asm!(
