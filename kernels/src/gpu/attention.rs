@@ -34,6 +34,7 @@ use ktune_core::space::{Constraint, Param};
 use ktune_core::{Backend, Config, Dtype, KernelId, KernelInfo, Space};
 
 use super::context::{gpu_buf, wgpu_of, WgpuDevice};
+use super::plan::{grid_dim, limits, workgroup_memory, Dispatches, Step};
 use crate::attention::AttentionShape;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -112,16 +113,11 @@ pub fn space_for(s: AttentionShape, limits: &wgpu::Limits) -> Result<Space> {
                     Err(format!("wg={wg}: the adapter takes 1..={max_inv}"))
                 }
             }),
-            Constraint::new("workgroup memory: queries, scores, rescales", move |c| {
-                let need = smem_bytes(s, c.get("wg").unwrap_or(0));
-                if need <= smem {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{need} bytes of workgroup memory, the adapter has {smem}"
-                    ))
-                }
-            }),
+            workgroup_memory(
+                "workgroup memory: queries, scores, rescales",
+                smem,
+                move |c| smem_bytes(s, c.get("wg").unwrap_or(0)),
+            ),
             Constraint::new("rows * ceil(head_dim / wg) <= 64 accumulators", move |c| {
                 let wg = c.get("wg").unwrap_or(1).max(1);
                 let acc = r * ((d + wg - 1) / wg);
@@ -145,7 +141,7 @@ pub fn space_for(s: AttentionShape, limits: &wgpu::Limits) -> Result<Space> {
 
 /// The space of `s` on the open adapter.
 pub fn space(s: AttentionShape) -> Result<Space> {
-    space_for(s, &super::matmul::limits())
+    space_for(s, &limits())
 }
 
 /// The default config (see the module documentation).
@@ -386,23 +382,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 "#;
 
-struct Step {
-    pipeline: Arc<wgpu::ComputePipeline>,
-    group: wgpu::BindGroup,
-    grid: [u32; 3],
-}
-
-struct GpuAttention {
-    device: Arc<dyn Device>,
-    steps: Vec<Step>,
-    // The partial states the bind groups use.
-    _scratch: (wgpu::Buffer, wgpu::Buffer),
-}
-
-fn dim(what: &str, n: usize) -> Result<u32> {
-    u32::try_from(n.max(1)).map_err(|_| Error::InvalidConfig(format!("{what}: {n} workgroups")))
-}
-
 /// The plan of `config` for `s` over `ops` (Q, K, V; O) on a wgpu device.
 pub fn plan(
     device: &Arc<dyn Device>,
@@ -435,34 +414,25 @@ pub fn plan(
             pipeline: p_main,
             group: g_main,
             grid: [
-                dim("splits", split)?,
-                dim("kv heads", s.kv_heads)?,
-                dim("batch", s.batch)?,
+                grid_dim("splits", split)?,
+                grid_dim("kv heads", s.kv_heads)?,
+                grid_dim("batch", s.batch)?,
             ],
         },
         Step {
             pipeline: p_merge,
             group: g_merge,
-            grid: [dim("outputs", (rows * s.head_dim).div_ceil(256))?, 1, 1],
+            grid: [
+                grid_dim("outputs", (rows * s.head_dim).div_ceil(256))?,
+                1,
+                1,
+            ],
         },
     ];
-    Ok(Box::new(GpuAttention {
+    Ok(Box::new(Dispatches {
         device: device.clone(),
+        id: kernel_id(),
         steps,
-        _scratch: (po, pml),
+        _scratch: vec![po, pml],
     }))
-}
-
-impl Plan for GpuAttention {
-    fn kernel_id(&self) -> KernelId {
-        kernel_id()
-    }
-
-    fn run(&mut self, _ops: &mut Operands) -> Result<()> {
-        let dev = wgpu_of(self.device.as_ref())?;
-        for st in &self.steps {
-            dev.dispatch(&st.pipeline, &st.group, st.grid)?;
-        }
-        Ok(())
-    }
 }

@@ -29,6 +29,7 @@ use ktune_core::space::{Constraint, Param};
 use ktune_core::{Backend, Config, Dtype, KernelId, KernelInfo, Space};
 
 use super::context::{gpu_buf, wgpu_of, WgpuDevice};
+use super::plan::{grid_dim, limits, workgroup_memory, Dispatches, Step};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::matmul::MatmulShape;
@@ -60,13 +61,6 @@ pub fn registry() -> Vec<KernelInfo> {
             description: "WGSL skinny GEMM for m <= 16: B read once, split reduction".into(),
         },
     ]
-}
-
-/// The limits that shape the space: the open adapter's, else WebGPU's defaults.
-pub(crate) fn limits() -> wgpu::Limits {
-    super::open()
-        .map(|d| d.limits().clone())
-        .unwrap_or_default()
 }
 
 /// The space of `shape` under `limits`.
@@ -136,15 +130,8 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
                         ))
                     }
                 }),
-                Constraint::new("m * bk * 4 <= workgroup memory", move |c| {
-                    let need = m * c.get("bk").unwrap_or(0) * 4;
-                    if need <= smem {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "{need} bytes of workgroup memory, the adapter has {smem}"
-                        ))
-                    }
+                workgroup_memory("m * bk * 4 <= workgroup memory", smem, move |c| {
+                    m * c.get("bk").unwrap_or(0) * 4
                 }),
                 Constraint::new("split <= k", move |c| {
                     let s = c.get("split").unwrap_or(1);
@@ -211,16 +198,9 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
                         Ok(())
                     }
                 }),
-                Constraint::new("4 * bk * (bm + 1 + bn) <= workgroup memory", move |c| {
+                workgroup_memory("4 * bk * (bm + 1 + bn) <= workgroup memory", smem, |c| {
                     let g = |n| c.get(n).unwrap_or(1).max(1);
-                    let need = 4 * g("bk") * (g("bm") + 1 + g("bn"));
-                    if need <= smem {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "{need} bytes of workgroup memory, the adapter has {smem}"
-                        ))
-                    }
+                    4 * g("bk") * (g("bm") + 1 + g("bn"))
                 }),
                 Constraint::new("vector=4 needs tn % 4 == 0", |c| {
                     if c.get("vector").unwrap_or(1) == 4 && c.get("tn").unwrap_or(1) % 4 != 0 {
@@ -340,7 +320,7 @@ pub fn tiled_source(shape: MatmulShape, config: &Config) -> Result<String> {
     }
     super::filled(
         TILED
-            .replace("//HEAD\n", &head)
+            .replace("//HEAD\n", &format!("{head}alias VA = f32;\n{TILED_DECLS}"))
             .replace("    //DECL\n", &decl)
             .replace("            //STEP\n", &step)
             .replace("    //STORE\n", &store),
@@ -405,7 +385,7 @@ fn prefetched(
     );
     Some(
         TILED_PREFETCH
-            .replace("//HEAD\n", &head)
+            .replace("//HEAD\n", &format!("{head}{TILED_DECLS}"))
             .replace("    //DECL\n", decl)
             .replace("    //REGS\n", &regs)
             .replace("        //LOAD\n", &load)
@@ -416,25 +396,6 @@ fn prefetched(
 }
 
 const TILED_PREFETCH: &str = r#"//HEAD
-const WX: u32 = BN / TN;
-const WY: u32 = BM / TM;
-const THREADS: u32 = WX * WY;
-const NV: u32 = N / VW;
-const BNV: u32 = BN / VW;
-const BMP: u32 = BM + 1u;
-
-@group(0) @binding(0) var<storage, read> a: array<VA>;
-@group(0) @binding(1) var<storage, read> b: array<V>;
-@group(0) @binding(2) var<storage, read_write> c: array<V>;
-
-var<workgroup> As: array<f32, BK * BMP>;
-var<workgroup> Bs: array<V, BK * BNV>;
-
-@compute @workgroup_size(WX, WY, 1)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let tid = lid.y * WX + lid.x;
-    let row0 = wid.y * BM;
-    let colv0 = wid.x * BNV;
     //DECL
     //REGS
     var kn = 0u;
@@ -459,7 +420,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 }
 "#;
 
-const TILED: &str = r#"//HEAD
+/// What both tiled kernels declare: the invocation grid, the bindings (A as `VA`: `f32`, or
+/// `vec4<f32>` when the prefetching kernel loads it so), the staged tiles, and the start of
+/// `main`.
+const TILED_DECLS: &str = r#"
 const WX: u32 = BN / TN;
 const WY: u32 = BM / TM;
 const THREADS: u32 = WX * WY;
@@ -469,7 +433,7 @@ const BNV: u32 = BN / VW;
 // consecutive invocations (consecutive k) fall in different banks.
 const BMP: u32 = BM + 1u;
 
-@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(0) var<storage, read> a: array<VA>;
 @group(0) @binding(1) var<storage, read> b: array<V>;
 @group(0) @binding(2) var<storage, read_write> c: array<V>;
 
@@ -481,6 +445,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let tid = lid.y * WX + lid.x;
     let row0 = wid.y * BM;
     let colv0 = wid.x * BNV;
+"#;
+
+const TILED: &str = r#"//HEAD
     //DECL
     for (var k0 = 0u; k0 < K; k0 += BK) {
         for (var i = tid; i < BM * BK; i += THREADS) {
@@ -627,25 +594,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 "#;
 
-struct Step {
-    pipeline: Arc<wgpu::ComputePipeline>,
-    group: wgpu::BindGroup,
-    grid: [u32; 3],
-}
-
-/// A planned wgpu matmul: one or two dispatches.
-struct GpuMatmul {
-    device: Arc<dyn Device>,
-    id: KernelId,
-    steps: Vec<Step>,
-    // Keeps the partial sums alive as long as the bind groups that use them.
-    _scratch: Option<wgpu::Buffer>,
-}
-
-fn grid_dim(what: &str, n: usize) -> Result<u32> {
-    u32::try_from(n.max(1)).map_err(|_| Error::InvalidConfig(format!("{what}: {n} workgroups")))
-}
-
 /// The plan of `config` for `shape` over `ops` on a wgpu device.
 pub fn plan(
     device: &Arc<dyn Device>,
@@ -727,24 +675,10 @@ pub fn plan(
             grid,
         });
     }
-    Ok(Box::new(GpuMatmul {
+    Ok(Box::new(Dispatches {
         device: device.clone(),
         id,
         steps,
-        _scratch: scratch,
+        _scratch: scratch.into_iter().collect(),
     }))
-}
-
-impl Plan for GpuMatmul {
-    fn kernel_id(&self) -> KernelId {
-        self.id.clone()
-    }
-
-    fn run(&mut self, _ops: &mut Operands) -> Result<()> {
-        let dev = wgpu_of(self.device.as_ref())?;
-        for s in &self.steps {
-            dev.dispatch(&s.pipeline, &s.group, s.grid)?;
-        }
-        Ok(())
-    }
 }

@@ -23,6 +23,7 @@
 pub mod attention;
 mod context;
 pub mod matmul;
+mod plan;
 pub mod probe;
 pub mod qgemv;
 mod timer;

@@ -29,6 +29,7 @@ use ktune_core::space::{Constraint, Param};
 use ktune_core::{Backend, Config, Dtype, KernelId, KernelInfo, Space};
 
 use super::context::{gpu_buf, wgpu_of, WgpuDevice};
+use super::plan::{grid_dim, limits, workgroup_memory};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::qgemv::QgemvShape;
@@ -125,15 +126,8 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
                     Ok(())
                 }
             }),
-            Constraint::new("4 * wg * rpt * batch <= workgroup memory", move |c| {
-                let need = 4 * c.get("wg").unwrap_or(0) * c.get("rpt").unwrap_or(1) * batch;
-                if need <= smem {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{need} bytes of workgroup memory, the adapter has {smem}"
-                    ))
-                }
+            workgroup_memory("4 * wg * rpt * batch <= workgroup memory", smem, move |c| {
+                4 * c.get("wg").unwrap_or(0) * c.get("rpt").unwrap_or(1) * batch
             }),
             Constraint::new("workgroups within the adapter's grid", move |c| {
                 let r = (c.get("wg").unwrap_or(1) / c.get("tpr").unwrap_or(1).max(1)).max(1)
@@ -153,12 +147,12 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
 
 /// The space of `shape` on the open adapter.
 pub fn space(dtype: Dtype, shape: QgemvShape) -> Result<Space> {
-    space_for(dtype, shape, &super::matmul::limits())
+    space_for(dtype, shape, &limits())
 }
 
 /// The default config (see the module documentation).
 pub fn default_config(dtype: Dtype, shape: QgemvShape) -> Result<Config> {
-    let limits = super::matmul::limits();
+    let limits = limits();
     let space = space_for(dtype, shape, &limits)?;
     // About four blocks per invocation, between 4 and 32 invocations per group; four rows
     // per invocation; then, while the grid has fewer than 1024 workgroups (too few to fill a
@@ -540,12 +534,7 @@ pub fn plan(
     }
     let r = ((config.get("wg").unwrap_or(1) / config.get("tpr").unwrap_or(1).max(1)).max(1)
         * config.get("rpt").unwrap_or(1).max(1)) as usize;
-    let grid = [
-        u32::try_from(shape.rows.div_ceil(r))
-            .map_err(|_| Error::InvalidConfig("too many workgroups".into()))?,
-        1,
-        1,
-    ];
+    let grid = [grid_dim("row groups", shape.rows.div_ceil(r))?, 1, 1];
     Ok(Box::new(GpuQgemv {
         device: device.clone(),
         id: kernel_id(dtype),
