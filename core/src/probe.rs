@@ -1,10 +1,11 @@
-//! The roofline probe's result: measured peak FMA throughput per backend and memory
-//! bandwidth, each per thread count.
+//! The roofline probe's result: measured peak FMA throughput per backend, read bandwidth
+//! at each memory level, each per thread count; and which level a working set streams from.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::CacheInfo;
 use crate::machine::Machine;
 
 /// Values per thread count. Keys are thread counts as strings in JSON (`{"1": 99.0}`).
@@ -24,8 +25,15 @@ pub struct ProbeResult {
     /// use (VNNI, `vpmaddubsw`); empty in probes of older versions.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub int8_gops: BTreeMap<String, PerThreads>,
-    /// Memory bandwidth in GB/s (1e9 bytes): `read` (read-only stream) and `triad`
-    /// (`a = b + s*c`, 12 bytes per element), per thread count.
+    /// Other compute ceilings the hardware has, reported before any kernel uses them, in
+    /// G-operations per second per thread count, keyed by instruction class and backend
+    /// (`bf16 avx512`: `vdpbf16ps`, a bf16 product and its sum count 2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_gops: BTreeMap<String, PerThreads>,
+    /// Memory bandwidth in GB/s (1e9 bytes), per thread count: `read` (a read-only stream
+    /// from DRAM), `read_l1`, `read_l2`, `read_l3` (a working set resident in that cache
+    /// level; absent in probes of older versions) and `triad` (`a = b + s*c` from DRAM, 12
+    /// bytes per element).
     pub bandwidth_gbs: BTreeMap<String, PerThreads>,
     /// Bytes of each array streamed by the bandwidth tests.
     pub array_bytes: usize,
@@ -41,6 +49,14 @@ pub struct ProbeResult {
     /// The 1-minute load average before the probe ran (other work on the machine).
     #[serde(default)]
     pub load_before: f64,
+    /// Why the figures are suspected (a result measured above one of them); a flagged
+    /// probe is measured again before it judges anything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flagged: Vec<String>,
+    /// What the probe measures and how ([`PROBE_VERSION`]); a cached probe of another
+    /// version is measured again. 0 in probes that predate the field.
+    #[serde(default)]
+    pub probe_version: u32,
     /// Seconds since the Unix epoch when measured.
     pub timestamp: u64,
     /// ktune version that measured it.
@@ -49,6 +65,93 @@ pub struct ProbeResult {
 
 /// The schema tag of [`ProbeResult`] documents.
 pub const PROBE_SCHEMA: &str = "ktune.probe/1";
+
+/// The version of the probe's method: 2 added read bandwidth per cache level and the
+/// other compute ceilings (1 was the int8 probe, 0 the first). Raised whenever what is
+/// measured or how changes, so that cached figures are measured again.
+pub const PROBE_VERSION: u32 = 2;
+
+/// A level of the memory hierarchy that a working set streams from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// The L1 data cache.
+    L1,
+    /// L2.
+    L2,
+    /// L3 (the last level, where there is one).
+    L3,
+    /// Main memory.
+    Dram,
+}
+
+impl Level {
+    /// Every level, nearest first.
+    pub const ALL: [Level; 4] = [Level::L1, Level::L2, Level::L3, Level::Dram];
+
+    /// The key of its read bandwidth in [`ProbeResult::bandwidth_gbs`].
+    pub fn read_key(self) -> &'static str {
+        match self {
+            Level::L1 => "read_l1",
+            Level::L2 => "read_l2",
+            Level::L3 => "read_l3",
+            Level::Dram => "read",
+        }
+    }
+
+    /// `L1`, `L2`, `L3` or `DRAM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::L1 => "L1",
+            Level::L2 => "L2",
+            Level::L3 => "L3",
+            Level::Dram => "DRAM",
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The bytes a cache level holds for `threads` threads working on one data set split
+/// between them: a private level's instances add up (one per group of `shared_by` CPUs),
+/// a shared level counts once.
+pub fn level_capacity(caches: &CacheInfo, level: Level, threads: usize) -> Option<f64> {
+    let c = match level {
+        Level::L1 => caches.l1d,
+        Level::L2 => caches.l2,
+        Level::L3 => caches.l3?,
+        Level::Dram => return None,
+    };
+    let instances = threads.max(1).div_ceil(c.shared_by.max(1));
+    Some((c.size * instances) as f64)
+}
+
+/// The level a working set of `bytes`, run over again and again by `threads` threads,
+/// streams from: the nearest level that holds it. The last level is taken to hold up to
+/// twice its size (a victim or non-inclusive last level keeps what the levels above hold
+/// beside its own, and adaptive replacement keeps part of a cyclic set larger than the
+/// cache): the generous choice, whose ceiling is the higher one, so that a mixed set is
+/// never judged against a roof it can pass. Sets larger than that stream from DRAM.
+pub fn level_of(bytes: f64, caches: &CacheInfo, threads: usize) -> Level {
+    let last = if caches.l3.is_some() {
+        Level::L3
+    } else {
+        Level::L2
+    };
+    for level in [Level::L1, Level::L2, Level::L3] {
+        let Some(cap) = level_capacity(caches, level, threads) else {
+            continue;
+        };
+        let cap = if level == last { 2.0 * cap } else { cap };
+        if bytes <= cap {
+            return level;
+        }
+    }
+    Level::Dram
+}
 
 impl ProbeResult {
     /// Peak GFLOP/s of `backend` at `threads`, interpolated linearly between the measured
@@ -59,10 +162,17 @@ impl ProbeResult {
             .and_then(|t| at_threads(t, threads))
     }
 
-    /// Read bandwidth in GB/s at `threads`, interpolated like [`ProbeResult::peak_gflops`].
+    /// DRAM read bandwidth in GB/s at `threads`, interpolated like
+    /// [`ProbeResult::peak_gflops`].
     pub fn read_gbs(&self, threads: usize) -> Option<f64> {
+        self.read_level_gbs(Level::Dram, threads)
+    }
+
+    /// Read bandwidth in GB/s of a working set resident in `level` at `threads` (None when
+    /// the probe did not measure that level).
+    pub fn read_level_gbs(&self, level: Level, threads: usize) -> Option<f64> {
         self.bandwidth_gbs
-            .get("read")
+            .get(level.read_key())
             .and_then(|t| at_threads(t, threads))
     }
 }
@@ -95,5 +205,63 @@ mod tests {
         assert_eq!(at_threads(&t, 2), Some(20.0));
         assert_eq!(at_threads(&t, 8), Some(40.0));
         assert_eq!(at_threads(&PerThreads::new(), 1), None);
+    }
+
+    fn caches(l3: bool) -> CacheInfo {
+        let mut c = CacheInfo::assumed();
+        // 48 KiB L1 and 1 MiB L2 per core, a 32 MiB L3 shared by 8.
+        if !l3 {
+            c.l3 = None;
+        }
+        c
+    }
+
+    #[test]
+    fn a_working_set_streams_from_the_nearest_level_that_holds_it() {
+        let c = caches(true);
+        let kib = 1024.0;
+        let mib = kib * kib;
+        assert_eq!(level_of(16.0 * kib, &c, 1), Level::L1);
+        assert_eq!(level_of(48.0 * kib, &c, 1), Level::L1);
+        assert_eq!(level_of(49.0 * kib, &c, 1), Level::L2);
+        // Two threads split the set: two private L1s hold 96 KiB.
+        assert_eq!(level_of(96.0 * kib, &c, 2), Level::L1);
+        assert_eq!(level_of(1.5 * mib, &c, 1), Level::L3);
+        assert_eq!(level_of(1.5 * mib, &c, 2), Level::L2);
+        // The shared last level counts once however many threads, and holds up to twice
+        // its size.
+        assert_eq!(level_of(64.0 * mib, &c, 8), Level::L3);
+        assert_eq!(level_of(65.0 * mib, &c, 8), Level::Dram);
+        assert_eq!(level_of(1e12, &c, 1), Level::Dram);
+        // Without an L3, L2 is the last level.
+        let c = caches(false);
+        assert_eq!(level_of(2.0 * mib, &c, 1), Level::L2);
+        assert_eq!(level_of(2.1 * mib, &c, 1), Level::Dram);
+    }
+
+    #[test]
+    fn level_bandwidth_comes_from_its_own_key() {
+        let mut bw = BTreeMap::new();
+        bw.insert("read".to_string(), PerThreads::from([(1, 10.0)]));
+        bw.insert("read_l2".to_string(), PerThreads::from([(1, 100.0)]));
+        let p = ProbeResult {
+            schema: PROBE_SCHEMA.into(),
+            machine: Machine::detect(),
+            fma_gflops: BTreeMap::new(),
+            int8_gops: BTreeMap::new(),
+            other_gops: BTreeMap::new(),
+            bandwidth_gbs: bw,
+            array_bytes: 0,
+            read_reader: String::new(),
+            spread: 0.0,
+            load_before: 0.0,
+            flagged: vec![],
+            probe_version: PROBE_VERSION,
+            timestamp: 0,
+            ktune_version: String::new(),
+        };
+        assert_eq!(p.read_gbs(2), Some(10.0));
+        assert_eq!(p.read_level_gbs(Level::L2, 1), Some(100.0));
+        assert_eq!(p.read_level_gbs(Level::L1, 1), None);
     }
 }

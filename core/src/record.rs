@@ -34,10 +34,13 @@ pub struct BenchRecord {
     pub roofline_gflops: Option<f64>,
     /// `gflops / roofline_gflops`.
     pub roofline_fraction: Option<f64>,
-    /// The ceiling that bounds the problem (`fma avx512 at 1 thread`, `read bandwidth at 2
+    /// The ceiling that bounds the problem (`fma avx512 at 1 thread`, `DRAM read bandwidth at 2
     /// threads`); empty when the probe has none.
     #[serde(default)]
     pub ceiling: String,
+    /// The result measured above its ceiling: a probe error, flagged (absent when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub over_ceiling: bool,
     /// Largest normalised error against the reference.
     pub max_rel_err: f64,
     /// The tolerance it was checked against.

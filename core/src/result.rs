@@ -60,7 +60,12 @@ pub struct Peaks {
     /// records of older versions).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub int8_gops: BTreeMap<String, PerThreads>,
-    /// Memory bandwidth in GB/s per test (`read`, `triad`), per thread count.
+    /// Other compute ceilings (`bf16 avx512`) in G-operations per second, per thread count
+    /// (absent where the hardware has none, and in records of older versions).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_gops: BTreeMap<String, PerThreads>,
+    /// Memory bandwidth in GB/s per test (`read` from DRAM, `read_l1`, `read_l2`,
+    /// `read_l3`, `triad`), per thread count.
     pub bandwidth_gbs: BTreeMap<String, PerThreads>,
     /// Seconds since the Unix epoch when the probe ran.
     pub probed_at: u64,
@@ -72,6 +77,7 @@ impl Peaks {
         Peaks {
             fma_gflops: p.fma_gflops.clone(),
             int8_gops: p.int8_gops.clone(),
+            other_gops: p.other_gops.clone(),
             bandwidth_gbs: p.bandwidth_gbs.clone(),
             probed_at: p.timestamp,
         }
@@ -105,10 +111,14 @@ pub struct ResultRecord {
     pub roofline_gflops: Option<f64>,
     /// `gflops / roofline_gflops`.
     pub roofline_fraction: Option<f64>,
-    /// The ceiling that bounds the problem (`fma avx512 at 1 thread`, `read bandwidth at 2
-    /// threads`); empty when unknown (records of older versions).
+    /// The ceiling that bounds the problem (`fma avx512 at 1 thread`, `DRAM read bandwidth
+    /// at 2 threads`); empty when unknown (records of older versions).
     #[serde(default)]
     pub ceiling: String,
+    /// The result measured above its ceiling: a probe error, flagged rather than stored
+    /// silently (absent when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub over_ceiling: bool,
     /// The default config measured alongside, when it was.
     pub default: Option<DefaultRun>,
     /// `default.median_s / timing.median_s`.

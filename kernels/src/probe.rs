@@ -178,6 +178,72 @@ mod x86 {
     }
 }
 
+/// Another compute ceiling the hardware has, probed even before a kernel uses it.
+#[derive(Debug, Clone, Copy)]
+pub struct OtherChains {
+    /// Instruction class and backend, the key of the probe's `other_gops`
+    /// (`bf16 avx512`).
+    pub name: &'static str,
+    /// The instruction, for people (`vdpbf16ps`).
+    pub instruction: &'static str,
+    /// Runs `iters` rounds; returns the operations done and a value to consume.
+    pub run: fn(usize) -> (f64, f32),
+}
+
+/// The other compute ceilings this CPU has: bf16 dot products (`vdpbf16ps`) where it has
+/// AVX-512 BF16.
+pub fn other_chains() -> Vec<OtherChains> {
+    #[allow(unused_mut)]
+    let mut all = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bf16")
+        && std::arch::is_x86_feature_detected!("avx512f")
+    {
+        all.push(OtherChains {
+            name: "bf16 avx512",
+            instruction: "vdpbf16ps",
+            run: |iters| {
+                // SAFETY: AVX-512 F and BF16 were just detected.
+                unsafe { x86_bf16::bf16_dots(iters) }
+            },
+        });
+    }
+    all
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86_bf16 {
+    use std::arch::x86_64::*;
+
+    /// 12 chains of `vdpbf16ps`: 32 bf16 x bf16 products summed pairwise into 16 f32
+    /// lanes each (64 operations).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and AVX-512 BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn bf16_dots(iters: usize) -> (f64, f32) {
+        const CHAINS: usize = 12;
+        let mut acc = [_mm512_setzero_ps(); CHAINS];
+        // 1.0 and 2^-20 in every bf16 element (exact, and the sums stay exact).
+        let one = _mm512_set1_ps(std::hint::black_box(1.0));
+        let tiny = _mm512_set1_ps(std::hint::black_box(2f32.powi(-20)));
+        let (a, b) = (
+            _mm512_cvtne2ps_pbh(one, one),
+            _mm512_cvtne2ps_pbh(tiny, tiny),
+        );
+        for _ in 0..iters {
+            for c in acc.iter_mut() {
+                *c = _mm512_dpbf16_ps(*c, a, b);
+            }
+        }
+        let mut s = _mm512_setzero_ps();
+        for c in acc {
+            s = _mm512_add_ps(s, c);
+        }
+        ((iters * CHAINS * 64) as f64, _mm512_reduce_add_ps(s))
+    }
+}
+
 #[cfg(target_arch = "aarch64")]
 mod arm {
     use std::arch::aarch64::*;
@@ -287,29 +353,60 @@ fn portable_int8(iters: usize) -> (f64, i32) {
 
 /// The readers the probe tries: each CPU backend's widest loads (the portable body compiled
 /// for its instruction set), walking 1, 2 or 4 parts of the data at once (several streams
-/// keep more loads in flight). The fastest is the read ceiling.
+/// keep more loads in flight), with or without software prefetch. The fastest is the read
+/// ceiling.
 pub const READ_STREAMS: [usize; 3] = [1, 2, 4];
 
+/// Bytes ahead of each stream that the prefetching readers ask for (x86-64 only; elsewhere
+/// the prefetching readers are the plain ones).
+pub const PREFETCH_AHEAD: usize = 1024;
+
 /// Reads every element of `data` once with the reader of `backend` walking `streams` parts
-/// at once; returns the sum (which the caller must consume).
-pub fn read_with(backend: Backend, streams: usize, data: &[f32]) -> Result<f32> {
+/// at once, prefetching ahead when `prefetch`; returns the sum (which the caller must
+/// consume).
+pub fn read_with(backend: Backend, streams: usize, prefetch: bool, data: &[f32]) -> Result<f32> {
+    read_passes(backend, streams, prefetch, data, 1)
+}
+
+/// Reads `data` `passes` times over with a reader (see [`read_with`]), keeping its
+/// accumulators across passes (a working set kept resident in a cache level, with no
+/// per-pass overhead); returns the sum of every pass.
+pub fn read_passes(
+    backend: Backend,
+    streams: usize,
+    prefetch: bool,
+    data: &[f32],
+    passes: usize,
+) -> Result<f32> {
     backend.require()?;
-    let f: unsafe fn(&[f32]) -> f32 = match (backend, streams) {
-        (Backend::Scalar | Backend::Neon, 1) => read_plain::<1>,
-        (Backend::Scalar | Backend::Neon, 2) => read_plain::<2>,
-        (Backend::Scalar | Backend::Neon, _) => read_plain::<4>,
+    let f: unsafe fn(&[f32], usize) -> f32 = match (backend, streams, prefetch) {
+        (Backend::Scalar | Backend::Neon, 1, _) => read_plain::<1>,
+        (Backend::Scalar | Backend::Neon, 2, _) => read_plain::<2>,
+        (Backend::Scalar | Backend::Neon, _, _) => read_plain::<4>,
         #[cfg(target_arch = "x86_64")]
-        (Backend::Avx2, 1) => read_avx2::<1>,
+        (Backend::Avx2, 1, false) => read_avx2::<1, false>,
         #[cfg(target_arch = "x86_64")]
-        (Backend::Avx2, 2) => read_avx2::<2>,
+        (Backend::Avx2, 2, false) => read_avx2::<2, false>,
         #[cfg(target_arch = "x86_64")]
-        (Backend::Avx2, _) => read_avx2::<4>,
+        (Backend::Avx2, _, false) => read_avx2::<4, false>,
         #[cfg(target_arch = "x86_64")]
-        (Backend::Avx512, 1) => read_avx512::<1>,
+        (Backend::Avx2, 1, true) => read_avx2::<1, true>,
         #[cfg(target_arch = "x86_64")]
-        (Backend::Avx512, 2) => read_avx512::<2>,
+        (Backend::Avx2, 2, true) => read_avx2::<2, true>,
         #[cfg(target_arch = "x86_64")]
-        (Backend::Avx512, _) => read_avx512::<4>,
+        (Backend::Avx2, _, true) => read_avx2::<4, true>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx512, 1, false) => read_avx512::<1, false>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx512, 2, false) => read_avx512::<2, false>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx512, _, false) => read_avx512::<4, false>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx512, 1, true) => read_avx512::<1, true>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx512, 2, true) => read_avx512::<2, true>,
+        #[cfg(target_arch = "x86_64")]
+        (Backend::Avx512, _, true) => read_avx512::<4, true>,
         _ => {
             return Err(crate::Error::Unsupported(format!(
                 "no read probe for backend {backend}"
@@ -317,53 +414,82 @@ pub fn read_with(backend: Backend, streams: usize, data: &[f32]) -> Result<f32> 
         }
     };
     // SAFETY: `require` checked the instruction set the reader was compiled for.
-    Ok(unsafe { f(data) })
+    Ok(unsafe { f(data, passes.max(1)) })
 }
 
 /// Lanes per stream: 64 floats (four 512-bit or eight 256-bit registers).
 const RL: usize = 64;
 
-/// The reader body: `S` contiguous parts of `data` walked in lockstep, `RL` lanes each.
+/// Asks for the cache line at `data[i]` (x86-64; a no-op elsewhere or past the end).
 #[inline(always)]
-fn read_body<const S: usize>(data: &[f32]) -> f32 {
+fn prefetch_at(data: &[f32], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if i < data.len() {
+        // SAFETY: `i` is in bounds, and a prefetch never faults or changes memory.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                data.as_ptr().add(i).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, i);
+}
+
+/// The reader body: `passes` times over, `S` contiguous parts of `data` walked in
+/// lockstep, `RL` lanes each, prefetching [`PREFETCH_AHEAD`] bytes ahead of each part when
+/// `PF`.
+#[inline(always)]
+fn read_body<const S: usize, const PF: bool>(data: &[f32], passes: usize) -> f32 {
     let part = data.len() / S / RL * RL;
     let mut acc = [[0f32; RL]; S];
-    let mut off = 0;
-    while off < part {
-        for (s, a) in acc.iter_mut().enumerate() {
-            let ch: &[f32; RL] = data[s * part + off..s * part + off + RL]
-                .try_into()
-                .unwrap_or(&[0.0; RL]);
-            for i in 0..RL {
-                a[i] += ch[i];
+    let mut tail = 0f32;
+    for _ in 0..passes {
+        let mut off = 0;
+        while off < part {
+            for (s, a) in acc.iter_mut().enumerate() {
+                if PF {
+                    // The four lines of this step, PREFETCH_AHEAD bytes on.
+                    for line in 0..RL / 16 {
+                        prefetch_at(data, s * part + off + PREFETCH_AHEAD / 4 + 16 * line);
+                    }
+                }
+                let ch: &[f32; RL] = data[s * part + off..s * part + off + RL]
+                    .try_into()
+                    .unwrap_or(&[0.0; RL]);
+                for i in 0..RL {
+                    a[i] += ch[i];
+                }
             }
+            off += RL;
         }
-        off += RL;
+        tail += data[S * part..].iter().sum::<f32>();
+        // Each pass reads the data anew.
+        std::hint::black_box(data);
     }
-    let tail: f32 = data[S * part..].iter().sum();
     acc.iter().flatten().sum::<f32>() + tail
 }
 
 /// # Safety
 /// None: the baseline instruction set.
-unsafe fn read_plain<const S: usize>(data: &[f32]) -> f32 {
-    read_body::<S>(data)
+unsafe fn read_plain<const S: usize>(data: &[f32], passes: usize) -> f32 {
+    read_body::<S, false>(data, passes)
 }
 
 /// # Safety
 /// The CPU has AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn read_avx2<const S: usize>(data: &[f32]) -> f32 {
-    read_body::<S>(data)
+unsafe fn read_avx2<const S: usize, const PF: bool>(data: &[f32], passes: usize) -> f32 {
+    read_body::<S, PF>(data, passes)
 }
 
 /// # Safety
 /// The CPU has AVX-512 F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn read_avx512<const S: usize>(data: &[f32]) -> f32 {
-    read_body::<S>(data)
+unsafe fn read_avx512<const S: usize, const PF: bool>(data: &[f32], passes: usize) -> f32 {
+    read_body::<S, PF>(data, passes)
 }
 
 /// The STREAM triad, `a[i] = b[i] + s * c[i]`: 12 bytes of traffic per element by the
@@ -386,19 +512,40 @@ mod tests {
             assert!(v.is_finite() && v > 0.0, "{b}: {v}");
         }
         let data: Vec<f32> = (0..1000).map(|i| i as f32).collect();
-        assert_eq!(read_with(Backend::Scalar, 1, &data).unwrap(), 499_500.0);
+        assert_eq!(
+            read_with(Backend::Scalar, 1, false, &data).unwrap(),
+            499_500.0
+        );
         for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
             for s in READ_STREAMS {
-                for len in [0, 1, 63, 64, 1000, 4099] {
-                    let data: Vec<f32> = (0..len).map(|i| (i % 7) as f32).collect();
-                    let want: f32 = data.iter().sum();
-                    assert_eq!(read_with(b, s, &data).unwrap(), want, "{b} {s} {len}");
+                for pf in [false, true] {
+                    for len in [0, 1, 63, 64, 1000, 4099] {
+                        let data: Vec<f32> = (0..len).map(|i| (i % 7) as f32).collect();
+                        let want: f32 = data.iter().sum();
+                        let got = read_with(b, s, pf, &data).unwrap();
+                        assert_eq!(got, want, "{b} {s} {pf} {len}");
+                    }
                 }
             }
         }
         let mut a = vec![0f32; 3];
         triad(&mut a, &[1.0, 2.0, 3.0], &[1.0, 1.0, 2.0], 2.0);
         assert_eq!(a, vec![3.0, 4.0, 7.0]);
+    }
+
+    #[test]
+    fn other_chains_compute_what_they_claim() {
+        for c in other_chains() {
+            let (ops, v) = (c.run)(10);
+            // 12 chains x 16 lanes x 10 rounds, each adding 2 x 1.0 x 2^-20.
+            assert_eq!(ops, 10.0 * 12.0 * 64.0, "{}", c.name);
+            assert_eq!(v, 12.0 * 16.0 * 10.0 * 2.0 * 2f32.powi(-20), "{}", c.name);
+        }
+        let data: Vec<f32> = (0..300).map(|i| (i % 3) as f32).collect();
+        assert_eq!(
+            read_passes(Backend::Scalar, 2, true, &data, 3).unwrap(),
+            900.0
+        );
     }
 
     #[test]

@@ -28,6 +28,25 @@ pub struct Operands {
     pub outputs: Vec<crate::device::Buffer>,
     /// The family's private data.
     pub private: Box<dyn Any + Send + Sync>,
+    /// The bytes the timed runs cycle through: the operands, with every copy that timing
+    /// rotates among. The roofline judges a result against the bandwidth of the memory
+    /// level that holds this many bytes.
+    pub working_set: f64,
+}
+
+/// Copies of a data set of `set_bytes` that timing rotates among so that it streams from
+/// DRAM, as a model's weights do from one layer to the next: enough that one pass over all
+/// copies is 4x the last-level cache, bounded by a quarter of `memory_bytes` (8 GiB when
+/// unknown) rather than by a count. A set no larger than one core's L2 is not copied: it
+/// stays resident in a cache level, and is judged against that level's bandwidth.
+pub fn stream_copies(set_bytes: f64, memory_bytes: Option<u64>) -> usize {
+    let caches = crate::cache::CacheInfo::get();
+    if set_bytes <= caches.l2.size as f64 {
+        return 1;
+    }
+    let budget = memory_bytes.map_or((8u64 << 30) as f64, |m| m as f64 / 4.0);
+    let want = (4.0 * caches.last_level_bytes() as f64 / set_bytes).ceil();
+    want.min((budget / set_bytes).floor()).max(1.0) as usize
 }
 
 impl Operands {
@@ -116,6 +135,11 @@ impl Workload {
     /// The problem's work.
     pub fn work(&self) -> Work {
         self.family.work(&self.problem)
+    }
+
+    /// The bytes the timed runs cycle through (see [`Operands::working_set`]).
+    pub fn working_set(&self) -> f64 {
+        self.ops.working_set
     }
 
     /// Builds the plan of `config` (untimed). A panic while planning is an error.

@@ -60,8 +60,16 @@ fn peaks(scale: f64, probed_at: u64) -> Peaks {
             "avx2".to_string(),
             per_threads(&[(1, 403.0 * scale), (16, 6000.5 * scale)]),
         )]),
+        other_gops: BTreeMap::from([(
+            "bf16 avx512".to_string(),
+            per_threads(&[(1, 200.0 * scale)]),
+        )]),
         bandwidth_gbs: BTreeMap::from([
             ("read".to_string(), per_threads(&[(1, 30.1), (16, 80.7)])),
+            (
+                "read_l2".to_string(),
+                per_threads(&[(1, 150.5), (16, 1600.0)]),
+            ),
             ("triad".to_string(), per_threads(&[(16, 60.3)])),
         ]),
         probed_at,
@@ -148,6 +156,7 @@ fn rec(backend: Backend, shape: Shape, threads: usize, median_s: f64) -> ResultR
         roofline_gflops: None,
         roofline_fraction: None,
         ceiling: String::new(),
+        over_ceiling: false,
         default: None,
         speedup: None,
         search: None,
@@ -195,7 +204,10 @@ fn full_rec(shape: Shape, threads: usize, median_s: f64) -> ResultRecord {
 
 fn sample_db() -> Database {
     let mut db = Database::new(full_machine(ID_A));
-    db.insert(full_rec(mm(256, 256, 256), 2, 1.5e-3));
+    // Every optional field written: one record flagged over its ceiling.
+    let mut flagged = full_rec(mm(256, 256, 256), 2, 1.5e-3);
+    flagged.over_ceiling = true;
+    db.insert(flagged);
     db.insert(full_rec(qg(4096, 4096, 1), 4, 2.0e-4));
     db
 }
@@ -334,11 +346,14 @@ fn peaks_from_probe() {
         machine: hardware(ID_A, "cpu"),
         fma_gflops: peaks(2.0, 0).fma_gflops,
         int8_gops: peaks(2.0, 0).int8_gops,
+        other_gops: peaks(2.0, 0).other_gops,
         bandwidth_gbs: peaks(2.0, 0).bandwidth_gbs,
         array_bytes: 1 << 26,
         read_reader: "avx512, 4 streams".into(),
         spread: 0.0,
         load_before: 0.0,
+        flagged: Vec::new(),
+        probe_version: ktune_core::probe::PROBE_VERSION,
         timestamp: 99,
         ktune_version: "0.1.0".into(),
     };
@@ -359,7 +374,9 @@ fn errors_name_the_file() {
 #[test]
 fn truncated_file() {
     let text = sample_db().to_json();
-    let p = problem(&text[..text.len() / 2]);
+    // Cut at the end of a line, so that what is left is valid as far as it goes.
+    let cut = text[..text.len() / 2].rfind('\n').unwrap_or(1);
+    let p = problem(&text[..cut]);
     assert!(p.starts_with("ends early at line "), "{p}");
     assert!(p.ends_with("the file is truncated"), "{p}");
 }

@@ -44,6 +44,7 @@ fn record(backend: Backend, m: usize, n: usize, k: usize, config: Config) -> Res
         roofline_gflops: None,
         roofline_fraction: None,
         ceiling: String::new(),
+        over_ceiling: false,
         default: None,
         speedup: None,
         search: None,

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
 
+use ktune_core::probe::{level_of, Level};
 use ktune_core::{Backend, BenchRecord, Config, KernelId, ProbeResult, Problem, Stats, Work};
 use ktune_kernels::family;
 use ktune_kernels::{Device, Workload};
@@ -127,6 +128,7 @@ pub fn run_config(
         err: check.error,
         tolerance: check.tolerance,
         work: work.work(),
+        working_set: work.working_set(),
     };
     Ok(record(req, kernel, config.clone(), measured, probe))
 }
@@ -141,6 +143,8 @@ pub struct Measured {
     pub tolerance: f64,
     /// The problem's work (FLOPs, and the bytes the GB/s figure counts).
     pub work: Work,
+    /// The bytes the timed runs cycled through (which memory level they streamed from).
+    pub working_set: f64,
 }
 
 /// The record of one measured config.
@@ -156,8 +160,8 @@ pub fn record(
     let problem = req.problem;
     let gflops = m.work.flops / stats.median_s / 1e9;
     let gbs = m.work.counted_bytes / stats.median_s / 1e9;
-    let roofline = roofline_gflops(probe, &m.work, &kernel, used);
-    let judged = judge(&problem, gflops, roofline.as_ref());
+    let roofline = roofline_gflops(probe, &m.work, m.working_set, &kernel, used);
+    let judged = judge(&problem, gflops, roofline.as_ref(), probe);
     BenchRecord {
         kernel,
         family: problem.family,
@@ -172,6 +176,7 @@ pub fn record(
         roofline_gflops: roofline.as_ref().map(|c| c.gflops),
         roofline_fraction: judged.fraction,
         ceiling: judged.ceiling,
+        over_ceiling: judged.over,
         max_rel_err: m.err,
         tolerance: m.tolerance,
         timestamp: SystemTime::now()
@@ -182,22 +187,28 @@ pub fn record(
 }
 
 /// The ceiling that binds a problem on a backend and thread count: the lower of the
-/// compute peak and intensity times the read bandwidth, and which of them it is.
+/// compute peak and intensity times the read bandwidth of the memory level its working
+/// set streams from, and which of them it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ceiling {
     /// The bound in GFLOP/s.
     pub gflops: f64,
-    /// Which ceiling: `fma avx512 at 1 thread`, `read bandwidth at 2 threads`.
+    /// Which ceiling: `fma avx512 at 1 thread`, `L2 read bandwidth at 2 threads`.
     pub name: String,
 }
 
 /// The roofline bound of a problem's work run by `kernel` with `threads` (the threads the
-/// config uses), from the probe: its compute ceiling is the int8 dot-product peak for a
-/// kernel that computes with int8 dot products (where the probe has it), else the f32 FMA
-/// peak of its backend.
+/// config uses) over a working set of `working_set` bytes, from the probe.
+///
+/// - Compute: the int8 dot-product peak for a kernel that computes with int8 dot products
+///   (where the probe has it), else the f32 FMA peak of its backend.
+/// - Memory, on a CPU: the read bandwidth of the level that holds the working set
+///   ([`level_of`]); DRAM when the probe did not measure that level. On a GPU: the
+///   adapter's read bandwidth.
 pub fn roofline_gflops(
     probe: &ProbeResult,
     work: &Work,
+    working_set: f64,
     kernel: &KernelId,
     threads: usize,
 ) -> Option<Ceiling> {
@@ -210,18 +221,28 @@ pub fn roofline_gflops(
         Some(p) => (p, "int8"),
         None => (probe.peak_gflops(backend.name(), threads)?, "fma"),
     };
-    let bw = probe.read_gbs(threads)?;
-    let memory = work.intensity() * bw;
     // A GPU's ceilings are the whole device's.
-    let at = if backend.is_cpu() {
-        format!("at {threads} thread{}", if threads == 1 { "" } else { "s" })
+    let (at, level) = if backend.is_cpu() {
+        (
+            format!("at {threads} thread{}", if threads == 1 { "" } else { "s" }),
+            Some(level_of(working_set, &probe.machine.caches, threads))
+                .filter(|&l| probe.read_level_gbs(l, threads).is_some())
+                .unwrap_or(Level::Dram),
+        )
     } else {
-        format!("of the {backend} adapter")
+        (format!("of the {backend} adapter"), Level::Dram)
     };
+    let bw = probe.read_level_gbs(level, threads)?;
+    let memory = work.intensity() * bw;
     Some(if peak <= memory {
         Ceiling {
             gflops: peak,
             name: format!("{class} {backend} {at}"),
+        }
+    } else if backend.is_cpu() {
+        Ceiling {
+            gflops: memory,
+            name: format!("{level} read bandwidth {at}"),
         }
     } else {
         Ceiling {
@@ -238,22 +259,47 @@ pub struct Judged {
     pub fraction: Option<f64>,
     /// The ceiling's name (empty when there is none).
     pub ceiling: String,
+    /// Measured above the ceiling: a probe error.
+    pub over: bool,
 }
 
 /// Judges `gflops` against `ceiling`. A fraction above 1.0 is a probe error, not a result:
-/// it is said on stderr, naming the ceiling and the figure; tables mark it from the fraction
-/// (`format::roofline`).
-pub fn judge(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>) -> Judged {
+/// it is said on stderr, naming the ceiling and the figure, the record carries the flag,
+/// and the cached probe is flagged so that it is measured again on the next run.
+pub fn judge(
+    problem: &Problem,
+    gflops: f64,
+    ceiling: Option<&Ceiling>,
+    probe: &ProbeResult,
+) -> Judged {
+    let j = judge_only(problem, gflops, ceiling);
+    if j.over {
+        crate::probe::flag(
+            probe,
+            &format!(
+                "{problem} measured {gflops:.1} GFLOP/s, {:.0}% of {}",
+                100.0 * j.fraction.unwrap_or(0.0),
+                j.ceiling
+            ),
+        );
+    }
+    j
+}
+
+/// [`judge`] without flagging the probe: the warning and the record's flag only.
+pub fn judge_only(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>) -> Judged {
     let Some(c) = ceiling.filter(|c| c.gflops > 0.0) else {
         return Judged {
             fraction: None,
             ceiling: String::new(),
+            over: false,
         };
     };
     let fraction = gflops / c.gflops;
-    if fraction > 1.0 {
+    let over = fraction > 1.0;
+    if over {
         eprintln!(
-            "warning: {problem}: {gflops:.1} GFLOP/s is {:.0}% of its ceiling, {} ({:.1} GFLOP/s): a fraction above 1 means the probed ceiling is too low (`ktune probe --force` measures again)",
+            "warning: {problem}: {gflops:.1} GFLOP/s is {:.0}% of its ceiling, {} ({:.1} GFLOP/s): a fraction above 1 means the probed ceiling is too low; the result is flagged, and the probe will be measured again",
             100.0 * fraction,
             c.name,
             c.gflops
@@ -262,6 +308,7 @@ pub fn judge(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>) -> Judge
     Judged {
         fraction: Some(fraction),
         ceiling: c.name.clone(),
+        over,
     }
 }
 
@@ -270,17 +317,30 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// A fake probe: `peak` GFLOP/s of scalar FMA, `bw` GB/s from DRAM, ten times more
+    /// from each cache level nearer, on the assumed caches (48 KiB L1, 1 MiB L2, 32 MiB L3).
     fn probe(peak: f64, bw: f64) -> ProbeResult {
+        let mut machine = ktune_core::Machine::detect();
+        machine.caches = ktune_core::CacheInfo::assumed();
+        let per = |v: f64| BTreeMap::from([(1, v), (2, 2.0 * v)]);
         ProbeResult {
             schema: ktune_core::probe::PROBE_SCHEMA.into(),
-            machine: ktune_core::Machine::detect(),
-            fma_gflops: BTreeMap::from([("scalar".to_string(), BTreeMap::from([(1, peak)]))]),
+            machine,
+            fma_gflops: BTreeMap::from([("scalar".to_string(), per(peak))]),
             int8_gops: Default::default(),
-            bandwidth_gbs: BTreeMap::from([("read".to_string(), BTreeMap::from([(1, bw)]))]),
+            other_gops: Default::default(),
+            bandwidth_gbs: BTreeMap::from([
+                ("read".to_string(), per(bw)),
+                ("read_l3".to_string(), per(10.0 * bw)),
+                ("read_l2".to_string(), per(100.0 * bw)),
+                ("read_l1".to_string(), per(1000.0 * bw)),
+            ]),
             array_bytes: 0,
             read_reader: "scalar, 1 stream".into(),
             spread: 0.0,
             load_before: 0.0,
+            flagged: vec![],
+            probe_version: ktune_core::probe::PROBE_VERSION,
             timestamp: 0,
             ktune_version: "test".into(),
         }
@@ -291,20 +351,68 @@ mod tests {
         let p = family::parse_problem("matmul", None, "512x512x512").unwrap();
         let work = family::work(&p).unwrap();
         let scalar_mm: KernelId = "matmul.f32.scalar.4x8".parse().unwrap();
+        let dram = 1e12;
         // Compute-bound: 512^3 has an intensity of about 85 FLOP/byte.
-        let c = roofline_gflops(&probe(100.0, 20.0), &work, &scalar_mm, 1).unwrap();
+        let c = roofline_gflops(&probe(100.0, 20.0), &work, dram, &scalar_mm, 1).unwrap();
         assert_eq!(
             (c.gflops, c.name.as_str()),
             (100.0, "fma scalar at 1 thread")
         );
-        let j = judge(&p, 50.0, Some(&c));
-        assert_eq!(j.fraction, Some(0.5));
+        let j = judge_only(&p, 50.0, Some(&c));
+        assert_eq!((j.fraction, j.over), (Some(0.5), false));
         // Memory-bound: a tiny bandwidth binds.
-        let c = roofline_gflops(&probe(100.0, 0.01), &work, &scalar_mm, 1).unwrap();
-        assert!(c.name.starts_with("read bandwidth"), "{c:?}");
-        let j = judge(&p, 50.0, Some(&c));
-        assert!(j.fraction.unwrap() > 1.0, "{j:?}");
-        assert_eq!(judge(&p, 50.0, None).ceiling, "");
+        let c = roofline_gflops(&probe(100.0, 0.01), &work, dram, &scalar_mm, 1).unwrap();
+        assert_eq!(c.name, "DRAM read bandwidth at 1 thread");
+        let j = judge_only(&p, 50.0, Some(&c));
+        assert!(j.fraction.unwrap() > 1.0 && j.over, "{j:?}");
+        let none = judge_only(&p, 50.0, None);
+        assert_eq!((none.ceiling.as_str(), none.over), ("", false));
+    }
+
+    #[test]
+    fn memory_bound_results_are_judged_against_the_level_their_working_set_streams_from() {
+        let p = family::parse_problem("matmul", None, "1x256x256").unwrap();
+        let work = family::work(&p).unwrap();
+        let k: KernelId = "matmul.f32.scalar.4x8".parse().unwrap();
+        let pr = probe(1e6, 1.0);
+        let at = |bytes: f64, threads: usize| {
+            let c = roofline_gflops(&pr, &work, bytes, &k, threads).unwrap();
+            // GB/s, rounded off the division's last bit.
+            (c.name, (c.gflops / work.intensity() * 1e6).round() / 1e6)
+        };
+        let kib = 1024.0;
+        assert_eq!(
+            at(16.0 * kib, 1),
+            ("L1 read bandwidth at 1 thread".into(), 1000.0)
+        );
+        assert_eq!(
+            at(512.0 * kib, 1),
+            ("L2 read bandwidth at 1 thread".into(), 100.0)
+        );
+        assert_eq!(
+            at(1.5 * kib * kib, 2),
+            ("L2 read bandwidth at 2 threads".into(), 200.0)
+        );
+        assert_eq!(
+            at(20.0 * kib * kib, 1),
+            ("L3 read bandwidth at 1 thread".into(), 10.0)
+        );
+        assert_eq!(
+            at(128.0 * kib * kib, 1),
+            ("DRAM read bandwidth at 1 thread".into(), 1.0)
+        );
+        // A probe without the level's figure (an older one) judges against DRAM.
+        let mut old = pr.clone();
+        old.bandwidth_gbs.remove("read_l1");
+        let c = roofline_gflops(&old, &work, 16.0 * kib, &k, 1).unwrap();
+        assert_eq!(c.name, "DRAM read bandwidth at 1 thread");
+        // A GPU is judged against its adapter's read bandwidth, whatever the working set.
+        let g: KernelId = "matmul.f32.wgpu.tiled".parse().unwrap();
+        let mut gp = pr.clone();
+        gp.fma_gflops
+            .insert("wgpu".into(), BTreeMap::from([(1, 1e6)]));
+        let c = roofline_gflops(&gp, &work, 16.0 * kib, &g, 1).unwrap();
+        assert_eq!(c.name, "read bandwidth of the wgpu adapter");
     }
 
     #[test]
@@ -314,16 +422,50 @@ mod tests {
         let mut pr = probe(100.0, 1e6);
         pr.int8_gops = BTreeMap::from([("scalar".to_string(), BTreeMap::from([(1, 400.0)]))]);
         let int8: KernelId = "qgemv.q4_0.scalar.q8".parse().unwrap();
-        let c = roofline_gflops(&pr, &work, &int8, 1).unwrap();
+        let c = roofline_gflops(&pr, &work, 1e12, &int8, 1).unwrap();
         assert_eq!(
             (c.gflops, c.name.as_str()),
             (400.0, "int8 scalar at 1 thread")
         );
         // The f32 variant, and a probe without int8 figures, take the FMA peak.
         let f32k: KernelId = "qgemv.q4_0.scalar.f32".parse().unwrap();
-        let c = roofline_gflops(&pr, &work, &f32k, 1).unwrap();
+        let c = roofline_gflops(&pr, &work, 1e12, &f32k, 1).unwrap();
         assert_eq!(c.name, "fma scalar at 1 thread");
-        let c = roofline_gflops(&probe(100.0, 1e6), &work, &int8, 1).unwrap();
+        let c = roofline_gflops(&probe(100.0, 1e6), &work, 1e12, &int8, 1).unwrap();
         assert_eq!(c.name, "fma scalar at 1 thread");
+    }
+
+    #[test]
+    fn a_result_over_its_ceiling_flags_the_cached_probe() {
+        let dir = std::env::temp_dir().join(format!("ktune-flag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("probe.json");
+        let mut pr = probe(100.0, 10.0);
+        pr.timestamp = 42;
+        std::fs::write(&path, serde_json::to_string(&pr).unwrap()).unwrap();
+        // Not this probe (measured since): left alone.
+        let mut other = pr.clone();
+        other.timestamp = 41;
+        assert!(!crate::probe::flag_at(&path, &other, "x").unwrap());
+        assert!(crate::probe::flag_at(&path, &pr, "matmul over DRAM").unwrap());
+        assert!(crate::probe::flag_at(&path, &pr, "matmul over DRAM").unwrap());
+        let back: ProbeResult = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back.flagged, vec!["matmul over DRAM".to_string()]);
+        // A flagged cache is not used: it is measured again, and the reason is said.
+        match crate::probe::read_cache(&path, &back.machine) {
+            Err(crate::probe::CacheProblem::Figures(why)) => {
+                assert!(why.contains("matmul over DRAM"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // So is a probe of another version.
+        let mut old = pr.clone();
+        old.probe_version = 1;
+        std::fs::write(&path, serde_json::to_string(&old).unwrap()).unwrap();
+        match crate::probe::read_cache(&path, &old.machine) {
+            Err(crate::probe::CacheProblem::Figures(why)) => assert!(why.contains("version 1")),
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

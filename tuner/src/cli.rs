@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+use ktune_core::probe::Level;
 use ktune_core::{available_threads, Backend, BenchRecord, Config, Dims, Dtype};
 use ktune_kernels::{device, family, FAMILIES};
 use ktune_results::db;
@@ -38,6 +39,10 @@ enum Command {
         /// Measure again even if a cached result exists.
         #[arg(long)]
         force: bool,
+        /// Also print read bandwidth over working sets from 4 KiB to 4x the last-level
+        /// cache, on 1 and all threads, with the memory level each is judged against.
+        #[arg(long)]
+        sweep: bool,
         /// `wgpu` probes the wgpu adapter instead of the CPU.
         #[arg(long)]
         backend: Option<String>,
@@ -78,6 +83,9 @@ enum Command {
     Merge(MergeArgs),
     /// Write a journal in Kernel Tuner's T4 format, or a database as CSV, Markdown or JSON.
     Export(ExportArgs),
+    /// Draw this machine's roofline as SVG: each memory level's roof, the compute roofs,
+    /// and measured results as points.
+    Roofline(crate::roofline_cmd::RooflineArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,10 +149,19 @@ pub fn run() -> Result<ExitCode> {
     match cli.command {
         Command::Probe {
             force,
+            sweep,
             backend,
             device,
             format,
-        } => cmd_probe(force, backend.as_deref(), device.as_deref(), format),
+        } => {
+            if sweep {
+                if backend.is_some() || device.is_some() {
+                    bail!("--sweep measures the CPU's memory; it takes no --backend or --device");
+                }
+                return cmd_sweep(format);
+            }
+            cmd_probe(force, backend.as_deref(), device.as_deref(), format)
+        }
         Command::List {
             adapters,
             device,
@@ -164,6 +181,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Compare(args) => crate::db_cmd::cmd_compare(&args),
         Command::Merge(args) => crate::db_cmd::cmd_merge(&args),
         Command::Export(args) => crate::db_cmd::cmd_export(&args),
+        Command::Roofline(args) => crate::roofline_cmd::cmd_roofline(&args),
     }
 }
 
@@ -255,12 +273,22 @@ fn cmd_probe(
     let tables = [
         ("fma", "GFLOP/s", &p.fma_gflops),
         ("int8", "GOP/s", &p.int8_gops),
+        ("", "GOP/s", &p.other_gops),
         ("bandwidth", "GB/s", &p.bandwidth_gbs),
     ];
     for (what, unit, table) in tables {
-        for (name, per) in table {
+        // Bandwidth nearest level first, DRAM last.
+        let mut names: Vec<&String> = table.keys().collect();
+        names.sort_by_key(|n| (bandwidth_order(n), n.as_str()));
+        for name in names {
+            let per = &table[name];
+            let label = match what {
+                "" => name.clone(),
+                "bandwidth" => bandwidth_label(name, p.machine.accelerator.is_some()),
+                w => format!("{w} {name}"),
+            };
             for (t, v) in per {
-                let mut row = vec![format!("{what} {name}"), t.to_string()];
+                let mut row = vec![label.clone(), t.to_string()];
                 if csv {
                     row.extend([v.to_string(), unit.to_string()]);
                 } else {
@@ -308,6 +336,82 @@ fn cmd_probe(
     }
     // The preamble is for people: machine-readable output is the rows alone.
     eprint!("{header}");
+    emit(&rows.render(format))
+}
+
+/// Where a bandwidth figure goes in the probe's table: cache levels nearest first, then
+/// DRAM's read, then the rest.
+fn bandwidth_order(key: &str) -> usize {
+    Level::ALL
+        .iter()
+        .position(|l| l.read_key() == key)
+        .unwrap_or(Level::ALL.len())
+}
+
+/// `read L1`, `read DRAM`, `triad DRAM` (a GPU's figures are its memory's: `read`).
+fn bandwidth_label(key: &str, gpu: bool) -> String {
+    if gpu {
+        return key.to_string();
+    }
+    match Level::ALL.iter().find(|l| l.read_key() == key) {
+        Some(l) => format!("read {l}"),
+        None => format!("{key} DRAM"),
+    }
+}
+
+fn cmd_sweep(format: Format) -> Result<ExitCode> {
+    let caches = ktune_kernels::cache::CacheInfo::get();
+    let all = available_threads();
+    let threads: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
+    let reader = crate::bandwidth::sweep_reader(caches);
+    eprintln!(
+        "read bandwidth by working set (L1d {} KiB, L2 {} KiB, LLC {} MiB), read by {}; each set split among the threads...",
+        caches.l1d.size >> 10,
+        caches.l2.size >> 10,
+        caches.last_level_bytes() >> 20,
+        reader.name()
+    );
+    let points = crate::bandwidth::sweep(caches, &threads, reader, |pt| {
+        if format == Format::Table {
+            eprint!(".");
+        }
+        let _ = pt;
+    })?;
+    if format == Format::Table {
+        eprintln!();
+    }
+    if format == Format::Json {
+        let rows: Vec<serde_json::Value> = points
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "bytes": p.bytes, "threads": p.threads, "gbs": p.gbs, "level": p.level.name()
+                })
+            })
+            .collect();
+        return emit(&(serde_json::to_string_pretty(&rows)? + "\n"));
+    }
+    let mut rows = Rows::new(&["working set", "threads", "read GB/s", "judged as"]);
+    for p in &points {
+        let size = if format == Format::Csv {
+            p.bytes.to_string()
+        } else if p.bytes >= 1 << 20 {
+            format!("{} MiB", p.bytes >> 20)
+        } else {
+            format!("{} KiB", p.bytes >> 10)
+        };
+        let gbs = if format == Format::Csv {
+            p.gbs.to_string()
+        } else {
+            num(p.gbs)
+        };
+        rows.push(vec![
+            size,
+            p.threads.to_string(),
+            gbs,
+            p.level.name().to_string(),
+        ]);
+    }
     emit(&rows.render(format))
 }
 

@@ -68,6 +68,9 @@ pub fn probe(dev: &ktune_kernels::gpu::WgpuDevice, machine: Machine) -> Result<P
         read_reader: format!("{}, timed by {}", p.reader, p.clock),
         spread: 0.0,
         load_before: 0.0,
+        other_gops: Default::default(),
+        flagged: Vec::new(),
+        probe_version: ktune_core::probe::PROBE_VERSION,
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),

@@ -9,6 +9,8 @@
 //!   device's results belong to, its adapters, its probe); [`memory`]: what this process may
 //!   allocate;
 //! - [`export`]: one exporter per format (JSON, CSV, Markdown, Kernel Tuner's T4);
+//! - [`plot`]: the roofline chart as SVG; [`roofline_cmd`]: `ktune roofline`;
+//!   [`bandwidth`]: the probe's memory ceilings (per level, DRAM, the sweep);
 //! - [`cli`], [`tune_cmd`], [`db_cmd`], [`format`](mod@format): the commands, which only parse, call
 //!   the above and print.
 //!
@@ -17,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bandwidth;
 pub mod bench;
 pub mod cli;
 pub mod db_cmd;
@@ -27,7 +30,9 @@ pub mod gpu;
 pub mod journal;
 pub mod measure;
 pub mod memory;
+pub mod plot;
 pub mod probe;
+pub mod roofline_cmd;
 pub mod search;
 pub mod shard;
 pub mod tune;

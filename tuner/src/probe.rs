@@ -1,14 +1,19 @@
 //! `ktune probe`: the machine's own ceilings, measured once and cached.
 //!
-//! - Peak FMA throughput per available CPU backend, for 1 thread and for every power of two
-//!   up to all threads: each thread runs independent FMA chains for a fixed count; the wall
-//!   time of the slowest thread gives the rate. Best of 10 repetitions.
-//! - Memory bandwidth: a read-only stream and the STREAM triad over arrays of at least 4x the
-//!   last-level cache (and at least 64 MiB), split among the threads, backed by huge pages
-//!   where the OS allows. Best of 10 repetitions, as STREAM reports.
+//! - Peak FMA throughput per available CPU backend, int8 dot-product throughput (the
+//!   instruction the quantized kernels use) and the other compute classes the CPU has
+//!   (bf16 dot products), for 1 thread and for every power of two up to all threads: each
+//!   thread runs independent chains for a fixed count; the wall time of the slowest thread
+//!   gives the rate.
+//! - Read bandwidth from each cache level and from DRAM, and the STREAM triad
+//!   ([`bandwidth`](crate::bandwidth)).
 //!
-//! The result is cached as JSON in `$KTUNE_CACHE_DIR` (default `$XDG_CACHE_HOME/ktune` or
-//! `~/.cache/ktune`), one file per machine id; `ktune probe --force` measures again.
+//! Every figure is measured in rounds until two agree within 3% (at most 4); more threads
+//! must measure no less than fewer; the load before and after is read and a busy machine
+//! is warned about. The result is cached as JSON in `$KTUNE_CACHE_DIR` (default
+//! `$XDG_CACHE_HOME/ktune` or `~/.cache/ktune`), one file per machine id, with its spread
+//! and the probe's version; it is measured again when the version changed, when a result
+//! was measured above one of its ceilings (the cache is flagged), or with `--force`.
 
 use ktune_kernels::BackendExt;
 use std::collections::BTreeMap;
@@ -16,17 +21,17 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
 
-use ktune_kernels::buf::AlignedBuf;
 use ktune_kernels::cache::CacheInfo;
 use ktune_kernels::pool::{pool, thread_counts};
 use ktune_kernels::{probe as loops, Backend};
-use ktune_results::probe::PROBE_SCHEMA;
+use ktune_results::probe::{Level, PROBE_SCHEMA, PROBE_VERSION};
 use ktune_results::{Machine, PerThreads, ProbeResult};
 
+use crate::bandwidth;
+
 /// Repetitions of every probe; the best is kept (a shared machine only ever slows a run down).
-const REPS: usize = 10;
+pub(crate) const REPS: usize = 10;
 
 /// ktune's cache folder: `KTUNE_CACHE_DIR`, else `$XDG_CACHE_HOME/ktune`, else
 /// `~/.cache/ktune` (probe results and tuning journals).
@@ -143,15 +148,15 @@ pub fn read_cache(path: &std::path::Path, machine: &Machine) -> Result<ProbeResu
     if p.machine.id != machine.id {
         return Err(CacheProblem::Unreadable("another machine's".into()));
     }
-    if p.read_reader.is_empty() {
-        return Err(CacheProblem::Unreadable(
-            "made by an older probe (one read stream, baseline loads)".into(),
-        ));
+    // A GPU adapter's probe has its own method, unchanged by the CPU probe's versions.
+    if p.probe_version != PROBE_VERSION && p.machine.accelerator.is_none() {
+        return Err(CacheProblem::Figures(format!(
+            "made by probe version {}, and this ktune measures version {PROBE_VERSION}",
+            p.probe_version
+        )));
     }
-    if p.int8_gops.is_empty() && p.machine.accelerator.is_none() {
-        return Err(CacheProblem::Unreadable(
-            "made by an older probe (no int8 ceilings)".into(),
-        ));
+    if let Some(why) = p.flagged.first() {
+        return Err(CacheProblem::Figures(format!("flagged: {why}")));
     }
     check(&p).map_err(CacheProblem::Figures)?;
     Ok(p)
@@ -162,6 +167,7 @@ pub fn check(p: &ProbeResult) -> Result<(), String> {
     for (group, table) in [
         ("fma_gflops", &p.fma_gflops),
         ("int8_gops", &p.int8_gops),
+        ("other_gops", &p.other_gops),
         ("bandwidth_gbs", &p.bandwidth_gbs),
     ] {
         for (name, per) in table {
@@ -177,7 +183,44 @@ pub fn check(p: &ProbeResult) -> Result<(), String> {
     Ok(())
 }
 
-fn save(path: &PathBuf, p: &ProbeResult) -> Result<()> {
+/// Flags the cached probe of `probe.machine` as suspect (a result measured above one of
+/// its ceilings), so that it is measured again before it judges anything else. Says so on
+/// stderr; a cache that cannot be rewritten is warned about, never an error.
+pub fn flag(probe: &ProbeResult, why: &str) {
+    let path = cache_path(&probe.machine);
+    match flag_at(&path, probe, why) {
+        Ok(true) => eprintln!(
+            "warning: the probe cached at {} is flagged and will be measured again on the next run",
+            path.display()
+        ),
+        Ok(false) => {}
+        Err(e) => eprintln!(
+            "warning: could not flag the probe cached at {}: {e:#}",
+            path.display()
+        ),
+    }
+}
+
+/// Adds `why` to the flags of the probe cached at `path` when it is `probe` (a cache
+/// measured since is left alone); true when it was flagged.
+pub fn flag_at(path: &std::path::Path, probe: &ProbeResult, why: &str) -> Result<bool> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(false);
+    };
+    let Ok(mut cached) = serde_json::from_slice::<ProbeResult>(&bytes) else {
+        return Ok(false);
+    };
+    if cached.timestamp != probe.timestamp || cached.machine.id != probe.machine.id {
+        return Ok(false);
+    }
+    if !cached.flagged.iter().any(|w| w == why) {
+        cached.flagged.push(why.to_string());
+    }
+    save(path, &cached)?;
+    Ok(true)
+}
+
+fn save(path: &std::path::Path, p: &ProbeResult) -> Result<()> {
     let dir = path.parent().context("cache path has no parent")?;
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
@@ -187,14 +230,14 @@ fn save(path: &PathBuf, p: &ProbeResult) -> Result<()> {
 }
 
 /// Rounds a figure is measured in, at most, until two consecutive ones agree.
-const MAX_ROUNDS: usize = 4;
+pub(crate) const MAX_ROUNDS: usize = 4;
 
 /// Two rounds agree when they differ by at most this fraction.
-const AGREE: f64 = 0.03;
+pub(crate) const AGREE: f64 = 0.03;
 
 /// Measures a figure in rounds until two consecutive rounds agree within [`AGREE`] (or
 /// [`MAX_ROUNDS`] pass); returns the best round and the relative difference of the last two.
-fn stable(mut round: impl FnMut() -> Result<f64>) -> Result<(f64, f64)> {
+pub(crate) fn stable(mut round: impl FnMut() -> Result<f64>) -> Result<(f64, f64)> {
     let mut prev = round()?;
     let mut best = prev;
     let mut spread = f64::INFINITY;
@@ -260,47 +303,42 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
     let mut fma = BTreeMap::new();
     let mut int8 = BTreeMap::new();
     for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
-        let kinds: [(&str, Chains, &mut BTreeMap<String, PerThreads>); 2] = [
-            // The loops' values are consumed, so that their work cannot be removed.
-            (
-                "fma",
-                |b, n| {
-                    loops::fma_chains(b, n).map(|(f, v)| {
-                        std::hint::black_box(v);
-                        f
-                    })
-                },
-                &mut fma,
-            ),
-            (
-                "int8",
-                |b, n| {
-                    loops::int8_dots(b, n).map(|(f, v)| {
-                        std::hint::black_box(v);
-                        f
-                    })
-                },
-                &mut int8,
-            ),
-        ];
-        for (what, chains, into) in kinds {
-            // Calibrated once per backend, then every round and thread count runs the same
-            // work.
-            let iters = chain_iters(b, chains)?;
-            let mut per = PerThreads::new();
-            for &t in &threads {
-                let (v, sp) = stable(|| chain_rate(b, t, iters, chains))?;
-                spread = spread.max(sp);
-                per.insert(t, v);
-            }
-            let sp = monotone(&format!("{what} {b}"), &mut per, |t| {
-                stable(|| chain_rate(b, t, iters, chains))
-            })?;
-            spread = spread.max(sp);
-            into.insert(b.name().to_string(), per);
-        }
+        // The loops' values are consumed, so that their work cannot be removed.
+        let f = move |n: usize| {
+            loops::fma_chains(b, n).map(|(f, v)| {
+                std::hint::black_box(v);
+                f
+            })
+        };
+        let (per, sp) = chains_per_threads(&format!("fma {b}"), &threads, &f)?;
+        spread = spread.max(sp);
+        fma.insert(b.name().to_string(), per);
+        let i = move |n: usize| {
+            loops::int8_dots(b, n).map(|(f, v)| {
+                std::hint::black_box(v);
+                f
+            })
+        };
+        let (per, sp) = chains_per_threads(&format!("int8 {b}"), &threads, &i)?;
+        spread = spread.max(sp);
+        int8.insert(b.name().to_string(), per);
     }
-    let llc = CacheInfo::get().last_level_bytes();
+    let mut other = BTreeMap::new();
+    for c in loops::other_chains() {
+        let run = c.run;
+        let f = move |n: usize| {
+            let (ops, v) = run(n);
+            std::hint::black_box(v);
+            Ok(ops)
+        };
+        let (per, sp) = chains_per_threads(c.name, &threads, &f)?;
+        spread = spread.max(sp);
+        other.insert(c.name.to_string(), per);
+    }
+    let caches = CacheInfo::get();
+    let levels = bandwidth::cache_levels(caches, &threads)?;
+    spread = spread.max(levels.spread);
+    let llc = caches.last_level_bytes();
     // Three arrays (triad), within a quarter of what this process may allocate; smaller
     // than 4x the last-level cache only when memory is that short (then said).
     let mut array_bytes = (4 * llc).max(64 << 20);
@@ -315,28 +353,42 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
             array_bytes = cap;
         }
     }
-    let (read, triad, reader, bw_spread) = bandwidth(array_bytes, &threads)?;
-    spread = spread.max(bw_spread);
+    let dram = bandwidth::dram(array_bytes, &threads)?;
+    spread = spread.max(dram.spread);
     let load_after = load_average().unwrap_or(0.0);
     if spread > AGREE {
         eprintln!(
             "warning: probe: rounds still differed by {:.0}% after {MAX_ROUNDS} rounds (load {load_before:.2} before, {load_after:.2} after): the ceilings are uncertain",
             100.0 * spread
         );
+    } else if load_after > 0.5 * machine.threads.max(1) as f64 {
+        eprintln!(
+            "warning: probe: the machine became busy while probing (load {load_after:.2} after): its ceilings may come out low"
+        );
     }
     let mut bw = BTreeMap::new();
-    bw.insert("read".to_string(), read);
-    bw.insert("triad".to_string(), triad);
+    let mut readers = vec![format!("{} (DRAM)", dram.reader.name())];
+    for (level, per) in levels.read {
+        bw.insert(level.read_key().to_string(), per);
+        if let Some(r) = levels.readers.get(&level) {
+            readers.push(format!("{} ({level})", r.name()));
+        }
+    }
+    bw.insert(Level::Dram.read_key().to_string(), dram.read);
+    bw.insert("triad".to_string(), dram.triad);
     Ok(ProbeResult {
         schema: PROBE_SCHEMA.to_string(),
         machine,
         fma_gflops: fma,
         int8_gops: int8,
+        other_gops: other,
         bandwidth_gbs: bw,
         array_bytes,
-        read_reader: reader,
+        read_reader: readers.join("; "),
         spread,
         load_before,
+        flagged: Vec::new(),
+        probe_version: PROBE_VERSION,
         timestamp: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -344,15 +396,30 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
     })
 }
 
-/// A probe loop: `iters` rounds of a backend's chains, returning the operations done.
-type Chains = fn(Backend, usize) -> ktune_kernels::error::Result<f64>;
+/// A probe loop: `iters` rounds of chains, returning the operations done.
+type Chains<'a> = &'a (dyn Fn(usize) -> ktune_kernels::error::Result<f64> + Sync);
 
-/// Rounds of the backend's chains that take one thread about 30 ms.
-fn chain_iters(b: Backend, chains: Chains) -> Result<usize> {
+/// The rate of `chains` at every thread count (calibrated once, then every round and
+/// thread count runs the same work), checked to grow with the threads; and the spread.
+fn chains_per_threads(what: &str, threads: &[usize], chains: Chains) -> Result<(PerThreads, f64)> {
+    let iters = chain_iters(chains)?;
+    let mut spread = 0f64;
+    let mut per = PerThreads::new();
+    for &t in threads {
+        let (v, sp) = stable(|| chain_rate(t, iters, chains))?;
+        spread = spread.max(sp);
+        per.insert(t, v);
+    }
+    let sp = monotone(what, &mut per, |t| stable(|| chain_rate(t, iters, chains)))?;
+    Ok((per, spread.max(sp)))
+}
+
+/// Rounds of the chains that take one thread about 30 ms.
+fn chain_iters(chains: Chains) -> Result<usize> {
     let mut iters = 10_000usize;
     loop {
         let t = Instant::now();
-        std::hint::black_box(chains(b, iters)?);
+        std::hint::black_box(chains(iters)?);
         let dt = t.elapsed().as_secs_f64();
         if dt > 0.01 {
             return Ok(((iters as f64) * 0.03 / dt).ceil() as usize);
@@ -362,100 +429,17 @@ fn chain_iters(b: Backend, chains: Chains) -> Result<usize> {
 }
 
 /// Best-of-`REPS` G-operations per second of `threads` threads each running `iters` rounds
-/// of the backend's chains at once.
-fn chain_rate(b: Backend, threads: usize, iters: usize, chains: Chains) -> Result<f64> {
+/// of the chains at once.
+fn chain_rate(threads: usize, iters: usize, chains: Chains) -> Result<f64> {
     let p = pool(threads)?;
     let mut best = 0f64;
     for _ in 0..REPS {
         let t = Instant::now();
-        let flops: Vec<f64> =
-            p.broadcast(|_| std::hint::black_box(chains(b, iters).unwrap_or(0.0)));
+        let flops: Vec<f64> = p.broadcast(|_| std::hint::black_box(chains(iters).unwrap_or(0.0)));
         let dt = t.elapsed().as_secs_f64();
         best = best.max(flops.iter().sum::<f64>() / dt / 1e9);
     }
     Ok(best)
-}
-
-/// Best-of-`REPS` read and triad bandwidth in GB/s per thread count, and the reader that
-/// measured `read`: the fastest of every available backend's reader with 1, 2 or 4
-/// streams, chosen on one thread.
-fn bandwidth(bytes: usize, threads: &[usize]) -> Result<(PerThreads, PerThreads, String, f64)> {
-    let n = bytes / 4;
-    let mut a = AlignedBuf::zeroed(n);
-    let mut b = AlignedBuf::zeroed(n);
-    let mut c = AlignedBuf::zeroed(n);
-    // Touch every page (and give the data a non-trivial value).
-    b.iter_mut()
-        .enumerate()
-        .for_each(|(i, x)| *x = (i % 7) as f32);
-    c.iter_mut()
-        .enumerate()
-        .for_each(|(i, x)| *x = (i % 5) as f32);
-    a.iter_mut().for_each(|x| *x = 1.0);
-    // The reader: each candidate's best of a few passes over the whole array on one thread.
-    let mut best = (0f64, Backend::Scalar, 1usize);
-    for &bk in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
-        for streams in loops::READ_STREAMS {
-            for _ in 0..3 {
-                let start = Instant::now();
-                std::hint::black_box(loops::read_with(bk, streams, &b)?);
-                let gbs = bytes as f64 / start.elapsed().as_secs_f64() / 1e9;
-                if gbs > best.0 {
-                    best = (gbs, bk, streams);
-                }
-            }
-        }
-    }
-    let (_, reader, streams) = best;
-    let (mut read, mut triad) = (PerThreads::new(), PerThreads::new());
-    let mut spread = 0f64;
-    for &t in threads {
-        let p = pool(t)?;
-        let chunk = n.div_ceil(t).next_multiple_of(1024);
-        let mut best_read = 0f64;
-        let mut best_triad = 0f64;
-        // Rounds of REPS / 2 passes until two rounds agree on the read figure.
-        let mut rounds_read = Vec::new();
-        for rep in 0..REPS * MAX_ROUNDS / 2 {
-            if rep > 0 && rep % (REPS / 2) == 0 {
-                rounds_read.push(best_read);
-                if let [.., a, b] = rounds_read[..] {
-                    let sp = (b - a).abs() / b.max(a).max(f64::MIN_POSITIVE);
-                    if sp <= AGREE && rounds_read.len() >= 2 {
-                        break;
-                    }
-                }
-            }
-            let start = Instant::now();
-            let s: f32 = p.install(|| {
-                b.par_chunks(chunk)
-                    .map(|c| loops::read_with(reader, streams, c).unwrap_or(0.0))
-                    .sum()
-            });
-            std::hint::black_box(s);
-            best_read = best_read.max(bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
-
-            let start = Instant::now();
-            p.install(|| {
-                a.par_chunks_mut(chunk)
-                    .zip(b.par_chunks(chunk))
-                    .zip(c.par_chunks(chunk))
-                    .for_each(|((x, y), z)| loops::triad(x, y, z, 1.5))
-            });
-            best_triad = best_triad.max(3.0 * bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
-        }
-        std::hint::black_box(&a[..]);
-        if let [.., x, y] = rounds_read[..] {
-            spread = spread.max((y - x).abs() / y.max(x).max(f64::MIN_POSITIVE));
-        }
-        read.insert(t, best_read);
-        triad.insert(t, best_triad);
-    }
-    let name = format!(
-        "{reader}, {streams} stream{}",
-        if streams == 1 { "" } else { "s" }
-    );
-    Ok((read, triad, name, spread))
 }
 
 #[cfg(test)]

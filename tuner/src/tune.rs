@@ -85,6 +85,8 @@ pub struct TuneOutcome {
     pub pruned: usize,
     /// Seconds of evaluation (recorded ones included).
     pub seconds: f64,
+    /// The bytes the timed runs cycled through (which memory level they streamed from).
+    pub working_set: f64,
 }
 
 impl TuneSpec {
@@ -221,6 +223,7 @@ pub fn tune(
         return Err(e);
     }
     let start_config = space.config(start);
+    let working_set = objective.work.working_set();
     let evals = objective.evals;
     let mut failures = BTreeMap::new();
     for e in evals.iter().filter(|e| e.status.is_failure()) {
@@ -240,6 +243,7 @@ pub fn tune(
         }
     }
     Ok(TuneOutcome {
+        working_set,
         journal: path,
         resumed: objective.resumed,
         best,

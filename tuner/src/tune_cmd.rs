@@ -561,8 +561,8 @@ pub fn to_record(
     let work = family::work(&problem).ok()?;
     let gflops = work.flops / median / 1e9;
     let kernel: ktune_core::KernelId = best.kernel.as_deref()?.parse().ok()?;
-    let roofline = bench::roofline_gflops(probe, &work, &kernel, config_threads);
-    let judged = bench::judge(&problem, gflops, roofline.as_ref());
+    let roofline = bench::roofline_gflops(probe, &work, o.working_set, &kernel, config_threads);
+    let judged = bench::judge(&problem, gflops, roofline.as_ref(), probe);
     let default = o.default.as_ref().and_then(|d| {
         let st = d.stats.filter(|_| d.status == Status::Ok)?;
         Some(DefaultRun {
@@ -590,6 +590,7 @@ pub fn to_record(
         roofline_gflops: roofline.as_ref().map(|c| c.gflops),
         roofline_fraction: judged.fraction,
         ceiling: judged.ceiling,
+        over_ceiling: judged.over,
         speedup: default.as_ref().map(|d| d.median_s / median),
         default,
         search: Some(SearchSummary {

@@ -364,9 +364,22 @@ fn probe_and_list() {
     for b in v["fma_gflops"].as_object().unwrap().keys() {
         assert!(v["int8_gops"][b]["1"].as_f64().unwrap() > 0.1, "{b}: {v}");
     }
-    for kind in ["read", "triad"] {
-        assert!(v["bandwidth_gbs"][kind]["1"].as_f64().unwrap() > 0.1, "{v}");
+    // DRAM's read and triad, and the read of every cache level this machine has.
+    let caches = ktune_core::CacheInfo::get();
+    let mut kinds = vec!["read", "triad", "read_l1", "read_l2"];
+    if caches.l3.is_some() {
+        kinds.push("read_l3");
     }
+    for kind in kinds {
+        assert!(
+            v["bandwidth_gbs"][kind]["1"].as_f64().unwrap() > 0.1,
+            "{kind}: {v}"
+        );
+    }
+    assert_eq!(
+        v["probe_version"].as_u64(),
+        Some(u64::from(ktune_core::probe::PROBE_VERSION))
+    );
     let o = ktune(&["list", "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -131,6 +131,7 @@ fn probe_cache_reader() {
         "bandwidth_gbs": {"read": {"1": 20.0}, "triad": {"1": 15.0}},
         "array_bytes": 1 << 26,
         "read_reader": "scalar, 1 stream",
+        "probe_version": ktune_core::probe::PROBE_VERSION,
         "timestamp": 1,
         "ktune_version": "test",
     })

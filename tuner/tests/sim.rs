@@ -182,6 +182,9 @@ fn a_short_tuning_run_ends_in_the_database() {
         read_reader: "avx512, 4 streams".into(),
         spread: 0.0,
         load_before: 0.0,
+        other_gops: Default::default(),
+        flagged: Vec::new(),
+        probe_version: ktune_core::probe::PROBE_VERSION,
         timestamp: 0,
         ktune_version: "test".into(),
     };

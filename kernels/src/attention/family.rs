@@ -129,6 +129,7 @@ impl KernelFamily for Attention {
                 device.upload(HostData::F32(crate::buf::try_vec(s.q_elems(), f32::NAN)?))?
             ],
             private: Box::new(()),
+            working_set: self.work(problem).min_bytes,
         })
     }
 

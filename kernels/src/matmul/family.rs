@@ -2,6 +2,11 @@
 //!
 //! Operands: inputs `[A, B]`, outputs `[C]`, each with tight rows (`lda = k`, `ldb = n`,
 //! `ldc = n`), filled with seeded values in [-1, 1).
+//!
+//! A skinny product (m or n at most [`ROTATE_BELOW`]) is memory-bound: on a CPU, timing
+//! rotates among copies of A and B until they stream from DRAM
+//! ([`stream_copies`](crate::workload::stream_copies)). Other shapes run on one set of
+//! operands, resident in whichever cache level holds them.
 
 use std::sync::Arc;
 
@@ -19,6 +24,12 @@ pub struct Matmul;
 
 /// The table's line for matmul.
 pub static MATMUL: Matmul = Matmul;
+
+/// Products with m or n up to this many are timed over rotated copies of A and B.
+pub const ROTATE_BELOW: usize = 16;
+
+/// The extra copies of A and B a CPU workload rotates among (the operands are the first).
+struct Copies(Vec<(crate::device::Buffer, crate::device::Buffer)>);
 
 const DIMS: &[DimSpec] = &[
     DimSpec::size("m", "rows of A and C"),
@@ -114,16 +125,33 @@ impl KernelFamily for Matmul {
         &self,
         device: &dyn Device,
         problem: &Problem,
-        _memory_bytes: Option<u64>,
+        memory_bytes: Option<u64>,
     ) -> Result<Operands> {
         let MatmulShape { m, n, k } = MatmulShape::of(problem)?;
+        let a = crate::random::try_uniform(m * k, 1)?;
+        let b = crate::random::try_uniform(k * n, 2)?;
+        let ab_bytes = 4.0 * (a.len() + b.len()) as f64;
+        let copies = if device.backend().is_cpu() && m.min(n) <= ROTATE_BELOW {
+            crate::workload::stream_copies(ab_bytes, memory_bytes)
+        } else {
+            1
+        };
+        let extra = (1..copies)
+            .map(|_| {
+                Ok((
+                    device.upload(HostData::F32(a.clone()))?,
+                    device.upload(HostData::F32(b.clone()))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Operands {
             inputs: vec![
-                device.upload(HostData::F32(crate::random::try_uniform(m * k, 1)?))?,
-                device.upload(HostData::F32(crate::random::try_uniform(k * n, 2)?))?,
+                device.upload(HostData::F32(a))?,
+                device.upload(HostData::F32(b))?,
             ],
             outputs: vec![device.upload(HostData::F32(crate::buf::try_vec(m * n, f32::NAN)?))?],
-            private: Box::new(()),
+            private: Box::new(Copies(extra)),
+            working_set: ab_bytes * copies as f64 + 4.0 * (m * n) as f64,
         })
     }
 
@@ -140,7 +168,7 @@ impl KernelFamily for Matmul {
         }
         let _ = ops;
         let plan = MatmulPlan::new(device.backend(), MatmulShape::of(problem)?, config)?;
-        Ok(Box::new(plan))
+        Ok(Box::new(Rotation { plan, turn: 0 }))
     }
 
     fn check(&self, device: &dyn Device, problem: &Problem, ops: &Operands) -> Result<Check> {
@@ -175,18 +203,32 @@ impl KernelFamily for Matmul {
     }
 }
 
-impl Plan for MatmulPlan {
+/// A CPU plan run in turn on the operands and their copies.
+struct Rotation {
+    plan: MatmulPlan,
+    turn: usize,
+}
+
+impl Plan for Rotation {
     fn kernel_id(&self) -> ktune_core::KernelId {
-        MatmulPlan::kernel_id(self).clone()
+        self.plan.kernel_id().clone()
     }
 
     fn run(&mut self, ops: &mut Operands) -> Result<()> {
-        let MatmulShape { n, k, .. } = self.shape();
+        let MatmulShape { n, k, .. } = self.plan.shape();
         let host = || Error::Device("matmul CPU plans run on host buffers".into());
-        let (inputs, outputs) = (&ops.inputs, &mut ops.outputs);
-        let a = inputs[0].as_f32().ok_or_else(host)?;
-        let b = inputs[1].as_f32().ok_or_else(host)?;
-        let c = outputs[0].as_f32_mut().ok_or_else(host)?;
-        MatmulPlan::run(self, a, k, b, n, c, n)
+        let copies: &Copies = ops
+            .private
+            .downcast_ref()
+            .ok_or_else(|| Error::InvalidArgument("operands of another family".into()))?;
+        self.turn = (self.turn + 1) % (copies.0.len() + 1);
+        let (a, b) = match self.turn {
+            0 => (&ops.inputs[0], &ops.inputs[1]),
+            t => (&copies.0[t - 1].0, &copies.0[t - 1].1),
+        };
+        let a = a.as_f32().ok_or_else(host)?;
+        let b = b.as_f32().ok_or_else(host)?;
+        let c = ops.outputs[0].as_f32_mut().ok_or_else(host)?;
+        self.plan.run(a, k, b, n, c, n)
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use ktune_core::{
-    Backend, CacheInfo, Config, DimSpec, Dtype, Family, KernelId, KernelInfo, Problem, Space, Work,
+    Backend, Config, DimSpec, Dtype, Family, KernelId, KernelInfo, Problem, Space, Work,
 };
 
 use super::{reference, space, QMatrix, QgemvPlan, QgemvShape};
@@ -168,13 +168,9 @@ impl KernelFamily for Qgemv {
             .flat_map(|&r| w.bytes[r * rb..(r + 1) * rb].iter().copied())
             .collect();
         let sub = QMatrix::from_bytes(dtype, pick.len(), cols, sub_bytes)?;
-        // Enough copies of W that one pass over all of them overflows the last-level cache
-        // (4x); at most 16 copies, and together at most a quarter of the machine's memory.
-        let llc = CacheInfo::get().last_level_bytes() as f64;
+        // Copies of W that make it stream from DRAM (see `stream_copies`).
         let wbytes = w.bytes.len().max(1) as f64;
-        let budget = memory_bytes.map_or((8u64 << 30) as f64, |m| m as f64 / 4.0);
-        let copies = ((4.0 * llc / wbytes).ceil() as usize).clamp(1, 16);
-        let copies = copies.min((budget / wbytes).max(1.0) as usize);
+        let copies = crate::workload::stream_copies(wbytes, memory_bytes);
         #[cfg(feature = "wgpu")]
         let copies = if device.backend() == Backend::Wgpu {
             crate::gpu::qgemv::copies(w.bytes.len(), memory_bytes)
@@ -189,6 +185,7 @@ impl KernelFamily for Qgemv {
             outputs: vec![
                 device.upload(HostData::F32(crate::buf::try_vec(batch * rows, f32::NAN)?))?
             ],
+            working_set: wbytes * copies as f64 + 4.0 * (batch * (cols + rows)) as f64,
             private: Box::new(Private { pick, sub, copies }),
         })
     }

@@ -40,6 +40,7 @@ pub(crate) fn machine(m: &MachineRecord) -> Result<(), String> {
         for (group, table) in [
             ("fma_gflops", &peaks.fma_gflops),
             ("int8_gops", &peaks.int8_gops),
+            ("other_gops", &peaks.other_gops),
             ("bandwidth_gbs", &peaks.bandwidth_gbs),
         ] {
             for (name, per_threads) in table {

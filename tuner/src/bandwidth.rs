@@ -1,0 +1,348 @@
+//! The probe's memory ceilings: read bandwidth from each cache level and from DRAM, the
+//! STREAM triad, and the sweep over working-set sizes that `ktune probe --sweep` prints.
+//!
+//! Every figure is read with the fastest reader this CPU has: each backend's widest loads,
+//! 1, 2 or 4 streams, with or without software prefetch, chosen per level on one thread.
+//! A cache level is measured on a working set of half the cache (per thread: half of the
+//! share of the instance the thread uses), read over and over by each thread from its own
+//! buffer; DRAM on arrays of at least 4x the last-level cache, split among the threads.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Result;
+use rayon::prelude::*;
+
+use ktune_core::cache::CacheLevel;
+use ktune_core::probe::{level_of, Level};
+use ktune_kernels::buf::AlignedBuf;
+use ktune_kernels::cache::CacheInfo;
+use ktune_kernels::pool::pool;
+use ktune_kernels::{probe as loops, Backend, BackendExt};
+use ktune_results::PerThreads;
+
+use crate::probe::{stable, AGREE, MAX_ROUNDS, REPS};
+
+/// One way of reading memory: a backend's loads, a number of streams, prefetch or not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reader {
+    /// Whose loads (compiled for that instruction set).
+    pub backend: Backend,
+    /// Parts of the data walked at once.
+    pub streams: usize,
+    /// Whether it prefetches ahead in software.
+    pub prefetch: bool,
+}
+
+impl Reader {
+    /// Every reader this CPU can run (prefetch only where it is a different reader).
+    pub fn all() -> Vec<Reader> {
+        let mut v = Vec::new();
+        for &backend in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
+            for streams in loops::READ_STREAMS {
+                for prefetch in [false, true] {
+                    if prefetch && !matches!(backend, Backend::Avx2 | Backend::Avx512) {
+                        continue;
+                    }
+                    v.push(Reader {
+                        backend,
+                        streams,
+                        prefetch,
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    /// Reads `data` `passes` times; returns a value to consume.
+    fn read(&self, data: &[f32], passes: usize) -> f32 {
+        loops::read_passes(self.backend, self.streams, self.prefetch, data, passes).unwrap_or(0.0)
+    }
+
+    /// `avx512, 4 streams, prefetch`.
+    pub fn name(&self) -> String {
+        format!(
+            "{}, {} stream{}{}",
+            self.backend,
+            self.streams,
+            if self.streams == 1 { "" } else { "s" },
+            if self.prefetch { ", prefetch" } else { "" }
+        )
+    }
+}
+
+/// A buffer of `bytes` (rounded down to whole floats, at least one) with every page touched.
+fn filled(bytes: usize) -> AlignedBuf {
+    let mut b = AlignedBuf::zeroed((bytes / 4).max(1));
+    b.iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x = (i % 7) as f32);
+    b
+}
+
+/// Passes over `data` that take one reader about `seconds`.
+fn passes_for(reader: Reader, data: &[f32], seconds: f64) -> usize {
+    let mut passes = 1usize;
+    loop {
+        let t = Instant::now();
+        std::hint::black_box(reader.read(data, passes));
+        let dt = t.elapsed().as_secs_f64();
+        if dt > seconds / 8.0 || passes > 1 << 30 {
+            return ((passes as f64) * seconds / dt.max(1e-9)).ceil().max(1.0) as usize;
+        }
+        passes *= 2;
+    }
+}
+
+/// The fastest reader of `data` read `passes` times on this thread: each candidate's best
+/// of three.
+fn fastest(data: &[f32], passes: usize) -> Reader {
+    let bytes = (data.len() * 4 * passes) as f64;
+    let mut best = (0f64, Reader::all()[0]);
+    for r in Reader::all() {
+        for _ in 0..3 {
+            let t = Instant::now();
+            std::hint::black_box(r.read(data, passes));
+            let gbs = bytes / t.elapsed().as_secs_f64() / 1e9;
+            if gbs > best.0 {
+                best = (gbs, r);
+            }
+        }
+    }
+    best.1
+}
+
+/// GB/s of `threads` threads each reading its own buffer `passes` times with `reader`:
+/// the best of `reps`.
+fn private_rate(bufs: &[AlignedBuf], reader: Reader, passes: usize, reps: usize) -> Result<f64> {
+    let p = pool(bufs.len())?;
+    let bytes: f64 = bufs.iter().map(|b| (b.len() * 4 * passes) as f64).sum();
+    let mut best = 0f64;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let sums: Vec<f32> = p.broadcast(|ctx| reader.read(&bufs[ctx.index()], passes));
+        std::hint::black_box(sums);
+        best = best.max(bytes / t.elapsed().as_secs_f64() / 1e9);
+    }
+    Ok(best)
+}
+
+/// The cache of `level`, if this machine has it.
+fn cache(caches: &CacheInfo, level: Level) -> Option<CacheLevel> {
+    match level {
+        Level::L1 => Some(caches.l1d),
+        Level::L2 => Some(caches.l2),
+        Level::L3 => caches.l3,
+        Level::Dram => None,
+    }
+}
+
+/// The working set one of `threads` threads reads to measure `c`: half of its share of
+/// the instance it uses, in whole 4 KiB pages where that is more than a page.
+pub fn level_set_bytes(c: &CacheLevel, threads: usize) -> usize {
+    let sharing = threads.clamp(1, c.shared_by.max(1));
+    let b = c.size / 2 / sharing;
+    if b > 4096 {
+        b & !4095
+    } else {
+        b.max(256)
+    }
+}
+
+/// What the cache levels measured.
+pub struct Levels {
+    /// Read GB/s per level, per thread count.
+    pub read: BTreeMap<Level, PerThreads>,
+    /// The reader that won on each level.
+    pub readers: BTreeMap<Level, Reader>,
+    /// The largest spread between the last two rounds of any figure.
+    pub spread: f64,
+}
+
+/// Read bandwidth of every cache level this machine has, at each thread count.
+pub fn cache_levels(caches: &CacheInfo, threads: &[usize]) -> Result<Levels> {
+    let mut out = Levels {
+        read: BTreeMap::new(),
+        readers: BTreeMap::new(),
+        spread: 0.0,
+    };
+    for level in [Level::L1, Level::L2, Level::L3] {
+        let Some(c) = cache(caches, level) else {
+            continue;
+        };
+        let one = filled(level_set_bytes(&c, 1));
+        let reader = fastest(&one, passes_for(Reader::all()[0], &one, 0.002));
+        let mut per = PerThreads::new();
+        for &t in threads {
+            let bufs: Vec<AlignedBuf> = (0..t).map(|_| filled(level_set_bytes(&c, t))).collect();
+            // Each timed repetition about 10 ms.
+            let passes = passes_for(reader, &bufs[0], 0.01);
+            let (v, sp) = stable(|| private_rate(&bufs, reader, passes, REPS / 2))?;
+            out.spread = out.spread.max(sp);
+            per.insert(t, v);
+        }
+        out.read.insert(level, per);
+        out.readers.insert(level, reader);
+    }
+    Ok(out)
+}
+
+/// What the DRAM streams measured.
+pub struct Dram {
+    /// Read GB/s per thread count.
+    pub read: PerThreads,
+    /// Triad GB/s per thread count.
+    pub triad: PerThreads,
+    /// The reader that won.
+    pub reader: Reader,
+    /// The largest spread between the last two rounds of the read figure.
+    pub spread: f64,
+}
+
+/// Best-of-`REPS` read and triad bandwidth in GB/s per thread count, over arrays of
+/// `bytes` each, and the reader that measured `read` (the fastest on one thread).
+pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
+    let n = bytes / 4;
+    let mut a = AlignedBuf::zeroed(n);
+    let b = filled(bytes);
+    let mut c = AlignedBuf::zeroed(n);
+    c.iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x = (i % 5) as f32);
+    a.iter_mut().for_each(|x| *x = 1.0);
+    let reader = fastest(&b, 1);
+    let (mut read, mut triad) = (PerThreads::new(), PerThreads::new());
+    let mut spread = 0f64;
+    for &t in threads {
+        let p = pool(t)?;
+        let chunk = n.div_ceil(t).next_multiple_of(1024);
+        let mut best_read = 0f64;
+        let mut best_triad = 0f64;
+        // Rounds of REPS / 2 passes until two rounds agree on the read figure.
+        let mut rounds_read = Vec::new();
+        for rep in 0..REPS * MAX_ROUNDS / 2 {
+            if rep > 0 && rep % (REPS / 2) == 0 {
+                rounds_read.push(best_read);
+                if let [.., x, y] = rounds_read[..] {
+                    if (y - x).abs() / y.max(x).max(f64::MIN_POSITIVE) <= AGREE {
+                        break;
+                    }
+                }
+            }
+            let start = Instant::now();
+            let s: f32 = p.install(|| b.par_chunks(chunk).map(|c| reader.read(c, 1)).sum());
+            std::hint::black_box(s);
+            best_read = best_read.max(bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
+
+            let start = Instant::now();
+            p.install(|| {
+                a.par_chunks_mut(chunk)
+                    .zip(b.par_chunks(chunk))
+                    .zip(c.par_chunks(chunk))
+                    .for_each(|((x, y), z)| loops::triad(x, y, z, 1.5))
+            });
+            best_triad = best_triad.max(3.0 * bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
+        }
+        std::hint::black_box(&a[..]);
+        if let [.., x, y] = rounds_read[..] {
+            spread = spread.max((y - x).abs() / y.max(x).max(f64::MIN_POSITIVE));
+        }
+        read.insert(t, best_read);
+        triad.insert(t, best_triad);
+    }
+    Ok(Dram {
+        read,
+        triad,
+        reader,
+        spread,
+    })
+}
+
+/// One point of the sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPoint {
+    /// The working set, split among the threads.
+    pub bytes: usize,
+    /// Threads reading it.
+    pub threads: usize,
+    /// Read GB/s (best of five).
+    pub gbs: f64,
+    /// The level the set is taken to stream from when judging results.
+    pub level: Level,
+}
+
+/// The reader of the sweep: the fastest on one thread over a set of twice the last-level
+/// cache read once.
+pub fn sweep_reader(caches: &CacheInfo) -> Reader {
+    let set = filled(2 * caches.last_level_bytes());
+    fastest(&set, 1)
+}
+
+/// Working-set sizes of the sweep: 4 KiB, then doubling up to 4x the last-level cache.
+pub fn sweep_sizes(caches: &CacheInfo) -> Vec<usize> {
+    let top = 4 * caches.last_level_bytes();
+    let mut v = vec![4096usize];
+    while *v.last().unwrap_or(&top) < top {
+        v.push(v[v.len() - 1] * 2);
+    }
+    v
+}
+
+/// Read bandwidth over working sets from 4 KiB to 4x the last-level cache, on each of
+/// `threads` (the set split among them), with `reader`; `progress` hears each point.
+pub fn sweep(
+    caches: &CacheInfo,
+    threads: &[usize],
+    reader: Reader,
+    mut progress: impl FnMut(&SweepPoint),
+) -> Result<Vec<SweepPoint>> {
+    let mut out = Vec::new();
+    for &t in threads {
+        for bytes in sweep_sizes(caches) {
+            let bufs: Vec<AlignedBuf> = (0..t).map(|_| filled(bytes / t)).collect();
+            let passes = passes_for(reader, &bufs[0], 0.005);
+            let gbs = private_rate(&bufs, reader, passes, 5)?;
+            let point = SweepPoint {
+                bytes,
+                threads: t,
+                gbs,
+                level: level_of(bytes as f64, caches, t),
+            };
+            progress(&point);
+            out.push(point);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_working_sets_are_half_a_share_of_the_cache() {
+        let c = CacheInfo::assumed();
+        let l3 = c.l3.unwrap();
+        assert_eq!(level_set_bytes(&c.l1d, 1), 24 << 10);
+        assert_eq!(level_set_bytes(&c.l1d, 4), 24 << 10);
+        // The 32 MiB L3 is shared by 8: each of 4 threads gets an eighth of it.
+        assert_eq!(level_set_bytes(&l3, 1), 16 << 20);
+        assert_eq!(level_set_bytes(&l3, 4), 4 << 20);
+        assert_eq!(level_set_bytes(&l3, 16), 2 << 20);
+        let sizes = sweep_sizes(&c);
+        assert_eq!(sizes.first(), Some(&4096));
+        assert_eq!(sizes.last(), Some(&(128 << 20)));
+    }
+
+    #[test]
+    fn every_reader_is_named_and_reads_everything() {
+        let data: Vec<f32> = (0..5000).map(|i| (i % 3) as f32).collect();
+        for r in Reader::all() {
+            assert_eq!(r.read(&data, 2), 2.0 * 4999.0, "{}", r.name());
+        }
+        assert!(Reader::all()
+            .iter()
+            .any(|r| r.name() == "scalar, 4 streams"));
+    }
+}

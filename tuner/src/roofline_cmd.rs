@@ -1,0 +1,296 @@
+//! `ktune roofline`: this machine's roofline as an SVG picture, with measured results as
+//! points.
+//!
+//! The roofs come from the cached probe ([`crate::probe`]): the read bandwidth of every
+//! memory level it measured, and the compute peaks (the fastest f32 FMA, the fastest int8
+//! dot product, and the other classes the CPU has), at one thread count. The points are
+//! results of that thread count on a CPU backend: the JSON output of `ktune bench`, or this
+//! machine's database.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use ktune_core::probe::{at_threads, Level};
+use ktune_core::{BenchRecord, ProbeResult, Problem, ResultRecord};
+use ktune_kernels::family;
+use ktune_results::db::{self, Database};
+
+use crate::plot::{roofline_svg, ComputeRoof, MemoryRoof, Point};
+
+/// Arguments of `ktune roofline`.
+#[derive(Debug, clap::Args)]
+pub struct RooflineArgs {
+    /// Results to draw as points: the JSON output of `ktune bench --format json`, or a
+    /// database file (repeatable). Default: this machine's file in `--db`, if there is one.
+    #[arg(long = "from")]
+    pub from: Vec<PathBuf>,
+    /// The database folder searched for this machine's file when no `--from` is given.
+    #[arg(long, default_value = "results/db")]
+    pub db: PathBuf,
+    /// The thread count whose roofs are drawn (default: all threads); results measured
+    /// with another thread budget are left out.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Where to write the SVG.
+    #[arg(long, default_value = "roofline.svg")]
+    pub out: PathBuf,
+}
+
+/// One result to draw.
+#[derive(Debug, Clone, PartialEq)]
+struct Measured {
+    label: String,
+    problem: Problem,
+    threads: usize,
+    cpu: bool,
+    gflops: f64,
+    over: bool,
+}
+
+impl Measured {
+    fn of_bench(r: &BenchRecord) -> Measured {
+        Measured {
+            label: format!("{} {}", r.kernel, r.shape),
+            problem: Problem {
+                family: r.family,
+                dtype: r.dtype,
+                shape: r.shape,
+            },
+            threads: r.threads,
+            cpu: r.backend.is_cpu(),
+            gflops: r.gflops,
+            over: r.over_ceiling || r.roofline_fraction.is_some_and(|f| f > 1.0),
+        }
+    }
+
+    fn of_result(r: &ResultRecord) -> Measured {
+        Measured {
+            label: format!("{} {}", r.kernel, r.shape),
+            problem: Problem {
+                family: r.family,
+                dtype: r.dtype,
+                shape: r.shape,
+            },
+            threads: r.threads,
+            cpu: r.backend.is_cpu(),
+            gflops: r.gflops,
+            over: r.over_ceiling || r.roofline_fraction.is_some_and(|f| f > 1.0),
+        }
+    }
+}
+
+/// The results in `path`: a JSON array of bench records, or a database file.
+fn load(path: &Path) -> Result<Vec<Measured>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a JSON document", path.display()))?;
+    if value.get("schema").is_some() {
+        let d = Database::parse(&text, path)?;
+        return Ok(d.results.iter().map(Measured::of_result).collect());
+    }
+    match serde_json::from_value::<Vec<BenchRecord>>(value) {
+        Ok(recs) => Ok(recs.iter().map(Measured::of_bench).collect()),
+        Err(e) => bail!(
+            "{}: neither a database nor the JSON output of `ktune bench` ({e})",
+            path.display()
+        ),
+    }
+}
+
+/// The roofs of `probe` at `threads`: memory levels nearest first, then the compute peaks.
+pub fn roofs(probe: &ProbeResult, threads: usize) -> (Vec<MemoryRoof>, Vec<ComputeRoof>) {
+    let t = format!("{threads} thread{}", if threads == 1 { "" } else { "s" });
+    let memory = Level::ALL
+        .iter()
+        .filter_map(|&l| {
+            let gbs = probe.read_level_gbs(l, threads)?;
+            Some(MemoryRoof {
+                name: format!("{l} read, {t}"),
+                gbs,
+            })
+        })
+        .collect();
+    let fastest = |table: &std::collections::BTreeMap<String, ktune_core::PerThreads>| {
+        table
+            .iter()
+            .filter_map(|(name, per)| Some((name.clone(), at_threads(per, threads)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    };
+    let mut compute = Vec::new();
+    if let Some((b, v)) = fastest(&probe.fma_gflops) {
+        compute.push(ComputeRoof {
+            name: format!("fma {b}, {t}"),
+            gflops: v,
+        });
+    }
+    if let Some((b, v)) = fastest(&probe.int8_gops) {
+        compute.push(ComputeRoof {
+            name: format!("int8 {b}, {t} (GOP/s)"),
+            gflops: v,
+        });
+    }
+    for (name, per) in &probe.other_gops {
+        if let Some(v) = at_threads(per, threads) {
+            compute.push(ComputeRoof {
+                name: format!("{name}, {t} (GOP/s)"),
+                gflops: v,
+            });
+        }
+    }
+    (memory, compute)
+}
+
+/// The points of the results measured on a CPU with `threads`, at their problems'
+/// intensities (FLOPs per byte of minimal traffic).
+fn points(results: &[Measured], threads: usize) -> Vec<Point> {
+    results
+        .iter()
+        .filter(|r| r.cpu && r.threads == threads && r.gflops > 0.0 && r.gflops.is_finite())
+        .filter_map(|r| {
+            let intensity = family::work(&r.problem).ok()?.intensity();
+            (intensity > 0.0).then(|| Point {
+                label: r.label.clone(),
+                intensity,
+                gflops: r.gflops,
+                over: r.over,
+            })
+        })
+        .collect()
+}
+
+/// Runs `ktune roofline`.
+pub fn cmd_roofline(args: &RooflineArgs) -> Result<ExitCode> {
+    let probe = crate::probe::load_or_run(false, false)?;
+    let threads = args.threads.unwrap_or(probe.machine.threads).max(1);
+    let mut results = Vec::new();
+    if args.from.is_empty() {
+        let path = db::db_path(&args.db, &probe.machine.id);
+        if path.exists() {
+            results = load(&path)?;
+        } else {
+            eprintln!(
+                "note: no database of this machine at {}: the roofs alone (draw results with --from FILE, the JSON output of `ktune bench`)",
+                path.display()
+            );
+        }
+    }
+    for f in &args.from {
+        results.extend(load(f)?);
+    }
+    let pts = points(&results, threads);
+    if pts.len() < results.len() {
+        eprintln!(
+            "note: {} of {} results drawn (the others ran with another thread budget than {threads}, or not on the CPU)",
+            pts.len(),
+            results.len()
+        );
+    }
+    let (memory, compute) = roofs(&probe, threads);
+    let m = &probe.machine;
+    let title = format!(
+        "{}: {} core{}, {threads} thread{}",
+        m.cpu_model,
+        m.cores,
+        if m.cores == 1 { "" } else { "s" },
+        if threads == 1 { "" } else { "s" }
+    );
+    let svg = roofline_svg(&title, &memory, &compute, &pts)?;
+    let tmp = args
+        .out
+        .with_extension(format!("svg.tmp{}", std::process::id()));
+    std::fs::write(&tmp, svg).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!(
+        "wrote {}: {} memory roofs, {} compute roofs, {} points{}",
+        args.out.display(),
+        memory.len(),
+        compute.len(),
+        pts.len(),
+        match pts.iter().filter(|p| p.over).count() {
+            0 => String::new(),
+            n => format!(" ({n} over their own ceiling, drawn in red)"),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn roofs_are_the_levels_and_the_fastest_peaks_at_the_thread_count() {
+        let per = |a: f64, b: f64| BTreeMap::from([(1, a), (2, b)]);
+        let p = ProbeResult {
+            schema: ktune_core::probe::PROBE_SCHEMA.into(),
+            machine: ktune_core::Machine::detect(),
+            fma_gflops: BTreeMap::from([
+                ("avx2".into(), per(50.0, 100.0)),
+                ("scalar".into(), per(5.0, 10.0)),
+            ]),
+            int8_gops: BTreeMap::from([("avx2".into(), per(150.0, 300.0))]),
+            other_gops: BTreeMap::from([("bf16 avx512".into(), per(200.0, 400.0))]),
+            bandwidth_gbs: BTreeMap::from([
+                ("read".into(), per(10.0, 20.0)),
+                ("read_l1".into(), per(100.0, 200.0)),
+                ("triad".into(), per(9.0, 18.0)),
+            ]),
+            array_bytes: 0,
+            read_reader: String::new(),
+            spread: 0.0,
+            load_before: 0.0,
+            flagged: vec![],
+            probe_version: ktune_core::probe::PROBE_VERSION,
+            timestamp: 0,
+            ktune_version: String::new(),
+        };
+        let (m, c) = roofs(&p, 2);
+        let names: Vec<(&str, f64)> = m.iter().map(|r| (r.name.as_str(), r.gbs)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("L1 read, 2 threads", 200.0),
+                ("DRAM read, 2 threads", 20.0)
+            ]
+        );
+        let names: Vec<(&str, f64)> = c.iter().map(|r| (r.name.as_str(), r.gflops)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("fma avx2, 2 threads", 100.0),
+                ("int8 avx2, 2 threads (GOP/s)", 300.0),
+                ("bf16 avx512, 2 threads (GOP/s)", 400.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn points_are_the_cpu_results_of_the_thread_count() {
+        let problem = family::parse_problem("matmul", None, "1x256x256").unwrap();
+        let r = |threads, cpu, gflops| Measured {
+            label: "k".into(),
+            problem,
+            threads,
+            cpu,
+            gflops,
+            over: false,
+        };
+        let pts = points(
+            &[
+                r(2, true, 5.0),
+                r(1, true, 5.0),
+                r(2, false, 5.0),
+                r(2, true, f64::NAN),
+            ],
+            2,
+        );
+        assert_eq!(pts.len(), 1);
+        let w = family::work(&problem).unwrap();
+        assert_eq!(pts[0].intensity, w.intensity());
+    }
+}
