@@ -36,7 +36,8 @@ pub struct Operands {
 
 /// Copies of a data set of `set_bytes` that timing rotates among so that it streams from
 /// DRAM, as a model's weights do from one layer to the next: enough that one pass over all
-/// copies is 4x the last-level cache, bounded by a quarter of `memory_bytes` (8 GiB when
+/// copies is [`DRAM_SET_FACTOR`](ktune_core::probe::DRAM_SET_FACTOR) times the last-level
+/// cache (the size of the probe's DRAM arrays), bounded by a quarter of `memory_bytes` (8 GiB when
 /// unknown) rather than by a count. A set no larger than one core's L2 is not copied: it
 /// stays resident in a cache level, and is judged against that level's bandwidth.
 pub fn stream_copies(set_bytes: f64, memory_bytes: Option<u64>) -> usize {
@@ -45,7 +46,8 @@ pub fn stream_copies(set_bytes: f64, memory_bytes: Option<u64>) -> usize {
         return 1;
     }
     let budget = memory_bytes.map_or((8u64 << 30) as f64, |m| m as f64 / 4.0);
-    let want = (4.0 * caches.last_level_bytes() as f64 / set_bytes).ceil();
+    let factor = ktune_core::probe::DRAM_SET_FACTOR as f64;
+    let want = (factor * caches.last_level_bytes() as f64 / set_bytes).ceil();
     want.min((budget / set_bytes).floor()).max(1.0) as usize
 }
 

@@ -5,7 +5,8 @@
 //! 1, 2 or 4 streams, with or without software prefetch, chosen per level on one thread.
 //! A cache level is measured on a working set of half the cache (per thread: half of the
 //! share of the instance the thread uses), read over and over by each thread from its own
-//! buffer; DRAM on arrays of at least 4x the last-level cache, split among the threads.
+//! buffer; DRAM on arrays of at least [`DRAM_SET_FACTOR`] times the last-level cache, split
+//! among the threads.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -14,14 +15,14 @@ use anyhow::Result;
 use rayon::prelude::*;
 
 use ktune_core::cache::CacheLevel;
-use ktune_core::probe::{level_of, Level};
+use ktune_core::probe::{level_of, Level, DRAM_SET_FACTOR};
 use ktune_kernels::buf::AlignedBuf;
 use ktune_kernels::cache::CacheInfo;
 use ktune_kernels::pool::pool;
 use ktune_kernels::{probe as loops, Backend, BackendExt};
 use ktune_results::PerThreads;
 
-use crate::probe::{stable, AGREE, MAX_ROUNDS, REPS};
+use crate::probe::{stable, REPS};
 
 /// One way of reading memory: a backend's loads, a number of streams, prefetch or not.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,23 +96,35 @@ fn passes_for(reader: Reader, data: &[f32], seconds: f64) -> usize {
     }
 }
 
-/// The fastest reader of `data` read `passes` times on this thread: each candidate's best
-/// of three.
-fn fastest(data: &[f32], passes: usize) -> Reader {
+/// The readers of `data` read `passes` times on this thread, fastest first: each
+/// candidate's best of three.
+fn ranked(data: &[f32], passes: usize) -> Vec<Reader> {
     let bytes = (data.len() * 4 * passes) as f64;
-    let mut best = (0f64, Reader::all()[0]);
-    for r in Reader::all() {
-        for _ in 0..3 {
-            let t = Instant::now();
-            std::hint::black_box(r.read(data, passes));
-            let gbs = bytes / t.elapsed().as_secs_f64() / 1e9;
-            if gbs > best.0 {
-                best = (gbs, r);
-            }
-        }
-    }
-    best.1
+    let mut rates: Vec<(f64, Reader)> = Reader::all()
+        .into_iter()
+        .map(|r| {
+            let best = (0..3)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(r.read(data, passes));
+                    bytes / t.elapsed().as_secs_f64() / 1e9
+                })
+                .fold(0f64, f64::max);
+            (best, r)
+        })
+        .collect();
+    rates.sort_by(|a, b| b.0.total_cmp(&a.0));
+    rates.into_iter().map(|(_, r)| r).collect()
 }
+
+/// The fastest reader of `data` read `passes` times on this thread.
+fn fastest(data: &[f32], passes: usize) -> Reader {
+    ranked(data, passes)[0]
+}
+
+/// Readers whose figures are measured in full: the first pick can win by chance, so the
+/// runner-up is measured too and the better kept.
+const FINALISTS: usize = 2;
 
 /// GB/s of `threads` threads each reading its own buffer `passes` times with `reader`:
 /// the best of `reps`.
@@ -172,18 +185,28 @@ pub fn cache_levels(caches: &CacheInfo, threads: &[usize]) -> Result<Levels> {
             continue;
         };
         let one = filled(level_set_bytes(&c, 1));
-        let reader = fastest(&one, passes_for(Reader::all()[0], &one, 0.002));
-        let mut per = PerThreads::new();
-        for &t in threads {
-            let bufs: Vec<AlignedBuf> = (0..t).map(|_| filled(level_set_bytes(&c, t))).collect();
-            // Each timed repetition about 10 ms.
-            let passes = passes_for(reader, &bufs[0], 0.01);
-            let (v, sp) = stable(|| private_rate(&bufs, reader, passes, REPS / 2))?;
-            out.spread = out.spread.max(sp);
-            per.insert(t, v);
+        let finalists = ranked(&one, passes_for(Reader::all()[0], &one, 0.002));
+        let mut best: Option<(f64, Reader, PerThreads)> = None;
+        for &reader in finalists.iter().take(FINALISTS) {
+            let mut per = PerThreads::new();
+            for &t in threads {
+                let bufs: Vec<AlignedBuf> =
+                    (0..t).map(|_| filled(level_set_bytes(&c, t))).collect();
+                // Each timed repetition about 10 ms.
+                let passes = passes_for(reader, &bufs[0], 0.01);
+                let (v, sp) = stable(|| private_rate(&bufs, reader, passes, REPS / 2))?;
+                out.spread = out.spread.max(sp);
+                per.insert(t, v);
+            }
+            let total: f64 = per.values().sum();
+            if best.as_ref().is_none_or(|b| total > b.0) {
+                best = Some((total, reader, per));
+            }
         }
-        out.read.insert(level, per);
-        out.readers.insert(level, reader);
+        if let Some((_, reader, per)) = best {
+            out.read.insert(level, per);
+            out.readers.insert(level, reader);
+        }
     }
     Ok(out)
 }
@@ -211,30 +234,34 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
         .enumerate()
         .for_each(|(i, x)| *x = (i % 5) as f32);
     a.iter_mut().for_each(|x| *x = 1.0);
-    let reader = fastest(&b, 1);
+    let finalists = ranked(&b, 1);
     let (mut read, mut triad) = (PerThreads::new(), PerThreads::new());
     let mut spread = 0f64;
+    // The reader that measured the figure of the most threads.
+    let mut winner = finalists[0];
     for &t in threads {
         let p = pool(t)?;
         let chunk = n.div_ceil(t).next_multiple_of(1024);
-        let mut best_read = 0f64;
         let mut best_triad = 0f64;
-        // Rounds of REPS / 2 passes until two rounds agree on the read figure.
-        let mut rounds_read = Vec::new();
-        for rep in 0..REPS * MAX_ROUNDS / 2 {
-            if rep > 0 && rep % (REPS / 2) == 0 {
-                rounds_read.push(best_read);
-                if let [.., x, y] = rounds_read[..] {
-                    if (y - x).abs() / y.max(x).max(f64::MIN_POSITIVE) <= AGREE {
-                        break;
-                    }
+        let mut best_read = 0f64;
+        for &reader in finalists.iter().take(FINALISTS) {
+            let (v, sp) = stable(|| {
+                let mut best = 0f64;
+                for _ in 0..REPS / 2 {
+                    let start = Instant::now();
+                    let s: f32 = p.install(|| b.par_chunks(chunk).map(|c| reader.read(c, 1)).sum());
+                    std::hint::black_box(s);
+                    best = best.max(bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
                 }
+                Ok(best)
+            })?;
+            spread = spread.max(sp);
+            if v > best_read {
+                best_read = v;
+                winner = reader;
             }
-            let start = Instant::now();
-            let s: f32 = p.install(|| b.par_chunks(chunk).map(|c| reader.read(c, 1)).sum());
-            std::hint::black_box(s);
-            best_read = best_read.max(bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
-
+        }
+        for _ in 0..REPS {
             let start = Instant::now();
             p.install(|| {
                 a.par_chunks_mut(chunk)
@@ -245,16 +272,13 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
             best_triad = best_triad.max(3.0 * bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
         }
         std::hint::black_box(&a[..]);
-        if let [.., x, y] = rounds_read[..] {
-            spread = spread.max((y - x).abs() / y.max(x).max(f64::MIN_POSITIVE));
-        }
         read.insert(t, best_read);
         triad.insert(t, best_triad);
     }
     Ok(Dram {
         read,
         triad,
-        reader,
+        reader: winner,
         spread,
     })
 }
@@ -279,9 +303,10 @@ pub fn sweep_reader(caches: &CacheInfo) -> Reader {
     fastest(&set, 1)
 }
 
-/// Working-set sizes of the sweep: 4 KiB, then doubling up to 4x the last-level cache.
+/// Working-set sizes of the sweep: 4 KiB, then doubling up to [`DRAM_SET_FACTOR`] times
+/// the last-level cache.
 pub fn sweep_sizes(caches: &CacheInfo) -> Vec<usize> {
-    let top = 4 * caches.last_level_bytes();
+    let top = DRAM_SET_FACTOR * caches.last_level_bytes();
     let mut v = vec![4096usize];
     while *v.last().unwrap_or(&top) < top {
         v.push(v[v.len() - 1] * 2);
@@ -289,7 +314,7 @@ pub fn sweep_sizes(caches: &CacheInfo) -> Vec<usize> {
     v
 }
 
-/// Read bandwidth over working sets from 4 KiB to 4x the last-level cache, on each of
+/// Read bandwidth over working sets from 4 KiB to 8x the last-level cache, on each of
 /// `threads` (the set split among them), with `reader`; `progress` hears each point.
 pub fn sweep(
     caches: &CacheInfo,
@@ -332,7 +357,7 @@ mod tests {
         assert_eq!(level_set_bytes(&l3, 16), 2 << 20);
         let sizes = sweep_sizes(&c);
         assert_eq!(sizes.first(), Some(&4096));
-        assert_eq!(sizes.last(), Some(&(128 << 20)));
+        assert_eq!(sizes.last(), Some(&(256 << 20)));
     }
 
     #[test]

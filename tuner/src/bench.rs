@@ -399,6 +399,10 @@ mod tests {
         );
         assert_eq!(
             at(128.0 * kib * kib, 1),
+            ("L3 read bandwidth at 1 thread".into(), 10.0)
+        );
+        assert_eq!(
+            at(300.0 * kib * kib, 1),
             ("DRAM read bandwidth at 1 thread".into(), 1.0)
         );
         // A probe without the level's figure (an older one) judges against DRAM.

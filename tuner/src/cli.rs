@@ -39,7 +39,7 @@ enum Command {
         /// Measure again even if a cached result exists.
         #[arg(long)]
         force: bool,
-        /// Also print read bandwidth over working sets from 4 KiB to 4x the last-level
+        /// Also print read bandwidth over working sets from 4 KiB to 8x the last-level
         /// cache, on 1 and all threads, with the memory level each is judged against.
         #[arg(long)]
         sweep: bool,

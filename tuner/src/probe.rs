@@ -253,6 +253,39 @@ pub(crate) fn stable(mut round: impl FnMut() -> Result<f64>) -> Result<(f64, f64
     Ok((best, spread))
 }
 
+/// CPUs kept busy by other work: the busy share of every CPU's time over `window` while
+/// this process waits, times the CPUs (Linux `/proc/stat`; None elsewhere). Unlike the
+/// load average, it is not raised by this process's own work of the last minute.
+pub fn busy_cpus(window: std::time::Duration) -> Option<f64> {
+    let read = || -> Option<(u64, u64, usize)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpus = stat
+            .lines()
+            .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+            .count();
+        let v: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal: idle and iowait are idle.
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        let total: u64 = v.iter().take(8).sum();
+        Some((idle, total, cpus.max(1)))
+    };
+    let (i0, t0, cpus) = read()?;
+    std::thread::sleep(window);
+    let (i1, t1, _) = read()?;
+    let total = t1.checked_sub(t0)?;
+    if total == 0 {
+        return None;
+    }
+    let busy = total.saturating_sub(i1.saturating_sub(i0)) as f64 / total as f64;
+    Some(busy * cpus as f64)
+}
+
 /// The 1-minute load average, where the OS tells.
 fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
@@ -292,10 +325,12 @@ fn monotone(
 /// Measures everything.
 pub fn run(machine: Machine) -> Result<ProbeResult> {
     let load_before = load_average().unwrap_or(0.0);
-    // Busy: other work keeps half of the hardware threads occupied.
-    if load_before > 0.5 * machine.threads.max(1) as f64 {
+    // Busy: other work keeps half a CPU or more occupied while the probe waits.
+    let window = std::time::Duration::from_millis(300);
+    let busy_before = busy_cpus(window);
+    if let Some(b) = busy_before.filter(|&b| b >= 0.5) {
         eprintln!(
-            "warning: probe: the machine is busy (load {load_before:.2} before the probe): its ceilings may come out low"
+            "warning: probe: the machine is busy ({b:.1} CPUs in use by other work, load {load_before:.2}): its ceilings may come out low"
         );
     }
     let threads = thread_counts();
@@ -340,8 +375,9 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
     spread = spread.max(levels.spread);
     let llc = caches.last_level_bytes();
     // Three arrays (triad), within a quarter of what this process may allocate; smaller
-    // than 4x the last-level cache only when memory is that short (then said).
-    let mut array_bytes = (4 * llc).max(64 << 20);
+    // than DRAM_SET_FACTOR x the last-level cache only when memory is that short (then
+    // said).
+    let mut array_bytes = (ktune_core::probe::DRAM_SET_FACTOR * llc).max(64 << 20);
     if let Some(avail) = crate::memory::available_bytes() {
         let cap = ((avail / 12) as usize).max(8 << 20) & !((1 << 20) - 1);
         if array_bytes > cap {
@@ -361,9 +397,9 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
             "warning: probe: rounds still differed by {:.0}% after {MAX_ROUNDS} rounds (load {load_before:.2} before, {load_after:.2} after): the ceilings are uncertain",
             100.0 * spread
         );
-    } else if load_after > 0.5 * machine.threads.max(1) as f64 {
+    } else if let Some(b) = busy_cpus(window).filter(|&b| b >= 0.5 && busy_before < Some(0.5)) {
         eprintln!(
-            "warning: probe: the machine became busy while probing (load {load_after:.2} after): its ceilings may come out low"
+            "warning: probe: the machine became busy while probing ({b:.1} CPUs in use by other work after, load {load_after:.2}): its ceilings may come out low"
         );
     }
     let mut bw = BTreeMap::new();
