@@ -154,12 +154,14 @@ pub fn level_of(bytes: f64, caches: &CacheInfo, threads: usize) -> Level {
         let Some(cap) = level_capacity(caches, level, threads) else {
             continue;
         };
-        let cap = if level == last {
-            DRAM_SET_FACTOR as f64 * cap
+        // The last level holds sets below the factor; a set of the factor times it (the
+        // probe's DRAM arrays, the rotation of memory-bound operands) streams from DRAM.
+        let holds = if level == last {
+            bytes < DRAM_SET_FACTOR as f64 * cap
         } else {
-            cap
+            bytes <= cap
         };
-        if bytes <= cap {
+        if holds {
             return level;
         }
     }
@@ -243,13 +245,13 @@ mod tests {
         assert_eq!(level_of(1.5 * mib, &c, 2), Level::L2);
         // The shared last level counts once however many threads, and is taken to hold
         // sets up to DRAM_SET_FACTOR times its size.
-        assert_eq!(level_of(256.0 * mib, &c, 8), Level::L3);
-        assert_eq!(level_of(257.0 * mib, &c, 8), Level::Dram);
+        assert_eq!(level_of(255.0 * mib, &c, 8), Level::L3);
+        assert_eq!(level_of(256.0 * mib, &c, 8), Level::Dram);
         assert_eq!(level_of(1e12, &c, 1), Level::Dram);
         // Without an L3, L2 is the last level.
         let c = caches(false);
-        assert_eq!(level_of(8.0 * mib, &c, 1), Level::L2);
-        assert_eq!(level_of(8.1 * mib, &c, 1), Level::Dram);
+        assert_eq!(level_of(7.9 * mib, &c, 1), Level::L2);
+        assert_eq!(level_of(8.0 * mib, &c, 1), Level::Dram);
     }
 
     #[test]

@@ -53,7 +53,7 @@ const KEY_WIDTH: u32 = 300;
 const MAX_DIRECT_LABELS: usize = 6;
 const MAX_DIRECT_LABEL_CHARS: usize = 32;
 const MAX_ROOF_LABEL_CHARS: usize = 56;
-const MAX_KEY_LABEL_CHARS: usize = 40;
+const MAX_KEY_LABEL_CHARS: usize = 44;
 const LABEL_PX: f64 = 12.0;
 
 const MEMORY_COLORS: [RGBColor; 6] = [
@@ -96,9 +96,16 @@ pub fn roofline_svg(
             .iter()
             .any(|p| p.label.chars().count() > MAX_DIRECT_LABEL_CHARS);
 
+    // A long key makes the chart taller (up to MAX_KEY_ROWS rows), not the labels fewer.
+    let height = if numbered {
+        let rows = points.len().min(MAX_KEY_ROWS) as f64 + 1.0;
+        HEIGHT.max((KEY_CHROME_PX + rows * KEY_ROW_PX).ceil() as u32)
+    } else {
+        HEIGHT
+    };
     let mut svg = String::new();
     let overlay = {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE)
             .map_err(plot_err("filling the background"))?;
         let body = root
@@ -475,6 +482,12 @@ fn write_marker(out: &mut String, (x, y): (f64, f64), over: bool) {
 }
 
 const KEY_ROW_PX: f64 = LABEL_PX * 1.35;
+
+/// The most rows a key grows the chart for.
+const MAX_KEY_ROWS: usize = 80;
+
+/// The key's pixels that are not rows: the title above it and the margins.
+const KEY_CHROME_PX: f64 = 70.0;
 
 /// The key's top and bottom, in backend pixels.
 fn key_span(area: &DrawingArea<SVGBackend, Shift>) -> (f64, f64) {

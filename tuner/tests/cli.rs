@@ -607,3 +607,88 @@ fn wgpu_lists_probes_benches_and_tunes_into_its_own_machine() {
     assert!(clock.contains("wgpu"), "{clock}");
     let _ = std::fs::remove_dir_all(&db);
 }
+
+#[test]
+fn roofline_draws_the_probe_and_bench_results() {
+    let dir = std::env::temp_dir().join(format!("ktune-roofline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = ktune(&[
+        "bench",
+        "--shape",
+        "1x256x256",
+        "--shape",
+        "64x64x64",
+        "--backend",
+        "scalar",
+        "--threads",
+        "1",
+        "--max-time",
+        "200ms",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // A set that stays in a cache level is judged against that level's bandwidth, named.
+    for r in recs.as_array().unwrap() {
+        let c = r["ceiling"].as_str().unwrap();
+        assert!(
+            c.starts_with("fma scalar") || c.contains(" read bandwidth at 1 thread"),
+            "{r}"
+        );
+        assert!(!c.starts_with("read bandwidth"), "no level named: {r}");
+    }
+    let bench = dir.join("bench.json");
+    std::fs::write(&bench, &o.stdout).unwrap();
+    let svg = dir.join("r.svg");
+    let o = ktune(&[
+        "roofline",
+        "--from",
+        bench.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("2 points"), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.trim_end().ends_with("</svg>"));
+    for want in [
+        "L1 read, 1 thread",
+        "DRAM read, 1 thread",
+        "fma ",
+        "1x256x256",
+    ] {
+        assert!(text.contains(want), "{want} missing");
+    }
+    // Not a results file: a clear error, exit 2.
+    let o = ktune(&["roofline", "--from", svg.to_str().unwrap(), "--out", "-"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a JSON document"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn probe_sweep_names_the_level_of_each_working_set() {
+    let o = ktune(&["probe", "--sweep", "--format", "csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("working set,threads,read GB/s,judged as")
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert!(rows.len() >= 10, "{out}");
+    assert_eq!(rows[0][0], "4096");
+    assert_eq!(rows[0][3], "L1");
+    assert_eq!(rows[rows.len() - 1][3], "DRAM");
+    for r in &rows {
+        assert!(r[2].parse::<f64>().unwrap() > 0.0, "{r:?}");
+    }
+    let o = ktune(&["probe", "--sweep", "--backend", "wgpu"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
