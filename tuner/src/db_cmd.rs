@@ -314,7 +314,9 @@ fn load_points(path: &Path) -> Result<BTreeMap<CompareKey, Point>> {
             let (k, p) = from_result(r);
             add(k, p);
         }
-    } else if let Ok(recs) = serde_json::from_value::<Vec<BenchRecord>>(value.clone()) {
+    // Records are parsed from the text: a value's maps lose the order of the dimensions,
+    // which the shapes are printed in.
+    } else if let Ok(recs) = serde_json::from_str::<Vec<BenchRecord>>(&text) {
         for r in recs {
             if !(r.timing.median_s > 0.0 && r.timing.median_s.is_finite()) {
                 bail!("{}: a median is not a positive time", path.display());
@@ -328,7 +330,7 @@ fn load_points(path: &Path) -> Result<BTreeMap<CompareKey, Point>> {
                 },
             );
         }
-    } else if let Ok(recs) = serde_json::from_value::<Vec<ResultRecord>>(value) {
+    } else if let Ok(recs) = serde_json::from_str::<Vec<ResultRecord>>(&text) {
         for r in &recs {
             if !(r.timing.median_s > 0.0 && r.timing.median_s.is_finite()) {
                 bail!("{}: a median is not a positive time", path.display());
