@@ -27,7 +27,8 @@ pub struct ProbeResult {
     pub int8_gops: BTreeMap<String, PerThreads>,
     /// Other compute ceilings the hardware has, reported before any kernel uses them, in
     /// G-operations per second per thread count, keyed by instruction class and backend
-    /// (`bf16 avx512`: `vdpbf16ps`, a bf16 product and its sum count 2).
+    /// (`bf16 avx512`: `vdpbf16ps`, a bf16 product and its sum count 2; `f16 neon`:
+    /// `fmla .8h`, an f16 multiply-add counts 2).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub other_gops: BTreeMap<String, PerThreads>,
     /// Memory bandwidth in GB/s (1e9 bytes), per thread count: `read` (a read-only stream

@@ -191,10 +191,21 @@ pub struct OtherChains {
 }
 
 /// The other compute ceilings this CPU has: bf16 dot products (`vdpbf16ps`) where it has
-/// AVX-512 BF16.
+/// AVX-512 BF16; f16 FMAs (`fmla .8h`) where an aarch64 CPU has half-precision arithmetic.
 pub fn other_chains() -> Vec<OtherChains> {
     #[allow(unused_mut)]
     let mut all = Vec::new();
+    #[cfg(target_arch = "aarch64")]
+    if std::arch::is_aarch64_feature_detected!("fp16") {
+        all.push(OtherChains {
+            name: "f16 neon",
+            instruction: "fmla .8h",
+            run: |iters| {
+                // SAFETY: half-precision arithmetic was just detected.
+                unsafe { arm::f16_fmla(iters) }
+            },
+        });
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512bf16")
         && std::arch::is_x86_feature_detected!("avx512f")
@@ -268,6 +279,54 @@ mod arm {
             s = vaddq_f32(s, a);
         }
         ((iters * CHAINS * 8) as f64, vaddvq_f32(s))
+    }
+
+    /// 12 chains of `fmla .8h`: 8 f16 multiply-adds each (16 operations), all in
+    /// registers, adding 1.0 x 2^-10 per lane and round.
+    ///
+    /// # Safety
+    /// The CPU must support half-precision arithmetic (FEAT_FP16).
+    #[target_feature(enable = "neon,fp16")]
+    pub unsafe fn f16_fmla(iters: usize) -> (f64, f32) {
+        const CHAINS: usize = 12;
+        let mut out = [0u16; 8 * CHAINS];
+        if iters > 0 {
+            let mut n = iters;
+            let mut p = out.as_mut_ptr();
+            // SAFETY: registers only, but for the 192 bytes stored to `out` through `p`.
+            std::arch::asm!(
+                "movi v0.8h, #0", "movi v1.8h, #0", "movi v2.8h, #0", "movi v3.8h, #0",
+                "movi v4.8h, #0", "movi v5.8h, #0", "movi v6.8h, #0", "movi v7.8h, #0",
+                "movi v8.8h, #0", "movi v9.8h, #0", "movi v10.8h, #0", "movi v11.8h, #0",
+                // 1.0 and 2^-10 in f16.
+                "fmov v12.8h, #1.0",
+                "mov {t:w}, #0x1400",
+                "dup v13.8h, {t:w}",
+                "2:",
+                "fmla v0.8h, v12.8h, v13.8h", "fmla v1.8h, v12.8h, v13.8h",
+                "fmla v2.8h, v12.8h, v13.8h", "fmla v3.8h, v12.8h, v13.8h",
+                "fmla v4.8h, v12.8h, v13.8h", "fmla v5.8h, v12.8h, v13.8h",
+                "fmla v6.8h, v12.8h, v13.8h", "fmla v7.8h, v12.8h, v13.8h",
+                "fmla v8.8h, v12.8h, v13.8h", "fmla v9.8h, v12.8h, v13.8h",
+                "fmla v10.8h, v12.8h, v13.8h", "fmla v11.8h, v12.8h, v13.8h",
+                "subs {n}, {n}, #1",
+                "b.ne 2b",
+                "st1 {{v0.8h, v1.8h, v2.8h, v3.8h}}, [{p}], #64",
+                "st1 {{v4.8h, v5.8h, v6.8h, v7.8h}}, [{p}], #64",
+                "st1 {{v8.8h, v9.8h, v10.8h, v11.8h}}, [{p}]",
+                n = inout(reg) n,
+                p = inout(reg) p,
+                t = out(reg) _,
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+                out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+                out("v12") _, out("v13") _,
+                options(nostack),
+            );
+            let _ = (n, p);
+        }
+        let sum: f32 = out.iter().map(|&h| crate::quant::f16::f16_to_f32(h)).sum();
+        ((iters * CHAINS * 16) as f64, sum)
     }
 
     /// 12 chains of `sdot`: 16 i8 x i8 products summed into 4 i32 lanes each.
@@ -537,10 +596,21 @@ mod tests {
     fn other_chains_compute_what_they_claim() {
         for c in other_chains() {
             let (ops, v) = (c.run)(10);
-            // 12 chains x 16 lanes x 10 rounds, each adding 2 x 1.0 x 2^-20.
-            assert_eq!(ops, 10.0 * 12.0 * 64.0, "{}", c.name);
-            assert_eq!(v, 12.0 * 16.0 * 10.0 * 2.0 * 2f32.powi(-20), "{}", c.name);
+            let want = match c.name {
+                // 12 chains x 16 lanes x 10 rounds, each adding 2 x 1.0 x 2^-20.
+                "bf16 avx512" => (
+                    10.0 * 12.0 * 64.0,
+                    12.0 * 16.0 * 10.0 * 2.0 * 2f32.powi(-20),
+                ),
+                // 12 chains x 8 lanes x 10 rounds, each adding 1.0 x 2^-10.
+                "f16 neon" => (10.0 * 12.0 * 16.0, 12.0 * 8.0 * 10.0 * 2f32.powi(-10)),
+                other => panic!("no expected value for {other}"),
+            };
+            assert_eq!((ops, v), want, "{}", c.name);
         }
+        // Which ran, for the log of the emulated CPUs.
+        let names: Vec<&str> = other_chains().iter().map(|c| c.name).collect();
+        eprintln!("other compute ceilings here: {names:?}");
         let data: Vec<f32> = (0..300).map(|i| (i % 3) as f32).collect();
         assert_eq!(
             read_passes(Backend::Scalar, 2, true, &data, 3).unwrap(),
