@@ -86,6 +86,13 @@ enum Command {
     /// Draw this machine's roofline as SVG: each memory level's roof, the compute roofs,
     /// and measured results as points.
     Roofline(crate::roofline_cmd::RooflineArgs),
+    /// Serve the leaderboard: submissions stored in SQLite or PostgreSQL, ranked pages and
+    /// a JSON API.
+    Serve(crate::board_cmd::ServeArgs),
+    /// Send this machine's database (or a given file) to a leaderboard server.
+    Submit(crate::board_cmd::SubmitArgs),
+    /// Write the leaderboard's pages as a static site from a folder of database files.
+    Report(crate::board_cmd::ReportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -182,6 +189,9 @@ pub fn run() -> Result<ExitCode> {
         Command::Merge(args) => crate::db_cmd::cmd_merge(&args),
         Command::Export(args) => crate::db_cmd::cmd_export(&args),
         Command::Roofline(args) => crate::roofline_cmd::cmd_roofline(&args),
+        Command::Serve(args) => crate::board_cmd::cmd_serve(&args),
+        Command::Submit(args) => crate::board_cmd::cmd_submit(&args),
+        Command::Report(args) => crate::board_cmd::cmd_report(&args),
     }
 }
 

@@ -9,7 +9,7 @@
 //!   device's results belong to, its adapters, its probe); [`memory`]: what this process may
 //!   allocate;
 //! - [`export`]: one exporter per format (JSON, CSV, Markdown, Kernel Tuner's T4);
-//! - [`plot`]: the roofline chart as SVG; [`roofline_cmd`]: `ktune roofline`;
+//! - [`roofline_cmd`]: `ktune roofline` (the chart is `ktune_board::plot`);
 //!   [`bandwidth`]: the probe's memory ceilings (per level, DRAM, the sweep);
 //! - [`cli`], [`tune_cmd`], [`db_cmd`], [`format`](mod@format): the commands, which only parse, call
 //!   the above and print.
@@ -21,6 +21,7 @@
 
 pub mod bandwidth;
 pub mod bench;
+pub mod board_cmd;
 pub mod cli;
 pub mod db_cmd;
 pub mod export;
@@ -30,7 +31,6 @@ pub mod gpu;
 pub mod journal;
 pub mod measure;
 pub mod memory;
-pub mod plot;
 pub mod probe;
 pub mod roofline_cmd;
 pub mod search;

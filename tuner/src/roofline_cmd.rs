@@ -12,12 +12,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use ktune_core::probe::{at_threads, Level};
-use ktune_core::{BenchRecord, ProbeResult, Problem, ResultRecord};
+use ktune_core::{BenchRecord, Problem, ResultRecord};
 use ktune_kernels::family;
 use ktune_results::db::{self, Database};
 
-use crate::plot::{roofline_svg, ComputeRoof, MemoryRoof, Point};
+use ktune_board::plot::{roofline_svg, roofs, Point};
 
 /// Arguments of `ktune roofline`.
 #[derive(Debug, clap::Args)]
@@ -116,56 +115,6 @@ fn load(path: &Path) -> Result<Vec<Measured>> {
     }
 }
 
-/// The roofs of `probe` at `threads`: memory levels nearest first, then the compute peaks.
-pub fn roofs(probe: &ProbeResult, threads: usize) -> (Vec<MemoryRoof>, Vec<ComputeRoof>) {
-    let t = format!("{threads} thread{}", if threads == 1 { "" } else { "s" });
-    let memory = Level::ALL
-        .iter()
-        .filter_map(|&l| {
-            let gbs = probe.read_level_gbs(l, threads)?;
-            Some(MemoryRoof {
-                name: format!("{l} read, {t}"),
-                gbs,
-            })
-        })
-        .collect();
-    // The fastest backend; within 3% (the probe's noise) the one the kernels prefer.
-    let fastest = |table: &std::collections::BTreeMap<String, ktune_core::PerThreads>| {
-        let mut best: Option<(String, f64)> = None;
-        for b in ktune_core::Backend::CPU_PREFERENCE {
-            let Some(v) = table.get(b.name()).and_then(|per| at_threads(per, threads)) else {
-                continue;
-            };
-            if best.as_ref().is_none_or(|(_, bv)| v > 1.03 * bv) {
-                best = Some((b.name().to_string(), v));
-            }
-        }
-        best
-    };
-    let mut compute = Vec::new();
-    if let Some((b, v)) = fastest(&probe.fma_gflops) {
-        compute.push(ComputeRoof {
-            name: format!("fma {b}, {t}"),
-            gflops: v,
-        });
-    }
-    if let Some((b, v)) = fastest(&probe.int8_gops) {
-        compute.push(ComputeRoof {
-            name: format!("int8 {b}, {t}"),
-            gflops: v,
-        });
-    }
-    for (name, per) in &probe.other_gops {
-        if let Some(v) = at_threads(per, threads) {
-            compute.push(ComputeRoof {
-                name: format!("{name}, {t}"),
-                gflops: v,
-            });
-        }
-    }
-    (memory, compute)
-}
-
 /// The points of the results measured on a CPU with `threads`, at their problems'
 /// intensities (FLOPs per byte of minimal traffic).
 fn points(results: &[Measured], threads: usize) -> Vec<Point> {
@@ -253,53 +202,6 @@ pub fn cmd_roofline(args: &RooflineArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-
-    #[test]
-    fn roofs_are_the_levels_and_the_fastest_peaks_at_the_thread_count() {
-        let per = |a: f64, b: f64| BTreeMap::from([(1, a), (2, b)]);
-        let p = ProbeResult {
-            schema: ktune_core::probe::PROBE_SCHEMA.into(),
-            machine: ktune_core::Machine::detect(),
-            fma_gflops: BTreeMap::from([
-                ("avx2".into(), per(50.0, 100.0)),
-                ("scalar".into(), per(5.0, 10.0)),
-            ]),
-            int8_gops: BTreeMap::from([("avx2".into(), per(150.0, 300.0))]),
-            other_gops: BTreeMap::from([("bf16 avx512".into(), per(200.0, 400.0))]),
-            bandwidth_gbs: BTreeMap::from([
-                ("read".into(), per(10.0, 20.0)),
-                ("read_l1".into(), per(100.0, 200.0)),
-                ("triad".into(), per(9.0, 18.0)),
-            ]),
-            array_bytes: 0,
-            read_reader: String::new(),
-            spread: 0.0,
-            load_before: 0.0,
-            flagged: vec![],
-            probe_version: ktune_core::probe::PROBE_VERSION,
-            timestamp: 0,
-            ktune_version: String::new(),
-        };
-        let (m, c) = roofs(&p, 2);
-        let names: Vec<(&str, f64)> = m.iter().map(|r| (r.name.as_str(), r.gbs)).collect();
-        assert_eq!(
-            names,
-            vec![
-                ("L1 read, 2 threads", 200.0),
-                ("DRAM read, 2 threads", 20.0)
-            ]
-        );
-        let names: Vec<(&str, f64)> = c.iter().map(|r| (r.name.as_str(), r.gflops)).collect();
-        assert_eq!(
-            names,
-            vec![
-                ("fma avx2, 2 threads", 100.0),
-                ("int8 avx2, 2 threads", 300.0),
-                ("bf16 avx512, 2 threads", 400.0)
-            ]
-        );
-    }
 
     #[test]
     fn points_are_the_cpu_results_of_the_thread_count() {

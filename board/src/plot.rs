@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use anyhow::{anyhow, bail, Result};
+use ktune_core::probe::{at_threads, Level};
+use ktune_core::ProbeResult;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -809,6 +811,56 @@ impl Placer {
     }
 }
 
+/// The roofs of `probe` at `threads`: memory levels nearest first, then the compute peaks.
+pub fn roofs(probe: &ProbeResult, threads: usize) -> (Vec<MemoryRoof>, Vec<ComputeRoof>) {
+    let t = format!("{threads} thread{}", if threads == 1 { "" } else { "s" });
+    let memory = Level::ALL
+        .iter()
+        .filter_map(|&l| {
+            let gbs = probe.read_level_gbs(l, threads)?;
+            Some(MemoryRoof {
+                name: format!("{l} read, {t}"),
+                gbs,
+            })
+        })
+        .collect();
+    // The fastest backend; within 3% (the probe's noise) the one the kernels prefer.
+    let fastest = |table: &std::collections::BTreeMap<String, ktune_core::PerThreads>| {
+        let mut best: Option<(String, f64)> = None;
+        for b in ktune_core::Backend::CPU_PREFERENCE {
+            let Some(v) = table.get(b.name()).and_then(|per| at_threads(per, threads)) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(_, bv)| v > 1.03 * bv) {
+                best = Some((b.name().to_string(), v));
+            }
+        }
+        best
+    };
+    let mut compute = Vec::new();
+    if let Some((b, v)) = fastest(&probe.fma_gflops) {
+        compute.push(ComputeRoof {
+            name: format!("fma {b}, {t}"),
+            gflops: v,
+        });
+    }
+    if let Some((b, v)) = fastest(&probe.int8_gops) {
+        compute.push(ComputeRoof {
+            name: format!("int8 {b}, {t}"),
+            gflops: v,
+        });
+    }
+    for (name, per) in &probe.other_gops {
+        if let Some(v) = at_threads(per, threads) {
+            compute.push(ComputeRoof {
+                name: format!("{name}, {t}"),
+                gflops: v,
+            });
+        }
+    }
+    (memory, compute)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1085,5 +1137,54 @@ mod tests {
         let svg =
             roofline_svg("ktune roofline: sample <host>", &memory, &compute, &points).unwrap();
         std::fs::write(path, svg).unwrap();
+    }
+
+    #[test]
+    fn roofs_are_the_levels_and_the_fastest_peaks_at_the_thread_count() {
+        let per = |a: f64, b: f64| std::collections::BTreeMap::from([(1, a), (2, b)]);
+        let p = ProbeResult {
+            schema: ktune_core::probe::PROBE_SCHEMA.into(),
+            machine: ktune_core::Machine::detect(),
+            fma_gflops: std::collections::BTreeMap::from([
+                ("avx2".into(), per(50.0, 100.0)),
+                ("scalar".into(), per(5.0, 10.0)),
+            ]),
+            int8_gops: std::collections::BTreeMap::from([("avx2".into(), per(150.0, 300.0))]),
+            other_gops: std::collections::BTreeMap::from([(
+                "bf16 avx512".into(),
+                per(200.0, 400.0),
+            )]),
+            bandwidth_gbs: std::collections::BTreeMap::from([
+                ("read".into(), per(10.0, 20.0)),
+                ("read_l1".into(), per(100.0, 200.0)),
+                ("triad".into(), per(9.0, 18.0)),
+            ]),
+            array_bytes: 0,
+            read_reader: String::new(),
+            spread: 0.0,
+            load_before: 0.0,
+            flagged: vec![],
+            probe_version: ktune_core::probe::PROBE_VERSION,
+            timestamp: 0,
+            ktune_version: String::new(),
+        };
+        let (m, c) = roofs(&p, 2);
+        let names: Vec<(&str, f64)> = m.iter().map(|r| (r.name.as_str(), r.gbs)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("L1 read, 2 threads", 200.0),
+                ("DRAM read, 2 threads", 20.0)
+            ]
+        );
+        let names: Vec<(&str, f64)> = c.iter().map(|r| (r.name.as_str(), r.gflops)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("fma avx2, 2 threads", 100.0),
+                ("int8 avx2, 2 threads", 300.0),
+                ("bf16 avx512, 2 threads", 400.0)
+            ]
+        );
     }
 }
