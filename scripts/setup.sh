@@ -4,7 +4,8 @@
 # aarch64 standard library when rustup has none for that target, python3-jsonschema to
 # check the database files against their published schema, and Mesa's software Vulkan
 # driver (lavapipe) with the Vulkan loader, which runs the wgpu backend's WGSL kernels on a
-# machine without a GPU.
+# machine without a GPU; PostgreSQL and Chromium for the leaderboard's checks
+# (scripts/board_check.sh; KTUNE_SKIP_POSTGRES=1 / KTUNE_SKIP_BROWSER=1: not needed).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -12,6 +13,12 @@ need=()
 python3 -c 'import jsonschema' 2>/dev/null || need+=(python3-jsonschema)
 compgen -G '/usr/lib/*/libvulkan.so.1' >/dev/null || need+=(libvulkan1)
 compgen -G '/usr/share/vulkan/icd.d/lvp_icd.*.json' >/dev/null || need+=(mesa-vulkan-drivers)
+if [ "${KTUNE_SKIP_POSTGRES:-0}" != 1 ]; then
+  command -v pg_ctlcluster >/dev/null || need+=(postgresql)
+fi
+if [ "${KTUNE_SKIP_BROWSER:-0}" != 1 ]; then
+  command -v chromium >/dev/null || need+=(chromium)
+fi
 # The NEON tests' cross toolchain (KTUNE_SKIP_NEON=1: not needed).
 if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
   command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)

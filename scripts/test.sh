@@ -10,6 +10,8 @@
 #   KTUNE_SKIP_NEON=1  skip the cross-compiled NEON tests.
 #   KTUNE_SKIP_SLURM=1 skip the end-to-end test of the Slurm recipe (scripts/slurm_test.sh,
 #                   which installs and starts a single-node Slurm; it needs root).
+#   KTUNE_SKIP_POSTGRES=1, KTUNE_SKIP_BROWSER=1 skip the leaderboard's suite on PostgreSQL
+#                   and its pages in Chromium (scripts/board_check.sh; they need root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,14 +65,14 @@ PY
 unset KTUNE_CACHE_DIR
 rm -rf "$e2e"
 
-step "layering: ktune-results and ktune-core compile no kernel code"
-for crate in ktune-core ktune-results; do
+step "layering: ktune-results, ktune-core and ktune-board compile no kernel code"
+for crate in ktune-core ktune-results ktune-board; do
   if cargo tree -p "$crate" -e normal --locked | grep -q ktune-kernels; then
     echo "error: $crate depends on ktune-kernels; a leaderboard server must read results without compiling kernels"
     exit 1
   fi
 done
-echo "ok: ktune-core and ktune-results (without the dispatch feature) depend on no kernel code"
+echo "ok: ktune-core, ktune-results (without the dispatch feature) and ktune-board depend on no kernel code"
 
 step "database files against the JSON Schema"
 if python3 -c 'import jsonschema' 2>/dev/null; then
@@ -93,6 +95,16 @@ if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
     env "${cross_env[@]}" CARGO_TARGET_DIR=target/cross QEMU_CPU="$cpu" KTUNE_REQUIRE="$req" \
       cargo test -p ktune-kernels --locked --no-default-features --target aarch64-unknown-linux-gnu
   done
+fi
+
+if [ "${KTUNE_SKIP_POSTGRES:-0}" = 1 ] && [ "${KTUNE_SKIP_BROWSER:-0}" = 1 ]; then
+  step "leaderboard on PostgreSQL and in Chromium: skipped"
+elif [ "$(id -u)" != 0 ]; then
+  step "leaderboard on PostgreSQL and in Chromium: skipped (needs root to start PostgreSQL)"
+else
+  step "leaderboard: the server suite on PostgreSQL, the pages in headless Chromium"
+  cargo build --release --locked -p ktune
+  bash scripts/board_check.sh target/release/ktune
 fi
 
 if [ "${KTUNE_SKIP_SLURM:-0}" = 1 ]; then

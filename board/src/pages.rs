@@ -395,7 +395,7 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1em 2em;color:#222}\
 header{margin-bottom:1em}table{border-collapse:collapse;margin:0.5em 0}\
 th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}\
 th{background:#f0f0f0}td.num,td.gflops,td.gbs,td.fraction,td.threads,td.rank{text-align:right}\
-td.config{font-family:monospace;font-size:90%}.over{color:#b00;font-weight:bold}\
+td.config{font-family:monospace;font-size:90%;word-break:break-all;max-width:16em}.over{color:#b00;font-weight:bold}\
 img{max-width:100%}";
 
 /// The whole document around `body`.
