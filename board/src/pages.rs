@@ -1,5 +1,5 @@
 //! The board's HTML pages, the same for the server and the static report: pure functions
-//! from the [`view`](crate::view) to a document.
+//! from the [`view`] to a document.
 //!
 //! Everything a submitter wrote (labels, CPU and GPU names, kernel ids, configs, ids) goes
 //! through [`escape`], in text and in attribute values alike. Pages carry no script, and a

@@ -6,7 +6,7 @@
 //!   thread runs independent chains for a fixed count; the wall time of the slowest thread
 //!   gives the rate.
 //! - Read bandwidth from each cache level and from DRAM, and the STREAM triad
-//!   ([`bandwidth`](crate::bandwidth)).
+//!   ([`bandwidth`]).
 //!
 //! Every figure is measured in rounds until two agree within 3% (at most 4); more threads
 //! must measure no less than fewer; the load before and after is read and a busy machine

@@ -692,3 +692,92 @@ fn probe_sweep_names_the_level_of_each_working_set() {
     let o = ktune(&["probe", "--sweep", "--backend", "wgpu"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn serve_submit_and_report() {
+    let dir = std::env::temp_dir().join(format!("ktune-board-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/db");
+    let file = std::fs::read_dir(&shipped)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a shipped database");
+    // Nothing listens here: unreachable after the retries, exit 2.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let to = format!("http://127.0.0.1:{port}");
+    let o = ktune(&[
+        "submit",
+        file.to_str().unwrap(),
+        "--to",
+        &to,
+        "--retries",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("trying again"), "{}", stderr(&o));
+    // A dry run sends nothing and lists the results.
+    let o = ktune(&["submit", file.to_str().unwrap(), "--to", &to, "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("GFLOP/s"));
+    // The server, then the shipped database: accepted, then already there.
+    let db = dir.join("board.sqlite");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_ktune"))
+        .args(["serve", "--db", db.to_str().unwrap(), "--addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ktune serve");
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "the server did not start");
+    let o = ktune(&["submit", file.to_str().unwrap(), "--to", &to]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && out.starts_with("accepted"),
+        "{out}{}",
+        stderr(&o)
+    );
+    let o = ktune(&["submit", file.to_str().unwrap(), "--to", &to]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("already there"));
+    // A file whose result is faked: refused with its reasons, exit 1.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let g = v["results"][0]["gflops"].as_f64().unwrap();
+    v["results"][0]["gflops"] = serde_json::json!(g * 1000.0);
+    let fake = dir.join("fake.json");
+    std::fs::write(&fake, v.to_string()).unwrap();
+    let o = ktune(&["submit", fake.to_str().unwrap(), "--to", &to]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("refused (422)") && out.contains("above"),
+        "{out}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    // The static site from the shipped databases.
+    let site = dir.join("site");
+    let o = ktune(&[
+        "report",
+        "--db",
+        shipped.to_str().unwrap(),
+        "--out",
+        site.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(index.contains("id=\"problems\""), "{index}");
+    assert!(site.join("rank").is_dir() && site.join("machine").is_dir());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
