@@ -103,6 +103,9 @@ impl<'de> Deserialize<'de> for Family {
 pub enum Dtype {
     /// IEEE-754 binary32.
     F32,
+    /// IEEE-754 binary16 (attention's K and V: llama.cpp's default KV cache; Q and O stay
+    /// f32).
+    F16,
     /// GGML q8_0: blocks of 32 int8 with one f16 scale (34 bytes).
     Q8_0,
     /// GGML q4_0: blocks of 32 4-bit values with one f16 scale (18 bytes).
@@ -115,12 +118,14 @@ pub enum Dtype {
 
 impl Dtype {
     /// Every dtype the library knows.
-    pub const ALL: &'static [Dtype] = &[Dtype::F32, Dtype::Q8_0, Dtype::Q4_0, Dtype::Q4K];
+    pub const ALL: &'static [Dtype] =
+        &[Dtype::F32, Dtype::F16, Dtype::Q8_0, Dtype::Q4_0, Dtype::Q4K];
 
     /// The name used in kernel ids, the CLI and results.
     pub fn name(self) -> &'static str {
         match self {
             Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
             Dtype::Q8_0 => "q8_0",
             Dtype::Q4_0 => "q4_0",
             Dtype::Q4K => "q4_k",
@@ -130,7 +135,7 @@ impl Dtype {
     /// Elements per block (1 for plain types).
     pub fn block_len(self) -> usize {
         match self {
-            Dtype::F32 => 1,
+            Dtype::F32 | Dtype::F16 => 1,
             Dtype::Q8_0 | Dtype::Q4_0 => 32,
             Dtype::Q4K => 256,
         }
@@ -140,6 +145,7 @@ impl Dtype {
     pub fn block_bytes(self) -> usize {
         match self {
             Dtype::F32 => 4,
+            Dtype::F16 => 2,
             Dtype::Q8_0 => 34,
             Dtype::Q4_0 => 18,
             Dtype::Q4K => 144,

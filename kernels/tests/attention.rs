@@ -4,8 +4,8 @@
 
 mod common;
 
-use ktune_kernels::attention::{self, reference, space, AttentionPlan, AttentionShape};
-use ktune_kernels::{Backend, Config};
+use ktune_kernels::attention::{self, reference, space, AttentionPlan, AttentionShape, Kv};
+use ktune_kernels::{Backend, Config, Dtype};
 
 fn shape(
     b: usize,
@@ -135,4 +135,72 @@ fn the_library_function_and_bad_input() {
     assert!(attention::forward(shape(1, 2, 1, 0, 4, 8, true), &q, &k, &v, &mut o).is_err());
     let bad = default(Backend::Scalar, s).with("q_tile", 0);
     assert!(AttentionPlan::new(Backend::Scalar, s, &bad).is_err());
+}
+
+/// Runs `s` with f16 K and V on `backend` and checks every row against the reference on
+/// the same (f16-rounded) values: the tolerance of f32, since the kernels convert exactly.
+fn check_f16(backend: Backend, s: AttentionShape, config: &Config) {
+    let q = ktune_kernels::random::uniform(s.q_elems(), 1);
+    let k16 = attention::f16_bytes(&ktune_kernels::random::uniform(s.kv_elems(), 2));
+    let v16 = attention::f16_bytes(&ktune_kernels::random::uniform(s.kv_elems(), 3));
+    let (k, v) = (attention::f16_floats(&k16), attention::f16_floats(&v16));
+    let mut o = vec![f32::NAN; s.q_elems()];
+    let mut plan = AttentionPlan::with_kv(backend, Dtype::F16, s, config)
+        .unwrap_or_else(|e| panic!("{s} [{config}]: {e}"));
+    assert_eq!(plan.kernel_id().dtype, Dtype::F16);
+    plan.run_kv(&q, Kv::F16(&k16), Kv::F16(&v16), &mut o)
+        .unwrap();
+    let rows: Vec<usize> = (0..s.batch * s.q_heads * s.q_len).collect();
+    let err = reference::max_error(&s, &q, &k, &v, &o, &rows);
+    let tol = reference::tolerance(&s);
+    assert!(
+        err <= tol,
+        "{backend} f16 {s} [{config}]: error {err:e} > {tol:e}"
+    );
+}
+
+#[test]
+fn f16_keys_and_values() {
+    for backend in common::cpu_backends() {
+        // Lengths around the tile, decode and causal prefill, GQA, odd head sizes (the
+        // conversion's tails), several splits.
+        for (ql, kvl) in [(1, 1), (1, 15), (1, 17), (1, 97), (7, 31), (17, 64)] {
+            for causal in [true, false] {
+                let s = shape(1, 4, 2, ql, kvl, 32, causal);
+                let c = default(backend, s).with("kv_tile", 16).with("q_tile", 4);
+                check_f16(backend, s, &c);
+            }
+        }
+        for d in [1, 3, 9, 17, 64, 80, 128] {
+            let s = shape(2, 8, 2, 2, 50, d, true);
+            check_f16(backend, s, &default(backend, s));
+            check_f16(backend, s, &default(backend, s).with("splits", 4));
+        }
+    }
+    // The library function, and types that do not match the plan or each other.
+    let s = shape(1, 2, 1, 2, 9, 8, true);
+    let q = vec![0.5f32; s.q_elems()];
+    let k16 = attention::f16_bytes(&vec![0.25f32; s.kv_elems()]);
+    let vals: Vec<f32> = (0..s.kv_elems()).map(|i| (i % 8) as f32).collect();
+    let v16 = attention::f16_bytes(&vals);
+    let mut o = vec![f32::NAN; s.q_elems()];
+    attention::forward_kv(s, &q, Kv::F16(&k16), Kv::F16(&v16), &mut o).unwrap();
+    for row in o.chunks(8) {
+        for (c, &x) in row.iter().enumerate() {
+            assert!((x - c as f32).abs() < 1e-4, "{row:?}");
+        }
+    }
+    assert!(attention::forward_kv(s, &q, Kv::F16(&k16), Kv::F32(&vals), &mut o).is_err());
+    assert!(attention::forward_kv(s, &q, Kv::F16(&k16[1..]), Kv::F16(&v16), &mut o).is_err());
+    let mut plan = AttentionPlan::new(Backend::Scalar, s, &default(Backend::Scalar, s)).unwrap();
+    assert!(plan
+        .run_kv(&q, Kv::F16(&k16), Kv::F16(&v16), &mut o)
+        .is_err());
+    assert!(AttentionPlan::with_kv(
+        Backend::Scalar,
+        Dtype::Q4_0,
+        s,
+        &default(Backend::Scalar, s)
+    )
+    .is_err());
 }

@@ -23,15 +23,59 @@ const L: usize = 16;
 /// Rows of scores the scratch must hold: `SCRATCH_ROWS * kv_tile` floats.
 pub const SCRATCH_ROWS: usize = R;
 
+/// Keys or values: f32, or f16 as little-endian bytes (converted to f32 a tile at a time,
+/// with F16C or AVX-512 where the body is compiled for them).
+#[derive(Debug, Clone, Copy)]
+pub enum Kv<'a> {
+    /// f32 elements.
+    F32(&'a [f32]),
+    /// f16 elements, two little-endian bytes each.
+    F16(&'a [u8]),
+}
+
+impl<'a> Kv<'a> {
+    /// Elements held.
+    pub fn len(&self) -> usize {
+        match self {
+            Kv::F32(x) => x.len(),
+            Kv::F16(b) => b.len() / 2,
+        }
+    }
+
+    /// Whether it holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The elements `r`.
+    pub fn slice(&self, r: std::ops::Range<usize>) -> Kv<'a> {
+        match self {
+            Kv::F32(x) => Kv::F32(&x[r]),
+            Kv::F16(b) => Kv::F16(&b[2 * r.start..2 * r.end]),
+        }
+    }
+}
+
+/// Floats of scratch a task needs: the scores ([`SCRATCH_ROWS`] rows of `kv_tile`) and,
+/// for f16 keys and values, one converted tile of each.
+pub fn scratch_len(kv_tile: usize, head_dim: usize, kv: &Kv) -> usize {
+    let tile = kv_tile.max(1);
+    SCRATCH_ROWS * tile
+        + match kv {
+            Kv::F32(_) => 0,
+            Kv::F16(_) => 2 * tile * head_dim,
+        }
+}
+
 /// One task's inputs (see the module docs).
 #[derive(Debug, Clone, Copy)]
 pub struct Task<'a> {
     /// The query rows, `rows * head_dim`.
     pub q: &'a [f32],
     /// The KV head's keys, `kv_len * head_dim`.
-    pub k: &'a [f32],
-    /// The KV head's values, `kv_len * head_dim`.
-    pub v: &'a [f32],
+    pub k: Kv<'a>,
+    /// The KV head's values, `kv_len * head_dim`, of the keys' type.
+    pub v: Kv<'a>,
     /// Elements per head.
     pub head_dim: usize,
     /// The softmax scale.
@@ -106,8 +150,8 @@ impl Partial {
     }
 }
 
-/// A compiled body: runs `task` into `state`, with `scores` (at least [`SCRATCH_ROWS`]
-/// times `kv_tile` floats) as scratch.
+/// A compiled body: runs `task` into `state`, with `scores` (at least [`scratch_len`]
+/// floats) as scratch.
 ///
 /// # Safety
 /// The CPU must have the instruction set the function was compiled for (what its backend's
@@ -337,17 +381,77 @@ fn exp_sum(x: &mut [f32], m: f32) -> f32 {
     hsum(&lanes) + rest
 }
 
+/// How f16 keys and values become f32: portable, F16C (`vcvtph2ps`, 8 at a time) or
+/// AVX-512 (16 at a time).
+const CV_PORTABLE: u8 = 0;
+#[cfg(target_arch = "x86_64")]
+const CV_F16C: u8 = 1;
+#[cfg(target_arch = "x86_64")]
+const CV_AVX512: u8 = 2;
+
+/// Converts the f16 little-endian bytes `src` into `dst` (as many as both hold), exactly.
+/// With `CV` other than portable, the caller is compiled with that instruction set.
+#[inline(always)]
+fn to_f32<const CV: u8>(src: &[u8], dst: &mut [f32]) {
+    let n = dst.len().min(src.len() / 2);
+    #[allow(unused_mut)]
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        if CV == CV_AVX512 {
+            while i + 16 <= n {
+                // SAFETY: 32 bytes from `2i` and 16 floats from `i` are in bounds (`i + 16
+                // <= n`); the body with CV_AVX512 is compiled only into AVX-512 functions.
+                unsafe {
+                    let h = _mm256_loadu_si256(src.as_ptr().add(2 * i).cast());
+                    _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_cvtph_ps(h));
+                }
+                i += 16;
+            }
+        }
+        if CV == CV_F16C || CV == CV_AVX512 {
+            while i + 8 <= n {
+                // SAFETY: 16 bytes from `2i` and 8 floats from `i` are in bounds; the body
+                // with these CVs is compiled only into functions with F16C and AVX.
+                unsafe {
+                    let h = _mm_loadu_si128(src.as_ptr().add(2 * i).cast());
+                    _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+                }
+                i += 8;
+            }
+        }
+    }
+    for j in i..n {
+        dst[j] = crate::quant::f16::f16_to_f32(u16::from_le_bytes([src[2 * j], src[2 * j + 1]]));
+    }
+}
+
 /// The body (see the module docs): for each key tile, rows in blocks of `R`.
 #[inline(always)]
-fn body<const F: bool>(t: &Task, st: &mut Partial, scores: &mut [f32]) {
+fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [f32]) {
     let d = t.head_dim;
     let rows = st.m.len();
     let tile = t.kv_tile.max(1);
     let per_head = t.rows_per_head.max(1);
-    // scores: R rows of `tile` each.
+    // scores: R rows of `tile` each; then, for f16, a converted key tile and value tile.
+    let (scores, conv) = scratch.split_at_mut((R * tile).min(scratch.len()));
+    let (kbuf, vbuf) = conv.split_at_mut((tile * d).min(conv.len()));
     let mut j0 = t.kv_lo;
     while j0 < t.kv_hi {
         let j1 = (j0 + tile).min(t.kv_hi);
+        // This tile's keys and values as f32.
+        let (ktile, vtile): (&[f32], &[f32]) = match (t.k, t.v) {
+            (Kv::F32(k), Kv::F32(v)) => (&k[j0 * d..j1 * d], &v[j0 * d..j1 * d]),
+            (Kv::F16(k), Kv::F16(v)) => {
+                let len = (j1 - j0) * d;
+                to_f32::<CV>(&k[2 * j0 * d..2 * j1 * d], &mut kbuf[..len]);
+                to_f32::<CV>(&v[2 * j0 * d..2 * j1 * d], &mut vbuf[..len]);
+                (&kbuf[..len], &vbuf[..len])
+            }
+            // Planned with one type for both; a mix is never built.
+            _ => return,
+        };
         let mut r0 = 0;
         while r0 < rows {
             let nr = (rows - r0).min(R);
@@ -368,7 +472,7 @@ fn body<const F: bool>(t: &Task, st: &mut Partial, scores: &mut [f32]) {
             let n = block_hi - j0;
             let qb = &t.q[r0 * d..(r0 + nr) * d];
             // Scores of the block, row-major in `scores` (`R * tile`).
-            let kt = &t.k[j0 * d..(j0 + n) * d];
+            let kt = &ktile[..n * d];
             match nr {
                 4 => scores_block::<F, 4>(qb, kt, d, n, tile, t.scale, scores),
                 3 => scores_block::<F, 3>(qb, kt, d, n, tile, t.scale, scores),
@@ -399,7 +503,7 @@ fn body<const F: bool>(t: &Task, st: &mut Partial, scores: &mut [f32]) {
                     arow.iter_mut().for_each(|a| *a *= corr[i]);
                 }
             }
-            let vt = &t.v[j0 * d..(j0 + n) * d];
+            let vt = &vtile[..n * d];
             if rows > R {
                 // Several row blocks share the tile (prefill): accumulators in registers
                 // over the tile, the tile read from cache once per block and column group.
@@ -429,23 +533,23 @@ fn body<const F: bool>(t: &Task, st: &mut Partial, scores: &mut [f32]) {
 /// # Safety
 /// None beyond [`TaskFn`]'s: compiled for the baseline instruction set.
 unsafe fn plain(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body::<false>(t, st, scores)
+    body::<false, CV_PORTABLE>(t, st, scores)
 }
 
 /// # Safety
-/// The CPU has AVX2 and FMA (what the avx2 backend requires).
+/// The CPU has AVX2, FMA and F16C (what the avx2 backend requires).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn avx2(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body::<true>(t, st, scores)
+    body::<true, CV_F16C>(t, st, scores)
 }
 
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL (what the avx512 backend requires).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
 unsafe fn avx512(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body::<true>(t, st, scores)
+    body::<true, CV_AVX512>(t, st, scores)
 }
 
 #[cfg(test)]
@@ -469,6 +573,55 @@ mod tests {
     }
 
     #[test]
+    fn f16_conversion_is_exact_on_every_value() {
+        let all: Vec<u8> = (0..=u16::MAX).flat_map(|h| h.to_le_bytes()).collect();
+        let want: Vec<f32> = (0..=u16::MAX).map(crate::quant::f16::f16_to_f32).collect();
+        let same = |got: &[f32]| {
+            got.iter()
+                .zip(&want)
+                .all(|(g, w)| g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()))
+        };
+        // Odd lengths too, so that every tail path runs.
+        for len in [65536usize, 65533, 7, 15, 1, 0] {
+            let mut got = vec![0f32; len];
+            to_f32::<CV_PORTABLE>(&all[..2 * len], &mut got);
+            assert!(same(&got), "portable, {len}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                let f = crate::backend::CpuFeatures::get();
+                if f.avx2 && f.f16c {
+                    got.fill(0.0);
+                    // SAFETY: F16C and AVX2 were just checked.
+                    unsafe { conv_f16c(&all[..2 * len], &mut got) };
+                    assert!(same(&got), "f16c, {len}");
+                }
+                if f.avx512f && f.f16c {
+                    got.fill(0.0);
+                    // SAFETY: AVX-512 F and F16C were just checked.
+                    unsafe { conv_avx512(&all[..2 * len], &mut got) };
+                    assert!(same(&got), "avx512, {len}");
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU has AVX2 and F16C.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn conv_f16c(src: &[u8], dst: &mut [f32]) {
+        to_f32::<CV_F16C>(src, dst)
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512 F and F16C.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,f16c")]
+    unsafe fn conv_avx512(src: &[u8], dst: &mut [f32]) {
+        to_f32::<CV_AVX512>(src, dst)
+    }
+
+    #[test]
     fn partial_states_merge_exactly() {
         // Scores [1, 2, 3] and values [10, 20, 30] (head_dim 1), in one task or two.
         let d = 1;
@@ -477,8 +630,8 @@ mod tests {
         let v = [10.0f32, 20.0, 30.0];
         let task = |lo, hi| Task {
             q: &q,
-            k: &k,
-            v: &v,
+            k: Kv::F32(&k),
+            v: Kv::F32(&v),
             head_dim: d,
             scale: 1.0,
             q_pos: 2,
@@ -490,11 +643,11 @@ mod tests {
         };
         let mut scores = [0f32; 2 * SCRATCH_ROWS];
         let mut whole = Partial::new(1, d);
-        body::<false>(&task(0, 3), &mut whole, &mut scores);
+        body::<false, CV_PORTABLE>(&task(0, 3), &mut whole, &mut scores);
         let mut a = Partial::new(1, d);
-        body::<false>(&task(0, 1), &mut a, &mut scores);
+        body::<false, CV_PORTABLE>(&task(0, 1), &mut a, &mut scores);
         let mut b = Partial::new(1, d);
-        body::<false>(&task(1, 3), &mut b, &mut scores);
+        body::<false, CV_PORTABLE>(&task(1, 3), &mut b, &mut scores);
         a.merge(&b, d);
         let (mut o1, mut o2) = ([0f32], [0f32]);
         whole.finish(d, &mut o1);

@@ -23,7 +23,8 @@ pub mod space;
 
 use std::fmt;
 
-pub use family::{Attention, ATTENTION};
+pub use family::{f16_bytes, f16_floats, Attention, ATTENTION};
+pub use kernel::Kv;
 pub use plan::AttentionPlan;
 
 use crate::device::best_cpu;
@@ -67,6 +68,11 @@ impl AttentionShape {
 
     /// The f32 attention problem of these sizes.
     pub fn problem(self) -> Problem {
+        self.problem_with(Dtype::F32)
+    }
+
+    /// The attention problem of these sizes with K and V of `kv_dtype`.
+    pub fn problem_with(self, kv_dtype: Dtype) -> Problem {
         let mut shape = Dims::empty();
         for (name, v) in [
             ("batch", self.batch),
@@ -82,7 +88,7 @@ impl AttentionShape {
         let _ = shape.push("causal", self.causal as u64, true);
         Problem {
             family: ATTENTION.family_name(),
-            dtype: Dtype::F32,
+            dtype: kv_dtype,
             shape,
         }
     }
@@ -171,26 +177,35 @@ impl fmt::Display for AttentionShape {
     }
 }
 
-/// The id of the attention kernel `variant` on `backend`.
+/// The id of the f32 attention kernel `variant` on `backend`.
 pub fn kernel_id(backend: Backend, variant: &str) -> KernelId {
+    kernel_id_of(Dtype::F32, backend, variant)
+}
+
+/// The id of the attention kernel `variant` on `backend` for K and V of `kv_dtype`.
+pub fn kernel_id_of(kv_dtype: Dtype, backend: Backend, variant: &str) -> KernelId {
     KernelId {
         family: ATTENTION.family_name(),
-        dtype: Dtype::F32,
+        dtype: kv_dtype,
         backend,
         variant: variant.to_string(),
     }
 }
 
-/// Every attention kernel of every CPU backend.
+/// Every attention kernel of every CPU backend: f32 K and V, and f16 K and V.
 pub fn registry() -> Vec<KernelInfo> {
-    Backend::ALL
-        .iter()
-        .filter(|b| b.is_cpu())
-        .map(|&b| KernelInfo {
+    let mut all = Vec::new();
+    for &b in Backend::ALL.iter().filter(|b| b.is_cpu()) {
+        all.push(KernelInfo {
             id: kernel_id(b, "flash"),
             description: "flash attention, online softmax, split-KV decode (portable body)".into(),
-        })
-        .collect()
+        });
+        all.push(KernelInfo {
+            id: kernel_id_of(Dtype::F16, b, "flash"),
+            description: "the same with f16 K and V, converted a tile at a time".into(),
+        });
+    }
+    all
 }
 
 /// `O = attention(Q, K, V)` in f32 for `shape` (layout in the module docs): the best
@@ -204,15 +219,30 @@ pub fn forward(
     v: &[f32],
     o: &mut [f32],
 ) -> Result<()> {
+    forward_kv(shape, q, Kv::F32(k), Kv::F32(v), o)
+}
+
+/// [`forward`] with K and V of either type the kernels take: f32, or f16 as little-endian
+/// bytes (`Kv::F16`, two per element; llama.cpp's KV cache), both of the same type.
+pub fn forward_kv(shape: AttentionShape, q: &[f32], k: Kv, v: Kv, o: &mut [f32]) -> Result<()> {
     shape.check()?;
+    let kv_dtype = match (k, v) {
+        (Kv::F32(_), Kv::F32(_)) => Dtype::F32,
+        (Kv::F16(_), Kv::F16(_)) => Dtype::F16,
+        _ => {
+            return Err(Error::InvalidArgument(
+                "attention: K and V must have the same type".into(),
+            ))
+        }
+    };
     let backend = best_cpu();
-    let (config, origin) =
-        crate::tuned::config_for(&shape.problem(), backend, available_threads())?;
-    match AttentionPlan::new(backend, shape, &config) {
-        Ok(mut plan) => return plan.run(q, k, v, o),
+    let problem = shape.problem_with(kv_dtype);
+    let (config, origin) = crate::tuned::config_for(&problem, backend, available_threads())?;
+    match AttentionPlan::with_kv(backend, kv_dtype, shape, &config) {
+        Ok(mut plan) => return plan.run_kv(q, k, v, o),
         Err(e) if origin == crate::tuned::Origin::Default => return Err(e),
         Err(_) => {}
     }
     let default = space::default_config(backend, shape)?;
-    AttentionPlan::new(backend, shape, &default)?.run(q, k, v, o)
+    AttentionPlan::with_kv(backend, kv_dtype, shape, &default)?.run_kv(q, k, v, o)
 }

@@ -3,18 +3,19 @@
 
 use rayon::prelude::*;
 
-use super::kernel::{self, Partial, Task, TaskFn};
-use super::{kernel_id, space, AttentionShape};
+use super::kernel::{self, Kv, Partial, Task, TaskFn};
+use super::{space, AttentionShape};
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::device::BackendExt;
 use crate::error::{Error, Result};
 use crate::pool::pool;
-use ktune_core::KernelId;
+use ktune_core::{Dtype, KernelId};
 
 /// A planned attention: build once, run many times.
 pub struct AttentionPlan {
     shape: AttentionShape,
+    kv_dtype: Dtype,
     id: KernelId,
     kernel: TaskFn,
     q_tile: usize,
@@ -36,8 +37,23 @@ impl std::fmt::Debug for AttentionPlan {
 }
 
 impl AttentionPlan {
-    /// Validates `config` for `shape` on `backend` and picks the kernel.
+    /// Validates `config` for `shape` on `backend` and picks the kernel (f32 K and V).
     pub fn new(backend: Backend, shape: AttentionShape, config: &Config) -> Result<Self> {
+        Self::with_kv(backend, Dtype::F32, shape, config)
+    }
+
+    /// The same with K and V of `kv_dtype`: f32, or f16 (Q and O stay f32).
+    pub fn with_kv(
+        backend: Backend,
+        kv_dtype: Dtype,
+        shape: AttentionShape,
+        config: &Config,
+    ) -> Result<Self> {
+        if !matches!(kv_dtype, Dtype::F32 | Dtype::F16) {
+            return Err(Error::InvalidProblem(format!(
+                "attention takes f32 or f16 keys and values, not {kv_dtype}"
+            )));
+        }
         shape.check()?;
         backend.require()?;
         space::space(backend, shape)?.validate(config)?;
@@ -48,7 +64,8 @@ impl AttentionPlan {
         let threads = get("threads")?;
         Ok(AttentionPlan {
             shape,
-            id: kernel_id(backend, "flash"),
+            kv_dtype,
+            id: super::kernel_id_of(kv_dtype, backend, "flash"),
             kernel,
             q_tile: get("q_tile")?,
             kv_tile: get("kv_tile")?,
@@ -71,9 +88,26 @@ impl AttentionPlan {
         self.shape
     }
 
-    /// `o = attention(q, k, v)` (layout in the module docs).
+    /// `o = attention(q, k, v)` with f32 K and V (layout in the module docs).
     pub fn run(&mut self, q: &[f32], k: &[f32], v: &[f32], o: &mut [f32]) -> Result<()> {
+        self.run_kv(q, Kv::F32(k), Kv::F32(v), o)
+    }
+
+    /// `o = attention(q, k, v)` with K and V of the plan's type.
+    pub fn run_kv(&mut self, q: &[f32], k: Kv, v: Kv, o: &mut [f32]) -> Result<()> {
         let s = self.shape;
+        let type_of = |x: &Kv| match x {
+            Kv::F32(_) => Dtype::F32,
+            Kv::F16(_) => Dtype::F16,
+        };
+        if type_of(&k) != self.kv_dtype || type_of(&v) != self.kv_dtype {
+            return Err(Error::InvalidArgument(format!(
+                "attention {s}: the plan takes {} keys and values, given {} and {}",
+                self.kv_dtype,
+                type_of(&k),
+                type_of(&v)
+            )));
+        }
         for (name, len, want) in [
             ("Q", q.len(), s.q_elems()),
             ("K", k.len(), s.kv_elems()),
@@ -82,7 +116,7 @@ impl AttentionPlan {
         ] {
             if len != want {
                 return Err(Error::InvalidArgument(format!(
-                    "attention {s}: {name} holds {len} floats, not {want}"
+                    "attention {s}: {name} holds {len} elements, not {want}"
                 )));
             }
         }
@@ -110,7 +144,7 @@ impl AttentionPlan {
 
     /// The rows of every query head that shares KV head `bk % kv_heads` of batch entry
     /// `bk / kv_heads`, in one block.
-    fn kv_group(&self, bk: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+    fn kv_group(&self, bk: usize, q: &[f32], k: Kv, v: Kv, out: &mut [f32]) {
         let s = self.shape;
         let d = s.head_dim;
         let group = s.q_heads / s.kv_heads;
@@ -122,8 +156,8 @@ impl AttentionPlan {
         // The last query sits at the last position: every key is seen by some row.
         let state = self.over_keys(
             &q[q0..][..rows * d],
-            &k[kv.clone()],
-            &v[kv],
+            k.slice(kv.clone()),
+            v.slice(kv),
             first_pos,
             s.q_len,
             s.kv_len,
@@ -137,8 +171,8 @@ impl AttentionPlan {
     fn over_keys(
         &self,
         qrows: &[f32],
-        kh: &[f32],
-        vh: &[f32],
+        kh: Kv,
+        vh: Kv,
         q_pos: usize,
         rows_per_head: usize,
         kv_hi: usize,
@@ -150,7 +184,7 @@ impl AttentionPlan {
         let chunk = kv_hi.div_ceil(parts);
         let task = |lo: usize, hi: usize| {
             let mut st = Partial::new(rows, d);
-            let mut scores = vec![0f32; kernel::SCRATCH_ROWS * self.kv_tile.max(1)];
+            let mut scores = vec![0f32; kernel::scratch_len(self.kv_tile, d, &kh)];
             let t = Task {
                 q: qrows,
                 k: kh,
@@ -200,13 +234,13 @@ impl AttentionPlan {
 
     /// One (batch, query head) slice: its query tiles, each over its key range, split in
     /// `splits` parts computed in parallel and merged.
-    fn head(&self, bh: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+    fn head(&self, bh: usize, q: &[f32], k: Kv, v: Kv, out: &mut [f32]) {
         let s = self.shape;
         let d = s.head_dim;
         let (b, h) = (bh / s.q_heads, bh % s.q_heads);
         let kvh = h / (s.q_heads / s.kv_heads);
         let kv = (b * s.kv_heads + kvh) * s.kv_len * d..(b * s.kv_heads + kvh + 1) * s.kv_len * d;
-        let (kh, vh) = (&k[kv.clone()], &v[kv]);
+        let (kh, vh) = (k.slice(kv.clone()), v.slice(kv));
         let qh = &q[bh * s.q_len * d..][..s.q_len * d];
         let first_pos = s.kv_len - s.q_len;
         let q_tile = self.q_tile.min(s.q_len).max(1);

@@ -157,7 +157,7 @@ impl QMatrix {
                 Dtype::Q4_0 => quant::blocks_to_bytes(&quant::quantize_q4_0(row)?),
                 Dtype::Q8_0 => quant::blocks_to_bytes(&quant::quantize_q8_0(row)?),
                 Dtype::Q4K => quant::blocks_to_bytes(&quant::quantize_q4_k(row)?),
-                Dtype::F32 => unreachable!("rejected by check_dims"),
+                Dtype::F32 | Dtype::F16 => unreachable!("rejected by check_dims"),
             });
         }
         QMatrix::from_bytes(dtype, rows, cols, bytes)
@@ -200,7 +200,7 @@ impl QMatrix {
             Dtype::Q4K => {
                 quant::blocks_from_bytes(bytes).and_then(|b| quant::dequantize_q4_k(&b, part))
             }
-            Dtype::F32 => Ok(()),
+            Dtype::F32 | Dtype::F16 => Ok(()),
         };
         debug_assert!(done.is_ok(), "{done:?}");
         out

@@ -22,7 +22,7 @@ pub fn kernel(dtype: Dtype) -> Option<(RowsFn, &'static str)> {
         (Dtype::Q8_0, false) => Some((rows::<Q8_0, false>, "neon")),
         (Dtype::Q4K, true) => Some((rows_q4_k::<true>, "dotprod")),
         (Dtype::Q4K, false) => Some((rows_q4_k::<false>, "neon")),
-        (Dtype::F32, _) => None,
+        (Dtype::F32 | Dtype::F16, _) => None,
     }
 }
 

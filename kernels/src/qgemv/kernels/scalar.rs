@@ -11,7 +11,7 @@ pub fn kernel(dtype: Dtype) -> Option<RowsFn> {
         Dtype::Q4_0 => Some(rows_q4_0),
         Dtype::Q8_0 => Some(rows_q8_0),
         Dtype::Q4K => Some(rows_q4_k),
-        Dtype::F32 => None,
+        Dtype::F32 | Dtype::F16 => None,
     }
 }
 
