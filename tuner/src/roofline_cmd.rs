@@ -49,34 +49,36 @@ struct Measured {
 }
 
 impl Measured {
-    fn of_bench(r: &BenchRecord) -> Measured {
+    /// A result of `kernel` on `shape`: its throughput, thread budget and flags.
+    fn new(
+        kernel: &ktune_core::KernelId,
+        shape: ktune_core::Dims,
+        threads: usize,
+        gflops: f64,
+        over: bool,
+    ) -> Measured {
         Measured {
-            label: label(&r.kernel, &r.shape),
+            label: label(kernel, &shape),
             problem: Problem {
-                family: r.family,
-                dtype: r.dtype,
-                shape: r.shape,
+                family: kernel.family,
+                dtype: kernel.dtype,
+                shape,
             },
-            threads: r.threads,
-            cpu: r.backend.is_cpu(),
-            gflops: r.gflops,
-            over: r.over_ceiling || r.roofline_fraction.is_some_and(|f| f > 1.0),
+            threads,
+            cpu: kernel.backend.is_cpu(),
+            gflops,
+            over,
         }
     }
 
+    fn of_bench(r: &BenchRecord) -> Measured {
+        let over = r.over_ceiling || r.roofline_fraction.is_some_and(|f| f > 1.0);
+        Measured::new(&r.kernel, r.shape, r.threads, r.gflops, over)
+    }
+
     fn of_result(r: &ResultRecord) -> Measured {
-        Measured {
-            label: label(&r.kernel, &r.shape),
-            problem: Problem {
-                family: r.family,
-                dtype: r.dtype,
-                shape: r.shape,
-            },
-            threads: r.threads,
-            cpu: r.backend.is_cpu(),
-            gflops: r.gflops,
-            over: r.over_ceiling || r.roofline_fraction.is_some_and(|f| f > 1.0),
-        }
+        let over = r.over_ceiling || r.roofline_fraction.is_some_and(|f| f > 1.0);
+        Measured::new(&r.kernel, r.shape, r.threads, r.gflops, over)
     }
 }
 
