@@ -132,9 +132,9 @@ pub fn level_capacity(caches: &CacheInfo, level: Level, threads: usize) -> Optio
 
 /// How many times the last-level cache a working set must be to stream from DRAM: the
 /// probe's DRAM arrays are this large, and timing rotates copies of memory-bound operands
-/// up to it. Less is not enough: a virtual machine's threads may sit on several last-level
-/// cache instances while the OS reports one (measured: two threads of a 32 MiB-L3 VM still
-/// read a 128 MiB set 25% faster than a 256 MiB one).
+/// up to it. Less is not safely out of the cache: a virtual machine's threads may sit on
+/// several last-level cache instances while the OS reports one (measured: two threads of a
+/// 32 MiB-L3 VM read a 128 MiB set at 38 GB/s in a run whose DRAM arrays read 36).
 pub const DRAM_SET_FACTOR: usize = 8;
 
 /// The level a working set of `bytes`, run over again and again by `threads` threads,
