@@ -565,20 +565,10 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
+/// `s` safe as SVG text: control characters (which XML cannot hold) as spaces, then the
+/// pages' escaping.
 fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::pages::escape(&clean(s))
 }
 
 fn abbreviate(s: &str, max_chars: usize) -> String {

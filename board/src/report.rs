@@ -100,7 +100,7 @@ fn safe_file_stem(s: &str) -> bool {
 
 /// Writes `text` to a temporary file next to `path`, then renames it over `path`, so that
 /// readers see the old file or the new one, never half of one.
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{} names no file", path.display()))?;
@@ -117,7 +117,7 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", path.display()));
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
     Ok(())
 }

@@ -570,7 +570,7 @@ pub fn cmd_export(args: &ExportArgs) -> Result<ExitCode> {
     match &args.out {
         None => crate::cli::emit(&text),
         Some(out) => {
-            write_atomic(out, &text)?;
+            ktune_board::report::write_atomic(out, &text)?;
             eprintln!("wrote {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -634,30 +634,4 @@ fn check_export_target(input: &Path, out: &Path, force: bool) -> Result<()> {
 fn looks_like_journal(path: &Path) -> bool {
     journal::first_line(path, 1 << 20)
         .is_some_and(|(line, _)| String::from_utf8_lossy(&line).contains("\"type\":\"header\""))
-}
-
-/// Writes `text` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.with_context(|| format!("cannot write {}", path.display()))
 }

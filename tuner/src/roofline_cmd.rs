@@ -181,12 +181,7 @@ pub fn cmd_roofline(args: &RooflineArgs) -> Result<ExitCode> {
         if threads == 1 { "" } else { "s" }
     );
     let svg = roofline_svg(&title, &memory, &compute, &pts)?;
-    let tmp = args
-        .out
-        .with_extension(format!("svg.tmp{}", std::process::id()));
-    std::fs::write(&tmp, svg).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    ktune_board::report::write_atomic(&args.out, &svg)?;
     eprintln!(
         "wrote {}: {} memory roofs, {} compute roofs, {} points{}",
         args.out.display(),
