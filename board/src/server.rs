@@ -133,30 +133,27 @@ fn not_found(what: &str) -> Response {
         .into_response()
 }
 
+/// A handler's answer: `Err` is an answer too (an error page), so that `?` returns it.
+type Answer = Result<Response, Response>;
+
 async fn entries(s: &Shared) -> Result<Vec<Entry>, Response> {
     s.store.visible().await.map_err(internal)
 }
 
-async fn index(State(s): State<Shared>) -> Response {
-    match entries(&s).await {
-        Ok(e) => html(pages::index(Site::Server, &e)),
-        Err(r) => r,
-    }
+async fn index(State(s): State<Shared>) -> Answer {
+    Ok(html(pages::index(Site::Server, &entries(&s).await?)))
 }
 
 fn key_of(entries: &[Entry], slug: &str) -> Option<RankKey> {
     view::keys(entries).into_iter().find(|k| k.slug() == slug)
 }
 
-async fn rank_page(State(s): State<Shared>, Path(slug): Path<String>) -> Response {
-    let e = match entries(&s).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    match key_of(&e, &slug) {
+async fn rank_page(State(s): State<Shared>, Path(slug): Path<String>) -> Answer {
+    let e = entries(&s).await?;
+    Ok(match key_of(&e, &slug) {
         Some(k) => html(pages::ranking(Site::Server, &k, &view::rank(&e, &k))),
         None => not_found(&format!("no results for problem {slug}")),
-    }
+    })
 }
 
 fn newest<'a>(entries: &'a [Entry], id: &str) -> Option<&'a Entry> {
@@ -165,26 +162,18 @@ fn newest<'a>(entries: &'a [Entry], id: &str) -> Option<&'a Entry> {
         .find(|e| e.db.machine.hardware.id == id)
 }
 
-async fn machine_page(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    let e = match entries(&s).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    match newest(&e, &id) {
+async fn machine_page(State(s): State<Shared>, Path(id): Path<String>) -> Answer {
+    let e = entries(&s).await?;
+    Ok(match newest(&e, &id) {
         Some(m) => html(pages::machine(Site::Server, m)),
         None => not_found(&format!("no machine {id}")),
-    }
+    })
 }
 
-async fn machine_svg(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    let e = match entries(&s).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    let Some(m) = newest(&e, &id) else {
-        return not_found(&format!("no machine {id}"));
-    };
-    match pages::machine_svg(m) {
+async fn machine_svg(State(s): State<Shared>, Path(id): Path<String>) -> Answer {
+    let e = entries(&s).await?;
+    let m = newest(&e, &id).ok_or_else(|| not_found(&format!("no machine {id}")))?;
+    Ok(match pages::machine_svg(m) {
         Ok(Some(svg)) => (
             [
                 (header::CONTENT_TYPE, "image/svg+xml"),
@@ -196,14 +185,11 @@ async fn machine_svg(State(s): State<Shared>, Path(id): Path<String>) -> Respons
             .into_response(),
         Ok(None) => not_found(&format!("machine {id} has no probed ceilings to draw")),
         Err(e) => internal(e),
-    }
+    })
 }
 
-async fn api_problems(State(s): State<Shared>) -> Response {
-    let e = match entries(&s).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+async fn api_problems(State(s): State<Shared>) -> Answer {
+    let e = entries(&s).await?;
     let list: Vec<_> = view::keys(&e)
         .into_iter()
         .map(|k| {
@@ -215,15 +201,12 @@ async fn api_problems(State(s): State<Shared>) -> Response {
             })
         })
         .collect();
-    Json(list).into_response()
+    Ok(Json(list).into_response())
 }
 
-async fn api_rank(State(s): State<Shared>, Path(slug): Path<String>) -> Response {
-    let e = match entries(&s).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    match key_of(&e, &slug) {
+async fn api_rank(State(s): State<Shared>, Path(slug): Path<String>) -> Answer {
+    let e = entries(&s).await?;
+    Ok(match key_of(&e, &slug) {
         Some(k) => {
             let rows = view::rank(&e, &k);
             let by_fraction = view::rank_by_fraction(&rows);
@@ -238,14 +221,11 @@ async fn api_rank(State(s): State<Shared>, Path(slug): Path<String>) -> Response
             Json(json!({"error": format!("no results for problem {slug}")})),
         )
             .into_response(),
-    }
+    })
 }
 
-async fn api_machines(State(s): State<Shared>) -> Response {
-    let e = match entries(&s).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+async fn api_machines(State(s): State<Shared>) -> Answer {
+    let e = entries(&s).await?;
     let list: Vec<_> = view::machines(&e)
         .into_iter()
         .map(|m| {
@@ -257,22 +237,19 @@ async fn api_machines(State(s): State<Shared>) -> Response {
             })
         })
         .collect();
-    Json(list).into_response()
+    Ok(Json(list).into_response())
 }
 
-async fn api_machine(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    let e = match entries(&s).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    match newest(&e, &id) {
+async fn api_machine(State(s): State<Shared>, Path(id): Path<String>) -> Answer {
+    let e = entries(&s).await?;
+    Ok(match newest(&e, &id) {
         Some(m) => ([(header::CONTENT_TYPE, "application/json")], m.db.to_json()).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(json!({"error": format!("no machine {id}")})),
         )
             .into_response(),
-    }
+    })
 }
 
 async fn api_submissions(State(s): State<Shared>) -> Response {
