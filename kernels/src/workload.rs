@@ -34,6 +34,48 @@ pub struct Operands {
     pub working_set: f64,
 }
 
+/// Copies of two of a workload's inputs (A and B, K and V) that timing rotates among so that
+/// they stream from DRAM: set 0 is the operands' own, the others copies of the same data.
+pub struct PairCopies {
+    /// The index of the first of the two inputs.
+    first: usize,
+    extra: Vec<(crate::device::Buffer, crate::device::Buffer)>,
+}
+
+impl PairCopies {
+    /// `copies - 1` uploads of `a` and `b` beside the operands' own, which are inputs
+    /// `first` and `first + 1`.
+    pub fn upload(
+        device: &dyn Device,
+        first: usize,
+        a: &HostData,
+        b: &HostData,
+        copies: usize,
+    ) -> Result<PairCopies> {
+        let extra = (1..copies)
+            .map(|_| Ok((device.upload(a.clone())?, device.upload(b.clone())?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PairCopies { first, extra })
+    }
+
+    /// Advances `turn` to the next set (wrapping) of the copies kept as the operands'
+    /// `private` data, and returns that set's two inputs (`inputs` are the operands').
+    pub fn next<'a>(
+        inputs: &'a [crate::device::Buffer],
+        private: &'a (dyn Any + Send + Sync),
+        turn: &mut usize,
+    ) -> Result<(&'a crate::device::Buffer, &'a crate::device::Buffer)> {
+        let c: &PairCopies = private
+            .downcast_ref()
+            .ok_or_else(|| Error::InvalidArgument("operands of another family".into()))?;
+        *turn = (*turn + 1) % (c.extra.len() + 1);
+        Ok(match *turn {
+            0 => (&inputs[c.first], &inputs[c.first + 1]),
+            t => (&c.extra[t - 1].0, &c.extra[t - 1].1),
+        })
+    }
+}
+
 /// Copies of a data set of `set_bytes` that timing rotates among so that it streams from
 /// DRAM, as a model's weights do from one layer to the next: enough that one pass over all
 /// copies is [`DRAM_SET_FACTOR`](ktune_core::probe::DRAM_SET_FACTOR) times the last-level

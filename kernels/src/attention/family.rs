@@ -17,7 +17,7 @@ use super::{reference, space, AttentionPlan, AttentionShape};
 use crate::device::{read_f32, Buffer, Device, HostData};
 use crate::error::{Error, Result};
 use crate::family::KernelFamily;
-use crate::workload::{Check, Operands, Plan};
+use crate::workload::{Check, Operands, PairCopies, Plan};
 
 /// The attention family.
 pub struct Attention;
@@ -27,9 +27,6 @@ pub static ATTENTION: Attention = Attention;
 
 /// Decode with at most this many queries is timed over rotated copies of K and V.
 pub const ROTATE_Q_LEN: usize = 8;
-
-/// The extra copies of K and V a CPU workload rotates among (the operands are the first).
-struct Copies(Vec<(Buffer, Buffer)>);
 
 /// At most this many output rows are checked against the reference.
 pub const CHECK_ROWS: usize = 48;
@@ -146,9 +143,7 @@ impl KernelFamily for Attention {
             })
         };
         let (k, v) = (kvs(s.kv_elems(), 12)?, kvs(s.kv_elems(), 13)?);
-        let extra = (1..copies)
-            .map(|_| Ok((device.upload(k.clone())?, device.upload(v.clone())?)))
-            .collect::<Result<Vec<_>>>()?;
+        let extra = PairCopies::upload(device, 1, &k, &v, copies)?;
         Ok(Operands {
             inputs: vec![
                 device.upload(f32s(s.q_elems(), 11)?)?,
@@ -158,7 +153,7 @@ impl KernelFamily for Attention {
             outputs: vec![
                 device.upload(HostData::F32(crate::buf::try_vec(s.q_elems(), f32::NAN)?))?
             ],
-            private: Box::new(Copies(extra)),
+            private: Box::new(extra),
             working_set: work.min_bytes + kv_bytes * (copies - 1) as f64,
         })
     }
@@ -249,15 +244,7 @@ impl Plan for Rotation {
 
     fn run(&mut self, ops: &mut Operands) -> Result<()> {
         let host = || Error::Device("attention CPU plans run on host buffers".into());
-        let copies: &Copies = ops
-            .private
-            .downcast_ref()
-            .ok_or_else(|| Error::InvalidArgument("operands of another family".into()))?;
-        self.turn = (self.turn + 1) % (copies.0.len() + 1);
-        let (kb, vb) = match self.turn {
-            0 => (&ops.inputs[1], &ops.inputs[2]),
-            t => (&copies.0[t - 1].0, &copies.0[t - 1].1),
-        };
+        let (kb, vb) = PairCopies::next(&ops.inputs, ops.private.as_ref(), &mut self.turn)?;
         let q = ops.inputs[0].as_f32().ok_or_else(host)?;
         let k = kv_of(kb).ok_or_else(host)?;
         let v = kv_of(vb).ok_or_else(host)?;

@@ -17,7 +17,7 @@ use super::{blocking, MatmulPlan, MatmulShape};
 use crate::device::{read_f32, Device, HostData};
 use crate::error::{Error, Result};
 use crate::family::KernelFamily;
-use crate::workload::{Check, Operands, Plan};
+use crate::workload::{Check, Operands, PairCopies, Plan};
 
 /// The matmul family.
 pub struct Matmul;
@@ -27,9 +27,6 @@ pub static MATMUL: Matmul = Matmul;
 
 /// Products with m or n up to this many are timed over rotated copies of A and B.
 pub const ROTATE_BELOW: usize = 16;
-
-/// The extra copies of A and B a CPU workload rotates among (the operands are the first).
-struct Copies(Vec<(crate::device::Buffer, crate::device::Buffer)>);
 
 const DIMS: &[DimSpec] = &[
     DimSpec::size("m", "rows of A and C"),
@@ -136,21 +133,12 @@ impl KernelFamily for Matmul {
         } else {
             1
         };
-        let extra = (1..copies)
-            .map(|_| {
-                Ok((
-                    device.upload(HostData::F32(a.clone()))?,
-                    device.upload(HostData::F32(b.clone()))?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let (a, b) = (HostData::F32(a), HostData::F32(b));
+        let extra = PairCopies::upload(device, 0, &a, &b, copies)?;
         Ok(Operands {
-            inputs: vec![
-                device.upload(HostData::F32(a))?,
-                device.upload(HostData::F32(b))?,
-            ],
+            inputs: vec![device.upload(a)?, device.upload(b)?],
             outputs: vec![device.upload(HostData::F32(crate::buf::try_vec(m * n, f32::NAN)?))?],
-            private: Box::new(Copies(extra)),
+            private: Box::new(extra),
             working_set: ab_bytes * copies as f64 + 4.0 * (m * n) as f64,
         })
     }
@@ -217,15 +205,7 @@ impl Plan for Rotation {
     fn run(&mut self, ops: &mut Operands) -> Result<()> {
         let MatmulShape { n, k, .. } = self.plan.shape();
         let host = || Error::Device("matmul CPU plans run on host buffers".into());
-        let copies: &Copies = ops
-            .private
-            .downcast_ref()
-            .ok_or_else(|| Error::InvalidArgument("operands of another family".into()))?;
-        self.turn = (self.turn + 1) % (copies.0.len() + 1);
-        let (a, b) = match self.turn {
-            0 => (&ops.inputs[0], &ops.inputs[1]),
-            t => (&copies.0[t - 1].0, &copies.0[t - 1].1),
-        };
+        let (a, b) = PairCopies::next(&ops.inputs, ops.private.as_ref(), &mut self.turn)?;
         let a = a.as_f32().ok_or_else(host)?;
         let b = b.as_f32().ok_or_else(host)?;
         let c = ops.outputs[0].as_f32_mut().ok_or_else(host)?;
