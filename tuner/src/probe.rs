@@ -338,22 +338,11 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
     let mut fma = BTreeMap::new();
     let mut int8 = BTreeMap::new();
     for &b in Backend::CPU_PREFERENCE.iter().filter(|b| b.is_available()) {
-        // The loops' values are consumed, so that their work cannot be removed.
-        let f = move |n: usize| {
-            loops::fma_chains(b, n).map(|(f, v)| {
-                std::hint::black_box(v);
-                f
-            })
-        };
+        let f = move |n: usize| consumed(loops::fma_chains(b, n));
         let (per, sp) = chains_per_threads(&format!("fma {b}"), &threads, &f)?;
         spread = spread.max(sp);
         fma.insert(b.name().to_string(), per);
-        let i = move |n: usize| {
-            loops::int8_dots(b, n).map(|(f, v)| {
-                std::hint::black_box(v);
-                f
-            })
-        };
+        let i = move |n: usize| consumed(loops::int8_dots(b, n));
         let (per, sp) = chains_per_threads(&format!("int8 {b}"), &threads, &i)?;
         spread = spread.max(sp);
         int8.insert(b.name().to_string(), per);
@@ -361,11 +350,7 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
     let mut other = BTreeMap::new();
     for c in loops::other_chains() {
         let run = c.run;
-        let f = move |n: usize| {
-            let (ops, v) = run(n);
-            std::hint::black_box(v);
-            Ok(ops)
-        };
+        let f = move |n: usize| consumed(Ok(run(n)));
         let (per, sp) = chains_per_threads(c.name, &threads, &f)?;
         spread = spread.max(sp);
         other.insert(c.name.to_string(), per);
@@ -429,6 +414,14 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         ktune_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// The operations a loop did; its value is consumed, so that its work cannot be removed.
+fn consumed<T>(r: ktune_kernels::error::Result<(f64, T)>) -> ktune_kernels::error::Result<f64> {
+    r.map(|(ops, v)| {
+        std::hint::black_box(v);
+        ops
     })
 }
 
