@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# ktune next to its peers on this machine, in one interleaved run (see
+# suites/src/bin/ktune-peers): llama.cpp's ggml for quantized decode (qgemv), MKL and
+# OpenBLAS for SGEMM. Installs what it needs (root on Debian: cmake and clang for llama.cpp;
+# the PyPI wheels `mkl` and `scipy-openblas32` into a virtual environment under target/), builds
+# with `-C target-cpu=native` (llama.cpp's own default, GGML_NATIVE, needs it through
+# llama-cpp-sys-2) into target/peers, and runs. Arguments go to ktune-peers:
+#
+#   scripts/peers.sh                                   # qgemv and sgemm, 1 and all threads
+#   scripts/peers.sh --family qgemv --threads 1 --json target/peers.json
+#   scripts/peers.sh --help
+#
+# llama.cpp is built with clang: Debian 12's gcc 12 miscompiles ggml's AMX path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+if ! command -v cmake >/dev/null || ! command -v clang >/dev/null ||
+  ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+  echo "peers: installing cmake, clang, libclang-dev" >&2
+  if [ "$(id -u)" != 0 ]; then
+    echo "peers: need root to install cmake and clang (or install them yourself)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake clang libclang-dev >/dev/null
+fi
+
+venv=$root/target/peers-venv
+if ! [ -x "$venv/bin/python" ]; then
+  echo "peers: creating $venv with the mkl and scipy-openblas32 wheels" >&2
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import scipy_openblas32' 2>/dev/null || ! ls "$venv"/lib/libmkl_rt.so* >/dev/null 2>&1; then
+  "$venv/bin/pip" install -q mkl scipy-openblas32
+fi
+mkl=$(ls "$venv"/lib/libmkl_rt.so* | head -n 1)
+openblas=$("$venv/bin/python" -c 'import scipy_openblas32, os; print(os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library() + ".so"))')
+export KTUNE_MKL=${KTUNE_MKL:-$mkl}
+export KTUNE_OPENBLAS=${KTUNE_OPENBLAS:-$openblas}
+# MKL finds its threading layer and OpenMP runtime next to itself.
+export LD_LIBRARY_PATH=$venv/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+export CC=clang CXX=clang++
+export RUSTFLAGS="-C target-cpu=native"
+export CARGO_TARGET_DIR=$root/target/peers
+echo "peers: building (the first build compiles llama.cpp: minutes)" >&2
+cargo build --release --locked -p ktune-suites --features peers --bin ktune-peers
+exec "$CARGO_TARGET_DIR/release/ktune-peers" "$@"
