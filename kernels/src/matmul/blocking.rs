@@ -189,8 +189,15 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
 
 /// The analytical default config (see the module docs) for `backend` and `shape`.
 pub fn default_config(backend: Backend, shape: MatmulShape) -> Result<Config> {
+    default_config_on(backend, shape, available_threads())
+}
+
+/// The default config for `backend` and `shape` on at most `threads` threads: the values
+/// that depend on the count (the loop to parallelise, the stream path's column chunks)
+/// follow it.
+pub fn default_config_on(backend: Backend, shape: MatmulShape, threads: usize) -> Result<Config> {
     let uk = pick_kernel(kernels_of(backend)?, shape.m);
-    Ok(model(uk, CacheInfo::get(), available_threads(), shape))
+    Ok(model(uk, CacheInfo::get(), threads.max(1), shape))
 }
 
 /// The default config for `backend` and `shape` around a given microkernel, for a user who
@@ -201,13 +208,24 @@ pub fn default_config_for(
     mr: usize,
     nr: usize,
 ) -> Result<Config> {
+    default_config_for_on(backend, shape, mr, nr, available_threads())
+}
+
+/// [`default_config_for`] on at most `threads` threads.
+pub fn default_config_for_on(
+    backend: Backend,
+    shape: MatmulShape,
+    mr: usize,
+    nr: usize,
+    threads: usize,
+) -> Result<Config> {
     let uk = *kernels_of(backend)?
         .iter()
         .find(|k| k.mr == mr && k.nr == nr)
         .ok_or_else(|| {
             Error::InvalidConfig(format!("backend {backend} has no {mr}x{nr} microkernel"))
         })?;
-    Ok(model(uk, CacheInfo::get(), available_threads(), shape))
+    Ok(model(uk, CacheInfo::get(), threads.max(1), shape))
 }
 
 /// The microkernel for `m` rows: the backend's first (its best on large problems), unless
@@ -355,6 +373,24 @@ mod tests {
             MatmulShape::new(4096, 4096, 4096),
         );
         assert_eq!((c.get("kc"), c.get("mc")), (Some(1024), Some(252)), "{c}");
+    }
+
+    #[test]
+    fn stream_chunks_follow_the_thread_count() {
+        // The stream path gives each thread one chunk of columns: on one thread that is
+        // the whole row of B (one sequential stream), on two threads half of it.
+        let k = fake_kernel(4, 64);
+        let s = MatmulShape::new(1, 4096, 4096);
+        let nc = |t| model(k, &CacheInfo::assumed(), t, s).get("nc").unwrap();
+        assert_eq!(nc(1), 4096);
+        assert_eq!(nc(2), 2048);
+        // Through the family, a pinned thread count reaches the model.
+        let p = s.problem();
+        let pinned = Config::new().with("threads", 1);
+        let c = crate::family::default_config(Backend::Scalar, &p, &pinned).unwrap();
+        let one = default_config_on(Backend::Scalar, s, 1).unwrap();
+        assert_eq!(c.get("nc"), one.get("nc"), "{c}");
+        assert_eq!(c.get("threads"), Some(1));
     }
 
     #[test]

@@ -109,12 +109,17 @@ impl KernelFamily for Matmul {
         if backend == Backend::Wgpu {
             return Ok(crate::gpu::matmul::default_config(shape));
         }
-        // A pinned microkernel brings its own blocking.
+        // Pinned threads shape the model (parallel loop, stream chunks); a pinned
+        // microkernel brings its own blocking.
+        let threads = match pinned.get("threads") {
+            Some(t) if t > 0 => t as usize,
+            _ => crate::pool::available_threads(),
+        };
         match (pinned.get("mr"), pinned.get("nr")) {
             (Some(mr), Some(nr)) if mr > 0 && nr > 0 => {
-                blocking::default_config_for(backend, shape, mr as usize, nr as usize)
+                blocking::default_config_for_on(backend, shape, mr as usize, nr as usize, threads)
             }
-            _ => blocking::default_config(backend, shape),
+            _ => blocking::default_config_on(backend, shape, threads),
         }
     }
 

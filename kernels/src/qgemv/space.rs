@@ -27,11 +27,19 @@
 //! split layout (q4_0 and q8_0 on x86) loads four scales at once but reads each row as two
 //! streams, which measured slower, most of all with two threads.
 //!
-//! `prefetch`: the weights are one sequential stream, yet the hardware prefetchers alone
-//! left the loads of each block exposed when a block takes long to compute: on the Zen 5
-//! machine, 14336 x 4096 q4_0 at batch 8 on one thread took 5.1 ms without software
-//! prefetch and 1.7 to 2.0 ms fetching 4.6 to 9 KiB ahead (batch 1: 1.2 ms, then 0.9 to
-//! 1.1 ms). The default is 8 KiB.
+//! `prefetch`: the weights are one sequential stream, and whether fetching ahead in software
+//! helps depends on the machine and on how long a block takes to compute. On the Zen 5
+//! machine, 14336 x 4096 q4_0 at batch 8 on one thread took 5.1 ms without software prefetch
+//! and 1.7 to 2.0 ms fetching 4.6 to 9 KiB ahead (batch 1: 1.2 ms, then 0.9 to 1.1 ms). On a
+//! Zen 4 VM, measured interleaved against llama.cpp (`ktune-peers --variant prefetch=N`), 8 KiB
+//! ahead was the slowest choice at batch 1: 14336 x 4096 on one thread read 15.5 GB/s (q4_0),
+//! 14.9 (q8_0) and 12.6 (q4_K) with it, 24.3, 24.2 and 24.9 without it, and 23.1, 24.1 and
+//! 14.5 at 2 KiB; at batch 8, q4_0 and q8_0 were fastest at 2 KiB (10.4 and 11.7 GB/s against
+//! 7.1 and 9.4 without) and q4_K without (7.4 against 6.4). At batch 1 the hardware
+//! prefetchers keep up with a kernel that does little per byte, and the prefetches only take
+//! fill buffers from the loads. So the default is none at batch 1 and for q4_K (whose block
+//! group is 2.3 KiB, more than a short distance), and 2 KiB for q4_0 and q8_0 at larger
+//! batches; the tuner decides on each machine.
 //!
 //! `act`: quantized activations are the default (the integer kernels are the fast ones);
 //! f32 activations trade speed for exactness: their error is f32 rounding alone (about 1e-8
@@ -154,8 +162,15 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
     })
 }
 
-/// Bytes of W the kernels fetch ahead by default (see the module docs).
-pub const DEFAULT_PREFETCH: usize = 8192;
+/// Bytes of W the x86 kernels fetch ahead by default for `dtype` at `batch` (see the module
+/// docs): none at batch 1 and for q4_K, 2 KiB otherwise.
+pub fn default_prefetch(dtype: Dtype, batch: usize) -> usize {
+    if batch <= 1 || dtype == Dtype::Q4K {
+        0
+    } else {
+        2048
+    }
+}
 
 /// The default config (see the module docs).
 pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Result<Config> {
@@ -177,7 +192,7 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
         .with(
             "prefetch",
             if cfg!(target_arch = "x86_64") {
-                DEFAULT_PREFETCH as i64
+                default_prefetch(dtype, shape.batch) as i64
             } else {
                 0
             },
@@ -185,4 +200,33 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
         .with("act", 0)
         .with("unroll", 1)
         .with("layout", layout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetch_default_is_none_at_batch_one_and_for_q4k() {
+        assert_eq!(default_prefetch(Dtype::Q4_0, 1), 0);
+        assert_eq!(default_prefetch(Dtype::Q8_0, 1), 0);
+        assert_eq!(default_prefetch(Dtype::Q4K, 8), 0);
+        assert_eq!(default_prefetch(Dtype::Q4_0, 8), 2048);
+        assert_eq!(default_prefetch(Dtype::Q8_0, 2), 2048);
+        // Every default is a candidate of the space, where the space has the parameter.
+        for backend in [Backend::Scalar, Backend::Avx2, Backend::Avx512] {
+            for dtype in [Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {
+                for batch in [1, 8] {
+                    let shape = QgemvShape::new(256, 256, batch);
+                    let (Ok(space), Ok(c)) = (
+                        space(backend, dtype, shape),
+                        default_config(backend, dtype, shape),
+                    ) else {
+                        continue;
+                    };
+                    space.validate(&c).unwrap();
+                }
+            }
+        }
+    }
 }

@@ -279,11 +279,33 @@ fn qgemv(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
                     }
                     peers.push((label, g));
                 }
+                // Variants: the same kernel family with config overrides, as more sides.
+                let mut variants = Vec::new();
+                for v in &args.variant {
+                    let vc = config.merged(v);
+                    let vp: Vec<QgemvPlan> = (0..copies)
+                        .map(|_| QgemvPlan::new(backend, &qm, batch, &vc))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("variant [{v}]: {e}"))?;
+                    let mut vy = vec![0f32; batch * rows];
+                    let mut vp = vp;
+                    vp[0].run(&x, &mut vy).map_err(|e| e.to_string())?;
+                    check_agree(&format!("ktune [{v}]"), rows, &y, &vy, 0.02)?;
+                    variants.push((format!("ktune [{v}]"), vp, vy));
+                }
                 let mut turn = 0;
                 let mut sides = vec![Side::new("ktune", || {
                     turn = (turn + 1) % copies;
                     plans[turn].run(&x, &mut y).expect("ktune runs");
                 })];
+                for (label, vp, vy) in variants.iter_mut() {
+                    let mut turn = 0;
+                    let x = &x;
+                    sides.push(Side::new(label.clone(), move || {
+                        turn = (turn + 1) % copies;
+                        vp[turn].run(x, vy).expect("ktune runs");
+                    }));
+                }
                 for (label, g) in peers.iter_mut() {
                     g.set_active(false);
                     let g = std::cell::RefCell::new(g);
@@ -374,12 +396,30 @@ fn sgemm(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
                 check_agree(lib.name, n, &c, &cp, 1e-4)?;
                 outs.push(cp);
             }
+            let mut variants = Vec::new();
+            for v in &args.variant {
+                let mut vp = MatmulPlan::new(backend, shape, &config.merged(v))
+                    .map_err(|e| format!("variant [{v}]: {e}"))?;
+                let mut vc = vec![0f32; m * n];
+                vp.run(&a[0], k, &b[0], n, &mut vc, n)
+                    .map_err(|e| e.to_string())?;
+                check_agree(&format!("ktune [{v}]"), n, &c, &vc, 1e-4)?;
+                variants.push((format!("ktune [{v}]"), vp, vc));
+            }
             let mut turn = 0;
             let mut sides = vec![Side::new("ktune", || {
                 turn = (turn + 1) % copies;
                 plan.run(&a[turn], k, &b[turn], n, &mut c, n)
                     .expect("ktune runs");
             })];
+            for (label, vp, vc) in variants.iter_mut() {
+                let mut turn = 0;
+                let (a, b) = (&a, &b);
+                sides.push(Side::new(label.clone(), move || {
+                    turn = (turn + 1) % copies;
+                    vp.run(&a[turn], k, &b[turn], n, vc, n).expect("ktune runs");
+                }));
+            }
             for (lib, cp) in libs.iter().zip(outs.iter_mut()) {
                 let mut turn = 0;
                 let (a, b) = (&a, &b);

@@ -50,6 +50,10 @@ pub struct Args {
     /// Attention K/V types (Q and the output are f32).
     #[arg(long, value_delimiter = ',', default_values_t = ["f16".to_string(), "f32".to_string()])]
     pub kv_dtype: Vec<String>,
+    /// More ktune sides: the same problem with these config overrides (`name=value,...`),
+    /// e.g. `--variant prefetch=0`; repeatable (qgemv, sgemm).
+    #[arg(long)]
+    pub variant: Vec<ktune_kernels::Config>,
     /// MKL's libmkl_rt (default: $KTUNE_MKL); without it MKL is left out.
     #[arg(long)]
     pub mkl: Option<PathBuf>,
