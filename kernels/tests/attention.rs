@@ -83,6 +83,15 @@ fn edge_lengths_heads_and_dims() {
             let s = shape(1, 2, 1, 3, 50, d, true);
             check(backend, s, &default(backend, s), 1.0);
         }
+        // Prefill with many row blocks per key tile (AVX-512's transposed-key path): full
+        // and partial 32-key blocks, a masked column tail, tiles cut by the diagonal.
+        for (ql, kvl, d) in [(70, 100, 128), (67, 67, 80), (33, 129, 48)] {
+            for causal in [true, false] {
+                let s = shape(1, 4, 2, ql, kvl, d, causal);
+                check(backend, s, &default(backend, s), 1.0);
+                check(backend, s, &default(backend, s).with("kv_tile", 32), 1.0);
+            }
+        }
     }
 }
 

@@ -56,15 +56,17 @@ impl<'a> Kv<'a> {
     }
 }
 
-/// Floats of scratch a task needs: the scores ([`SCRATCH_ROWS`] rows of `kv_tile`) and,
-/// for f16 keys and values, one converted tile of each.
-pub fn scratch_len(kv_tile: usize, head_dim: usize, kv: &Kv) -> usize {
+/// Floats of scratch a task of `rows` query rows needs: the scores ([`SCRATCH_ROWS`] rows
+/// of `kv_tile`); for f16 keys and values, one converted tile of each; and when the rows are
+/// more than one block (prefill), the key tile transposed.
+pub fn scratch_len(kv_tile: usize, head_dim: usize, kv: &Kv, rows: usize) -> usize {
     let tile = kv_tile.max(1);
     SCRATCH_ROWS * tile
         + match kv {
             Kv::F32(_) => 0,
             Kv::F16(_) => 2 * tile * head_dim,
         }
+        + if rows > R { tile * head_dim } else { 0 }
 }
 
 /// One task's inputs (see the module docs).
@@ -288,9 +290,35 @@ fn scores_block<const F: bool, const NR: usize>(
     }
 }
 
+/// `kt[c * n + j] = k[j * d + c]`: the `n` key rows of `k` transposed, so that the scores
+/// of a block of rows become outer products (no horizontal sums).
+/// In blocks of `L` keys, so that each row of `kt` is written a whole line at a time.
+#[inline(always)]
+fn transpose_keys(k: &[f32], d: usize, n: usize, kt: &mut [f32]) {
+    let mut j0 = 0;
+    while j0 + L <= n {
+        let block = &k[j0 * d..(j0 + L) * d];
+        for c in 0..d {
+            let out: &mut [f32; L] = (&mut kt[c * n + j0..c * n + j0 + L])
+                .try_into()
+                .expect("L floats");
+            for (jj, o) in out.iter_mut().enumerate() {
+                *o = block[jj * d + c];
+            }
+        }
+        j0 += L;
+    }
+    for j in j0..n {
+        for c in 0..d {
+            kt[c * n + j] = k[j * d + c];
+        }
+    }
+}
+
 /// `acc_i += sum_j p_ij v_j` for the `NR` rows of `acc` and the `n` value rows of `v`, with
 /// `p_ij = scores[i * tile + j]`: `L` columns at a time, whose `NR` accumulators stay in
-/// registers for the whole tile.
+/// registers for the whole tile. (Wider blocks are the AVX-512 kernels' in
+/// [`super::avx512`]: the compiler does not keep larger arrays in registers.)
 #[inline(always)]
 fn pv_block<const F: bool, const NR: usize>(
     acc: &mut [f32],
@@ -427,6 +455,72 @@ fn to_f32<const CV: u8>(src: &[u8], dst: &mut [f32]) {
     }
 }
 
+/// Whether this build has the wide prefill blocks ([`super::avx512`]), and the conversion
+/// of the body they go with (they are compiled into that body's AVX-512 function only).
+#[cfg(target_arch = "x86_64")]
+const WIDE: bool = true;
+#[cfg(not(target_arch = "x86_64"))]
+const WIDE: bool = false;
+#[cfg(target_arch = "x86_64")]
+const CV_WIDE: u8 = CV_AVX512;
+#[cfg(not(target_arch = "x86_64"))]
+const CV_WIDE: u8 = u8::MAX;
+
+/// [`super::avx512::scores_t`] for `nr` rows (1 to `R`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments, unused_variables)]
+fn wide_scores(
+    nr: usize,
+    q: &[f32],
+    kt: &[f32],
+    d: usize,
+    stride: usize,
+    n: usize,
+    tile: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::avx512::scores_t;
+        assert!(q.len() >= nr * d && kt.len() >= d * stride && n <= stride);
+        assert!(scores.len() >= (nr - 1) * tile + n && n <= tile);
+        let (q, kt, out) = (q.as_ptr(), kt.as_ptr(), scores.as_mut_ptr());
+        // SAFETY: the lengths were checked above; only the AVX-512 body calls this (`wide`
+        // needs CV_AVX512), and that body runs only where the backend's check passed.
+        unsafe {
+            match nr {
+                4 => scores_t::<4>(q, kt, d, stride, n, tile, scale, out),
+                3 => scores_t::<3>(q, kt, d, stride, n, tile, scale, out),
+                2 => scores_t::<2>(q, kt, d, stride, n, tile, scale, out),
+                _ => scores_t::<1>(q, kt, d, stride, n, tile, scale, out),
+            }
+        }
+    }
+}
+
+/// [`super::avx512::pv`] for `nr` rows (1 to `R`).
+#[inline(always)]
+#[allow(unused_variables)]
+fn wide_pv(nr: usize, acc: &mut [f32], v: &[f32], d: usize, n: usize, tile: usize, scores: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::avx512::pv;
+        assert!(acc.len() >= nr * d && v.len() >= n * d && n <= tile);
+        assert!(scores.len() >= (nr - 1) * tile + n);
+        let (a, v, p) = (acc.as_mut_ptr(), v.as_ptr(), scores.as_ptr());
+        // SAFETY: as for `wide_scores`.
+        unsafe {
+            match nr {
+                4 => pv::<4>(a, v, d, n, tile, p),
+                3 => pv::<3>(a, v, d, n, tile, p),
+                2 => pv::<2>(a, v, d, n, tile, p),
+                _ => pv::<1>(a, v, d, n, tile, p),
+            }
+        }
+    }
+}
+
 /// The body (see the module docs): for each key tile, rows in blocks of `R`.
 #[inline(always)]
 fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [f32]) {
@@ -435,7 +529,10 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
     let tile = t.kv_tile.max(1);
     let per_head = t.rows_per_head.max(1);
     // scores: R rows of `tile` each; then, for f16, a converted key tile and value tile.
-    let (scores, conv) = scratch.split_at_mut((R * tile).min(scratch.len()));
+    let (scores, rest) = scratch.split_at_mut((R * tile).min(scratch.len()));
+    // Prefill on AVX-512: the key tile transposed (see `scratch_len`).
+    let wide = WIDE && CV == CV_WIDE && rows > R;
+    let (ktbuf, conv) = rest.split_at_mut(if wide { (tile * d).min(rest.len()) } else { 0 });
     let (kbuf, vbuf) = conv.split_at_mut((tile * d).min(conv.len()));
     let mut j0 = t.kv_lo;
     while j0 < t.kv_hi {
@@ -452,6 +549,11 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
             // Planned with one type for both; a mix is never built.
             _ => return,
         };
+        // Several row blocks share the tile (prefill): transpose the keys once for all.
+        let transposed = wide && ktbuf.len() >= (j1 - j0) * d;
+        if transposed {
+            transpose_keys(ktile, d, j1 - j0, ktbuf);
+        }
         let mut r0 = 0;
         while r0 < rows {
             let nr = (rows - r0).min(R);
@@ -472,12 +574,18 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
             let n = block_hi - j0;
             let qb = &t.q[r0 * d..(r0 + nr) * d];
             // Scores of the block, row-major in `scores` (`R * tile`).
-            let kt = &ktile[..n * d];
-            match nr {
-                4 => scores_block::<F, 4>(qb, kt, d, n, tile, t.scale, scores),
-                3 => scores_block::<F, 3>(qb, kt, d, n, tile, t.scale, scores),
-                2 => scores_block::<F, 2>(qb, kt, d, n, tile, t.scale, scores),
-                _ => scores_block::<F, 1>(qb, kt, d, n, tile, t.scale, scores),
+            if transposed {
+                // The transposed tile has `j1 - j0` keys per row; this block uses the first n.
+                let w = j1 - j0;
+                wide_scores(nr, qb, &ktbuf[..w * d], d, w, n, tile, t.scale, scores);
+            } else {
+                let kt = &ktile[..n * d];
+                match nr {
+                    4 => scores_block::<F, 4>(qb, kt, d, n, tile, t.scale, scores),
+                    3 => scores_block::<F, 3>(qb, kt, d, n, tile, t.scale, scores),
+                    2 => scores_block::<F, 2>(qb, kt, d, n, tile, t.scale, scores),
+                    _ => scores_block::<F, 1>(qb, kt, d, n, tile, t.scale, scores),
+                }
             }
             // Online softmax per row; masked keys get weight exactly 0.
             let mut corr = [1f32; R];
@@ -504,7 +612,10 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 }
             }
             let vt = &vtile[..n * d];
-            if rows > R {
+            if WIDE && CV == CV_WIDE {
+                // AVX-512, prefill or decode: accumulators in registers over the tile.
+                wide_pv(nr, acc, vt, d, n, tile, scores);
+            } else if rows > R {
                 // Several row blocks share the tile (prefill): accumulators in registers
                 // over the tile, the tile read from cache once per block and column group.
                 match nr {

@@ -15,6 +15,8 @@
 //! [`space`] the tunables and the default; [`AttentionPlan`] the plan; [`reference`](mod@reference)
 //! the f64 oracle.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod family;
 pub mod kernel;
 mod plan;
