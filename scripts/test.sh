@@ -12,6 +12,8 @@
 #                   which installs and starts a single-node Slurm; it needs root).
 #   KTUNE_SKIP_POSTGRES=1, KTUNE_SKIP_BROWSER=1 skip the leaderboard's suite on PostgreSQL
 #                   and its pages in Chromium (scripts/board_check.sh; they need root).
+#   KTUNE_SKIP_PEERS=1 skip building llama.cpp, MKL and OpenBLAS and checking them against
+#                   ktune on small shapes (scripts/peers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -115,6 +117,18 @@ else
   step "Slurm recipe end to end on a single-node Slurm (scripts/slurm_test.sh)"
   cargo build --release --locked -p ktune
   bash scripts/slurm_test.sh target/release/ktune
+fi
+
+if [ "${KTUNE_SKIP_PEERS:-0}" = 1 ]; then
+  step "peers: skipped (KTUNE_SKIP_PEERS=1)"
+elif [ "$(id -u)" != 0 ] && ! { command -v cmake && command -v clang; } >/dev/null; then
+  step "peers: skipped (needs cmake and clang, or root to install them)"
+else
+  step "peers: llama.cpp, MKL and OpenBLAS built and cross-checked against ktune (scripts/peers.sh, small shapes)"
+  # Every peer's output is checked against ktune's before timing; a disagreement fails.
+  bash scripts/peers.sh --qgemv-shape 256x512 --batch 1,3 --sgemm-shape 64x48x40,1x300x200 \
+    --attention-shape 4x2x1x100x64,4x2x20x40x80 --threads 1,2 \
+    --rounds 1 --per-round-ms 5 --settle-ms 0
 fi
 
 step "all tests passed"

@@ -67,8 +67,8 @@ impl Stats {
     }
 }
 
-/// Times every side, interleaved: round `r` starts with side `r % sides.len()`. One untimed
-/// call precedes each side's turn, so that a side returning from its pause is timed warm.
+/// Times every side, interleaved: round `r` starts with side `r % sides.len()`. Untimed
+/// calls precede each side's turn, so that a side returning from its pause is timed warm.
 pub fn interleave(sides: &mut [Side<'_>], budget: Budget) -> Vec<Stats> {
     let n = sides.len();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];
@@ -79,7 +79,17 @@ pub fn interleave(sides: &mut [Side<'_>], budget: Budget) -> Vec<Stats> {
             if let Some(turn) = side.turn.as_mut() {
                 turn(true);
             }
-            (side.run)();
+            // Warm-up, untimed: at least one call, and up to a fifth of the turn (at most
+            // 20 ms), since a pool just woken (ggml's resumed thread pool) can take a few
+            // calls to run at speed.
+            let warm = Instant::now();
+            let warm_for = (budget.per_round / 5).min(Duration::from_millis(20));
+            loop {
+                (side.run)();
+                if warm.elapsed() >= warm_for {
+                    break;
+                }
+            }
             let start = Instant::now();
             loop {
                 let t = Instant::now();
