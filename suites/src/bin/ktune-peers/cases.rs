@@ -237,7 +237,9 @@ fn qgemv(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
         let dtype: Dtype = name.parse().map_err(|e| format!("{name}: {e}"))?;
         let w = uniform(rows * cols, (rows * 31 + cols) as u64);
         let qm = QMatrix::quantize(dtype, rows, cols, &w).map_err(|e| e.to_string())?;
-        drop(w);
+        // `w` is kept until the weight type is done: freed here, its pages would be the
+        // first handed to ktune's copies. On a VM, which pages a side gets can move its
+        // batch-1 time by 20% (the host's backing differs), so no side gets just-freed ones.
         let bytes = qm.bytes.len();
         let copies = workload::stream_copies(bytes as f64, None);
         for &batch in &args.batch {
