@@ -52,8 +52,14 @@ impl PairCopies {
         b: &HostData,
         copies: usize,
     ) -> Result<PairCopies> {
+        let copy = |d: &HostData| -> Result<HostData> {
+            Ok(match d {
+                HostData::F32(v) => HostData::F32(crate::buf::try_copy(v)?),
+                HostData::Bytes(v) => HostData::Bytes(crate::buf::try_copy(v)?),
+            })
+        };
         let extra = (1..copies)
-            .map(|_| Ok((device.upload(a.clone())?, device.upload(b.clone())?)))
+            .map(|_| Ok((device.upload(copy(a)?)?, device.upload(copy(b)?)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(PairCopies { first, extra })
     }

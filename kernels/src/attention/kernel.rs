@@ -499,6 +499,37 @@ fn wide_scores(
     }
 }
 
+/// [`super::avx512::scores_rows`] for `nr` rows (1 to `R`): decode's scores.
+#[inline(always)]
+#[allow(clippy::too_many_arguments, unused_variables)]
+fn wide_scores_rows(
+    nr: usize,
+    q: &[f32],
+    k: &[f32],
+    d: usize,
+    n: usize,
+    tile: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::avx512::scores_rows;
+        assert!(q.len() >= nr * d && k.len() >= n * d && n <= tile);
+        assert!(scores.len() >= (nr - 1) * tile + n);
+        let (q, k, out) = (q.as_ptr(), k.as_ptr(), scores.as_mut_ptr());
+        // SAFETY: as for `wide_scores`.
+        unsafe {
+            match nr {
+                4 => scores_rows::<4>(q, k, d, n, tile, scale, out),
+                3 => scores_rows::<3>(q, k, d, n, tile, scale, out),
+                2 => scores_rows::<2>(q, k, d, n, tile, scale, out),
+                _ => scores_rows::<1>(q, k, d, n, tile, scale, out),
+            }
+        }
+    }
+}
+
 /// [`super::avx512::pv`] for `nr` rows (1 to `R`).
 #[inline(always)]
 #[allow(unused_variables)]
@@ -578,6 +609,8 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 // The transposed tile has `j1 - j0` keys per row; this block uses the first n.
                 let w = j1 - j0;
                 wide_scores(nr, qb, &ktbuf[..w * d], d, w, n, tile, t.scale, scores);
+            } else if WIDE && CV == CV_WIDE {
+                wide_scores_rows(nr, qb, &ktile[..n * d], d, n, tile, t.scale, scores);
             } else {
                 let kt = &ktile[..n * d];
                 match nr {
