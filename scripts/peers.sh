@@ -9,6 +9,7 @@
 #   scripts/peers.sh                                   # qgemv and sgemm, 1 and all threads
 #   scripts/peers.sh --family qgemv --threads 1 --json target/peers.json
 #   scripts/peers.sh --help
+#   scripts/peers.sh --lint                            # clippy of everything behind `peers`
 #
 # llama.cpp is built with clang: Debian 12's gcc 12 miscompiles ggml's AMX path.
 set -euo pipefail
@@ -44,6 +45,11 @@ export LD_LIBRARY_PATH=$venv/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export CC=clang CXX=clang++
 export RUSTFLAGS="-C target-cpu=native"
 export CARGO_TARGET_DIR=$root/target/peers
+if [ "${1:-}" = --lint ]; then
+  # Lints everything the `peers` feature builds (ktune-peers and the benches with peers).
+  echo "peers: cargo clippy with the peers feature" >&2
+  exec cargo clippy --release --locked -p ktune-suites --features peers --all-targets -- -D warnings
+fi
 echo "peers: building (the first build compiles llama.cpp: minutes)" >&2
 cargo build --release --locked -p ktune-suites --features peers --bin ktune-peers
 exec "$CARGO_TARGET_DIR/release/ktune-peers" "$@"

@@ -125,6 +125,7 @@ elif [ "$(id -u)" != 0 ] && ! { command -v cmake && command -v clang; } >/dev/nu
   step "peers: skipped (needs cmake and clang, or root to install them)"
 else
   step "peers: llama.cpp, MKL and OpenBLAS built and cross-checked against ktune (scripts/peers.sh, small shapes)"
+  bash scripts/peers.sh --lint
   # Every peer's output is checked against ktune's before timing; a disagreement fails.
   bash scripts/peers.sh --qgemv-shape 256x512 --batch 1,3 --sgemm-shape 64x48x40,1x300x200 \
     --attention-shape 4x2x1x100x64,4x2x20x40x80 --threads 1,2 \

@@ -3,9 +3,15 @@
 //! reported as FLOP/s (the causal half counted honestly). Both are checked against the f64
 //! reference before they are timed.
 //!
+//! With the `peers` feature, llama.cpp's `ggml_flash_attn_ext` (f32 K/V, on ggml's CPU
+//! backend with its own thread pool of the same size, paused while the others run) is a
+//! third side in the same groups, checked against the reference first (build it the way
+//! `scripts/peers.sh` does, with clang and `-C target-cpu=native`).
+//!
 //! ```text
 //! cargo bench -p ktune-suites --bench attention
 //! KTUNE_BENCH_QUICK=1 KTUNE_THREADS=1 cargo bench -p ktune-suites --bench attention
+//! CC=clang CXX=clang++ RUSTFLAGS="-C target-cpu=native" cargo bench -p ktune-suites --features peers --bench attention
 //! ```
 
 use std::time::Duration;
@@ -100,6 +106,36 @@ fn bench(c: &mut Criterion) {
             "the three-pass baseline is wrong on {s}: {err:e}"
         );
 
+        #[cfg(feature = "peers")]
+        let ggml_side = {
+            use ktune_suites::peers::ggml;
+            let bytes = |x: &[f32]| -> Vec<u8> { x.iter().flat_map(|f| f.to_le_bytes()).collect() };
+            let dims = ggml::AttnDims {
+                batch: s.batch,
+                q_heads: s.q_heads,
+                kv_heads: s.kv_heads,
+                q_len: s.q_len,
+                kv_len: s.kv_len,
+                head_dim: s.head_dim,
+                causal: s.causal,
+            };
+            let mut g = ggml::Attention::new(
+                dims,
+                ktune_kernels::Dtype::F32,
+                &bytes(&k),
+                &bytes(&v),
+                1,
+                t,
+            )
+            .expect("llama.cpp's attention");
+            g.set_q(&q).expect("Q");
+            g.run().expect("ggml runs");
+            let err = reference::max_error(&s, &q, &k, &v, &g.output(), &rows);
+            assert!(err <= 1e-3, "llama.cpp is wrong on {s}: {err:e}");
+            g.set_active(false);
+            g
+        };
+
         let flops = 4.0 * s.pairs_per_head() * s.head_dim as f64 * (s.batch * s.q_heads) as f64;
         group.throughput(Throughput::Elements(flops as u64));
         group.bench_function(BenchmarkId::new("ktune", s), |b| {
@@ -108,6 +144,15 @@ fn bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("three-pass", s), |b| {
             b.iter(|| pool.install(|| three_pass(s, &q, &k, &v, &mut o3)))
         });
+        #[cfg(feature = "peers")]
+        {
+            let mut g = ggml_side;
+            g.set_active(true);
+            group.bench_function(BenchmarkId::new("llama.cpp", s), |b| {
+                b.iter(|| g.run().expect("ggml runs"))
+            });
+            g.set_active(false);
+        }
     }
     group.finish();
 }

@@ -40,7 +40,7 @@ use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ktune_kernels::cache::CacheInfo;
 use ktune_kernels::qgemv::{self, QMatrix, QgemvPlan};
-use ktune_kernels::{Backend, Dtype, QgemvShape};
+use ktune_kernels::{Dtype, QgemvShape};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -60,7 +60,7 @@ fn ggml_dtype(dtype: Dtype) -> GgmlDType {
         Dtype::Q4_0 => GgmlDType::Q4_0,
         Dtype::Q8_0 => GgmlDType::Q8_0,
         Dtype::Q4K => GgmlDType::Q4K,
-        Dtype::F32 => unreachable!("only quantized weights are benched"),
+        Dtype::F32 | Dtype::F16 => unreachable!("only quantized weights are benched"),
     }
 }
 

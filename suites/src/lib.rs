@@ -22,6 +22,9 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "peers")]
+pub mod peers;
+
 use ktune_kernels::family::{self, FAMILIES};
 use ktune_kernels::{Backend, Config, Dtype, Family, MatmulShape, Problem, QgemvShape};
 

@@ -9,10 +9,10 @@ use ktune_kernels::qgemv::{QMatrix, QgemvPlan};
 use ktune_kernels::{tuned, workload, Backend, Config, Dtype, MatmulShape, Problem, QgemvShape};
 use serde_json::json;
 
-use crate::blas::{self, Blas};
-use crate::ggml::{self, Placement};
 use crate::measure::{interleave, Side, Stats};
 use crate::Args;
+use ktune_suites::peers::blas::{self, Blas};
+use ktune_suites::peers::ggml::{self, Placement};
 
 /// One case's outcome: ktune's statistics and each peer's.
 struct Outcome {

@@ -10,9 +10,7 @@
 //! scripts/peers.sh --family qgemv --threads 1
 //! ```
 
-mod blas;
 mod cases;
-mod ggml;
 mod measure;
 
 use std::path::PathBuf;
