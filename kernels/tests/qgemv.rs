@@ -82,6 +82,8 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                         } else {
                             1
                         };
+                        // Both orders of sharing tasks between threads, in turn.
+                        let order = if threads > 1 { (n / 2 % 2) as i64 } else { 0 };
                         let cfg = base
                             .clone()
                             .with("threads", threads)
@@ -89,6 +91,7 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                             .with("prefetch", prefetch)
                             .with("act", act)
                             .with("unroll", unroll)
+                            .with("order", order)
                             .with("layout", layout);
                         let y = run(backend, &w, &x, batch, &cfg);
                         let what = format!("{backend} {dtype} {shape} [{cfg}]");

@@ -37,6 +37,9 @@ pub struct QgemvPlan {
     prefetch: usize,
     /// Blocks per loop iteration (config `unroll`).
     unroll: usize,
+    /// Threads take tasks in turn from a shared counter (config `order` = 1) instead of
+    /// each taking a contiguous run of them.
+    in_turn: bool,
     pool: Option<Arc<ThreadPool>>,
     act: QuantizedActs,
 }
@@ -119,6 +122,8 @@ impl QgemvPlan {
         let threads = config.require("threads")? as usize;
         let prefetch = config.require("prefetch")? as usize;
         let unroll = config.require("unroll")? as usize;
+        // Added after configs were stored: those without it run as before.
+        let in_turn = config.get("order").unwrap_or(0) == 1;
         let mut rows_per_task = config.require("rows")? as usize;
         // Interleaved groups are never split between tasks, and the last group is padded.
         let row_bytes = if layout == Layout::Rows16 {
@@ -164,6 +169,7 @@ impl QgemvPlan {
             rows_per_task,
             prefetch,
             unroll,
+            in_turn,
             pool: if threads > 1 {
                 Some(pool(threads)?)
             } else {
@@ -239,6 +245,21 @@ impl QgemvPlan {
         };
         let tasks = rows.div_ceil(self.rows_per_task);
         match &self.pool {
+            Some(p) if self.in_turn => {
+                // Each worker takes the next task from a shared counter: at any time the
+                // threads stream neighbouring rows of W.
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                let workers = p.current_num_threads().min(tasks);
+                p.install(|| {
+                    (0..workers).into_par_iter().for_each(|_| loop {
+                        let t = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if t >= tasks {
+                            break;
+                        }
+                        task(t);
+                    })
+                });
+            }
             Some(p) => p.install(|| (0..tasks).into_par_iter().for_each(task)),
             None => (0..tasks).for_each(task),
         }

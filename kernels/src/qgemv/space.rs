@@ -7,6 +7,7 @@
 //! | `prefetch`| bytes of W fetched ahead of the block being computed, 0 for none (x86 kernels) |
 //! | `unroll`  | blocks per loop iteration of the interleaved q4_0/q8_0 kernels: 1, 2 or 4 |
 //! | `act`     | activations: 0 quantized to 8 bits like llama.cpp (integer dot products), 1 f32 (no activation-quantization error; GGML layout only) |
+//! | `order`   | how threads share the tasks: 0 each a contiguous run (work stealing splits the range), 1 in turn from a shared counter (the threads stream neighbouring rows) |
 //! | `layout`  | 0: GGML blocks as stored; 1: split rows (all scales, then all quants); 2: groups of 16 rows interleaved block by block; 1 and 2 are repacked when the plan is built |
 //!
 //! Default: every hardware thread once the weights pass 1 MiB (below that, starting threads
@@ -72,6 +73,12 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
         .map(|(_, v)| v)
         .collect();
     let threads: Vec<i64> = thread_counts().into_iter().map(|t| t as i64).collect();
+    // The order of tasks matters only with more than one thread.
+    let orders = if threads.iter().any(|&t| t > 1) {
+        vec![0, 1]
+    } else {
+        vec![0]
+    };
     // Only the x86 kernels prefetch: elsewhere the parameter would change nothing.
     let prefetch = if cfg!(target_arch = "x86_64") && backend != Backend::Neon {
         vec![0, 1024, 2048, 4096, 8192, 16384]
@@ -127,6 +134,14 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
                 name: "act",
                 doc: "activations: 0 quantized to 8 bits (integer dot products), 1 f32 (GGML layout only)",
                 candidates: acts,
+                min: 0,
+                max: 1,
+                step: 1,
+            },
+            Param {
+                name: "order",
+                doc: "0: each thread a contiguous run of tasks, 1: threads take tasks in turn",
+                candidates: orders,
                 min: 0,
                 max: 1,
                 step: 1,
@@ -199,6 +214,7 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
         )
         .with("act", 0)
         .with("unroll", 1)
+        .with("order", 0)
         .with("layout", layout))
 }
 
