@@ -110,24 +110,9 @@ fn bench(c: &mut Criterion) {
         let ggml_side = {
             use ktune_suites::peers::ggml;
             let bytes = |x: &[f32]| -> Vec<u8> { x.iter().flat_map(|f| f.to_le_bytes()).collect() };
-            let dims = ggml::AttnDims {
-                batch: s.batch,
-                q_heads: s.q_heads,
-                kv_heads: s.kv_heads,
-                q_len: s.q_len,
-                kv_len: s.kv_len,
-                head_dim: s.head_dim,
-                causal: s.causal,
-            };
-            let mut g = ggml::Attention::new(
-                dims,
-                ktune_kernels::Dtype::F32,
-                &bytes(&k),
-                &bytes(&v),
-                1,
-                t,
-            )
-            .expect("llama.cpp's attention");
+            let mut g =
+                ggml::Attention::new(s, ktune_kernels::Dtype::F32, &bytes(&k), &bytes(&v), 1, t)
+                    .expect("llama.cpp's attention");
             g.set_q(&q).expect("Q");
             g.run().expect("ggml runs");
             let err = reference::max_error(&s, &q, &k, &v, &g.output(), &rows);

@@ -10,6 +10,7 @@
 use std::ffi::{c_void, CStr};
 use std::ptr::{self, NonNull};
 
+use ktune_kernels::attention::AttentionShape;
 use ktune_kernels::{Dtype, QgemvShape};
 use llama_cpp_sys_2 as sys;
 
@@ -228,19 +229,62 @@ impl Drop for Cpu {
     }
 }
 
+/// One graph per copy of the operands on the CPU backend, run in turn.
+struct Graphs {
+    cpu: Cpu,
+    graphs: Vec<*mut sys::ggml_cgraph>,
+    turn: usize,
+}
+
+impl Graphs {
+    /// Pauses or resumes ggml's thread pool (see [`Cpu::set_active`]).
+    fn set_active(&self, active: bool) {
+        self.cpu.set_active(active)
+    }
+
+    /// Runs the next copy's graph.
+    fn run(&mut self) -> Result<(), String> {
+        self.turn = (self.turn + 1) % self.graphs.len();
+        self.cpu.compute(self.graphs[self.turn])
+    }
+}
+
+/// Copies `data` into the allocated f32 tensor `t`, if the sizes match.
+fn set_f32(t: *mut sys::ggml_tensor, data: &[f32], what: &str) -> Result<(), String> {
+    // SAFETY: `t` is an allocated tensor; exactly its size is copied (checked).
+    unsafe {
+        let size = sys::ggml_nbytes(t);
+        if size != std::mem::size_of_val(data) {
+            return Err(format!("ggml peer: wrong {what} length"));
+        }
+        sys::ggml_backend_tensor_set(t, data.as_ptr().cast(), 0, size);
+    }
+    Ok(())
+}
+
+/// The `len` floats of the allocated f32 tensor `t`.
+fn get_f32(t: *mut sys::ggml_tensor, len: usize) -> Vec<f32> {
+    let mut out = vec![0f32; len];
+    // SAFETY: `t` is an allocated f32 tensor; at most its size is read.
+    unsafe {
+        let size = std::mem::size_of_val(&out[..]).min(sys::ggml_nbytes(t));
+        sys::ggml_backend_tensor_get(t, out.as_mut_ptr().cast(), 0, size)
+    };
+    out
+}
+
 /// `y = W x` in ggml for `copies` copies of one quantized W, each with its own graph, run in
 /// turn so that the weights stream from memory as in decoding.
 pub struct Qgemv {
-    cpu: Cpu,
-    // Field order is drop order: the buffers go before the contexts that describe them.
+    // Field order is drop order: the backend first, the buffers before the contexts that
+    // describe them.
+    graphs: Graphs,
     _wbuf: Buffer,
     _cbuf: Buffer,
     _wctx: Context,
     _cctx: Context,
     x: *mut sys::ggml_tensor,
     ys: Vec<*mut sys::ggml_tensor>,
-    graphs: Vec<*mut sys::ggml_cgraph>,
-    turn: usize,
     rows: usize,
     batch: usize,
     /// The name of the weights' buffer type (`CPU_REPACK`, `AMX`, `CPU`).
@@ -297,15 +341,17 @@ impl Qgemv {
             }
             let cbuf = alloc(&cctx, sys::ggml_backend_cpu_buffer_type())?;
             Ok(Qgemv {
-                cpu,
+                graphs: Graphs {
+                    cpu,
+                    graphs,
+                    turn: 0,
+                },
                 _wbuf: wbuf,
                 _cbuf: cbuf,
                 _wctx: wctx,
                 _cctx: cctx,
                 x,
                 ys,
-                graphs,
-                turn: 0,
                 rows,
                 batch,
                 buffer: buft_name(buft),
@@ -315,41 +361,22 @@ impl Qgemv {
 
     /// Sets the `batch` input vectors, `cols` floats each.
     pub fn set_x(&mut self, x: &[f32]) -> Result<(), String> {
-        // SAFETY: x is an allocated f32 tensor of exactly this many bytes (checked).
-        unsafe {
-            let size = sys::ggml_nbytes(self.x);
-            if size != std::mem::size_of_val(x) {
-                return Err("ggml peer: wrong input length".into());
-            }
-            sys::ggml_backend_tensor_set(self.x, x.as_ptr().cast(), 0, size);
-        }
-        Ok(())
+        set_f32(self.x, x, "input")
     }
 
     /// Pauses or resumes ggml's thread pool (see [`Cpu::set_active`]).
     pub fn set_active(&self, active: bool) {
-        self.cpu.set_active(active)
+        self.graphs.set_active(active)
     }
 
     /// Runs the next copy's product.
     pub fn run(&mut self) -> Result<(), String> {
-        self.turn = (self.turn + 1) % self.graphs.len();
-        self.cpu.compute(self.graphs[self.turn])
+        self.graphs.run()
     }
 
     /// The last product of the copy that ran last: `batch` vectors of `rows`.
     pub fn output(&self) -> Vec<f32> {
-        let mut y = vec![0f32; self.rows * self.batch];
-        // SAFETY: y has exactly the output tensor's size.
-        unsafe {
-            sys::ggml_backend_tensor_get(
-                self.ys[self.turn],
-                y.as_mut_ptr().cast(),
-                0,
-                std::mem::size_of_val(&y[..]),
-            )
-        };
-        y
+        get_f32(self.ys[self.graphs.turn], self.rows * self.batch)
     }
 }
 
@@ -358,41 +385,19 @@ impl Qgemv {
 /// cache streams from memory as in decoding. Q is f32, K and V f32 or f16; a causal mask
 /// (f16, 0 or -inf) is given when queries are more than one.
 pub struct Attention {
-    cpu: Cpu,
+    graphs: Graphs,
     _buf: Buffer,
     _ctx: Context,
     q: *mut sys::ggml_tensor,
-    mask: *mut sys::ggml_tensor,
     outs: Vec<*mut sys::ggml_tensor>,
-    graphs: Vec<*mut sys::ggml_cgraph>,
-    turn: usize,
-    dims: [usize; 4],
-}
-
-/// The sizes of one attention problem, in ktune's `[batch, heads, seq, head_dim]` layout.
-#[derive(Debug, Clone, Copy)]
-pub struct AttnDims {
-    /// Sequences.
-    pub batch: usize,
-    /// Query heads.
-    pub q_heads: usize,
-    /// Key/value heads.
-    pub kv_heads: usize,
-    /// Query positions.
-    pub q_len: usize,
-    /// Key/value positions.
-    pub kv_len: usize,
-    /// Elements per head.
-    pub head_dim: usize,
-    /// Whether queries see only keys up to their own position.
-    pub causal: bool,
+    shape: AttentionShape,
 }
 
 impl Attention {
     /// `copies` copies of K and V (each given as raw bytes of `kv_dtype`: the same bytes as
     /// ktune's), on `threads` threads.
     pub fn new(
-        s: AttnDims,
+        s: AttentionShape,
         kv_dtype: Dtype,
         k: &[u8],
         v: &[u8],
@@ -484,57 +489,46 @@ impl Attention {
                 );
             }
             Ok(Attention {
-                cpu,
+                graphs: Graphs {
+                    cpu,
+                    graphs,
+                    turn: 0,
+                },
                 _buf: buf,
                 _ctx: ctx,
                 q,
-                mask,
                 outs,
-                graphs,
-                turn: 0,
-                dims: [s.batch, s.q_heads, s.q_len, s.head_dim],
+                shape: s,
             })
         }
     }
 
     /// Sets Q (f32, `[batch, q_heads, q_len, head_dim]`).
     pub fn set_q(&mut self, q: &[f32]) -> Result<(), String> {
-        // SAFETY: q is an allocated f32 tensor of exactly this many bytes (checked).
-        unsafe {
-            if sys::ggml_nbytes(self.q) != std::mem::size_of_val(q) {
-                return Err("ggml peer: wrong Q length".into());
-            }
-            sys::ggml_backend_tensor_set(self.q, q.as_ptr().cast(), 0, std::mem::size_of_val(q));
-        }
-        let _ = self.mask;
-        Ok(())
+        set_f32(self.q, q, "Q")
     }
 
     /// Pauses or resumes ggml's thread pool (see [`Cpu::set_active`]).
     pub fn set_active(&self, active: bool) {
-        self.cpu.set_active(active)
+        self.graphs.set_active(active)
     }
 
     /// Runs the next copy's attention.
     pub fn run(&mut self) -> Result<(), String> {
-        self.turn = (self.turn + 1) % self.graphs.len();
-        self.cpu.compute(self.graphs[self.turn])
+        self.graphs.run()
     }
 
     /// The last output, in ktune's layout `[batch, q_heads, q_len, head_dim]` (ggml's is
     /// `[batch, q_len, q_heads, head_dim]`).
     pub fn output(&self) -> Vec<f32> {
-        let [b, h, n, d] = self.dims;
-        let mut raw = vec![0f32; b * h * n * d];
-        // SAFETY: raw has exactly the output tensor's size.
-        unsafe {
-            sys::ggml_backend_tensor_get(
-                self.outs[self.turn],
-                raw.as_mut_ptr().cast(),
-                0,
-                std::mem::size_of_val(&raw[..]),
-            )
-        };
+        let AttentionShape {
+            batch: b,
+            q_heads: h,
+            q_len: n,
+            head_dim: d,
+            ..
+        } = self.shape;
+        let raw = get_f32(self.outs[self.graphs.turn], b * h * n * d);
         let mut o = vec![0f32; raw.len()];
         for bi in 0..b {
             for qi in 0..n {

@@ -514,16 +514,7 @@ fn attention(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<()
                 let mut o = vec![0f32; s.q_elems()];
                 let (k0, v0) = kv(0);
                 plan.run_kv(&q, k0, v0, &mut o).map_err(|e| e.to_string())?;
-                let dims = ggml::AttnDims {
-                    batch: s.batch,
-                    q_heads: s.q_heads,
-                    kv_heads: s.kv_heads,
-                    q_len: s.q_len,
-                    kv_len: s.kv_len,
-                    head_dim: s.head_dim,
-                    causal: s.causal,
-                };
-                let mut g = ggml::Attention::new(dims, kv_dtype, &k, &v, copies, t)?;
+                let mut g = ggml::Attention::new(s, kv_dtype, &k, &v, copies, t)?;
                 g.set_q(&q)?;
                 g.run()?;
                 check_agree("llama.cpp", s.head_dim, &o, &g.output(), 0.01)?;
