@@ -238,8 +238,8 @@ fn qgemv(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
         let w = uniform(rows * cols, (rows * 31 + cols) as u64);
         let qm = QMatrix::quantize(dtype, rows, cols, &w).map_err(|e| e.to_string())?;
         // `w` is kept until the weight type is done: freed here, its pages would be the
-        // first handed to ktune's copies. On a VM, which pages a side gets can move its
-        // batch-1 time by 20% (the host's backing differs), so no side gets just-freed ones.
+        // first handed to ktune's copies. On a VM, where a side's memory lands can move its
+        // batch-1 time by 10-20%, and just-freed pages measured slower (see docs/peers.md).
         let bytes = qm.bytes.len();
         let copies = workload::stream_copies(bytes as f64, None);
         for &batch in &args.batch {
