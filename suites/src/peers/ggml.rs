@@ -249,13 +249,16 @@ impl Graphs {
     }
 }
 
-/// Copies `data` into the allocated f32 tensor `t`, if the sizes match.
-fn set_f32(t: *mut sys::ggml_tensor, data: &[f32], what: &str) -> Result<(), String> {
+/// Copies `data` into the allocated tensor `t`, if their sizes in bytes match.
+fn set_tensor<T: Copy>(t: *mut sys::ggml_tensor, data: &[T], what: &str) -> Result<(), String> {
     // SAFETY: `t` is an allocated tensor; exactly its size is copied (checked).
     unsafe {
         let size = sys::ggml_nbytes(t);
         if size != std::mem::size_of_val(data) {
-            return Err(format!("ggml peer: wrong {what} length"));
+            return Err(format!(
+                "ggml's {what} holds {size} bytes, ktune's {}",
+                std::mem::size_of_val(data)
+            ));
         }
         sys::ggml_backend_tensor_set(t, data.as_ptr().cast(), 0, size);
     }
@@ -317,16 +320,9 @@ impl Qgemv {
             if ws.iter().any(|w| w.is_null()) {
                 return Err("ggml could not create the weight tensors".into());
             }
-            let size = sys::ggml_nbytes(ws[0]);
-            if size != bytes.len() {
-                return Err(format!(
-                    "ggml's {dtype} {rows}x{cols} holds {size} bytes, ktune's {}",
-                    bytes.len()
-                ));
-            }
             let wbuf = alloc(&wctx, buft)?;
             for &w in &ws {
-                sys::ggml_backend_tensor_set(w, bytes.as_ptr().cast(), 0, size);
+                set_tensor(w, bytes, &format!("{dtype} {rows}x{cols}"))?;
             }
             let x =
                 sys::ggml_new_tensor_2d(cctx.ptr(), sys::GGML_TYPE_F32, cols as i64, batch as i64);
@@ -361,7 +357,7 @@ impl Qgemv {
 
     /// Sets the `batch` input vectors, `cols` floats each.
     pub fn set_x(&mut self, x: &[f32]) -> Result<(), String> {
-        set_f32(self.x, x, "input")
+        set_tensor(self.x, x, "input")
     }
 
     /// Pauses or resumes ggml's thread pool (see [`Cpu::set_active`]).
@@ -437,22 +433,17 @@ impl Attention {
             let mut outs = Vec::with_capacity(copies);
             let mut graphs = Vec::with_capacity(copies);
             for _ in 0..copies {
-                let kt = sys::ggml_new_tensor_4d(
-                    ctx.ptr(),
-                    ty,
-                    i(s.head_dim),
-                    i(s.kv_len),
-                    i(s.kv_heads),
-                    i(s.batch),
-                );
-                let vt = sys::ggml_new_tensor_4d(
-                    ctx.ptr(),
-                    ty,
-                    i(s.head_dim),
-                    i(s.kv_len),
-                    i(s.kv_heads),
-                    i(s.batch),
-                );
+                let kv_tensor = || {
+                    sys::ggml_new_tensor_4d(
+                        ctx.ptr(),
+                        ty,
+                        i(s.head_dim),
+                        i(s.kv_len),
+                        i(s.kv_heads),
+                        i(s.batch),
+                    )
+                };
+                let (kt, vt) = (kv_tensor(), kv_tensor());
                 let o = sys::ggml_flash_attn_ext(ctx.ptr(), q, kt, vt, mask, scale, 0.0, 0.0);
                 let g = sys::ggml_new_graph(ctx.ptr());
                 sys::ggml_build_forward_expand(g, o);
@@ -462,16 +453,8 @@ impl Attention {
             }
             let buf = alloc(&ctx, sys::ggml_backend_cpu_buffer_type())?;
             for &(kt, vt) in &kvs {
-                for (t, bytes) in [(kt, k), (vt, v)] {
-                    if sys::ggml_nbytes(t) != bytes.len() {
-                        return Err(format!(
-                            "ggml's K/V hold {} bytes, ktune's {}",
-                            sys::ggml_nbytes(t),
-                            bytes.len()
-                        ));
-                    }
-                    sys::ggml_backend_tensor_set(t, bytes.as_ptr().cast(), 0, bytes.len());
-                }
+                set_tensor(kt, k, "K")?;
+                set_tensor(vt, v, "V")?;
             }
             if masked {
                 // Query i sits at position kv_len - q_len + i and sees keys up to it.
@@ -481,12 +464,7 @@ impl Attention {
                     let pos = s.kv_len - s.q_len + qi;
                     row[pos + 1..].fill(neg_inf);
                 }
-                sys::ggml_backend_tensor_set(
-                    mask,
-                    m.as_ptr().cast(),
-                    0,
-                    std::mem::size_of_val(&m[..]),
-                );
+                set_tensor(mask, &m, "mask")?;
             }
             Ok(Attention {
                 graphs: Graphs {
@@ -505,7 +483,7 @@ impl Attention {
 
     /// Sets Q (f32, `[batch, q_heads, q_len, head_dim]`).
     pub fn set_q(&mut self, q: &[f32]) -> Result<(), String> {
-        set_f32(self.q, q, "Q")
+        set_tensor(self.q, q, "Q")
     }
 
     /// Pauses or resumes ggml's thread pool (see [`Cpu::set_active`]).

@@ -9,7 +9,7 @@ use ktune_kernels::qgemv::{QMatrix, QgemvPlan};
 use ktune_kernels::{tuned, workload, Backend, Config, Dtype, MatmulShape, Problem, QgemvShape};
 use serde_json::json;
 
-use crate::measure::{interleave, Side, Stats};
+use crate::measure::{interleave, Call, Side, Stats};
 use crate::Args;
 use ktune_suites::peers::blas::{self, Blas};
 use ktune_suites::peers::ggml::{self, Placement};
@@ -89,6 +89,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Prints one case's line (as it finishes: the progress of a long run) and keeps it.
+fn report(o: Outcome, out: &mut Vec<Outcome>) {
+    print_case(&o);
+    out.push(o);
 }
 
 fn print_case(o: &Outcome) {
@@ -310,28 +316,21 @@ fn qgemv(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
                 }
                 for (label, g) in peers.iter_mut() {
                     g.set_active(false);
-                    let g = std::cell::RefCell::new(g);
-                    let g = std::rc::Rc::new(g);
-                    let g2 = g.clone();
-                    sides.push(Side {
-                        name: label.clone(),
-                        run: Box::new(move || g.borrow_mut().run().expect("ggml runs")),
-                        turn: Some(Box::new(move |on| g2.borrow().set_active(on))),
-                    });
+                    sides.push(Side::with_turns(label.clone(), move |c| match c {
+                        Call::Run => g.run().expect("ggml runs"),
+                        Call::Turn(on) => g.set_active(on),
+                    }));
                 }
-                let stats = interleave(&mut sides, args.budget());
-                let names: Vec<String> = sides.iter().map(|s| s.name.clone()).collect();
-                drop(sides);
+                let sides = interleave(sides, args.budget());
                 let o = Outcome {
                     family: "qgemv",
                     case,
                     threads: t,
                     work: bytes as f64,
                     unit: "GB/s",
-                    sides: names.into_iter().zip(stats).collect(),
+                    sides,
                 };
-                print_case(&o);
-                out.push(o);
+                report(o, out);
             }
         }
     }
@@ -430,19 +429,16 @@ fn sgemm(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
                     lib.sgemm(m, n, k, &a[turn], &b[turn], cp);
                 }));
             }
-            let stats = interleave(&mut sides, args.budget());
-            let names: Vec<String> = sides.iter().map(|s| s.name.clone()).collect();
-            drop(sides);
+            let sides = interleave(sides, args.budget());
             let o = Outcome {
                 family: "sgemm",
                 case,
                 threads: t,
                 work: 2.0 * (m * n * k) as f64,
                 unit: "GFLOP/s",
-                sides: names.into_iter().zip(stats).collect(),
+                sides,
             };
-            print_case(&o);
-            out.push(o);
+            report(o, out);
         }
     }
     Ok(())
@@ -526,23 +522,18 @@ fn attention(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<()
                 );
                 let mut turn = 0;
                 g.set_active(false);
-                let g = std::rc::Rc::new(std::cell::RefCell::new(g));
-                let g2 = g.clone();
-                let mut sides = vec![
+                let sides = vec![
                     Side::new("ktune", || {
                         turn = (turn + 1) % copies;
                         let (kt, vt) = kv(turn);
                         plan.run_kv(&q, kt, vt, &mut o).expect("ktune runs");
                     }),
-                    Side {
-                        name: "llama.cpp".into(),
-                        run: Box::new(move || g.borrow_mut().run().expect("ggml runs")),
-                        turn: Some(Box::new(move |on| g2.borrow().set_active(on))),
-                    },
+                    Side::with_turns("llama.cpp", move |c| match c {
+                        Call::Run => g.run().expect("ggml runs"),
+                        Call::Turn(on) => g.set_active(on),
+                    }),
                 ];
-                let stats = interleave(&mut sides, args.budget());
-                let names: Vec<String> = sides.iter().map(|s| s.name.clone()).collect();
-                drop(sides);
+                let sides = interleave(sides, args.budget());
                 // Decode is judged by the bytes of K and V it reads, prefill by its FLOPs.
                 let (work, unit) = if s.q_len <= 8 {
                     (kv_bytes as f64, "GB/s")
@@ -558,10 +549,9 @@ fn attention(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<()
                     threads: t,
                     work,
                     unit,
-                    sides: names.into_iter().zip(stats).collect(),
+                    sides,
                 };
-                print_case(&o);
-                out.push(o);
+                report(o, out);
             }
         }
     }

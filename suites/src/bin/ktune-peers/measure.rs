@@ -3,25 +3,38 @@
 
 use std::time::{Duration, Instant};
 
-/// One contender in a case: a name and one call of its product.
+/// What a side is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// Run the product once (on the next copy of the operands, where they rotate).
+    Run,
+    /// The side's turn begins (`true`) or ends (`false`): ggml pauses its thread pool at
+    /// the end, so that its workers do not poll for work while another side is timed.
+    Turn(bool),
+}
+
+/// One contender in a case: a name and what it does on each [`Call`].
 pub struct Side<'a> {
     /// `ktune`, `llama.cpp`, `MKL`, ...
     pub name: String,
-    /// Runs the product once (on the next copy of the operands, where they rotate).
-    pub run: Box<dyn FnMut() + 'a>,
-    /// Called when the side's turn ends (ggml pauses its thread pool here, so that its
-    /// workers do not poll for work while another side is timed) and, with `true`, before
-    /// it begins.
-    pub turn: Option<Box<dyn FnMut(bool) + 'a>>,
+    call: Box<dyn FnMut(Call) + 'a>,
 }
 
 impl<'a> Side<'a> {
-    /// A side with nothing to do between turns.
-    pub fn new(name: impl Into<String>, run: impl FnMut() + 'a) -> Side<'a> {
+    /// A side with nothing to do between turns: `run` is its product.
+    pub fn new(name: impl Into<String>, mut run: impl FnMut() + 'a) -> Side<'a> {
+        Side::with_turns(name, move |c| {
+            if c == Call::Run {
+                run()
+            }
+        })
+    }
+
+    /// A side that also acts when its turn begins and ends.
+    pub fn with_turns(name: impl Into<String>, call: impl FnMut(Call) + 'a) -> Side<'a> {
         Side {
             name: name.into(),
-            run: Box::new(run),
-            turn: None,
+            call: Box::new(call),
         }
     }
 }
@@ -69,23 +82,22 @@ impl Stats {
 
 /// Times every side, interleaved: round `r` starts with side `r % sides.len()`. Untimed
 /// calls precede each side's turn, so that a side returning from its pause is timed warm.
-pub fn interleave(sides: &mut [Side<'_>], budget: Budget) -> Vec<Stats> {
+/// Returns each side's name and statistics, in the order given.
+pub fn interleave(mut sides: Vec<Side<'_>>, budget: Budget) -> Vec<(String, Stats)> {
     let n = sides.len();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];
     for round in 0..budget.rounds {
         for turn in 0..n {
             let i = (round + turn) % n;
             let side = &mut sides[i];
-            if let Some(turn) = side.turn.as_mut() {
-                turn(true);
-            }
+            (side.call)(Call::Turn(true));
             // Warm-up, untimed: at least one call, and up to a fifth of the turn (at most
             // 20 ms), since a pool just woken (ggml's resumed thread pool) can take a few
             // calls to run at speed.
             let warm = Instant::now();
             let warm_for = (budget.per_round / 5).min(Duration::from_millis(20));
             loop {
-                (side.run)();
+                (side.call)(Call::Run);
                 if warm.elapsed() >= warm_for {
                     break;
                 }
@@ -93,23 +105,22 @@ pub fn interleave(sides: &mut [Side<'_>], budget: Budget) -> Vec<Stats> {
             let start = Instant::now();
             loop {
                 let t = Instant::now();
-                (side.run)();
+                (side.call)(Call::Run);
                 samples[i].push(t.elapsed().as_secs_f64());
                 if start.elapsed() >= budget.per_round {
                     break;
                 }
             }
-            if let Some(turn) = side.turn.as_mut() {
-                turn(false);
-            }
+            (side.call)(Call::Turn(false));
             std::thread::sleep(budget.settle);
         }
     }
-    samples
+    sides
         .into_iter()
-        .map(|mut s| {
+        .zip(samples)
+        .map(|(side, mut s)| {
             s.sort_by(f64::total_cmp);
-            Stats { samples: s }
+            (side.name, Stats { samples: s })
         })
         .collect()
 }
@@ -132,7 +143,7 @@ mod tests {
     #[test]
     fn every_side_runs_every_round_in_rotated_order() {
         let order = std::cell::RefCell::new(Vec::new());
-        let mut sides: Vec<Side> = ["a", "b", "c"]
+        let sides: Vec<Side> = ["a", "b", "c"]
             .iter()
             .map(|&name| {
                 let order = &order;
@@ -144,10 +155,11 @@ mod tests {
             per_round: Duration::ZERO,
             settle: Duration::ZERO,
         };
-        let stats = interleave(&mut sides, budget);
-        drop(sides);
+        let stats = interleave(sides, budget);
         // One warm-up call and one timed call per side and round.
-        assert!(stats.iter().all(|s| s.samples.len() == 3));
+        assert!(stats.iter().all(|(_, s)| s.samples.len() == 3));
+        let names: Vec<&str> = stats.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
         let firsts: Vec<&str> = order.borrow().chunks(6).map(|c| c[0]).collect();
         assert_eq!(firsts, ["a", "b", "c"]);
     }
