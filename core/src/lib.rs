@@ -8,7 +8,8 @@
 //! - [`stats`]: measured statistics and the one definition of a noisy result;
 //! - [`record`] and [`result`]: a benchmark record and the records of the results database;
 //! - [`machine`], [`cache`], [`cpu`] and [`probe`]: the machine record, its hardware facts
-//!   and its probed ceilings.
+//!   and its probed ceilings;
+//! - [`file`]: atomic file writes.
 //!
 //! A leaderboard server or any reader of ktune's files depends on this crate alone, so it
 //! never compiles SIMD kernels.
@@ -20,6 +21,7 @@ pub mod cache;
 pub mod config;
 pub mod cpu;
 pub mod error;
+pub mod file;
 pub mod kernel;
 pub mod machine;
 pub mod probe;

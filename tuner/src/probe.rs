@@ -223,9 +223,7 @@ pub fn flag_at(path: &std::path::Path, probe: &ProbeResult, why: &str) -> Result
 fn save(path: &std::path::Path, p: &ProbeResult) -> Result<()> {
     let dir = path.parent().context("cache path has no parent")?;
     std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_string_pretty(p)?)?;
-    std::fs::rename(&tmp, path)?;
+    ktune_core::file::write_atomic(path, serde_json::to_string_pretty(p)?.as_bytes())?;
     Ok(())
 }
 

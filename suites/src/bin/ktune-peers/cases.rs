@@ -181,14 +181,8 @@ fn write_json(path: &std::path::Path, outcomes: &[Outcome]) -> Result<(), String
         })
         .collect();
     let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
-    write_atomic(path, &text)
-}
-
-/// Writes `text` to `path` through a temporary file and a rename.
-fn write_atomic(path: &std::path::Path, text: &str) -> Result<(), String> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    ktune_core::file::write_atomic(path, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Panics unless `got` agrees with ktune's `want` within `tol_rel` of the largest |want| of
