@@ -56,17 +56,34 @@ impl<'a> Kv<'a> {
     }
 }
 
-/// Floats of scratch a task of `rows` query rows needs: the scores ([`SCRATCH_ROWS`] rows
-/// of `kv_tile`); for f16 keys and values, one converted tile of each; and when the rows are
-/// more than one block (prefill), the key tile transposed.
-pub fn scratch_len(kv_tile: usize, head_dim: usize, kv: &Kv, rows: usize) -> usize {
+/// Floats of scratch a task of `rows` query rows needs on `backend`: the scores
+/// ([`SCRATCH_ROWS`] rows of `kv_tile`); for f16 keys and values, one converted tile of each;
+/// and where the body transposes the key tile (AVX-512 prefill: the rows are more than one
+/// block), that tile.
+pub fn scratch_len(
+    kv_tile: usize,
+    head_dim: usize,
+    kv: &Kv,
+    rows: usize,
+    backend: Backend,
+) -> usize {
     let tile = kv_tile.max(1);
     SCRATCH_ROWS * tile
         + match kv {
             Kv::F32(_) => 0,
             Kv::F16(_) => 2 * tile * head_dim,
         }
-        + if rows > R { tile * head_dim } else { 0 }
+        + if transposes(backend, rows) {
+            tile * head_dim
+        } else {
+            0
+        }
+}
+
+/// Whether `backend`'s body transposes each key tile for a task of `rows` rows: the
+/// AVX-512 blocks of [`super::avx512`], when several row blocks share a tile.
+fn transposes(backend: Backend, rows: usize) -> bool {
+    WIDE && backend == Backend::Avx512 && rows > R
 }
 
 /// One task's inputs (see the module docs).
@@ -581,8 +598,9 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
     let per_head = t.rows_per_head.max(1);
     // scores: R rows of `tile` each; then, for f16, a converted key tile and value tile.
     let (scores, rest) = scratch.split_at_mut((R * tile).min(scratch.len()));
-    // Prefill on AVX-512: the key tile transposed (see `scratch_len`).
-    let wide = WIDE && CV == CV_WIDE && rows > R;
+    // AVX-512: the wide blocks; in prefill, the key tile transposed (see `scratch_len`).
+    let avx512 = WIDE && CV == CV_WIDE;
+    let wide = avx512 && rows > R;
     let (ktbuf, conv) = rest.split_at_mut(if wide { (tile * d).min(rest.len()) } else { 0 });
     let (kbuf, vbuf) = conv.split_at_mut((tile * d).min(conv.len()));
     let mut j0 = t.kv_lo;
@@ -629,7 +647,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 // The transposed tile has `j1 - j0` keys per row; this block uses the first n.
                 let w = j1 - j0;
                 wide_scores(nr, qb, &ktbuf[..w * d], d, w, n, tile, t.scale, scores);
-            } else if WIDE && CV == CV_WIDE {
+            } else if avx512 {
                 wide_scores_rows(nr, qb, &ktile[..n * d], d, n, tile, t.scale, scores);
             } else {
                 let kt = &ktile[..n * d];
@@ -665,7 +683,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 }
             }
             let vt = &vtile[..n * d];
-            if WIDE && CV == CV_WIDE {
+            if avx512 {
                 // AVX-512, prefill or decode: accumulators in registers over the tile.
                 wide_pv(nr, acc, vt, d, n, tile, scores);
             } else if rows > R {

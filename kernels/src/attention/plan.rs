@@ -184,7 +184,8 @@ impl AttentionPlan {
         let chunk = kv_hi.div_ceil(parts);
         let task = |lo: usize, hi: usize| {
             let mut st = Partial::new(rows, d);
-            let mut scores = vec![0f32; kernel::scratch_len(self.kv_tile, d, &kh, rows)];
+            let mut scores =
+                vec![0f32; kernel::scratch_len(self.kv_tile, d, &kh, rows, self.id.backend)];
             let t = Task {
                 q: qrows,
                 k: kh,
