@@ -19,6 +19,19 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Disk: a clean run writes several GB of build output (target/debug, target/release, and
+# target/cross and target/peers for the NEON and peers steps). Say so up front when the disk
+# is short, so that a later "No space left on device" has its reason on record.
+free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+echo "disk: $((free_kb / 1024 / 1024)) GiB free under $(pwd)"
+if [ "${free_kb:-0}" -lt $((8 * 1024 * 1024)) ]; then
+  echo "warning: under 8 GiB free; a clean run of this script may need about that much"
+fi
+# In CI nothing is built twice: incremental state would only take disk.
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 step "setup"
 bash scripts/setup.sh
 
@@ -97,6 +110,8 @@ if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
     env "${cross_env[@]}" CARGO_TARGET_DIR=target/cross QEMU_CPU="$cpu" KTUNE_REQUIRE="$req" \
       cargo test -p ktune-kernels --locked --no-default-features --target aarch64-unknown-linux-gnu
   done
+  # In CI the cross build is not needed again: give its disk back to the steps after it.
+  if [ "${CI:-}" = true ]; then rm -rf target/cross; fi
 fi
 
 if [ "${KTUNE_SKIP_POSTGRES:-0}" = 1 ] && [ "${KTUNE_SKIP_BROWSER:-0}" = 1 ]; then
