@@ -83,6 +83,15 @@ fn edge_lengths_heads_and_dims() {
             let s = shape(1, 2, 1, 3, 50, d, true);
             check(backend, s, &default(backend, s), 1.0);
         }
+        // Decode (one block of 1 to 4 rows per KV head: AVX-512's four-keys-at-a-time
+        // scores), key counts around its groups of four, masked column tails.
+        for (hq, hkv) in [(4, 1), (3, 1), (2, 1), (1, 1)] {
+            for (kvl, d) in [(1, 16), (6, 80), (50, 17), (64, 128), (37, 256)] {
+                let s = shape(1, hq, hkv, 1, kvl, d, true);
+                check(backend, s, &default(backend, s), 1.0);
+                check(backend, s, &default(backend, s).with("kv_tile", 16), 1.0);
+            }
+        }
         // Prefill with many row blocks per key tile (AVX-512's transposed-key path): full
         // and partial 32-key blocks, a masked column tail, tiles cut by the diagonal.
         for (ql, kvl, d) in [(70, 100, 128), (67, 67, 80), (33, 129, 48)] {
@@ -184,6 +193,12 @@ fn f16_keys_and_values() {
             let s = shape(2, 8, 2, 2, 50, d, true);
             check_f16(backend, s, &default(backend, s));
             check_f16(backend, s, &default(backend, s).with("splits", 4));
+            // Decode: one block of rows per KV head (AVX-512 reads the f16 as it is).
+            for hq in [8, 6, 2] {
+                let s = shape(1, hq, 2, 1, 50, d, true);
+                check_f16(backend, s, &default(backend, s));
+                check_f16(backend, s, &default(backend, s).with("kv_tile", 16));
+            }
         }
     }
     // The library function, and types that do not match the plan or each other.

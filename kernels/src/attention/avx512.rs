@@ -1,10 +1,13 @@
-//! The AVX-512 blocks of attention prefill, used by the body in [`super::kernel`] when several
-//! blocks of query rows share a key tile.
+//! The AVX-512 blocks of attention, used by the body in [`super::kernel`]: in prefill, where
+//! several blocks of query rows share a key tile, [`scores_t`] and [`pv`]; in decode (one block
+//! of rows), [`scores_rows`] and [`pv`], reading f16 keys and values as they are.
 //!
-//! Contract: both work on up to `R` (4) query rows, row-major, at f32.
+//! Contract: all work on up to `R` (4) query rows, row-major, at f32.
 //! - [`scores_t`]: `scores[r * tile + j] = scale * q_r . k_j` for `j < n`, from the key tile
 //!   transposed (`kt[c * stride + j]`). Each step broadcasts `q_rc` and loads 32 keys' element
 //!   `c`: outer products, no horizontal sums. 32 keys at a time, then 16, then a masked rest.
+//! - [`scores_rows`]: the same from the key rows as stored (f32, or f16 converted in
+//!   registers), four keys at a time for all rows, one [`reduce16`] per group.
 //! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`; columns 64 at a time
 //!   (16 accumulators for 4 rows), then 16, then a masked rest. Each value row is loaded once
 //!   per column block for all rows.
@@ -16,9 +19,6 @@ use std::arch::x86_64::*;
 
 /// Lanes of a vector.
 const V: usize = 16;
-
-/// Whether decode's scores fetch the next keys ahead in software.
-const PREFETCH: bool = true;
 
 /// The mask of the first `k` lanes (`k < 16`).
 #[inline(always)]
@@ -81,24 +81,31 @@ pub(super) unsafe fn scores_t<const NR: usize>(
     }
 }
 
-/// See the module docs.
+/// See the module docs. The values are f16 bits when `H` (converted in registers), else f32.
+/// With `ahead` above 0 (decode, where the values stream from memory), the value row
+/// `ahead` rows on is fetched whole into L1 while the first column block runs, so the other
+/// column blocks find their part of each row in cache.
 ///
 /// # Safety
-/// The CPU has AVX-512 F; `acc` holds `NR * d` floats, `v` holds `n * d`, and `scores` holds
-/// `(NR - 1) * tile + n`.
+/// The CPU has AVX-512 F, BW and VL; `acc` holds `NR * d` floats, `v` holds `n * d`
+/// elements, and `scores` holds `(NR - 1) * tile + n` floats.
 #[inline]
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn pv<const NR: usize>(
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     acc: *mut f32,
-    v: *const f32,
+    v: *const u8,
     d: usize,
     n: usize,
     tile: usize,
     scores: *const f32,
+    ahead: usize,
 ) {
     let mut c = 0;
     while c + 4 * V <= d {
-        pv_block::<NR, 4>(acc, v, d, n, tile, scores, c);
+        // The first column block fetches whole value rows ahead, for itself and the rest.
+        let ahead = if c == 0 { ahead } else { 0 };
+        pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, ahead);
         c += 4 * V;
     }
     while c < d {
@@ -108,7 +115,7 @@ pub(super) unsafe fn pv<const NR: usize>(
             *ar = _mm512_maskz_loadu_ps(m, acc.add(r * d + c));
         }
         for j in 0..n {
-            let x = _mm512_maskz_loadu_ps(m, v.add(j * d + c));
+            let x = ld::<H>(v, j * d + c, m);
             for (r, ar) in a.iter_mut().enumerate() {
                 let p = _mm512_set1_ps(*scores.add(r * tile + j));
                 *ar = _mm512_fmadd_ps(p, x, *ar);
@@ -127,17 +134,20 @@ pub(super) unsafe fn pv<const NR: usize>(
 /// # Safety
 /// As for [`pv`], and `c + W V <= d`.
 #[inline]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pv_block<const NR: usize, const W: usize>(
+unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
     acc: *mut f32,
-    v: *const f32,
+    v: *const u8,
     d: usize,
     n: usize,
     tile: usize,
     scores: *const f32,
     c: usize,
+    ahead: usize,
 ) {
+    let row_bytes = d * if H { 2 } else { 4 };
+    let lines = row_bytes.div_ceil(64);
     let mut a = [[_mm512_setzero_ps(); W]; NR];
     for (r, ar) in a.iter_mut().enumerate() {
         for (w, aw) in ar.iter_mut().enumerate() {
@@ -145,8 +155,13 @@ unsafe fn pv_block<const NR: usize, const W: usize>(
         }
     }
     for j in 0..n {
-        let row = v.add(j * d + c);
-        let x: [__m512; W] = std::array::from_fn(|w| _mm512_loadu_ps(row.add(w * V)));
+        if ahead > 0 {
+            let at = v.wrapping_add((j + ahead) * row_bytes);
+            for l in 0..lines {
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
+            }
+        }
+        let x: [__m512; W] = std::array::from_fn(|w| ld::<H>(v, j * d + c + w * V, 0xffff));
         for (r, ar) in a.iter_mut().enumerate() {
             let p = _mm512_set1_ps(*scores.add(r * tile + j));
             for (aw, xw) in ar.iter_mut().zip(&x) {
@@ -209,80 +224,103 @@ pub(super) unsafe fn reduce16(a: &[__m512; 16]) -> __m512 {
     )
 }
 
-/// Decode's scores (rows of one block against key rows, no transposition):
-/// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`, with `k` the key rows
-/// (`d` apart). Sixteen keys at a time per row: sixteen accumulators over the head's
-/// columns (a masked last chunk), then [`reduce16`]; the last `n % 16` keys one by one.
-/// While the first row reads a block of keys, the next block is fetched into L1 (prefetching
-/// the values of the same keys into L2 as well measured 20% slower on a Zen 4).
+/// Sixteen elements of a key or value row from element `i` of `p` as f32: f16 bits converted
+/// with `vcvtph2ps` when `H`, else f32; only the lanes of `m` are read (the rest are zero).
 ///
 /// # Safety
-/// The CPU has AVX-512 F; `q` holds `NR * d` floats, `k` holds `n * d`, `scores` holds
-/// `(NR - 1) * tile + n`.
+/// The CPU has AVX-512 F, BW and VL; the lanes of `m` from element `i` are in bounds.
 #[inline]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn ld<const H: bool>(p: *const u8, i: usize, m: __mmask16) -> __m512 {
+    if H {
+        let at = p.add(2 * i);
+        let h = if m == 0xffff {
+            _mm256_loadu_si256(at.cast())
+        } else {
+            _mm256_maskz_loadu_epi16(m, at.cast())
+        };
+        _mm512_cvtph_ps(h)
+    } else {
+        let at = p.add(4 * i).cast::<f32>();
+        if m == 0xffff {
+            _mm512_loadu_ps(at)
+        } else {
+            _mm512_maskz_loadu_ps(m, at)
+        }
+    }
+}
+
+/// Decode's scores (one block of rows against key rows, read at their own type: f16 when
+/// `H`, converted in registers, so no converted copy of the tile is written and read back):
+/// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`, with `k` the key rows
+/// (`d` elements apart). Four keys at a time for all rows: each key chunk is loaded once for
+/// the `NR` rows (`4 NR` accumulators over the head's columns, a masked last chunk), then
+/// [`reduce16`] leaves row `r`'s four sums in lanes `4r..4r + 4`. With `ahead` above 0, the
+/// keys `ahead` rows on are fetched into L1 while a group runs. A last group of fewer than four keys reads the
+/// last key in place of the missing ones and stores only its own.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW and VL; `q` holds `NR * d` floats, `k` holds `n * d` elements,
+/// `scores` holds `(NR - 1) * tile + n` floats, `n >= 1`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn scores_rows<const NR: usize>(
+pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     q: *const f32,
-    k: *const f32,
+    k: *const u8,
     d: usize,
     n: usize,
     tile: usize,
     scale: f32,
     scores: *mut f32,
+    ahead: usize,
 ) {
     let sc = _mm512_set1_ps(scale);
     let tail = d % V;
     let mt = first(tail);
-    for r in 0..NR {
-        let qr = q.add(r * d);
-        let mut j = 0;
-        while j + V <= n {
-            let kj = k.add(j * d);
-            // The next 16 keys, for the first row (the others find them in L1): fetched a
-            // sixteenth per chunk, so that their lines are in flight while this block runs.
-            let next = kj.wrapping_add(V * d).cast::<u8>();
-            let per_chunk = (V * d * 4).div_ceil(64).div_ceil(d.div_ceil(V));
-            let mut a = [_mm512_setzero_ps(); 16];
-            let mut c = 0;
-            while c + V <= d {
-                if r == 0 && PREFETCH {
-                    let first_line = c / V * per_chunk;
-                    for l in first_line..first_line + per_chunk {
-                        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * l).cast());
-                    }
-                }
-                let qv = _mm512_loadu_ps(qr.add(c));
-                for (jj, aj) in a.iter_mut().enumerate() {
-                    *aj = _mm512_fmadd_ps(qv, _mm512_loadu_ps(kj.add(jj * d + c)), *aj);
-                }
-                c += V;
+    let row_bytes = d * if H { 2 } else { 4 };
+    let lines = row_bytes.div_ceil(64);
+    let mut j = 0;
+    while j < n {
+        let key: [usize; 4] = std::array::from_fn(|i| (j + i).min(n - 1) * d);
+        // Four keys `ahead` rows on (past the tile: the next tile's, or nothing, which a
+        // prefetch tolerates).
+        if ahead > 0 {
+            let at = k.wrapping_add((j + ahead) * row_bytes);
+            for l in 0..4 * lines {
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
             }
-            if tail > 0 {
-                let qv = _mm512_maskz_loadu_ps(mt, qr.add(c));
-                for (jj, aj) in a.iter_mut().enumerate() {
-                    let kv = _mm512_maskz_loadu_ps(mt, kj.add(jj * d + c));
-                    *aj = _mm512_fmadd_ps(qv, kv, *aj);
-                }
-            }
-            _mm512_storeu_ps(scores.add(r * tile + j), _mm512_mul_ps(reduce16(&a), sc));
-            j += V;
         }
-        while j < n {
-            let kj = k.add(j * d);
-            let mut a = _mm512_setzero_ps();
-            let mut c = 0;
-            while c + V <= d {
-                a = _mm512_fmadd_ps(_mm512_loadu_ps(qr.add(c)), _mm512_loadu_ps(kj.add(c)), a);
-                c += V;
+        let mut a = [_mm512_setzero_ps(); 16];
+        let mut c = 0;
+        while c + V <= d {
+            let kv: [__m512; 4] = std::array::from_fn(|i| ld::<H>(k, key[i] + c, 0xffff));
+            for r in 0..NR {
+                let qv = _mm512_loadu_ps(q.add(r * d + c));
+                for i in 0..4 {
+                    a[4 * r + i] = _mm512_fmadd_ps(qv, kv[i], a[4 * r + i]);
+                }
             }
-            if tail > 0 {
-                let qv = _mm512_maskz_loadu_ps(mt, qr.add(c));
-                a = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mt, kj.add(c)), a);
-            }
-            *scores.add(r * tile + j) = _mm512_reduce_add_ps(a) * scale;
-            j += 1;
+            c += V;
         }
+        if tail > 0 {
+            let kv: [__m512; 4] = std::array::from_fn(|i| ld::<H>(k, key[i] + c, mt));
+            for r in 0..NR {
+                let qv = _mm512_maskz_loadu_ps(mt, q.add(r * d + c));
+                for i in 0..4 {
+                    a[4 * r + i] = _mm512_fmadd_ps(qv, kv[i], a[4 * r + i]);
+                }
+            }
+        }
+        let s = _mm512_mul_ps(reduce16(&a), sc);
+        let keep = (n - j).min(4);
+        for r in 0..NR {
+            // Lanes 4r.. go to scores[r * tile + j..]: the store's base is 4r floats before
+            // it, and the masked-off lanes are never written.
+            let at = scores.add(r * tile + j).wrapping_sub(4 * r);
+            _mm512_mask_storeu_ps(at, (((1u32 << keep) - 1) << (4 * r)) as __mmask16, s);
+        }
+        j += 4;
     }
 }
 

@@ -57,7 +57,8 @@ impl<'a> Kv<'a> {
 }
 
 /// Floats of scratch a task of `rows` query rows needs on `backend`: the scores
-/// ([`SCRATCH_ROWS`] rows of `kv_tile`); for f16 keys and values, one converted tile of each;
+/// ([`SCRATCH_ROWS`] rows of `kv_tile`); for f16 keys and values, one converted tile of each
+/// (except where the blocks read f16 as it is: see `fuses`);
 /// and where the body transposes the key tile (AVX-512 prefill: the rows are more than one
 /// block), that tile.
 pub fn scratch_len(
@@ -70,8 +71,8 @@ pub fn scratch_len(
     let tile = kv_tile.max(1);
     SCRATCH_ROWS * tile
         + match kv {
-            Kv::F32(_) => 0,
-            Kv::F16(_) => 2 * tile * head_dim,
+            Kv::F16(_) if !fuses(backend, rows) => 2 * tile * head_dim,
+            _ => 0,
         }
         + if transposes(backend, rows) {
             tile * head_dim
@@ -80,10 +81,22 @@ pub fn scratch_len(
         }
 }
 
-/// Whether `backend`'s body transposes each key tile for a task of `rows` rows: the
-/// AVX-512 blocks of [`super::avx512`], when several row blocks share a tile.
+/// Whether `backend`'s body has the blocks of [`super::avx512`] or [`super::avx2`].
+fn has_blocks(backend: Backend) -> bool {
+    WIDE && matches!(backend, Backend::Avx512 | Backend::Avx2)
+}
+
+/// Whether `backend`'s body transposes each key tile for a task of `rows` rows: its blocks,
+/// when several row blocks share a tile (prefill).
 fn transposes(backend: Backend, rows: usize) -> bool {
-    WIDE && backend == Backend::Avx512 && rows > R
+    has_blocks(backend) && rows > R
+}
+
+/// Whether `backend`'s body reads f16 keys and values in its blocks, converting them in
+/// registers, instead of converting each tile into scratch: the decode blocks (one row
+/// block).
+fn fuses(backend: Backend, rows: usize) -> bool {
+    has_blocks(backend) && rows <= R
 }
 
 /// One task's inputs (see the module docs).
@@ -111,6 +124,9 @@ pub struct Task<'a> {
     pub kv_hi: usize,
     /// Keys per tile.
     pub kv_tile: usize,
+    /// Key and value rows fetched ahead in software where the body streams them (AVX-512
+    /// decode); 0: none.
+    pub ahead: usize,
     /// Whether rows see only keys up to their position.
     pub causal: bool,
 }
@@ -492,8 +508,9 @@ fn to_f32<const CV: u8>(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// Whether this build has the wide prefill blocks ([`super::avx512`]), and the conversion
-/// of the body they go with (they are compiled into that body's AVX-512 function only).
+/// Whether this build has the blocks ([`super::avx512`], [`super::avx2`]), and the
+/// conversions of the bodies they go with: each set is compiled into that body's function
+/// only (AVX-512's with `CV_WIDE`, AVX2's with `CV_WIDE2`).
 #[cfg(target_arch = "x86_64")]
 const WIDE: bool = true;
 #[cfg(not(target_arch = "x86_64"))]
@@ -502,11 +519,16 @@ const WIDE: bool = false;
 const CV_WIDE: u8 = CV_AVX512;
 #[cfg(not(target_arch = "x86_64"))]
 const CV_WIDE: u8 = u8::MAX;
+#[cfg(target_arch = "x86_64")]
+const CV_WIDE2: u8 = CV_F16C;
+#[cfg(not(target_arch = "x86_64"))]
+const CV_WIDE2: u8 = u8::MAX - 1;
 
-/// [`super::avx512::scores_t`] for `nr` rows (1 to `R`).
+/// [`super::avx512::scores_t`] (`CV_WIDE`) or [`super::avx2::scores_t`] for `nr` rows (1 to
+/// `R`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
-fn wide_scores(
+fn wide_scores<const CV: u8>(
     nr: usize,
     q: &[f32],
     kt: &[f32],
@@ -519,13 +541,24 @@ fn wide_scores(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::avx512::scores_t;
+        use super::{avx2, avx512};
         assert!(q.len() >= nr * d && kt.len() >= d * stride && n <= stride);
         assert!(scores.len() >= (nr - 1) * tile + n && n <= tile);
         let (q, kt, out) = (q.as_ptr(), kt.as_ptr(), scores.as_mut_ptr());
-        // SAFETY: the lengths were checked above; only the AVX-512 body calls this (`wide`
-        // needs CV_AVX512), and that body runs only where the backend's check passed.
+        // SAFETY: the lengths were checked above; only the AVX-512 body (CV_WIDE) and the
+        // AVX2 body (CV_WIDE2) call this, each compiled with its blocks' instruction sets,
+        // and each runs only where its backend's check passed.
         unsafe {
+            if CV != CV_WIDE {
+                match nr {
+                    4 => avx2::scores_t::<4>(q, kt, d, stride, n, tile, scale, out),
+                    3 => avx2::scores_t::<3>(q, kt, d, stride, n, tile, scale, out),
+                    2 => avx2::scores_t::<2>(q, kt, d, stride, n, tile, scale, out),
+                    _ => avx2::scores_t::<1>(q, kt, d, stride, n, tile, scale, out),
+                }
+                return;
+            }
+            use avx512::scores_t;
             match nr {
                 4 => scores_t::<4>(q, kt, d, stride, n, tile, scale, out),
                 3 => scores_t::<3>(q, kt, d, stride, n, tile, scale, out),
@@ -536,56 +569,125 @@ fn wide_scores(
     }
 }
 
-/// [`super::avx512::scores_rows`] for `nr` rows (1 to `R`): decode's scores.
+/// [`super::avx512::scores_rows`] (`CV_WIDE`) or [`super::avx2::scores_rows`] for `nr` rows
+/// (1 to `R`): decode's scores, from the keys at their own type.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
-fn wide_scores_rows(
+fn wide_scores_rows<const CV: u8>(
     nr: usize,
     q: &[f32],
-    k: &[f32],
+    k: Kv,
     d: usize,
     n: usize,
     tile: usize,
     scale: f32,
     scores: &mut [f32],
+    ahead: usize,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::avx512::scores_rows;
-        assert!(q.len() >= nr * d && k.len() >= n * d && n <= tile);
+        use super::{avx2, avx512};
+        assert!(q.len() >= nr * d && k.len() >= n * d && n <= tile && n > 0);
         assert!(scores.len() >= (nr - 1) * tile + n);
-        let (q, k, out) = (q.as_ptr(), k.as_ptr(), scores.as_mut_ptr());
+        let (q, out) = (q.as_ptr(), scores.as_mut_ptr());
         // SAFETY: as for `wide_scores`.
         unsafe {
-            match nr {
-                4 => scores_rows::<4>(q, k, d, n, tile, scale, out),
-                3 => scores_rows::<3>(q, k, d, n, tile, scale, out),
-                2 => scores_rows::<2>(q, k, d, n, tile, scale, out),
-                _ => scores_rows::<1>(q, k, d, n, tile, scale, out),
+            if CV != CV_WIDE {
+                use avx2::scores_rows as s;
+                match (nr, bytes_of(k)) {
+                    (4, (k, false)) => s::<4, false>(q, k, d, n, tile, scale, out, ahead),
+                    (3, (k, false)) => s::<3, false>(q, k, d, n, tile, scale, out, ahead),
+                    (2, (k, false)) => s::<2, false>(q, k, d, n, tile, scale, out, ahead),
+                    (_, (k, false)) => s::<1, false>(q, k, d, n, tile, scale, out, ahead),
+                    (4, (k, true)) => s::<4, true>(q, k, d, n, tile, scale, out, ahead),
+                    (3, (k, true)) => s::<3, true>(q, k, d, n, tile, scale, out, ahead),
+                    (2, (k, true)) => s::<2, true>(q, k, d, n, tile, scale, out, ahead),
+                    (_, (k, true)) => s::<1, true>(q, k, d, n, tile, scale, out, ahead),
+                }
+                return;
+            }
+            use avx512::scores_rows;
+            match (nr, bytes_of(k)) {
+                (4, (k, false)) => scores_rows::<4, false>(q, k, d, n, tile, scale, out, ahead),
+                (3, (k, false)) => scores_rows::<3, false>(q, k, d, n, tile, scale, out, ahead),
+                (2, (k, false)) => scores_rows::<2, false>(q, k, d, n, tile, scale, out, ahead),
+                (_, (k, false)) => scores_rows::<1, false>(q, k, d, n, tile, scale, out, ahead),
+                (4, (k, true)) => scores_rows::<4, true>(q, k, d, n, tile, scale, out, ahead),
+                (3, (k, true)) => scores_rows::<3, true>(q, k, d, n, tile, scale, out, ahead),
+                (2, (k, true)) => scores_rows::<2, true>(q, k, d, n, tile, scale, out, ahead),
+                (_, (k, true)) => scores_rows::<1, true>(q, k, d, n, tile, scale, out, ahead),
             }
         }
     }
 }
 
-/// [`super::avx512::pv`] for `nr` rows (1 to `R`).
+/// [`super::avx512::pv`] (`CV_WIDE`) or [`super::avx2::pv`] for `nr` rows (1 to `R`), from
+/// the values at their own type; with `ahead` above 0, value rows fetched that far ahead
+/// (decode).
 #[inline(always)]
-#[allow(unused_variables)]
-fn wide_pv(nr: usize, acc: &mut [f32], v: &[f32], d: usize, n: usize, tile: usize, scores: &[f32]) {
+#[allow(clippy::too_many_arguments, unused_variables)]
+fn wide_pv<const CV: u8>(
+    nr: usize,
+    acc: &mut [f32],
+    v: Kv,
+    d: usize,
+    n: usize,
+    tile: usize,
+    scores: &[f32],
+    ahead: usize,
+) {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::avx512::pv;
+        use super::{avx2, avx512};
         assert!(acc.len() >= nr * d && v.len() >= n * d && n <= tile);
         assert!(scores.len() >= (nr - 1) * tile + n);
-        let (a, v, p) = (acc.as_mut_ptr(), v.as_ptr(), scores.as_ptr());
+        let (a, p, f) = (acc.as_mut_ptr(), scores.as_ptr(), ahead);
         // SAFETY: as for `wide_scores`.
         unsafe {
-            match nr {
-                4 => pv::<4>(a, v, d, n, tile, p),
-                3 => pv::<3>(a, v, d, n, tile, p),
-                2 => pv::<2>(a, v, d, n, tile, p),
-                _ => pv::<1>(a, v, d, n, tile, p),
+            if CV != CV_WIDE {
+                use avx2::pv as b;
+                match (nr, bytes_of(v)) {
+                    (4, (v, false)) => b::<4, false>(a, v, d, n, tile, p, f),
+                    (3, (v, false)) => b::<3, false>(a, v, d, n, tile, p, f),
+                    (2, (v, false)) => b::<2, false>(a, v, d, n, tile, p, f),
+                    (_, (v, false)) => b::<1, false>(a, v, d, n, tile, p, f),
+                    (4, (v, true)) => b::<4, true>(a, v, d, n, tile, p, f),
+                    (3, (v, true)) => b::<3, true>(a, v, d, n, tile, p, f),
+                    (2, (v, true)) => b::<2, true>(a, v, d, n, tile, p, f),
+                    (_, (v, true)) => b::<1, true>(a, v, d, n, tile, p, f),
+                }
+                return;
+            }
+            use avx512::pv;
+            match (nr, bytes_of(v)) {
+                (4, (v, false)) => pv::<4, false>(a, v, d, n, tile, p, f),
+                (3, (v, false)) => pv::<3, false>(a, v, d, n, tile, p, f),
+                (2, (v, false)) => pv::<2, false>(a, v, d, n, tile, p, f),
+                (_, (v, false)) => pv::<1, false>(a, v, d, n, tile, p, f),
+                (4, (v, true)) => pv::<4, true>(a, v, d, n, tile, p, f),
+                (3, (v, true)) => pv::<3, true>(a, v, d, n, tile, p, f),
+                (2, (v, true)) => pv::<2, true>(a, v, d, n, tile, p, f),
+                (_, (v, true)) => pv::<1, true>(a, v, d, n, tile, p, f),
             }
         }
+    }
+}
+
+/// `kv`'s first byte, and whether its elements are f16 (else f32).
+#[cfg(target_arch = "x86_64")]
+fn bytes_of(kv: Kv) -> (*const u8, bool) {
+    match kv {
+        Kv::F32(x) => (x.as_ptr().cast(), false),
+        Kv::F16(b) => (b.as_ptr(), true),
+    }
+}
+
+/// The f32 elements of `kv`; none for f16 (the body converts f16 tiles before any use that
+/// calls this).
+fn f32s<'a>(kv: Kv<'a>) -> &'a [f32] {
+    match kv {
+        Kv::F32(x) => x,
+        Kv::F16(_) => &[],
     }
 }
 
@@ -598,22 +700,27 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
     let per_head = t.rows_per_head.max(1);
     // scores: R rows of `tile` each; then, for f16, a converted key tile and value tile.
     let (scores, rest) = scratch.split_at_mut((R * tile).min(scratch.len()));
-    // AVX-512: the wide blocks; in prefill, the key tile transposed (see `scratch_len`).
-    let avx512 = WIDE && CV == CV_WIDE;
-    let wide = avx512 && rows > R;
+    // AVX-512 and AVX2: the blocks; in prefill, the key tile transposed (see `scratch_len`).
+    let blocks = WIDE && (CV == CV_WIDE || CV == CV_WIDE2);
+    let wide = blocks && rows > R;
+    // Their decode reads f16 keys and values as they are (see `fuses`).
+    let fused = blocks && !wide;
     let (ktbuf, conv) = rest.split_at_mut(if wide { (tile * d).min(rest.len()) } else { 0 });
     let (kbuf, vbuf) = conv.split_at_mut((tile * d).min(conv.len()));
     let mut j0 = t.kv_lo;
     while j0 < t.kv_hi {
         let j1 = (j0 + tile).min(t.kv_hi);
-        // This tile's keys and values as f32.
-        let (ktile, vtile): (&[f32], &[f32]) = match (t.k, t.v) {
-            (Kv::F32(k), Kv::F32(v)) => (&k[j0 * d..j1 * d], &v[j0 * d..j1 * d]),
+        // This tile's keys and values: f32, or f16 converted here unless the blocks fuse it.
+        let (ktile, vtile) = match (t.k, t.v) {
+            (Kv::F32(_), Kv::F32(_)) => (t.k.slice(j0 * d..j1 * d), t.v.slice(j0 * d..j1 * d)),
+            (Kv::F16(_), Kv::F16(_)) if fused => {
+                (t.k.slice(j0 * d..j1 * d), t.v.slice(j0 * d..j1 * d))
+            }
             (Kv::F16(k), Kv::F16(v)) => {
                 let len = (j1 - j0) * d;
                 to_f32::<CV>(&k[2 * j0 * d..2 * j1 * d], &mut kbuf[..len]);
                 to_f32::<CV>(&v[2 * j0 * d..2 * j1 * d], &mut vbuf[..len]);
-                (&kbuf[..len], &vbuf[..len])
+                (Kv::F32(&kbuf[..len]), Kv::F32(&vbuf[..len]))
             }
             // Planned with one type for both; a mix is never built.
             _ => return,
@@ -621,7 +728,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
         // Several row blocks share the tile (prefill): transpose the keys once for all.
         let transposed = wide && ktbuf.len() >= (j1 - j0) * d;
         if transposed {
-            transpose_keys(ktile, d, j1 - j0, ktbuf);
+            transpose_keys(f32s(ktile), d, j1 - j0, ktbuf);
         }
         let mut r0 = 0;
         while r0 < rows {
@@ -646,11 +753,12 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
             if transposed {
                 // The transposed tile has `j1 - j0` keys per row; this block uses the first n.
                 let w = j1 - j0;
-                wide_scores(nr, qb, &ktbuf[..w * d], d, w, n, tile, t.scale, scores);
-            } else if avx512 {
-                wide_scores_rows(nr, qb, &ktile[..n * d], d, n, tile, t.scale, scores);
+                wide_scores::<CV>(nr, qb, &ktbuf[..w * d], d, w, n, tile, t.scale, scores);
+            } else if blocks {
+                let kt = ktile.slice(0..n * d);
+                wide_scores_rows::<CV>(nr, qb, kt, d, n, tile, t.scale, scores, t.ahead);
             } else {
-                let kt = &ktile[..n * d];
+                let kt = &f32s(ktile)[..n * d];
                 match nr {
                     4 => scores_block::<F, 4>(qb, kt, d, n, tile, t.scale, scores),
                     3 => scores_block::<F, 3>(qb, kt, d, n, tile, t.scale, scores),
@@ -682,11 +790,16 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                     arow.iter_mut().for_each(|a| *a *= corr[i]);
                 }
             }
-            let vt = &vtile[..n * d];
-            if avx512 {
-                // AVX-512, prefill or decode: accumulators in registers over the tile.
-                wide_pv(nr, acc, vt, d, n, tile, scores);
-            } else if rows > R {
+            if blocks {
+                // The blocks, prefill or decode: accumulators in registers over the tile; in
+                // decode the values stream from memory, fetched ahead.
+                let ahead = if fused { t.ahead } else { 0 };
+                wide_pv::<CV>(nr, acc, vtile.slice(0..n * d), d, n, tile, scores, ahead);
+                r0 += nr;
+                continue;
+            }
+            let vt = &f32s(vtile)[..n * d];
+            if rows > R {
                 // Several row blocks share the tile (prefill): accumulators in registers
                 // over the tile, the tile read from cache once per block and column group.
                 match nr {
@@ -821,6 +934,7 @@ mod tests {
             kv_lo: lo,
             kv_hi: hi,
             kv_tile: 2,
+            ahead: 0,
             causal: false,
         };
         let mut scores = [0f32; 2 * SCRATCH_ROWS];

@@ -16,6 +16,8 @@
 //! the f64 oracle.
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 mod family;
 pub mod kernel;

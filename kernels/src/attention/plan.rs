@@ -21,6 +21,7 @@ pub struct AttentionPlan {
     q_tile: usize,
     kv_tile: usize,
     splits: usize,
+    ahead: usize,
     pool: Option<std::sync::Arc<rayon::ThreadPool>>,
 }
 
@@ -32,6 +33,7 @@ impl std::fmt::Debug for AttentionPlan {
             .field("q_tile", &self.q_tile)
             .field("kv_tile", &self.kv_tile)
             .field("splits", &self.splits)
+            .field("ahead", &self.ahead)
             .finish()
     }
 }
@@ -70,6 +72,10 @@ impl AttentionPlan {
             q_tile: get("q_tile")?,
             kv_tile: get("kv_tile")?,
             splits: get("splits")?,
+            // Added after the others: stored configs without it get the default.
+            ahead: config
+                .get("ahead")
+                .map_or(space::DEFAULT_AHEAD, |v| v as usize),
             pool: if threads > 1 {
                 Some(pool(threads)?)
             } else {
@@ -197,6 +203,7 @@ impl AttentionPlan {
                 kv_lo: lo,
                 kv_hi: hi,
                 kv_tile: self.kv_tile,
+                ahead: self.ahead,
                 causal: s.causal,
             };
             // SAFETY: the plan was built only after its backend's availability check

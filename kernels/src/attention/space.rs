@@ -4,6 +4,8 @@
 //! - `kv_tile`: keys per tile (the scores of one row against a tile stay in L1);
 //! - `splits`: parts the key range of one (batch, head) is split into, computed in parallel
 //!   and merged exactly (flash-decoding: what lets one long sequence use every core);
+//! - `ahead`: key and value rows fetched ahead in software where the kernel streams them
+//!   (AVX-512 decode; 0: none, left to the hardware prefetchers);
 //! - `threads`: worker threads.
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
@@ -26,6 +28,9 @@ use crate::space::{Param, Space};
 const Q_TILES: [i64; 6] = [1, 4, 8, 16, 32, 64];
 const KV_TILES: [i64; 6] = [16, 32, 64, 128, 256, 512];
 const SPLITS: [i64; 5] = [1, 2, 4, 8, 16];
+const AHEADS: [i64; 5] = [0, 4, 8, 16, 32];
+/// The default of `ahead` (see the module docs).
+pub const DEFAULT_AHEAD: usize = 8;
 
 /// The tunable space of attention on `backend`.
 pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
@@ -38,7 +43,7 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
         name,
         doc,
         candidates: candidates.to_vec(),
-        min: 1,
+        min: candidates.iter().copied().min().unwrap_or(1).min(1),
         max,
         step: 1,
     };
@@ -52,6 +57,12 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
                 "parts of the key range, merged exactly",
                 &SPLITS,
                 256,
+            ),
+            param(
+                "ahead",
+                "key/value rows fetched ahead in decode (0: none)",
+                &AHEADS,
+                4096,
             ),
             param("threads", "worker threads", &threads, 1024),
         ],
@@ -91,5 +102,6 @@ pub fn default_config(backend: Backend, shape: AttentionShape) -> Result<Config>
         .with("q_tile", q_tile)
         .with("kv_tile", kv_tile)
         .with("splits", splits)
+        .with("ahead", DEFAULT_AHEAD as i64)
         .with("threads", threads as i64))
 }

@@ -514,19 +514,35 @@ fn attention(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<()
                     plan.kernel_id(),
                     kv_bytes as f64 / (1 << 20) as f64
                 );
+                let mut variants = Vec::new();
+                for v in &args.variant {
+                    let mut vp = AttentionPlan::with_kv(backend, kv_dtype, s, &config.merged(v))
+                        .map_err(|e| format!("variant [{v}]: {e}"))?;
+                    let mut vo = vec![0f32; s.q_elems()];
+                    vp.run_kv(&q, k0, v0, &mut vo).map_err(|e| e.to_string())?;
+                    check_agree(&format!("ktune [{v}]"), s.head_dim, &o, &vo, 1e-4)?;
+                    variants.push((format!("ktune [{v}]"), vp, vo));
+                }
                 let mut turn = 0;
                 g.set_active(false);
-                let sides = vec![
-                    Side::new("ktune", || {
+                let (q, kv) = (&q, &kv);
+                let mut sides = vec![Side::new("ktune", || {
+                    turn = (turn + 1) % copies;
+                    let (kt, vt) = kv(turn);
+                    plan.run_kv(q, kt, vt, &mut o).expect("ktune runs");
+                })];
+                for (label, vp, vo) in variants.iter_mut() {
+                    let mut turn = 0;
+                    sides.push(Side::new(label.clone(), move || {
                         turn = (turn + 1) % copies;
                         let (kt, vt) = kv(turn);
-                        plan.run_kv(&q, kt, vt, &mut o).expect("ktune runs");
-                    }),
-                    Side::with_turns("llama.cpp", move |c| match c {
-                        Call::Run => g.run().expect("ggml runs"),
-                        Call::Turn(on) => g.set_active(on),
-                    }),
-                ];
+                        vp.run_kv(q, kt, vt, vo).expect("ktune runs");
+                    }));
+                }
+                sides.push(Side::with_turns("llama.cpp", move |c| match c {
+                    Call::Run => g.run().expect("ggml runs"),
+                    Call::Turn(on) => g.set_active(on),
+                }));
                 let sides = interleave(sides, args.budget());
                 // Decode is judged by the bytes of K and V it reads, prefill by its FLOPs.
                 let (work, unit) = if s.q_len <= 8 {

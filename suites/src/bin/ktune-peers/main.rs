@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = ["f16".to_string(), "f32".to_string()])]
     pub kv_dtype: Vec<String>,
     /// More ktune sides: the same problem with these config overrides (`name=value,...`),
-    /// e.g. `--variant prefetch=0`; repeatable (qgemv, sgemm).
+    /// e.g. `--variant prefetch=0`; repeatable (qgemv, sgemm, attention).
     #[arg(long)]
     pub variant: Vec<ktune_kernels::Config>,
     /// MKL's libmkl_rt (default: $KTUNE_MKL); without it MKL is left out.
