@@ -81,9 +81,10 @@ pub fn scratch_len(
         }
 }
 
-/// Whether `backend`'s body has the blocks of [`super::avx512`] or [`super::avx2`].
+/// Whether `backend`'s body has blocks: those of [`super::avx512`], [`super::avx2`] or
+/// [`super::neon`] (the scalar backend runs the portable code).
 fn has_blocks(backend: Backend) -> bool {
-    WIDE && matches!(backend, Backend::Avx512 | Backend::Avx2)
+    matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon)
 }
 
 /// Whether `backend`'s body transposes each key tile for a task of `rows` rows: its blocks,
@@ -197,7 +198,8 @@ pub type TaskFn = unsafe fn(task: &Task, state: &mut Partial, scores: &mut [f32]
 pub fn kernel(backend: Backend) -> Option<TaskFn> {
     match backend {
         Backend::Scalar => Some(plain),
-        Backend::Neon if cfg!(target_arch = "aarch64") => Some(plain),
+        #[cfg(target_arch = "aarch64")]
+        Backend::Neon => Some(neon),
         #[cfg(target_arch = "x86_64")]
         Backend::Avx2 => Some(avx2),
         #[cfg(target_arch = "x86_64")]
@@ -442,13 +444,17 @@ fn exp_sum(x: &mut [f32], m: f32) -> f32 {
     hsum(&lanes) + rest
 }
 
-/// How f16 keys and values become f32: portable (on aarch64, NEON's `fcvtl`, 8 at a time),
-/// F16C (`vcvtph2ps`, 8 at a time) or AVX-512 (16 at a time).
+/// How f16 keys and values become f32, and so which body: portable (on aarch64, NEON's
+/// `fcvtl`, 8 at a time; the scalar backend), F16C (`vcvtph2ps`, 8 at a time; the AVX2 body)
+/// or AVX-512 (16 at a time), or NEON's (the neon body). Every body but the portable one has
+/// blocks (see `has_blocks`).
 const CV_PORTABLE: u8 = 0;
 #[cfg(target_arch = "x86_64")]
 const CV_F16C: u8 = 1;
 #[cfg(target_arch = "x86_64")]
 const CV_AVX512: u8 = 2;
+#[cfg(target_arch = "aarch64")]
+const CV_NEON: u8 = 3;
 
 /// Converts the f16 little-endian bytes `src` into `dst` (as many as both hold), exactly.
 /// With `CV` other than portable, the caller is compiled with that instruction set.
@@ -508,24 +514,26 @@ fn to_f32<const CV: u8>(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// Whether this build has the blocks ([`super::avx512`], [`super::avx2`]), and the
-/// conversions of the bodies they go with: each set is compiled into that body's function
-/// only (AVX-512's with `CV_WIDE`, AVX2's with `CV_WIDE2`).
-#[cfg(target_arch = "x86_64")]
-const WIDE: bool = true;
-#[cfg(not(target_arch = "x86_64"))]
-const WIDE: bool = false;
-#[cfg(target_arch = "x86_64")]
-const CV_WIDE: u8 = CV_AVX512;
-#[cfg(not(target_arch = "x86_64"))]
-const CV_WIDE: u8 = u8::MAX;
-#[cfg(target_arch = "x86_64")]
-const CV_WIDE2: u8 = CV_F16C;
-#[cfg(not(target_arch = "x86_64"))]
-const CV_WIDE2: u8 = u8::MAX - 1;
+/// Calls `f::<NR, H>(args)` with `NR` the row count `nr` (1 to `R`) and `H` whether the
+/// elements are f16.
+macro_rules! by_rows {
+    ($nr:expr, $h:expr, $($f:ident)::+, $($a:expr),* $(,)?) => {
+        match ($nr, $h) {
+            (4, false) => $($f)::+::<4, false>($($a),*),
+            (3, false) => $($f)::+::<3, false>($($a),*),
+            (2, false) => $($f)::+::<2, false>($($a),*),
+            (_, false) => $($f)::+::<1, false>($($a),*),
+            (4, true) => $($f)::+::<4, true>($($a),*),
+            (3, true) => $($f)::+::<3, true>($($a),*),
+            (2, true) => $($f)::+::<2, true>($($a),*),
+            (_, true) => $($f)::+::<1, true>($($a),*),
+        }
+    };
+}
 
-/// [`super::avx512::scores_t`] (`CV_WIDE`) or [`super::avx2::scores_t`] for `nr` rows (1 to
-/// `R`).
+/// The `scores_t` of the blocks of the body with conversion `CV` ([`super::avx512`],
+/// [`super::avx2`] or [`super::neon`]) for `nr` rows (1 to `R`): prefill's scores from the
+/// transposed key tile.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
 fn wide_scores<const CV: u8>(
@@ -539,38 +547,39 @@ fn wide_scores<const CV: u8>(
     scale: f32,
     scores: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::{avx2, avx512};
-        assert!(q.len() >= nr * d && kt.len() >= d * stride && n <= stride);
-        assert!(scores.len() >= (nr - 1) * tile + n && n <= tile);
-        let (q, kt, out) = (q.as_ptr(), kt.as_ptr(), scores.as_mut_ptr());
-        // SAFETY: the lengths were checked above; only the AVX-512 body (CV_WIDE) and the
-        // AVX2 body (CV_WIDE2) call this, each compiled with its blocks' instruction sets,
-        // and each runs only where its backend's check passed.
-        unsafe {
-            if CV != CV_WIDE {
-                match nr {
-                    4 => avx2::scores_t::<4>(q, kt, d, stride, n, tile, scale, out),
-                    3 => avx2::scores_t::<3>(q, kt, d, stride, n, tile, scale, out),
-                    2 => avx2::scores_t::<2>(q, kt, d, stride, n, tile, scale, out),
-                    _ => avx2::scores_t::<1>(q, kt, d, stride, n, tile, scale, out),
-                }
-                return;
-            }
-            use avx512::scores_t;
+    assert!(q.len() >= nr * d && kt.len() >= d * stride && n <= stride);
+    assert!(scores.len() >= (nr - 1) * tile + n && n <= tile);
+    let (q, kt, out) = (q.as_ptr(), kt.as_ptr(), scores.as_mut_ptr());
+    // One row count's blocks.
+    macro_rules! rows {
+        ($($f:ident)::+) => {
             match nr {
-                4 => scores_t::<4>(q, kt, d, stride, n, tile, scale, out),
-                3 => scores_t::<3>(q, kt, d, stride, n, tile, scale, out),
-                2 => scores_t::<2>(q, kt, d, stride, n, tile, scale, out),
-                _ => scores_t::<1>(q, kt, d, stride, n, tile, scale, out),
+                4 => $($f)::+::<4>(q, kt, d, stride, n, tile, scale, out),
+                3 => $($f)::+::<3>(q, kt, d, stride, n, tile, scale, out),
+                2 => $($f)::+::<2>(q, kt, d, stride, n, tile, scale, out),
+                _ => $($f)::+::<1>(q, kt, d, stride, n, tile, scale, out),
+            }
+        };
+    }
+    // SAFETY: the lengths were checked above; only the bodies with blocks call this (CV not
+    // portable), each compiled with its blocks' instruction set, each run only where its
+    // backend's check passed.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if CV == CV_AVX512 {
+                rows!(super::avx512::scores_t)
+            } else {
+                rows!(super::avx2::scores_t)
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        rows!(super::neon::scores_t)
     }
 }
 
-/// [`super::avx512::scores_rows`] (`CV_WIDE`) or [`super::avx2::scores_rows`] for `nr` rows
-/// (1 to `R`): decode's scores, from the keys at their own type.
+/// The `scores_rows` of the blocks of the body with conversion `CV` for `nr` rows (1 to
+/// `R`): decode's scores, from the keys at their own type.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
 fn wide_scores_rows<const CV: u8>(
@@ -584,46 +593,63 @@ fn wide_scores_rows<const CV: u8>(
     scores: &mut [f32],
     ahead: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::{avx2, avx512};
-        assert!(q.len() >= nr * d && k.len() >= n * d && n <= tile && n > 0);
-        assert!(scores.len() >= (nr - 1) * tile + n);
-        let (q, out) = (q.as_ptr(), scores.as_mut_ptr());
-        // SAFETY: as for `wide_scores`.
-        unsafe {
-            if CV != CV_WIDE {
-                use avx2::scores_rows as s;
-                match (nr, bytes_of(k)) {
-                    (4, (k, false)) => s::<4, false>(q, k, d, n, tile, scale, out, ahead),
-                    (3, (k, false)) => s::<3, false>(q, k, d, n, tile, scale, out, ahead),
-                    (2, (k, false)) => s::<2, false>(q, k, d, n, tile, scale, out, ahead),
-                    (_, (k, false)) => s::<1, false>(q, k, d, n, tile, scale, out, ahead),
-                    (4, (k, true)) => s::<4, true>(q, k, d, n, tile, scale, out, ahead),
-                    (3, (k, true)) => s::<3, true>(q, k, d, n, tile, scale, out, ahead),
-                    (2, (k, true)) => s::<2, true>(q, k, d, n, tile, scale, out, ahead),
-                    (_, (k, true)) => s::<1, true>(q, k, d, n, tile, scale, out, ahead),
-                }
-                return;
-            }
-            use avx512::scores_rows;
-            match (nr, bytes_of(k)) {
-                (4, (k, false)) => scores_rows::<4, false>(q, k, d, n, tile, scale, out, ahead),
-                (3, (k, false)) => scores_rows::<3, false>(q, k, d, n, tile, scale, out, ahead),
-                (2, (k, false)) => scores_rows::<2, false>(q, k, d, n, tile, scale, out, ahead),
-                (_, (k, false)) => scores_rows::<1, false>(q, k, d, n, tile, scale, out, ahead),
-                (4, (k, true)) => scores_rows::<4, true>(q, k, d, n, tile, scale, out, ahead),
-                (3, (k, true)) => scores_rows::<3, true>(q, k, d, n, tile, scale, out, ahead),
-                (2, (k, true)) => scores_rows::<2, true>(q, k, d, n, tile, scale, out, ahead),
-                (_, (k, true)) => scores_rows::<1, true>(q, k, d, n, tile, scale, out, ahead),
+    assert!(q.len() >= nr * d && k.len() >= n * d && n <= tile && n > 0);
+    assert!(scores.len() >= (nr - 1) * tile + n);
+    let (q, out) = (q.as_ptr(), scores.as_mut_ptr());
+    let (k, h) = bytes_of(k);
+    // SAFETY: as for `wide_scores`.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if CV == CV_AVX512 {
+                by_rows!(
+                    nr,
+                    h,
+                    super::avx512::scores_rows,
+                    q,
+                    k,
+                    d,
+                    n,
+                    tile,
+                    scale,
+                    out,
+                    ahead
+                )
+            } else {
+                by_rows!(
+                    nr,
+                    h,
+                    super::avx2::scores_rows,
+                    q,
+                    k,
+                    d,
+                    n,
+                    tile,
+                    scale,
+                    out,
+                    ahead
+                )
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        by_rows!(
+            nr,
+            h,
+            super::neon::scores_rows,
+            q,
+            k,
+            d,
+            n,
+            tile,
+            scale,
+            out,
+            ahead
+        )
     }
 }
 
-/// [`super::avx512::pv`] (`CV_WIDE`) or [`super::avx2::pv`] for `nr` rows (1 to `R`), from
-/// the values at their own type; with `ahead` above 0, value rows fetched that far ahead
-/// (decode).
+/// The `pv` of the blocks of the body with conversion `CV` for `nr` rows (1 to `R`), from the
+/// values at their own type; with `ahead` above 0, value rows fetched that far ahead (decode).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
 fn wide_pv<const CV: u8>(
@@ -636,45 +662,26 @@ fn wide_pv<const CV: u8>(
     scores: &[f32],
     ahead: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use super::{avx2, avx512};
-        assert!(acc.len() >= nr * d && v.len() >= n * d && n <= tile);
-        assert!(scores.len() >= (nr - 1) * tile + n);
-        let (a, p, f) = (acc.as_mut_ptr(), scores.as_ptr(), ahead);
-        // SAFETY: as for `wide_scores`.
-        unsafe {
-            if CV != CV_WIDE {
-                use avx2::pv as b;
-                match (nr, bytes_of(v)) {
-                    (4, (v, false)) => b::<4, false>(a, v, d, n, tile, p, f),
-                    (3, (v, false)) => b::<3, false>(a, v, d, n, tile, p, f),
-                    (2, (v, false)) => b::<2, false>(a, v, d, n, tile, p, f),
-                    (_, (v, false)) => b::<1, false>(a, v, d, n, tile, p, f),
-                    (4, (v, true)) => b::<4, true>(a, v, d, n, tile, p, f),
-                    (3, (v, true)) => b::<3, true>(a, v, d, n, tile, p, f),
-                    (2, (v, true)) => b::<2, true>(a, v, d, n, tile, p, f),
-                    (_, (v, true)) => b::<1, true>(a, v, d, n, tile, p, f),
-                }
-                return;
-            }
-            use avx512::pv;
-            match (nr, bytes_of(v)) {
-                (4, (v, false)) => pv::<4, false>(a, v, d, n, tile, p, f),
-                (3, (v, false)) => pv::<3, false>(a, v, d, n, tile, p, f),
-                (2, (v, false)) => pv::<2, false>(a, v, d, n, tile, p, f),
-                (_, (v, false)) => pv::<1, false>(a, v, d, n, tile, p, f),
-                (4, (v, true)) => pv::<4, true>(a, v, d, n, tile, p, f),
-                (3, (v, true)) => pv::<3, true>(a, v, d, n, tile, p, f),
-                (2, (v, true)) => pv::<2, true>(a, v, d, n, tile, p, f),
-                (_, (v, true)) => pv::<1, true>(a, v, d, n, tile, p, f),
+    assert!(acc.len() >= nr * d && v.len() >= n * d && n <= tile);
+    assert!(scores.len() >= (nr - 1) * tile + n);
+    let (a, p, f) = (acc.as_mut_ptr(), scores.as_ptr(), ahead);
+    let (v, h) = bytes_of(v);
+    // SAFETY: as for `wide_scores`.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if CV == CV_AVX512 {
+                by_rows!(nr, h, super::avx512::pv, a, v, d, n, tile, p, f)
+            } else {
+                by_rows!(nr, h, super::avx2::pv, a, v, d, n, tile, p, f)
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        by_rows!(nr, h, super::neon::pv, a, v, d, n, tile, p, f)
     }
 }
 
 /// `kv`'s first byte, and whether its elements are f16 (else f32).
-#[cfg(target_arch = "x86_64")]
 fn bytes_of(kv: Kv) -> (*const u8, bool) {
     match kv {
         Kv::F32(x) => (x.as_ptr().cast(), false),
@@ -701,7 +708,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
     // scores: R rows of `tile` each; then, for f16, a converted key tile and value tile.
     let (scores, rest) = scratch.split_at_mut((R * tile).min(scratch.len()));
     // AVX-512 and AVX2: the blocks; in prefill, the key tile transposed (see `scratch_len`).
-    let blocks = WIDE && (CV == CV_WIDE || CV == CV_WIDE2);
+    let blocks = CV != CV_PORTABLE;
     let wide = blocks && rows > R;
     // Their decode reads f16 keys and values as they are (see `fuses`).
     let fused = blocks && !wide;
@@ -829,6 +836,13 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
 /// None beyond [`TaskFn`]'s: compiled for the baseline instruction set.
 unsafe fn plain(t: &Task, st: &mut Partial, scores: &mut [f32]) {
     body::<false, CV_PORTABLE>(t, st, scores)
+}
+
+/// # Safety
+/// None beyond [`TaskFn`]'s: NEON is in every aarch64 CPU.
+#[cfg(target_arch = "aarch64")]
+unsafe fn neon(t: &Task, st: &mut Partial, scores: &mut [f32]) {
+    body::<true, CV_NEON>(t, st, scores)
 }
 
 /// # Safety

@@ -21,6 +21,8 @@ mod avx2;
 mod avx512;
 mod family;
 pub mod kernel;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod plan;
 pub mod reference;
 pub mod space;

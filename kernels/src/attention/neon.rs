@@ -1,0 +1,309 @@
+//! The NEON blocks of attention (base Advanced SIMD, in every aarch64 CPU), used by the body
+//! in [`super::kernel`] as [`super::avx512`]'s are, under the same contracts, at 4 lanes with
+//! 32 registers:
+//!
+//! - [`scores_t`] (prefill, the key tile transposed): 16 keys at a time per step, each Q
+//!   element used from its scalar (`fmla` by element, `4 NR` accumulators), then 4, then the
+//!   rest;
+//! - [`scores_rows`] (decode, the keys as stored: f32, or f16 widened in registers with
+//!   `fcvtl`): four keys at a time for all rows (`4 NR` accumulators), one [`reduce4`] per row;
+//! - [`pv`]: columns 16 at a time (`4 NR` accumulators over the tile), then 4, then the rest.
+//!
+//! Partial vectors (a head dimension or a key count that is not a multiple of 4) go through
+//! zero-padded copies, so nothing outside the operands is read or written.
+
+use std::arch::aarch64::*;
+
+/// Lanes of a vector.
+const V: usize = 4;
+
+/// Four f16 values (little-endian bits) at `p` as f32, exactly (`fcvtl`).
+///
+/// # Safety
+/// 8 bytes at `p` are readable.
+#[inline(always)]
+unsafe fn half4(p: *const u8) -> float32x4_t {
+    let out: float32x4_t;
+    // SAFETY: the caller guarantees the 8 bytes; FCVTL is base Advanced SIMD.
+    unsafe {
+        std::arch::asm!(
+            "ldr {h:d}, [{p}]",
+            "fcvtl {o:v}.4s, {h:v}.4h",
+            p = in(reg) p,
+            h = out(vreg) _,
+            o = lateout(vreg) out,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
+/// The first `k` (1 to 4) elements of a key or value row from element `i` of `p` as f32: f16
+/// bits when `H`, else f32; the other lanes are zero.
+///
+/// # Safety
+/// `k` elements from element `i` are in bounds.
+#[inline(always)]
+unsafe fn ld<const H: bool>(p: *const u8, i: usize, k: usize) -> float32x4_t {
+    let size = if H { 2 } else { 4 };
+    let at = p.add(size * i);
+    // SAFETY: `k` elements at `at` are in bounds (the caller's guarantee); a partial vector
+    // is copied into a zero-padded buffer first.
+    unsafe {
+        if k == V {
+            return if H { half4(at) } else { vld1q_f32(at.cast()) };
+        }
+        let mut b = [0u8; 16];
+        std::ptr::copy_nonoverlapping(at, b.as_mut_ptr(), size * k);
+        if H {
+            half4(b.as_ptr())
+        } else {
+            vld1q_f32(b.as_ptr().cast())
+        }
+    }
+}
+
+/// The first `k` (1 to 4) floats at `p`, zero-padded.
+///
+/// # Safety
+/// `k` floats at `p` are readable.
+#[inline(always)]
+unsafe fn ld_f32(p: *const f32, k: usize) -> float32x4_t {
+    // SAFETY: as for `ld`.
+    unsafe { ld::<false>(p.cast(), 0, k) }
+}
+
+/// Stores the first `k` (1 to 4) lanes of `x` at `p`.
+///
+/// # Safety
+/// `k` floats at `p` are writable.
+#[inline(always)]
+unsafe fn st(p: *mut f32, x: float32x4_t, k: usize) {
+    // SAFETY: `k` floats at `p` are writable (the caller's guarantee); a partial vector goes
+    // through a buffer.
+    unsafe {
+        if k == V {
+            vst1q_f32(p, x);
+        } else {
+            let mut b = [0f32; V];
+            vst1q_f32(b.as_mut_ptr(), x);
+            std::ptr::copy_nonoverlapping(b.as_ptr(), p, k);
+        }
+    }
+}
+
+/// `out` lane `i` = the sum of the lanes of `a[i]`, for 4 vectors: two levels of pairwise
+/// adds.
+#[inline(always)]
+pub(super) fn reduce4(a: &[float32x4_t; 4]) -> float32x4_t {
+    // SAFETY: FADDP is base Advanced SIMD.
+    unsafe { vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3])) }
+}
+
+/// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`, from the key tile
+/// transposed (`kt[c * stride + j]`): outer products of `q_rc` and 16 keys' element `c`.
+///
+/// # Safety
+/// `q` holds `NR * d` floats, `kt` holds `d` rows of `stride >= n` floats, and `scores` holds
+/// `(NR - 1) * tile + n` floats.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn scores_t<const NR: usize>(
+    q: *const f32,
+    kt: *const f32,
+    d: usize,
+    stride: usize,
+    n: usize,
+    tile: usize,
+    scale: f32,
+    scores: *mut f32,
+) {
+    // SAFETY: every access is within the lengths the caller guarantees.
+    unsafe {
+        let mut j = 0;
+        while j + 4 * V <= n {
+            let mut a = [[vdupq_n_f32(0.0); 4]; NR];
+            for c in 0..d {
+                let row = kt.add(c * stride + j);
+                let k: [float32x4_t; 4] = std::array::from_fn(|w| vld1q_f32(row.add(w * V)));
+                for (r, ar) in a.iter_mut().enumerate() {
+                    let qs = *q.add(r * d + c);
+                    for (aw, kw) in ar.iter_mut().zip(&k) {
+                        *aw = vfmaq_n_f32(*aw, *kw, qs);
+                    }
+                }
+            }
+            for (r, ar) in a.iter().enumerate() {
+                for (w, aw) in ar.iter().enumerate() {
+                    vst1q_f32(scores.add(r * tile + j + w * V), vmulq_n_f32(*aw, scale));
+                }
+            }
+            j += 4 * V;
+        }
+        while j < n {
+            let w = (n - j).min(V);
+            let mut a = [vdupq_n_f32(0.0); NR];
+            for c in 0..d {
+                let k0 = ld_f32(kt.add(c * stride + j), w);
+                for (r, ar) in a.iter_mut().enumerate() {
+                    *ar = vfmaq_n_f32(*ar, k0, *q.add(r * d + c));
+                }
+            }
+            for (r, ar) in a.iter().enumerate() {
+                st(scores.add(r * tile + j), vmulq_n_f32(*ar, scale), w);
+            }
+            j += V;
+        }
+    }
+}
+
+/// Decode's scores from the key rows as stored (`d` elements apart; f16 when `H`):
+/// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`. Four keys at a time for
+/// all rows, each key chunk loaded once for the `NR` rows; [`reduce4`] gives row `r`'s four
+/// sums. A last group of fewer than four keys reads the last key in place of the missing
+/// ones and stores only its own. (`ahead` is taken for the same signature as the x86 blocks;
+/// the hardware prefetchers of aarch64 cores follow these streams.)
+///
+/// # Safety
+/// `q` holds `NR * d` floats, `k` holds `n * d` elements, `scores` holds
+/// `(NR - 1) * tile + n` floats, `n >= 1`, `NR <= 4`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
+    q: *const f32,
+    k: *const u8,
+    d: usize,
+    n: usize,
+    tile: usize,
+    scale: f32,
+    scores: *mut f32,
+    _ahead: usize,
+) {
+    // SAFETY: every access is within the lengths the caller guarantees.
+    unsafe {
+        let mut j = 0;
+        while j < n {
+            let key: [usize; 4] = std::array::from_fn(|i| (j + i).min(n - 1) * d);
+            let mut a = [vdupq_n_f32(0.0); 16];
+            let mut c = 0;
+            while c < d {
+                let w = (d - c).min(V);
+                let kv: [float32x4_t; 4] = std::array::from_fn(|i| ld::<H>(k, key[i] + c, w));
+                for r in 0..NR {
+                    let qv = ld_f32(q.add(r * d + c), w);
+                    for i in 0..4 {
+                        a[4 * r + i] = vfmaq_f32(a[4 * r + i], qv, kv[i]);
+                    }
+                }
+                c += V;
+            }
+            let keep = (n - j).min(4);
+            for r in 0..NR {
+                let s = reduce4(&[a[4 * r], a[4 * r + 1], a[4 * r + 2], a[4 * r + 3]]);
+                st(scores.add(r * tile + j), vmulq_n_f32(s, scale), keep);
+            }
+            j += 4;
+        }
+    }
+}
+
+/// `acc_r += sum_j scores[r * tile + j] * v_j` for `r < NR`, `j < n`, the values f16 when `H`
+/// (widened in registers), else f32. (`ahead`: as for [`scores_rows`].)
+///
+/// # Safety
+/// `acc` holds `NR * d` floats, `v` holds `n * d` elements, and `scores` holds
+/// `(NR - 1) * tile + n` floats.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn pv<const NR: usize, const H: bool>(
+    acc: *mut f32,
+    v: *const u8,
+    d: usize,
+    n: usize,
+    tile: usize,
+    scores: *const f32,
+    _ahead: usize,
+) {
+    // SAFETY: every access is within the lengths the caller guarantees.
+    unsafe {
+        let mut c = 0;
+        while c + 4 * V <= d {
+            let mut a = [[vdupq_n_f32(0.0); 4]; NR];
+            for (r, ar) in a.iter_mut().enumerate() {
+                for (w, aw) in ar.iter_mut().enumerate() {
+                    *aw = vld1q_f32(acc.add(r * d + c + w * V));
+                }
+            }
+            for j in 0..n {
+                let x: [float32x4_t; 4] = std::array::from_fn(|w| ld::<H>(v, j * d + c + w * V, V));
+                for (r, ar) in a.iter_mut().enumerate() {
+                    let p = *scores.add(r * tile + j);
+                    for (aw, xw) in ar.iter_mut().zip(&x) {
+                        *aw = vfmaq_n_f32(*aw, *xw, p);
+                    }
+                }
+            }
+            for (r, ar) in a.iter().enumerate() {
+                for (w, aw) in ar.iter().enumerate() {
+                    vst1q_f32(acc.add(r * d + c + w * V), *aw);
+                }
+            }
+            c += 4 * V;
+        }
+        while c < d {
+            let w = (d - c).min(V);
+            let mut a = [vdupq_n_f32(0.0); NR];
+            for (r, ar) in a.iter_mut().enumerate() {
+                *ar = ld_f32(acc.add(r * d + c), w);
+            }
+            for j in 0..n {
+                let x = ld::<H>(v, j * d + c, w);
+                for (r, ar) in a.iter_mut().enumerate() {
+                    *ar = vfmaq_n_f32(*ar, x, *scores.add(r * tile + j));
+                }
+            }
+            for (r, ar) in a.iter().enumerate() {
+                st(acc.add(r * d + c), *ar, w);
+            }
+            c += V;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduce4_sums_each_vector_into_its_lane() {
+        let vals: [[f32; 4]; 4] =
+            std::array::from_fn(|i| std::array::from_fn(|l| (4 * i + l) as f32 - 0.5 * l as f32));
+        // SAFETY: each array holds 4 floats.
+        let a: [float32x4_t; 4] = std::array::from_fn(|i| unsafe { vld1q_f32(vals[i].as_ptr()) });
+        let mut got = [0f32; 4];
+        // SAFETY: `got` holds 4 floats.
+        unsafe { vst1q_f32(got.as_mut_ptr(), reduce4(&a)) };
+        for (i, v) in vals.iter().enumerate() {
+            assert_eq!(got[i], v.iter().sum::<f32>(), "lane {i}");
+        }
+    }
+
+    #[test]
+    fn half4_widens_exactly() {
+        for bits in [
+            0x0000u16, 0x3c00, 0xc000, 0x7bff, 0x0001, 0x8400, 0x7c00, 0x3555,
+        ] {
+            let b: Vec<u8> = [bits, bits ^ 0x8000, 0x3c00, bits]
+                .iter()
+                .flat_map(|h| h.to_le_bytes())
+                .collect();
+            let mut got = [0f32; 4];
+            // SAFETY: `b` holds 8 bytes, `got` 4 floats.
+            unsafe { vst1q_f32(got.as_mut_ptr(), half4(b.as_ptr())) };
+            let want = crate::quant::f16::f16_to_f32(bits);
+            assert_eq!(got[0].to_bits(), want.to_bits(), "{bits:#06x}");
+            assert_eq!(got[3].to_bits(), want.to_bits(), "{bits:#06x}");
+            assert_eq!(got[2], 1.0);
+        }
+    }
+}
