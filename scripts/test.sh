@@ -57,6 +57,10 @@ fi
 step "cargo test (native; KTUNE_REQUIRE=$native_require)"
 KTUNE_REQUIRE="$native_require" cargo test --workspace --locked
 
+# In CI the debug build is not needed again (the steps below build in release): give its
+# disk back.
+if [ "${CI:-}" = true ]; then rm -rf target/debug; fi
+
 step "wgpu end to end: bench, then a short tune measured against its default"
 cargo build --release --locked -p ktune
 e2e=$(mktemp -d)

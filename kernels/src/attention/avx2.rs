@@ -214,6 +214,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     n: usize,
     tile: usize,
     scores: *const f32,
+    _stream: bool,
     ahead: usize,
 ) {
     let row_bytes = d * if H { 2 } else { 4 };

@@ -82,9 +82,12 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 }
 
 /// See the module docs. The values are f16 bits when `H` (converted in registers), else f32.
-/// With `ahead` above 0 (decode, where the values stream from memory), the value row
-/// `ahead` rows on is fetched whole into L1 while the first column block runs, so the other
-/// column blocks find their part of each row in cache.
+/// With `stream` (decode, where the values stream from memory) and f32 values, rows go in
+/// pairs and each pair's pass reads whole value rows, 128 columns at a time (32
+/// accumulators), so memory is read in order. f16 values keep all rows in one pass, 64
+/// columns at a time, so that each chunk is converted once for all rows (decode with f16 is
+/// bound by its arithmetic). With `ahead` above 0, the value row `ahead` rows on is fetched
+/// whole into L1 during the first pass.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `acc` holds `NR * d` floats, `v` holds `n * d`
@@ -99,15 +102,79 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     n: usize,
     tile: usize,
     scores: *const f32,
+    stream: bool,
+    ahead: usize,
+) {
+    if !stream || H {
+        let mut c = 0;
+        while c + 4 * V <= d {
+            let ahead = if stream && c == 0 { ahead } else { 0 };
+            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, ahead);
+            c += 4 * V;
+        }
+        pv_rest::<NR, H>(acc, v, d, n, tile, scores, c);
+        return;
+    }
+    let mut r0 = 0;
+    while r0 < NR {
+        let (a, p) = (acc.add(r0 * d), scores.add(r0 * tile));
+        let ahead = if r0 == 0 { ahead } else { 0 };
+        if r0 + 2 <= NR {
+            pv_stream::<2, H>(a, v, d, n, tile, p, ahead);
+        } else {
+            pv_stream::<1, H>(a, v, d, n, tile, p, ahead);
+        }
+        r0 += 2;
+    }
+}
+
+/// One pass of [`pv`] with `stream` for `NR` (1 or 2) rows: columns 128 at a time, then 64,
+/// then the rest.
+///
+/// # Safety
+/// As for [`pv`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pv_stream<const NR: usize, const H: bool>(
+    acc: *mut f32,
+    v: *const u8,
+    d: usize,
+    n: usize,
+    tile: usize,
+    scores: *const f32,
     ahead: usize,
 ) {
     let mut c = 0;
-    while c + 4 * V <= d {
-        // The first column block fetches whole value rows ahead, for itself and the rest.
+    while c + 8 * V <= d {
+        let ahead = if c == 0 { ahead } else { 0 };
+        pv_block::<NR, 8, H>(acc, v, d, n, tile, scores, c, ahead);
+        c += 8 * V;
+    }
+    if c + 4 * V <= d {
         let ahead = if c == 0 { ahead } else { 0 };
         pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, ahead);
         c += 4 * V;
     }
+    pv_rest::<NR, H>(acc, v, d, n, tile, scores, c);
+}
+
+/// Columns `c..d` of [`pv`] (fewer than 64), 16 at a time, the last masked.
+///
+/// # Safety
+/// As for [`pv`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pv_rest<const NR: usize, const H: bool>(
+    acc: *mut f32,
+    v: *const u8,
+    d: usize,
+    n: usize,
+    tile: usize,
+    scores: *const f32,
+    mut c: usize,
+) {
     while c < d {
         let m = if c + V <= d { 0xffff } else { first(d - c) };
         let mut a = [_mm512_setzero_ps(); NR];
@@ -255,7 +322,9 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, m: __mmask16) -> __m512 {
 /// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`, with `k` the key rows
 /// (`d` elements apart). Four keys at a time for all rows: each key chunk is loaded once for
 /// the `NR` rows (`4 NR` accumulators over the head's columns, a masked last chunk), then
-/// [`reduce16`] leaves row `r`'s four sums in lanes `4r..4r + 4`. With `ahead` above 0, the
+/// [`reduce16`] leaves row `r`'s four sums in lanes `4r..4r + 4`. The keys are read one whole
+/// row after another: taking the four keys' chunks in turn instead read DRAM at 9-10 GB/s
+/// where a plain stream reads 24 on a Zen 4. With `ahead` above 0, the
 /// keys `ahead` rows on are fetched into L1 while a group runs. A last group of fewer than four keys reads the
 /// last key in place of the missing ones and stores only its own.
 ///
@@ -292,23 +361,22 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
             }
         }
         let mut a = [_mm512_setzero_ps(); 16];
-        let mut c = 0;
-        while c + V <= d {
-            let kv: [__m512; 4] = std::array::from_fn(|i| ld::<H>(k, key[i] + c, 0xffff));
-            for r in 0..NR {
-                let qv = _mm512_loadu_ps(q.add(r * d + c));
-                for i in 0..4 {
-                    a[4 * r + i] = _mm512_fmadd_ps(qv, kv[i], a[4 * r + i]);
+        // Key by key, each read whole and in order (Q's chunks come from L1).
+        for (i, &ki) in key.iter().enumerate() {
+            let mut c = 0;
+            while c + V <= d {
+                let kv = ld::<H>(k, ki + c, 0xffff);
+                for r in 0..NR {
+                    let qv = _mm512_loadu_ps(q.add(r * d + c));
+                    a[4 * r + i] = _mm512_fmadd_ps(qv, kv, a[4 * r + i]);
                 }
+                c += V;
             }
-            c += V;
-        }
-        if tail > 0 {
-            let kv: [__m512; 4] = std::array::from_fn(|i| ld::<H>(k, key[i] + c, mt));
-            for r in 0..NR {
-                let qv = _mm512_maskz_loadu_ps(mt, q.add(r * d + c));
-                for i in 0..4 {
-                    a[4 * r + i] = _mm512_fmadd_ps(qv, kv[i], a[4 * r + i]);
+            if tail > 0 {
+                let kv = ld::<H>(k, ki + c, mt);
+                for r in 0..NR {
+                    let qv = _mm512_maskz_loadu_ps(mt, q.add(r * d + c));
+                    a[4 * r + i] = _mm512_fmadd_ps(qv, kv, a[4 * r + i]);
                 }
             }
         }

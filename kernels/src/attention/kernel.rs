@@ -649,7 +649,8 @@ fn wide_scores_rows<const CV: u8>(
 }
 
 /// The `pv` of the blocks of the body with conversion `CV` for `nr` rows (1 to `R`), from the
-/// values at their own type; with `ahead` above 0, value rows fetched that far ahead (decode).
+/// values at their own type; `stream` in decode, where the values stream from memory (with
+/// `ahead` above 0, value rows fetched that far ahead).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
 fn wide_pv<const CV: u8>(
@@ -660,24 +661,25 @@ fn wide_pv<const CV: u8>(
     n: usize,
     tile: usize,
     scores: &[f32],
+    stream: bool,
     ahead: usize,
 ) {
     assert!(acc.len() >= nr * d && v.len() >= n * d && n <= tile);
     assert!(scores.len() >= (nr - 1) * tile + n);
-    let (a, p, f) = (acc.as_mut_ptr(), scores.as_ptr(), ahead);
+    let (a, p, st, f) = (acc.as_mut_ptr(), scores.as_ptr(), stream, ahead);
     let (v, h) = bytes_of(v);
     // SAFETY: as for `wide_scores`.
     unsafe {
         #[cfg(target_arch = "x86_64")]
         {
             if CV == CV_AVX512 {
-                by_rows!(nr, h, super::avx512::pv, a, v, d, n, tile, p, f)
+                by_rows!(nr, h, super::avx512::pv, a, v, d, n, tile, p, st, f)
             } else {
-                by_rows!(nr, h, super::avx2::pv, a, v, d, n, tile, p, f)
+                by_rows!(nr, h, super::avx2::pv, a, v, d, n, tile, p, st, f)
             }
         }
         #[cfg(target_arch = "aarch64")]
-        by_rows!(nr, h, super::neon::pv, a, v, d, n, tile, p, f)
+        by_rows!(nr, h, super::neon::pv, a, v, d, n, tile, p, st, f)
     }
 }
 
@@ -801,7 +803,8 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 // The blocks, prefill or decode: accumulators in registers over the tile; in
                 // decode the values stream from memory, fetched ahead.
                 let ahead = if fused { t.ahead } else { 0 };
-                wide_pv::<CV>(nr, acc, vtile.slice(0..n * d), d, n, tile, scores, ahead);
+                let vt = vtile.slice(0..n * d);
+                wide_pv::<CV>(nr, acc, vt, d, n, tile, scores, fused, ahead);
                 r0 += nr;
                 continue;
             }

@@ -222,6 +222,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     n: usize,
     tile: usize,
     scores: *const f32,
+    _stream: bool,
     _ahead: usize,
 ) {
     // SAFETY: every access is within the lengths the caller guarantees.
