@@ -4,8 +4,11 @@
 //! - [`scores_t`] (prefill, the key tile transposed): 16 keys at a time per step of broadcast
 //!   Q elements (`2 NR` accumulators), then 8, then the rest;
 //! - [`scores_rows`] (decode, the keys as stored: f32, or f16 converted in registers): two keys
-//!   at a time for all rows (`2 NR` accumulators), one [`reduce8`] per pair;
-//! - [`pv`]: columns 16 at a time (`2 NR` accumulators over the tile), then 8, then the rest.
+//!   at a time for all rows (`2 NR` accumulators), each key row read whole and in order, one
+//!   [`reduce8`] per pair;
+//! - [`pv`]: in prefill, columns 16 at a time (`2 NR` accumulators over the tile), then 8,
+//!   then the rest; in decode, value row by value row into accumulators in L1, so that
+//!   memory is read in order.
 //!
 //! Partial vectors (a head dimension or a key count that is not a multiple of 8) are read
 //! through zero-padded copies or masked loads and written through masked stores, so nothing
@@ -131,7 +134,8 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 
 /// Decode's scores from the key rows as stored (`d` elements apart; f16 when `H`):
 /// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`. Two keys at a time for
-/// all rows, each key chunk loaded once for the `NR` rows; [`reduce8`] leaves row `r`'s two
+/// all rows, each key chunk loaded once for the `NR` rows, one key row after the other
+/// (taking the keys' chunks in turn reads DRAM far slower); [`reduce8`] leaves row `r`'s two
 /// sums in lanes `2r, 2r + 1`. With `ahead` above 0, the keys `ahead` rows on are fetched into
 /// L1 while a pair runs. An odd last key is read in place of the missing one and only its
 /// own score stored.
@@ -166,22 +170,23 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
             }
         }
         let mut a = [_mm256_setzero_ps(); 8];
-        let mut c = 0;
-        while c + V <= d {
-            let kv = [ld::<H>(k, key[0] + c, V), ld::<H>(k, key[1] + c, V)];
-            for r in 0..NR {
-                let qv = _mm256_loadu_ps(q.add(r * d + c));
-                a[2 * r] = _mm256_fmadd_ps(qv, kv[0], a[2 * r]);
-                a[2 * r + 1] = _mm256_fmadd_ps(qv, kv[1], a[2 * r + 1]);
+        // Key by key, each read whole and in order (Q's chunks come from L1).
+        for (i, &ki) in key.iter().enumerate() {
+            let mut c = 0;
+            while c + V <= d {
+                let kv = ld::<H>(k, ki + c, V);
+                for r in 0..NR {
+                    let qv = _mm256_loadu_ps(q.add(r * d + c));
+                    a[2 * r + i] = _mm256_fmadd_ps(qv, kv, a[2 * r + i]);
+                }
+                c += V;
             }
-            c += V;
-        }
-        if tail > 0 {
-            let kv = [ld::<H>(k, key[0] + c, tail), ld::<H>(k, key[1] + c, tail)];
-            for r in 0..NR {
-                let qv = _mm256_maskload_ps(q.add(r * d + c), first(tail));
-                a[2 * r] = _mm256_fmadd_ps(qv, kv[0], a[2 * r]);
-                a[2 * r + 1] = _mm256_fmadd_ps(qv, kv[1], a[2 * r + 1]);
+            if tail > 0 {
+                let kv = ld::<H>(k, ki + c, tail);
+                for r in 0..NR {
+                    let qv = _mm256_maskload_ps(q.add(r * d + c), first(tail));
+                    a[2 * r + i] = _mm256_fmadd_ps(qv, kv, a[2 * r + i]);
+                }
             }
         }
         let mut s = [0f32; V];
@@ -197,9 +202,10 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
 }
 
 /// `acc_r += sum_j scores[r * tile + j] * v_j` for `r < NR`, `j < n`, the values f16 when `H`
-/// (converted in registers), else f32. With `ahead` above 0 (decode, where the values
-/// stream from memory), the value row `ahead` rows on is fetched whole into L1 during the
-/// first column block, so the other blocks find their part of each row in cache.
+/// (converted in registers), else f32. In prefill, columns 16 at a time with the
+/// accumulators in registers over the tile; with `stream` (decode, where the values stream
+/// from memory), value row by value row, whole, into accumulators in L1, with the row
+/// `ahead` rows on fetched ahead when `ahead` is above 0.
 ///
 /// # Safety
 /// The CPU has AVX2, FMA and F16C; `acc` holds `NR * d` floats, `v` holds `n * d` elements,
@@ -214,11 +220,46 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     n: usize,
     tile: usize,
     scores: *const f32,
-    _stream: bool,
+    stream: bool,
     ahead: usize,
 ) {
     let row_bytes = d * if H { 2 } else { 4 };
     let lines = row_bytes.div_ceil(64);
+    if stream {
+        // Decode: each value row read once, whole and in order, into every row's
+        // accumulators (in L1): 16 registers hold too few columns for a pass over the tile
+        // to read whole rows, and passes over column blocks read memory out of order.
+        let tail = d % V;
+        for j in 0..n {
+            if ahead > 0 {
+                let at = v.wrapping_add((j + ahead) * row_bytes);
+                for l in 0..lines {
+                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
+                }
+            }
+            let p: [__m256; NR] =
+                std::array::from_fn(|r| _mm256_broadcast_ss(&*scores.add(r * tile + j)));
+            let mut c = 0;
+            while c + V <= d {
+                let x = ld::<H>(v, j * d + c, V);
+                for (r, pr) in p.iter().enumerate() {
+                    let at = acc.add(r * d + c);
+                    _mm256_storeu_ps(at, _mm256_fmadd_ps(*pr, x, _mm256_loadu_ps(at)));
+                }
+                c += V;
+            }
+            if tail > 0 {
+                let m = first(tail);
+                let x = ld::<H>(v, j * d + c, tail);
+                for (r, pr) in p.iter().enumerate() {
+                    let at = acc.add(r * d + c);
+                    let y = _mm256_fmadd_ps(*pr, x, _mm256_maskload_ps(at, m));
+                    _mm256_maskstore_ps(at, m, y);
+                }
+            }
+        }
+        return;
+    }
     let mut c = 0;
     while c + 2 * V <= d {
         let mut a = [[_mm256_setzero_ps(); 2]; NR];
@@ -227,12 +268,6 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
             ar[1] = _mm256_loadu_ps(acc.add(r * d + c + V));
         }
         for j in 0..n {
-            if ahead > 0 && c == 0 {
-                let at = v.wrapping_add((j + ahead) * row_bytes);
-                for l in 0..lines {
-                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
-                }
-            }
             let x0 = ld::<H>(v, j * d + c, V);
             let x1 = ld::<H>(v, j * d + c + V, V);
             for (r, ar) in a.iter_mut().enumerate() {

@@ -7,10 +7,16 @@
 //!   transposed (`kt[c * stride + j]`). Each step broadcasts `q_rc` and loads 32 keys' element
 //!   `c`: outer products, no horizontal sums. 32 keys at a time, then 16, then a masked rest.
 //! - [`scores_rows`]: the same from the key rows as stored (f32, or f16 converted in
-//!   registers), four keys at a time for all rows, one [`reduce16`] per group.
-//! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`; columns 64 at a time
-//!   (16 accumulators for 4 rows), then 16, then a masked rest. Each value row is loaded once
-//!   per column block for all rows.
+//!   registers), four keys at a time for all rows, each key row read whole and in order, one
+//!   [`reduce16`] per group.
+//! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`. In prefill, columns 64
+//!   at a time (16 accumulators for 4 rows), then 16, then a masked rest; each value row is
+//!   loaded once per column block for all rows. In decode, value row by value row, whole and
+//!   in order, into accumulators in L1.
+//!
+//! Decode streams K and V from memory, and the order of its reads matters there: on a Zen 4,
+//! one thread reading four rows' chunks in turn got 9-10 GB/s from DRAM where a plain stream
+//! gets 24.
 //!
 //! The compiler does not keep arrays of this size in registers when it vectorizes the
 //! portable body, so these blocks are written with intrinsics.
@@ -82,12 +88,11 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 }
 
 /// See the module docs. The values are f16 bits when `H` (converted in registers), else f32.
-/// With `stream` (decode, where the values stream from memory) and f32 values, rows go in
-/// pairs and each pair's pass reads whole value rows, 128 columns at a time (32
-/// accumulators), so memory is read in order. f16 values keep all rows in one pass, 64
-/// columns at a time, so that each chunk is converted once for all rows (decode with f16 is
-/// bound by its arithmetic). With `ahead` above 0, the value row `ahead` rows on is fetched
-/// whole into L1 during the first pass.
+/// With `stream` (decode, where the values stream from memory), value row by value row, each
+/// read once, whole and in order, into every row's accumulators (in L1): passes over column
+/// blocks with the accumulators in registers read memory out of order and ran slower from
+/// DRAM (12 against 15-17 GB/s on a Zen 4). With `ahead` above 0, the value row `ahead` rows
+/// on is fetched into L1 as a row begins.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `acc` holds `NR * d` floats, `v` holds `n * d`
@@ -105,58 +110,45 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     stream: bool,
     ahead: usize,
 ) {
-    if !stream || H {
+    if !stream {
         let mut c = 0;
         while c + 4 * V <= d {
-            let ahead = if stream && c == 0 { ahead } else { 0 };
-            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, ahead);
+            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c);
             c += 4 * V;
         }
         pv_rest::<NR, H>(acc, v, d, n, tile, scores, c);
         return;
     }
-    let mut r0 = 0;
-    while r0 < NR {
-        let (a, p) = (acc.add(r0 * d), scores.add(r0 * tile));
-        let ahead = if r0 == 0 { ahead } else { 0 };
-        if r0 + 2 <= NR {
-            pv_stream::<2, H>(a, v, d, n, tile, p, ahead);
-        } else {
-            pv_stream::<1, H>(a, v, d, n, tile, p, ahead);
+    let row_bytes = d * if H { 2 } else { 4 };
+    let lines = row_bytes.div_ceil(64);
+    let tail = d % V;
+    let mt = first(tail);
+    for j in 0..n {
+        if ahead > 0 {
+            let at = v.wrapping_add((j + ahead) * row_bytes);
+            for l in 0..lines {
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
+            }
         }
-        r0 += 2;
+        let p: [__m512; NR] = std::array::from_fn(|r| _mm512_set1_ps(*scores.add(r * tile + j)));
+        let mut c = 0;
+        while c + V <= d {
+            let x = ld::<H>(v, j * d + c, 0xffff);
+            for (r, pr) in p.iter().enumerate() {
+                let at = acc.add(r * d + c);
+                _mm512_storeu_ps(at, _mm512_fmadd_ps(*pr, x, _mm512_loadu_ps(at)));
+            }
+            c += V;
+        }
+        if tail > 0 {
+            let x = ld::<H>(v, j * d + c, mt);
+            for (r, pr) in p.iter().enumerate() {
+                let at = acc.add(r * d + c);
+                let y = _mm512_fmadd_ps(*pr, x, _mm512_maskz_loadu_ps(mt, at));
+                _mm512_mask_storeu_ps(at, mt, y);
+            }
+        }
     }
-}
-
-/// One pass of [`pv`] with `stream` for `NR` (1 or 2) rows: columns 128 at a time, then 64,
-/// then the rest.
-///
-/// # Safety
-/// As for [`pv`].
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn pv_stream<const NR: usize, const H: bool>(
-    acc: *mut f32,
-    v: *const u8,
-    d: usize,
-    n: usize,
-    tile: usize,
-    scores: *const f32,
-    ahead: usize,
-) {
-    let mut c = 0;
-    while c + 8 * V <= d {
-        let ahead = if c == 0 { ahead } else { 0 };
-        pv_block::<NR, 8, H>(acc, v, d, n, tile, scores, c, ahead);
-        c += 8 * V;
-    }
-    if c + 4 * V <= d {
-        let ahead = if c == 0 { ahead } else { 0 };
-        pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, ahead);
-        c += 4 * V;
-    }
-    pv_rest::<NR, H>(acc, v, d, n, tile, scores, c);
 }
 
 /// Columns `c..d` of [`pv`] (fewer than 64), 16 at a time, the last masked.
@@ -202,7 +194,6 @@ unsafe fn pv_rest<const NR: usize, const H: bool>(
 /// As for [`pv`], and `c + W V <= d`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
     acc: *mut f32,
     v: *const u8,
@@ -211,10 +202,7 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
     tile: usize,
     scores: *const f32,
     c: usize,
-    ahead: usize,
 ) {
-    let row_bytes = d * if H { 2 } else { 4 };
-    let lines = row_bytes.div_ceil(64);
     let mut a = [[_mm512_setzero_ps(); W]; NR];
     for (r, ar) in a.iter_mut().enumerate() {
         for (w, aw) in ar.iter_mut().enumerate() {
@@ -222,12 +210,6 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
         }
     }
     for j in 0..n {
-        if ahead > 0 {
-            let at = v.wrapping_add((j + ahead) * row_bytes);
-            for l in 0..lines {
-                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
-            }
-        }
         let x: [__m512; W] = std::array::from_fn(|w| ld::<H>(v, j * d + c + w * V, 0xffff));
         for (r, ar) in a.iter_mut().enumerate() {
             let p = _mm512_set1_ps(*scores.add(r * tile + j));

@@ -6,8 +6,10 @@
 //!   element used from its scalar (`fmla` by element, `4 NR` accumulators), then 4, then the
 //!   rest;
 //! - [`scores_rows`] (decode, the keys as stored: f32, or f16 widened in registers with
-//!   `fcvtl`): four keys at a time for all rows (`4 NR` accumulators), one [`reduce4`] per row;
-//! - [`pv`]: columns 16 at a time (`4 NR` accumulators over the tile), then 4, then the rest.
+//!   `fcvtl`): four keys at a time for all rows (`4 NR` accumulators), each key row read whole
+//!   and in order, one [`reduce4`] per row;
+//! - [`pv`]: in prefill, columns 16 at a time (`4 NR` accumulators over the tile), then 4, then
+//!   the rest; in decode, value row by value row into accumulators in L1.
 //!
 //! Partial vectors (a head dimension or a key count that is not a multiple of 4) go through
 //! zero-padded copies, so nothing outside the operands is read or written.
@@ -185,17 +187,18 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
         while j < n {
             let key: [usize; 4] = std::array::from_fn(|i| (j + i).min(n - 1) * d);
             let mut a = [vdupq_n_f32(0.0); 16];
-            let mut c = 0;
-            while c < d {
-                let w = (d - c).min(V);
-                let kv: [float32x4_t; 4] = std::array::from_fn(|i| ld::<H>(k, key[i] + c, w));
-                for r in 0..NR {
-                    let qv = ld_f32(q.add(r * d + c), w);
-                    for i in 0..4 {
-                        a[4 * r + i] = vfmaq_f32(a[4 * r + i], qv, kv[i]);
+            // Key by key, each read whole and in order.
+            for (i, &ki) in key.iter().enumerate() {
+                let mut c = 0;
+                while c < d {
+                    let w = (d - c).min(V);
+                    let kv = ld::<H>(k, ki + c, w);
+                    for r in 0..NR {
+                        let qv = ld_f32(q.add(r * d + c), w);
+                        a[4 * r + i] = vfmaq_f32(a[4 * r + i], qv, kv);
                     }
+                    c += V;
                 }
-                c += V;
             }
             let keep = (n - j).min(4);
             for r in 0..NR {
@@ -208,7 +211,9 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
 }
 
 /// `acc_r += sum_j scores[r * tile + j] * v_j` for `r < NR`, `j < n`, the values f16 when `H`
-/// (widened in registers), else f32. (`ahead`: as for [`scores_rows`].)
+/// (widened in registers), else f32: in prefill, columns 16 at a time with the accumulators
+/// in registers over the tile; with `stream` (decode), value row by value row, whole and in
+/// order, into accumulators in L1. (`ahead`: as for [`scores_rows`].)
 ///
 /// # Safety
 /// `acc` holds `NR * d` floats, `v` holds `n * d` elements, and `scores` holds
@@ -222,11 +227,29 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     n: usize,
     tile: usize,
     scores: *const f32,
-    _stream: bool,
+    stream: bool,
     _ahead: usize,
 ) {
     // SAFETY: every access is within the lengths the caller guarantees.
     unsafe {
+        if stream {
+            // Decode: each value row read once, whole and in order, into every row's
+            // accumulators (in L1).
+            for j in 0..n {
+                let p: [f32; NR] = std::array::from_fn(|r| *scores.add(r * tile + j));
+                let mut c = 0;
+                while c < d {
+                    let w = (d - c).min(V);
+                    let x = ld::<H>(v, j * d + c, w);
+                    for (r, &pr) in p.iter().enumerate() {
+                        let at = acc.add(r * d + c);
+                        st(at, vfmaq_n_f32(ld_f32(at, w), x, pr), w);
+                    }
+                    c += V;
+                }
+            }
+            return;
+        }
         let mut c = 0;
         while c + 4 * V <= d {
             let mut a = [[vdupq_n_f32(0.0); 4]; NR];

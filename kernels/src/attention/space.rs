@@ -10,9 +10,10 @@
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
 //! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2, so they stay there while the
-//! `q_tile` rows of a task pass over them; `q_tile` 64 rows on AVX-512 (whose prefill
-//! transposes each key tile once for all of them: 65.9 GFLOP/s against 60.1 at 32 and 49.6 at 16
-//! on 32/8 heads, 512 tokens, one thread of a Zen 4), 16 elsewhere, 8 for decode;
+//! `q_tile` rows of a task pass over them; `q_tile` 64 rows on AVX-512, AVX2 and NEON (whose
+//! prefill transposes each key tile once for all of them: on 32/8 heads, 512 tokens, one thread
+//! of a Zen 4, AVX-512 ran 65.9 GFLOP/s against 60.1 at 32 and 49.6 at 16, AVX2 53.4 against
+//! 51.7 and 43.8), 16 on the scalar backend, 8 for decode;
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; `splits`
 //! enough that `batch * q_heads * splits` tasks give every thread work (1 when the heads
 //! already do).
@@ -80,11 +81,11 @@ pub fn default_config(backend: Backend, shape: AttentionShape) -> Result<Config>
         .filter(|&t| 2 * t as usize * shape.head_dim * 4 <= l2 / 2)
         .max()
         .unwrap_or(KV_TILES[0]);
-    // Prefill on AVX-512 transposes each key tile for outer-product scores: 64 rows share
-    // that work (32 KiB of Q at head dim 128); elsewhere 16.
+    // Prefill with blocks transposes each key tile for outer-product scores: 64 rows share
+    // that work (32 KiB of Q at head dim 128); the scalar backend takes 16.
     let q_tile = if shape.q_len <= 8 {
         8
-    } else if backend == Backend::Avx512 {
+    } else if matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon) {
         64
     } else {
         16
