@@ -117,7 +117,7 @@ impl KernelFamily for Attention {
         if backend == Backend::Wgpu {
             return crate::gpu::attention::default_config(AttentionShape::of(problem)?);
         }
-        space::default_config(backend, AttentionShape::of(problem)?)
+        space::default_config_kv(backend, AttentionShape::of(problem)?, problem.dtype)
     }
 
     fn operands(

@@ -249,6 +249,6 @@ pub fn forward_kv(shape: AttentionShape, q: &[f32], k: Kv, v: Kv, o: &mut [f32])
         Err(e) if origin == crate::tuned::Origin::Default => return Err(e),
         Err(_) => {}
     }
-    let default = space::default_config(backend, shape)?;
+    let default = space::default_config_kv(backend, shape, kv_dtype)?;
     AttentionPlan::with_kv(backend, kv_dtype, shape, &default)?.run_kv(q, k, v, o)
 }

@@ -75,7 +75,7 @@ impl AttentionPlan {
             // Added after the others: stored configs without it get the default.
             ahead: config
                 .get("ahead")
-                .map_or(space::DEFAULT_AHEAD, |v| v as usize),
+                .map_or(space::default_ahead(kv_dtype), |v| v as usize),
             pool: if threads > 1 {
                 Some(pool(threads)?)
             } else {

@@ -5,7 +5,7 @@
 //! - `splits`: parts the key range of one (batch, head) is split into, computed in parallel
 //!   and merged exactly (flash-decoding: what lets one long sequence use every core);
 //! - `ahead`: key and value rows fetched ahead in software where the kernel streams them
-//!   (AVX-512 decode; 0: none, left to the hardware prefetchers);
+//!   (decode on AVX-512 and AVX2; 0: none, left to the hardware prefetchers);
 //! - `threads`: worker threads.
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
@@ -25,13 +25,22 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pool::{available_threads, thread_counts};
 use crate::space::{Param, Space};
+use crate::Dtype;
 
 const Q_TILES: [i64; 6] = [1, 4, 8, 16, 32, 64];
 const KV_TILES: [i64; 6] = [16, 32, 64, 128, 256, 512];
 const SPLITS: [i64; 5] = [1, 2, 4, 8, 16];
 const AHEADS: [i64; 5] = [0, 4, 8, 16, 32];
-/// The default of `ahead` (see the module docs).
-pub const DEFAULT_AHEAD: usize = 8;
+/// The default of `ahead` for K and V of `kv_dtype`: none for f32, whose in-order reads the
+/// hardware prefetchers follow (a software prefetch 8 rows ahead cost 4-13% on a Zen 4), 8
+/// rows for f16 (4-13% faster than none there).
+pub fn default_ahead(kv_dtype: Dtype) -> usize {
+    if kv_dtype == Dtype::F16 {
+        8
+    } else {
+        0
+    }
+}
 
 /// The tunable space of attention on `backend`.
 pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
@@ -71,8 +80,17 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
     })
 }
 
-/// The default config (see the module docs).
+/// The default config for f32 K and V (see the module docs).
 pub fn default_config(backend: Backend, shape: AttentionShape) -> Result<Config> {
+    default_config_kv(backend, shape, Dtype::F32)
+}
+
+/// The default config for K and V of `kv_dtype` (see the module docs).
+pub fn default_config_kv(
+    backend: Backend,
+    shape: AttentionShape,
+    kv_dtype: Dtype,
+) -> Result<Config> {
     space(backend, shape)?;
     let l2 = CacheInfo::get().l2.size.max(64 << 10);
     let kv_tile = KV_TILES
@@ -103,6 +121,6 @@ pub fn default_config(backend: Backend, shape: AttentionShape) -> Result<Config>
         .with("q_tile", q_tile)
         .with("kv_tile", kv_tile)
         .with("splits", splits)
-        .with("ahead", DEFAULT_AHEAD as i64)
+        .with("ahead", default_ahead(kv_dtype) as i64)
         .with("threads", threads as i64))
 }
