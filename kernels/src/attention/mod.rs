@@ -202,13 +202,18 @@ pub fn kernel_id_of(kv_dtype: Dtype, backend: Backend, variant: &str) -> KernelI
 pub fn registry() -> Vec<KernelInfo> {
     let mut all = Vec::new();
     for &b in Backend::ALL.iter().filter(|b| b.is_cpu()) {
+        let (body, f16) = if b == Backend::Scalar {
+            ("portable code", "converted a tile at a time")
+        } else {
+            ("blocks with intrinsics", "widened in registers")
+        };
         all.push(KernelInfo {
             id: kernel_id(b, "flash"),
-            description: "flash attention, online softmax, split-KV decode (portable body)".into(),
+            description: format!("flash attention, online softmax, split-KV decode ({body})"),
         });
         all.push(KernelInfo {
             id: kernel_id_of(Dtype::F16, b, "flash"),
-            description: "the same with f16 K and V, converted a tile at a time".into(),
+            description: format!("the same with f16 K and V, {f16}"),
         });
     }
     all
