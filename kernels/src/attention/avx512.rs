@@ -9,10 +9,10 @@
 //! - [`scores_rows`]: the same from the key rows as stored (f32, or f16 converted in
 //!   registers), four keys at a time for all rows, each key row read whole and in order, one
 //!   [`reduce16`] per group.
-//! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`. In prefill, columns 64
-//!   at a time (16 accumulators for 4 rows), then 16, then a masked rest; each value row is
-//!   loaded once per column block for all rows. In decode, value row by value row, whole and
-//!   in order, into accumulators in L1.
+//! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`. In prefill and for f16
+//!   values, columns 64 at a time (16 accumulators for 4 rows), then 16, then a masked rest;
+//!   each value row is loaded once per column block for all rows. In decode with f32 values,
+//!   value row by value row, whole and in order, into accumulators in L1.
 //!
 //! Decode streams K and V from memory, and the order of its reads matters there: on a Zen 4,
 //! one thread reading four rows' chunks in turn got 9-10 GB/s from DRAM where a plain stream
@@ -88,11 +88,14 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 }
 
 /// See the module docs. The values are f16 bits when `H` (converted in registers), else f32.
-/// With `stream` (decode, where the values stream from memory), value row by value row, each
-/// read once, whole and in order, into every row's accumulators (in L1): passes over column
-/// blocks with the accumulators in registers read memory out of order and ran slower from
-/// DRAM (12 against 15-17 GB/s on a Zen 4). With `ahead` above 0, the value row `ahead` rows
-/// on is fetched into L1 as a row begins.
+/// With `stream` (decode, where the values stream from memory) and f32 values, value row by
+/// value row, each read once, whole and in order, into every row's accumulators (in L1):
+/// passes over column blocks with the accumulators in registers read memory out of order and
+/// ran slower from DRAM (12 against 15-17 GB/s on a Zen 4). f16 values, half the bytes for
+/// the same arithmetic, keep the column passes: there the loads and stores of accumulators
+/// in L1 cost more than the order of reads (f16 decode 8.3-9.6 against 5.1-5.7 ms, one
+/// thread of a Zen 4, back to back). With `ahead` above 0, the value row `ahead` rows on is
+/// fetched into L1 as a row begins.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `acc` holds `NR * d` floats, `v` holds `n * d`
@@ -110,7 +113,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     stream: bool,
     ahead: usize,
 ) {
-    if !stream {
+    if !stream || H {
         let mut c = 0;
         while c + 4 * V <= d {
             pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c);
