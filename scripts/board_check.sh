@@ -81,7 +81,9 @@ PY
 import re, sys
 dom, page = open(sys.argv[1]).read(), sys.argv[2]
 title = re.search(r"<title>(.*?)</title>", dom, re.S)
-assert title and "pwned" not in title.group(1), f"{page}: a script ran (title {title})"
+# The injected script would set the title to exactly 'pwned'; a page whose title names the
+# machine shows the hostile label there as escaped text, which is not a script running.
+assert title and title.group(1).strip() != "pwned", f"{page}: a script ran (title {title})"
 assert "data-pwned" not in dom, f"{page}: an injected handler ran"
 assert "<script>document" not in dom, f"{page}: the hostile label is in the DOM as a script"
 if page.startswith("/rank/"):
