@@ -94,8 +94,9 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 /// ran slower from DRAM (12 against 15-17 GB/s on a Zen 4). f16 values, half the bytes for
 /// the same arithmetic, keep the column passes: there the loads and stores of accumulators
 /// in L1 cost more than the order of reads (f16 decode 8.3-9.6 against 5.1-5.7 ms, one
-/// thread of a Zen 4, back to back). With `ahead` above 0, the value row `ahead` rows on is
-/// fetched into L1 as a row begins.
+/// thread of a Zen 4, back to back). In the row-by-row form, with `ahead` above 0, the value
+/// row `ahead` rows on is fetched into L1 as a row begins (f16 decode fetches only keys ahead,
+/// in [`scores_rows`]).
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `acc` holds `NR * d` floats, `v` holds `n * d`
