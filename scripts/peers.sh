@@ -36,7 +36,13 @@ if ! "$venv/bin/python" -c 'import scipy_openblas32' 2>/dev/null || ! ls "$venv"
   "$venv/bin/pip" install -q mkl scipy-openblas32
 fi
 mkl=$(ls "$venv"/lib/libmkl_rt.so* | head -n 1)
-openblas=$("$venv/bin/python" -c 'import scipy_openblas32, os; print(os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library() + ".so"))')
+# get_library() names the library without its `lib` prefix in some releases: take the file
+# that exists.
+openblas=$("$venv/bin/python" -c '
+import scipy_openblas32 as s, os
+d, n = s.get_lib_dir(), s.get_library()
+c = [os.path.join(d, f) for f in (n + ".so", "lib" + n + ".so") if os.path.exists(os.path.join(d, f))]
+print(c[0] if c else os.path.join(d, n + ".so"))')
 export KTUNE_MKL=${KTUNE_MKL:-$mkl}
 export KTUNE_OPENBLAS=${KTUNE_OPENBLAS:-$openblas}
 # MKL finds its threading layer and OpenMP runtime next to itself.

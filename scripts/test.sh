@@ -146,9 +146,16 @@ else
   step "peers: llama.cpp, MKL and OpenBLAS built and cross-checked against ktune (scripts/peers.sh, small shapes)"
   bash scripts/peers.sh --lint
   # Every peer's output is checked against ktune's before timing; a disagreement fails.
+  peers_log=$(mktemp)
   bash scripts/peers.sh --qgemv-shape 256x512 --batch 1,3 --sgemm-shape 64x48x40,1x300x200 \
     --attention-shape 4x2x1x100x64,4x2x20x40x80 --threads 1,2 \
-    --rounds 1 --per-round-ms 5 --settle-ms 0
+    --rounds 1 --per-round-ms 5 --settle-ms 0 2>&1 | tee "$peers_log"
+  # A peer the script set up but the tool could not load would otherwise be left out quietly.
+  if grep -E "(MKL|OpenBLAS) left out" "$peers_log"; then
+    echo "peers: a BLAS peer was left out (above)" >&2
+    exit 1
+  fi
+  rm -f "$peers_log"
 fi
 
 step "all tests passed"
