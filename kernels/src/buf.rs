@@ -289,7 +289,12 @@ mod tests {
         let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
             .unwrap_or_default();
         if thp.contains("[always]") || thp.contains("[madvise]") {
-            assert_ne!(huge, "0 kB", "no huge page backs the buffer (THP: {})", thp.trim());
+            assert_ne!(
+                huge,
+                "0 kB",
+                "no huge page backs the buffer (THP: {})",
+                thp.trim()
+            );
         } else {
             eprintln!("transparent huge pages off ({}): not checked", thp.trim());
         }

@@ -12,7 +12,8 @@
 //! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`. In prefill and for f16
 //!   values, columns 64 at a time (16 accumulators for 4 rows), then 16, then a masked rest;
 //!   each value row is loaded once per column block for all rows. In decode with f32 values,
-//!   value row by value row, whole and in order, into accumulators in L1.
+//!   two rows at a time with 128 columns of accumulators each in registers, so a head of 128
+//!   reads each value row whole and in order.
 //!
 //! Decode streams K and V from memory, and the order of its reads matters there: on a Zen 4,
 //! one thread reading four rows' chunks in turn got 9-10 GB/s from DRAM where a plain stream
@@ -88,15 +89,17 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 }
 
 /// See the module docs. The values are f16 bits when `H` (converted in registers), else f32.
-/// With `stream` (decode, where the values stream from memory) and f32 values, value row by
-/// value row, each read once, whole and in order, into every row's accumulators (in L1):
-/// passes over column blocks with the accumulators in registers read memory out of order and
-/// ran slower from DRAM (12 against 15-17 GB/s on a Zen 4). f16 values, half the bytes for
-/// the same arithmetic, keep the column passes: there the loads and stores of accumulators
-/// in L1 cost more than the order of reads (f16 decode 8.3-9.6 against 5.1-5.7 ms, one
-/// thread of a Zen 4, back to back). In the row-by-row form, with `ahead` above 0, the value
-/// row `ahead` rows on is fetched into L1 as a row begins (f16 decode fetches only keys ahead,
-/// in [`scores_rows`]).
+/// With `stream` (decode, where the values stream from memory) and f32 values, the rows go
+/// two at a time ([`pv_pass`]): each pair keeps 128 columns of accumulators in registers, so
+/// a head of 128 reads each value row once per pair, whole and in order, the second pair
+/// from L2. The forms before it cost more: value row by value row into accumulators in L1
+/// spent its time on their loads and stores (one thread of a Zen 4, one KV head of 4 query
+/// heads, K and V in L2: 41 GFLOP/s against 62 now; Llama-3-8B decode at KV 16384 from
+/// DRAM: 10.0-10.4 ms against 7.4-7.6), and passes over 64-column blocks for all four rows
+/// read memory out of order (12 against 15-17 GB/s). f16 values, half the bytes for the
+/// same arithmetic, keep the 64-column blocks: a pair would convert each value twice.
+/// With `ahead` above 0, the value row `ahead` rows on is fetched into L1 as a row is taken
+/// (f16 decode fetches only keys ahead, in [`scores_rows`]).
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `acc` holds `NR * d` floats, `v` holds `n * d`
@@ -117,42 +120,52 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     if !stream || H {
         let mut c = 0;
         while c + 4 * V <= d {
-            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c);
+            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, 0);
             c += 4 * V;
         }
         pv_rest::<NR, H>(acc, v, d, n, tile, scores, c);
         return;
     }
-    let row_bytes = d * if H { 2 } else { 4 };
-    let lines = row_bytes.div_ceil(64);
-    let tail = d % V;
-    let mt = first(tail);
-    for j in 0..n {
-        if ahead > 0 {
-            let at = v.wrapping_add((j + ahead) * row_bytes);
-            for l in 0..lines {
-                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
-            }
-        }
-        let p: [__m512; NR] = std::array::from_fn(|r| _mm512_set1_ps(*scores.add(r * tile + j)));
-        let mut c = 0;
-        while c + V <= d {
-            let x = ld::<H>(v, j * d + c, 0xffff);
-            for (r, pr) in p.iter().enumerate() {
-                let at = acc.add(r * d + c);
-                _mm512_storeu_ps(at, _mm512_fmadd_ps(*pr, x, _mm512_loadu_ps(at)));
-            }
-            c += V;
-        }
-        if tail > 0 {
-            let x = ld::<H>(v, j * d + c, mt);
-            for (r, pr) in p.iter().enumerate() {
-                let at = acc.add(r * d + c);
-                let y = _mm512_fmadd_ps(*pr, x, _mm512_maskz_loadu_ps(mt, at));
-                _mm512_mask_storeu_ps(at, mt, y);
-            }
-        }
+    // Decode, f32 values: two rows at a time, each pair's accumulators in registers across
+    // 128 columns, so that a head of 128 reads each value row whole, in order; the second
+    // pair reads the tile again from L2.
+    let mut r = 0;
+    while r + 2 <= NR {
+        pv_pass::<2, H>(acc.add(r * d), v, d, n, tile, scores.add(r * tile), ahead);
+        r += 2;
     }
+    if r < NR {
+        pv_pass::<1, H>(acc.add(r * d), v, d, n, tile, scores.add(r * tile), ahead);
+    }
+}
+
+/// Every column of [`pv`] for `P` rows: 128 at a time (`8 P` accumulators), then 64, then
+/// 16 with a masked rest; with `ahead` above 0, the value row `ahead` rows on is fetched
+/// into L1 on the widest pass.
+///
+/// # Safety
+/// As for [`pv`], with `P` rows.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn pv_pass<const P: usize, const H: bool>(
+    acc: *mut f32,
+    v: *const u8,
+    d: usize,
+    n: usize,
+    tile: usize,
+    scores: *const f32,
+    ahead: usize,
+) {
+    let mut c = 0;
+    while c + 8 * V <= d {
+        pv_block::<P, 8, H>(acc, v, d, n, tile, scores, c, ahead);
+        c += 8 * V;
+    }
+    while c + 4 * V <= d {
+        pv_block::<P, 4, H>(acc, v, d, n, tile, scores, c, 0);
+        c += 4 * V;
+    }
+    pv_rest::<P, H>(acc, v, d, n, tile, scores, c);
 }
 
 /// Columns `c..d` of [`pv`] (fewer than 64), 16 at a time, the last masked.
@@ -192,12 +205,14 @@ unsafe fn pv_rest<const NR: usize, const H: bool>(
 }
 
 /// Columns `c..c + W V` of [`pv`] for `NR` rows: `NR W` accumulators in registers over the
-/// `n` value rows.
+/// `n` value rows; with `ahead` above 0, those columns of the value row `ahead` rows on are
+/// fetched into L1 as each row is taken.
 ///
 /// # Safety
 /// As for [`pv`], and `c + W V <= d`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
     acc: *mut f32,
     v: *const u8,
@@ -206,7 +221,10 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
     tile: usize,
     scores: *const f32,
     c: usize,
+    ahead: usize,
 ) {
+    let es = if H { 2 } else { 4 };
+    let lines = (W * V * es).div_ceil(64);
     let mut a = [[_mm512_setzero_ps(); W]; NR];
     for (r, ar) in a.iter_mut().enumerate() {
         for (w, aw) in ar.iter_mut().enumerate() {
@@ -214,6 +232,12 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
         }
     }
     for j in 0..n {
+        if ahead > 0 {
+            let at = v.wrapping_add(((j + ahead) * d + c) * es);
+            for l in 0..lines {
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
+            }
+        }
         let x: [__m512; W] = std::array::from_fn(|w| ld::<H>(v, j * d + c + w * V, 0xffff));
         for (r, ar) in a.iter_mut().enumerate() {
             let p = _mm512_set1_ps(*scores.add(r * tile + j));
