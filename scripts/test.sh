@@ -111,7 +111,9 @@ if [ "${KTUNE_SKIP_NEON:-0}" != 1 ]; then
     cpu=${cpu_req%%:*}
     req=${cpu_req#*:}
     step "NEON tests under qemu-aarch64 (QEMU_CPU=$cpu, KTUNE_REQUIRE=$req)"
-    env "${cross_env[@]}" CARGO_TARGET_DIR=target/cross QEMU_CPU="$cpu" KTUNE_REQUIRE="$req" \
+    # Warnings are errors here too: clippy runs on the host's code paths only, and code
+    # that only aarch64 leaves unused would otherwise pass unseen.
+    env "${cross_env[@]}" RUSTFLAGS="-D warnings" CARGO_TARGET_DIR=target/cross QEMU_CPU="$cpu" KTUNE_REQUIRE="$req" \
       cargo test -p ktune-kernels --locked --no-default-features --target aarch64-unknown-linux-gnu
   done
   # In CI the cross build is not needed again: give its disk back to the steps after it.

@@ -169,6 +169,8 @@ pub fn variant_names(backend: Backend) -> &'static [&'static str] {
 
 /// Asks the cache for the `mr x nr` tile of C before the k loop runs, so that its lines
 /// arrive while the tile is computed rather than stalling the stores at the end.
+// Used by the x86 kernels only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn prefetch_c(t: &Tile, mr: usize, nr: usize) {
     for i in 0..mr {
@@ -178,6 +180,8 @@ pub(crate) fn prefetch_c(t: &Tile, mr: usize, nr: usize) {
 }
 
 /// Prefetches the lines of one row of `len` floats at `row` (any alignment).
+// Used by the x86 kernels only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn prefetch_row(row: *const f32, len: usize) {
     #[cfg(target_arch = "x86_64")]

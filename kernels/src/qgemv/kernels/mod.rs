@@ -54,6 +54,8 @@ pub struct RowBlock<'a> {
 ///
 /// # Safety
 /// See [`RowsFn`].
+// Used by the x86 kernels only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) unsafe fn store_lanes(k: &RowBlock, b: usize, first: usize, lanes: &[f32]) {
     for (r, &v) in lanes.iter().enumerate().take(k.rows.saturating_sub(first)) {
@@ -188,6 +190,8 @@ pub(crate) unsafe fn q4k_scales_mins(blk: *const u8) -> ([u8; 8], [u8; 8]) {
 
 /// Splits a batch into groups of 8, 4, 2 and 1 vectors, as `(first vector, count)`: the
 /// kernels are compiled for those counts.
+// Used by the x86 kernels only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn batch_groups(batch: usize) -> impl Iterator<Item = (usize, usize)> {
     let mut b0 = 0;
     std::iter::from_fn(move || {
