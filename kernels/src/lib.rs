@@ -27,6 +27,7 @@ pub mod probe;
 pub mod qgemv;
 pub mod quant;
 pub mod random;
+pub mod team;
 pub mod tuned;
 pub mod workload;
 

@@ -1,12 +1,10 @@
 //! qgemv plans: validate the config, copy the weights once into aligned (huge-page) memory,
 //! then run: quantize the activations, split the rows into tasks of `rows`, run the row-block
-//! kernel on the thread pool.
+//! kernel on the threads of a [`Team`](crate::team::Team).
 
 use crate::device::BackendExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
-use rayon::prelude::*;
-use rayon::ThreadPool;
 
 use super::act::QuantizedActs;
 use super::kernels::interleave::{interleave, interleaved_row_bytes, GROUP};
@@ -17,8 +15,9 @@ use crate::buf::AlignedBuf;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::kernel::KernelId;
-use crate::pool::{pool, SendPtr};
+use crate::pool::SendPtr;
 use crate::problem::{Dtype, QgemvShape};
+use crate::team::{team, Team};
 
 /// A prepared quantized matrix-vector product: weights copied, buffers allocated.
 pub struct QgemvPlan {
@@ -40,7 +39,7 @@ pub struct QgemvPlan {
     /// Threads take tasks in turn from a shared counter (config `order` = 1) instead of
     /// each taking a contiguous run of them.
     in_turn: bool,
-    pool: Option<Arc<ThreadPool>>,
+    team: Option<Arc<Team>>,
     act: QuantizedActs,
 }
 
@@ -170,8 +169,8 @@ impl QgemvPlan {
             prefetch,
             unroll,
             in_turn,
-            pool: if threads > 1 {
-                Some(pool(threads)?)
+            team: if threads > 1 {
+                Some(team(threads)?)
             } else {
                 None
             },
@@ -244,23 +243,38 @@ impl QgemvPlan {
             unsafe { kernel(&block) };
         };
         let tasks = rows.div_ceil(self.rows_per_task);
-        match &self.pool {
-            Some(p) if self.in_turn => {
-                // Each worker takes the next task from a shared counter: at any time the
+        match &self.team {
+            Some(team) if self.in_turn => {
+                // Each thread takes the next task from a shared counter: at any time the
                 // threads stream neighbouring rows of W.
-                let next = std::sync::atomic::AtomicUsize::new(0);
-                let workers = p.current_num_threads().min(tasks);
-                p.install(|| {
-                    (0..workers).into_par_iter().for_each(|_| loop {
-                        let t = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if t >= tasks {
-                            break;
-                        }
-                        task(t);
-                    })
+                let next = AtomicUsize::new(0);
+                team.run(tasks, &|_| loop {
+                    let t = next.fetch_add(1, Ordering::Relaxed);
+                    if t >= tasks {
+                        break;
+                    }
+                    task(t);
                 });
             }
-            Some(p) => p.install(|| (0..tasks).into_par_iter().for_each(task)),
+            Some(team) => {
+                // Thread i takes the i-th contiguous run of tasks, then helps the others
+                // from the front of what they have left.
+                let n = team.threads().min(tasks);
+                let bounds: Vec<usize> = (0..=n).map(|i| i * tasks / n).collect();
+                let cursors: Vec<AtomicUsize> =
+                    bounds[..n].iter().map(|&b| AtomicUsize::new(b)).collect();
+                team.run(n, &|me| {
+                    for i in (0..n).map(|k| (me + k) % n) {
+                        loop {
+                            let t = cursors[i].fetch_add(1, Ordering::Relaxed);
+                            if t >= bounds[i + 1] {
+                                break;
+                            }
+                            task(t);
+                        }
+                    }
+                });
+            }
             None => (0..tasks).for_each(task),
         }
         Ok(())

@@ -7,7 +7,7 @@
 //! | `prefetch`| bytes of W fetched ahead of the block being computed, 0 for none (x86 kernels) |
 //! | `unroll`  | blocks per loop iteration of the interleaved q4_0/q8_0 kernels: 1, 2 or 4 |
 //! | `act`     | activations: 0 quantized to 8 bits like llama.cpp (integer dot products), 1 f32 (no activation-quantization error; GGML layout only) |
-//! | `order`   | how threads share the tasks: 0 each a contiguous run (work stealing splits the range), 1 in turn from a shared counter (the threads stream neighbouring rows) |
+//! | `order`   | how threads share the tasks: 0 each a contiguous run (then helping the others with what they have left), 1 in turn from a shared counter (the threads stream neighbouring rows) |
 //! | `layout`  | 0: GGML blocks as stored; 1: split rows (all scales, then all quants); 2: groups of 16 rows interleaved block by block; 1 and 2 are repacked when the plan is built |
 //!
 //! Default: every hardware thread once the weights pass 1 MiB (below that, starting threads
@@ -40,7 +40,13 @@
 //! prefetchers keep up with a kernel that does little per byte, and the prefetches only take
 //! fill buffers from the loads. So the default is none at batch 1 and for q4_K (whose block
 //! group is 2.3 KiB, more than a short distance), and 2 KiB for q4_0 and q8_0 at larger
-//! batches; the tuner decides on each machine.
+//! batches; the tuner decides on each machine. The plan's copy of W sat in 4 KiB pages when
+//! those figures were taken (its buffer was written before the huge-page advice, see
+//! `buf.rs`); on huge pages, one interleaved run on the same VM agreed: at batch 1 on one
+//! thread, 1 to 4 KiB ahead was 2-12% slower than none for q4_0 and q8_0 and 77-91% slower
+//! for q4_K; on two threads q4_0 and q8_0 were within 7% either way and q4_K 31-62% slower.
+//! At batch 8, 2 KiB was the fastest for q4_0 and q8_0 (none: 1.26-1.60x slower), and none
+//! the fastest for q4_K (16-22%).
 //!
 //! `act`: quantized activations are the default (the integer kernels are the fast ones);
 //! f32 activations trade speed for exactness: their error is f32 rounding alone (about 1e-8
