@@ -74,8 +74,58 @@ impl QuantizedActs {
         }
     }
 
-    /// Quantizes `x` (`batch * cols` floats, vector after vector) into the buffers.
+    /// Quantizes `x` (`batch * cols` floats, vector after vector) into the buffers: compiled
+    /// for AVX2 where the CPU has it (the baseline build converts and packs the bytes one by
+    /// one: on a Zen 4, 256 x 4096 q4_0 at batch 1 spent a third of its time here).
     pub fn quantize(&mut self, x: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::backend::CpuFeatures::get().avx2 {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { self.quantize_avx2(x) };
+            return;
+        }
+        self.quantize_any(x);
+    }
+
+    /// [`QuantizedActs::quantize`] with AVX2: each 32 values scaled, rounded, converted and
+    /// packed to bytes in vectors, their sum taken on the way.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn quantize_avx2(&mut self, x: &[f32]) {
+        debug_assert_eq!(x.len(), self.batch * self.cols);
+        let per_sum = self.block / self.sum_len;
+        for (bi, ((xb, qb), d)) in x
+            .chunks_exact(self.block)
+            .zip(self.q.chunks_exact_mut(self.block))
+            .zip(self.d.iter_mut())
+            .enumerate()
+        {
+            // The block's scale exactly as the portable code finds it, then 32 at a time.
+            let (scale, inv) = if self.block == 256 {
+                let max = signed_max(xb);
+                if max == 0.0 {
+                    (0.0, 0.0)
+                } else {
+                    let iscale = -127.0 / max;
+                    (1.0 / iscale, iscale)
+                }
+            } else {
+                let d = abs_max(xb) / 127.0;
+                (d, if d > 0.0 { 1.0 / d } else { 0.0 })
+            };
+            *d = scale;
+            for (j, (xc, qc)) in xb.chunks_exact(32).zip(qb.chunks_exact_mut(32)).enumerate() {
+                // SAFETY: AVX2 (this function's contract); 32 floats in and 32 bytes out.
+                self.sums[bi * per_sum + j] = unsafe { round_32(xc, inv, qc) };
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn quantize_any(&mut self, x: &[f32]) {
         debug_assert_eq!(x.len(), self.batch * self.cols);
         let per_sum = self.block / self.sum_len;
         for (bi, ((xb, qb), d)) in x
@@ -91,37 +141,104 @@ impl QuantizedActs {
             };
             *d = scale;
             for (j, chunk) in qb.chunks_exact(self.sum_len).enumerate() {
-                self.sums[bi * per_sum + j] = chunk.iter().map(|&v| v as i32).sum();
+                self.sums[bi * per_sum + j] = chunk.iter().map(|&v| i32::from(v)).sum();
             }
         }
     }
 }
 
+/// `v` rounded to the nearest integer, ties to even, for `|v| < 2^22` (here at most 127): by
+/// adding and subtracting 1.5 * 2^23, which the compiler vectorizes at any instruction set,
+/// where `f32::round` (ties away from zero) is a library call per element. Ties to even is
+/// also what llama.cpp's vectorized activation quantization does.
+#[inline(always)]
+fn round_small(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
+}
+
+/// `q = round(inv * x)` (ties to even, at most 127) for 32 values, packed to bytes; returns
+/// their sum. The same values as [`round_small`] gives (`vroundps` rounds the same way).
+///
+/// # Safety
+/// The CPU has AVX2; `x` and `q` hold 32 elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn round_32(x: &[f32], inv: f32, q: &mut [i8]) -> i32 {
+    use std::arch::x86_64::*;
+    debug_assert!(x.len() >= 32 && q.len() >= 32);
+    let s = _mm256_set1_ps(inv);
+    let hi = _mm256_set1_ps(127.0);
+    let v: [__m256i; 4] = std::array::from_fn(|i| {
+        let f = _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr().add(8 * i)), s);
+        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(f);
+        _mm256_cvtps_epi32(_mm256_min_ps(r, hi))
+    });
+    // Packing works within 128-bit lanes: the permute puts the four groups back in order.
+    let w = _mm256_packs_epi16(
+        _mm256_packs_epi32(v[0], v[1]),
+        _mm256_packs_epi32(v[2], v[3]),
+    );
+    let w = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(q.as_mut_ptr().cast(), w);
+    let t = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+    let t = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t));
+    let t = _mm_add_epi32(t, _mm_shuffle_epi32::<0b01_00_11_10>(t));
+    let t = _mm_add_epi32(t, _mm_shuffle_epi32::<0b10_11_00_01>(t));
+    _mm_cvtsi128_si32(t)
+}
+
+/// The largest `|x|` (0 for none), in 8 lanes the compiler turns into vector maxima.
+#[inline(always)]
+fn abs_max(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            let a = v.abs();
+            *l = if a > *l { a } else { *l };
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(0f32, |m, &v| if v.abs() > m { v.abs() } else { m })
+}
+
+/// The value of largest magnitude, with its sign (the first of equal magnitudes; 0 for
+/// none).
+#[inline(always)]
+fn signed_max(x: &[f32]) -> f32 {
+    x.iter()
+        .copied()
+        .fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m })
+}
+
 /// q8_0-style: `d = amax / 127`, `q = round(x / d)`.
+#[inline(always)]
 fn quantize_0(x: &[f32], q: &mut [i8]) -> f32 {
-    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let amax = abs_max(x);
     let d = amax / 127.0;
     let id = if d > 0.0 { 1.0 / d } else { 0.0 };
     for (o, &v) in q.iter_mut().zip(x) {
-        *o = (v * id).round() as i8;
+        *o = round_small(v * id) as i8;
     }
     d
 }
 
 /// q8_K-style: the value of largest magnitude `max` (with its sign) maps to -127 or 127:
 /// `iscale = -127 / max`, `q = min(127, round(iscale * x))`, `d = 1 / iscale`.
+#[inline(always)]
 fn quantize_k(x: &[f32], q: &mut [i8]) -> f32 {
-    let max = x
-        .iter()
-        .copied()
-        .fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+    let max = signed_max(x);
     if max == 0.0 {
         q.iter_mut().for_each(|o| *o = 0);
         return 0.0;
     }
     let iscale = -127.0 / max;
     for (o, &v) in q.iter_mut().zip(x) {
-        *o = (iscale * v).round().min(127.0) as i8;
+        *o = round_small(iscale * v).min(127.0) as i8;
     }
     1.0 / iscale
 }
@@ -129,6 +246,61 @@ fn quantize_k(x: &[f32], q: &mut [i8]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_avx2_quantizer_gives_the_portable_bytes() {
+        if !crate::backend::CpuFeatures::get().avx2 {
+            eprintln!("skipped: no AVX2 on this CPU");
+            return;
+        }
+        for block in [32, 256] {
+            let (cols, batch) = (1024, 3);
+            let mut x: Vec<f32> = (0..batch * cols)
+                .map(|i| ((i * 7919 % 2003) as f32 - 1001.0) * 0.0137)
+                .collect();
+            // A block of zeros, one of a single value, and values landing on ties: 127
+            // steps of 1.0 with an amax of 127 scale by exactly 1, so k + 0.5 are ties.
+            x[..block].fill(0.0);
+            x[block..2 * block].fill(-3.25);
+            for (i, v) in x[2 * block..3 * block].iter_mut().enumerate() {
+                *v = (i % 64) as f32 * 0.5 - 16.0;
+            }
+            x[3 * block] = 127.0;
+            for (i, v) in x[3 * block + 1..4 * block].iter_mut().enumerate() {
+                *v = (i % 200) as f32 * 0.5 - 50.25;
+            }
+            let mut a = QuantizedActs::new(block, cols, batch);
+            let mut b = a.clone();
+            a.quantize_any(&x);
+            // SAFETY: AVX2 was checked above.
+            unsafe { b.quantize_avx2(&x) };
+            assert_eq!(a.q, b.q, "block {block}: bytes");
+            assert_eq!(a.sums, b.sums, "block {block}: sums");
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a.d), bits(&b.d), "block {block}: scales");
+        }
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_with_ties_to_even() {
+        for (v, want) in [
+            (0.4f32, 0.0),
+            (0.5, 0.0),
+            (1.5, 2.0),
+            (2.5, 2.0),
+            (-0.5, 0.0),
+            (-1.5, -2.0),
+            (-126.6, -127.0),
+            (126.5, 126.0),
+            (127.0, 127.0),
+        ] {
+            assert_eq!(round_small(v), want, "{v}");
+        }
+        for i in -2540..=2540 {
+            let v = i as f32 * 0.05;
+            assert_eq!(round_small(v), v.round_ties_even(), "{v}");
+        }
+    }
 
     #[test]
     fn round_trip_error_is_half_a_step() {
