@@ -1,7 +1,9 @@
-//! The attention plan: validated config, kernel and pool chosen once; `run` is the timed
-//! part.
+//! The attention plan: validated config, kernel and threads chosen once; `run` is the timed
+//! part. The threads are a [`Team`] (see `team.rs`): decode calls take about a millisecond
+//! on two threads, where a pool's wake-ups would be a visible part.
 
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use super::kernel::{self, Kv, Partial, Task, TaskFn};
 use super::{space, AttentionShape};
@@ -9,7 +11,7 @@ use crate::backend::Backend;
 use crate::config::Config;
 use crate::device::BackendExt;
 use crate::error::{Error, Result};
-use crate::pool::pool;
+use crate::team::{team, Team};
 use ktune_core::{Dtype, KernelId};
 
 /// A planned attention: build once, run many times.
@@ -22,7 +24,7 @@ pub struct AttentionPlan {
     kv_tile: usize,
     splits: usize,
     ahead: usize,
-    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
+    team: Option<std::sync::Arc<Team>>,
 }
 
 impl std::fmt::Debug for AttentionPlan {
@@ -76,8 +78,8 @@ impl AttentionPlan {
             ahead: config
                 .get("ahead")
                 .map_or(space::default_ahead(kv_dtype), |v| v as usize),
-            pool: if threads > 1 {
-                Some(pool(threads)?)
+            team: if threads > 1 {
+                Some(team(threads)?)
             } else {
                 None
             },
@@ -132,20 +134,30 @@ impl AttentionPlan {
             // Every row of a head fits one task: the heads that share a KV head go together
             // (their rows are contiguous), so each key and value is read once for all.
             let unit = group * s.q_len * s.head_dim;
-            let work = |(bk, out): (usize, &mut [f32])| this.kv_group(bk, q, k, v, out);
-            match &self.pool {
-                Some(p) => p.install(|| o.par_chunks_mut(unit).enumerate().for_each(work)),
-                None => o.chunks_mut(unit).enumerate().for_each(work),
-            }
+            this.each_chunk(o, unit, &|bk, out| this.kv_group(bk, q, k, v, out));
             return Ok(());
         }
         let head = s.q_len * s.head_dim;
-        let work = |(bh, out): (usize, &mut [f32])| this.head(bh, q, k, v, out);
-        match &self.pool {
-            Some(p) => p.install(|| o.par_chunks_mut(head).enumerate().for_each(work)),
-            None => o.chunks_mut(head).enumerate().for_each(work),
-        }
+        this.each_chunk(o, head, &|bh, out| this.head(bh, q, k, v, out));
         Ok(())
+    }
+
+    /// `work(i, chunk)` for each chunk of `unit` elements of `o`, the threads taking the next
+    /// chunk in turn.
+    fn each_chunk(&self, o: &mut [f32], unit: usize, work: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        let chunks: Vec<Mutex<&mut [f32]>> = o.chunks_mut(unit).map(Mutex::new).collect();
+        let next = AtomicUsize::new(0);
+        let share = |_| loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(c) = chunks.get(i) else { break };
+            // Each chunk is taken once: the lock is never contended.
+            let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+            work(i, &mut c);
+        };
+        match &self.team {
+            Some(t) => t.run(chunks.len(), &share),
+            None => share(0),
+        }
     }
 
     /// The rows of every query head that shares KV head `bk % kv_heads` of batch entry
@@ -173,7 +185,7 @@ impl AttentionPlan {
 
     /// The online-softmax state of the rows `qrows` (positions `q_pos + r % rows_per_head`)
     /// over the keys `0..kv_hi` of one KV head, split in up to `splits` parts computed in
-    /// parallel (in the plan's pool) and merged.
+    /// parallel (on the plan's team) and merged.
     fn over_keys(
         &self,
         qrows: &[f32],
@@ -215,23 +227,24 @@ impl AttentionPlan {
             return task(0, kv_hi);
         }
         let range = |p: usize| (p * chunk, ((p + 1) * chunk).min(kv_hi));
-        // In the plan's pool when it has one; on this thread alone otherwise.
-        let partials: Vec<Partial> = if self.pool.is_some() {
-            (0..parts)
-                .into_par_iter()
-                .map(|p| {
-                    let (lo, hi) = range(p);
-                    task(lo, hi)
-                })
-                .collect()
-        } else {
-            (0..parts)
-                .map(|p| {
-                    let (lo, hi) = range(p);
-                    task(lo, hi)
-                })
-                .collect()
+        // On the plan's team when it has one and is free (not already running the heads);
+        // on this thread alone otherwise. Merged in order, whoever computed each part.
+        let slots: Vec<Mutex<Option<Partial>>> = (0..parts).map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        let share = |_| loop {
+            let p = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = slots.get(p) else { break };
+            let (lo, hi) = range(p);
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(task(lo, hi));
         };
+        match &self.team {
+            Some(t) => t.run(parts, &share),
+            None => share(0),
+        }
+        let partials: Vec<Partial> = slots
+            .into_iter()
+            .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect();
         let mut it = partials.into_iter();
         let mut acc = it.next().unwrap_or_else(|| Partial::new(rows, d));
         for p in it {
