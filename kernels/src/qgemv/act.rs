@@ -95,38 +95,22 @@ impl QuantizedActs {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn quantize_avx2(&mut self, x: &[f32]) {
-        debug_assert_eq!(x.len(), self.batch * self.cols);
-        let per_sum = self.block / self.sum_len;
-        for (bi, ((xb, qb), d)) in x
-            .chunks_exact(self.block)
-            .zip(self.q.chunks_exact_mut(self.block))
-            .zip(self.d.iter_mut())
-            .enumerate()
-        {
-            // The block's scale exactly as the portable code finds it, then 32 at a time.
-            let (scale, inv) = if self.block == 256 {
-                let max = signed_max(xb);
-                if max == 0.0 {
-                    (0.0, 0.0)
-                } else {
-                    let iscale = -127.0 / max;
-                    (1.0 / iscale, iscale)
-                }
-            } else {
-                let d = abs_max(xb) / 127.0;
-                (d, if d > 0.0 { 1.0 / d } else { 0.0 })
-            };
-            *d = scale;
-            for (j, (xc, qc)) in xb.chunks_exact(32).zip(qb.chunks_exact_mut(32)).enumerate() {
-                // SAFETY: AVX2 (this function's contract); 32 floats in and 32 bytes out.
-                self.sums[bi * per_sum + j] = unsafe { round_32(xc, inv, qc) };
-            }
-        }
+        // SAFETY: AVX2 (this function's contract); `quantize_with` hands 32 floats in and
+        // 32 bytes out.
+        self.quantize_with(x, |xc, inv, qc| unsafe { round_32(xc, inv, qc) })
     }
 
-    #[inline(always)]
+    /// [`QuantizedActs::quantize`] on any CPU.
     fn quantize_any(&mut self, x: &[f32]) {
+        self.quantize_with(x, round_any)
+    }
+
+    /// Each block's scale ([`block_scale`]), then `round(32 values, inverse scale, bytes)`
+    /// for every 32 values of it, which returns their sum.
+    #[inline(always)]
+    fn quantize_with(&mut self, x: &[f32], round: impl Fn(&[f32], f32, &mut [i8]) -> i32) {
         debug_assert_eq!(x.len(), self.batch * self.cols);
+        debug_assert_eq!(self.sum_len, 32);
         let per_sum = self.block / self.sum_len;
         for (bi, ((xb, qb), d)) in x
             .chunks_exact(self.block)
@@ -134,17 +118,40 @@ impl QuantizedActs {
             .zip(self.d.iter_mut())
             .enumerate()
         {
-            let scale = if self.block == 256 {
-                quantize_k(xb, qb)
-            } else {
-                quantize_0(xb, qb)
-            };
+            let (scale, inv) = block_scale(xb, self.block == 256);
             *d = scale;
-            for (j, chunk) in qb.chunks_exact(self.sum_len).enumerate() {
-                self.sums[bi * per_sum + j] = chunk.iter().map(|&v| i32::from(v)).sum();
+            for (j, (xc, qc)) in xb.chunks_exact(32).zip(qb.chunks_exact_mut(32)).enumerate() {
+                self.sums[bi * per_sum + j] = round(xc, inv, qc);
             }
         }
     }
+}
+
+/// A block's scale and its inverse (both 0 for a block of zeros). q8_0-style: `d = amax /
+/// 127`. q8_K-style (`signed`, for q4_K): the value of largest magnitude `max`, with its
+/// sign, maps to -127 or 127: `inv = -127 / max`, `d = 1 / inv`.
+#[inline(always)]
+fn block_scale(x: &[f32], signed: bool) -> (f32, f32) {
+    if signed {
+        let max = signed_max(x);
+        if max == 0.0 {
+            return (0.0, 0.0);
+        }
+        let inv = -127.0 / max;
+        (1.0 / inv, inv)
+    } else {
+        let d = abs_max(x) / 127.0;
+        (d, if d > 0.0 { 1.0 / d } else { 0.0 })
+    }
+}
+
+/// `q = min(127, round(x * inv))` ([`round_small`]) for each value; returns their sum.
+#[inline(always)]
+fn round_any(x: &[f32], inv: f32, q: &mut [i8]) -> i32 {
+    for (o, &v) in q.iter_mut().zip(x) {
+        *o = round_small(v * inv).min(127.0) as i8;
+    }
+    q.iter().map(|&v| i32::from(v)).sum()
 }
 
 /// `v` rounded to the nearest integer, ties to even, for `|v| < 2^22` (here at most 127): by
@@ -213,34 +220,6 @@ fn signed_max(x: &[f32]) -> f32 {
     x.iter()
         .copied()
         .fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m })
-}
-
-/// q8_0-style: `d = amax / 127`, `q = round(x / d)`.
-#[inline(always)]
-fn quantize_0(x: &[f32], q: &mut [i8]) -> f32 {
-    let amax = abs_max(x);
-    let d = amax / 127.0;
-    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-    for (o, &v) in q.iter_mut().zip(x) {
-        *o = round_small(v * id) as i8;
-    }
-    d
-}
-
-/// q8_K-style: the value of largest magnitude `max` (with its sign) maps to -127 or 127:
-/// `iscale = -127 / max`, `q = min(127, round(iscale * x))`, `d = 1 / iscale`.
-#[inline(always)]
-fn quantize_k(x: &[f32], q: &mut [i8]) -> f32 {
-    let max = signed_max(x);
-    if max == 0.0 {
-        q.iter_mut().for_each(|o| *o = 0);
-        return 0.0;
-    }
-    let iscale = -127.0 / max;
-    for (o, &v) in q.iter_mut().zip(x) {
-        *o = round_small(iscale * v).min(127.0) as i8;
-    }
-    1.0 / iscale
 }
 
 #[cfg(test)]
