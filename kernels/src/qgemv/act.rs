@@ -226,6 +226,7 @@ fn signed_max(x: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_quantizer_gives_the_portable_bytes() {
         if !crate::backend::CpuFeatures::get().avx2 {
