@@ -61,7 +61,7 @@ enum Backing {
     /// The global allocator, with this layout.
     Heap(Layout),
     /// An anonymous mapping of its own (Linux, 2 MiB and up): `base` and `len` as mapped.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg(target_os = "linux")]
     Map { base: *mut u8, len: usize },
 }
 
@@ -103,11 +103,9 @@ impl AlignedBuf {
         };
         #[cfg(target_os = "linux")]
         if bytes >= HUGE {
-            let (base, map_len) = map_huge(bytes).ok_or_else(|| no_memory(bytes))?;
-            let ptr = NonNull::new(base.wrapping_add(base.align_offset(HUGE)).cast::<f32>())
-                .ok_or_else(|| no_memory(bytes))?;
+            let (start, base, map_len) = map_huge(bytes).ok_or_else(|| no_memory(bytes))?;
             return Ok(AlignedBuf {
-                ptr,
+                ptr: start.cast(),
                 len,
                 backing: Backing::Map { base, len: map_len },
             });
@@ -154,15 +152,15 @@ fn advise_huge(ptr: *mut u8, bytes: usize) {
 fn advise_huge(_ptr: *mut u8, _bytes: usize) {}
 
 /// A fresh anonymous mapping with `bytes` from a 2 MiB boundary on, advised as huge pages
-/// before any page of it is touched: its base and length as mapped, or `None` when the
-/// memory cannot be had.
+/// before any page of it is touched: that boundary, and the base and length as mapped (for
+/// `munmap`), or `None` when the memory cannot be had.
 ///
 /// Not the global allocator: an aligned `alloc_zeroed` writes its zeros (faulting every page
 /// in at 4 KiB) before advice could be given, and memory the allocator reuses is already
 /// faulted in. Measured on a Zen 4 VM, qgemv weights in such memory had no huge page at all,
 /// and batch 1 ran 10-40% slower, by where the pages landed. The mapping reads as zeros.
 #[cfg(target_os = "linux")]
-fn map_huge(bytes: usize) -> Option<(*mut u8, usize)> {
+fn map_huge(bytes: usize) -> Option<(NonNull<u8>, *mut u8, usize)> {
     let len = bytes.checked_next_multiple_of(HUGE)?.checked_add(HUGE)?;
     // SAFETY: a new private anonymous mapping; no existing memory is affected.
     let base = unsafe {
@@ -181,7 +179,7 @@ fn map_huge(bytes: usize) -> Option<(*mut u8, usize)> {
     let base = base.cast::<u8>();
     let start = base.wrapping_add(base.align_offset(HUGE));
     advise_huge(start, len - HUGE);
-    Some((base, len))
+    Some((NonNull::new(start)?, base, len))
 }
 
 impl Drop for AlignedBuf {
@@ -195,8 +193,6 @@ impl Drop for AlignedBuf {
             Backing::Map { base, len } => unsafe {
                 libc::munmap(base.cast(), len);
             },
-            #[cfg(not(target_os = "linux"))]
-            Backing::Map { .. } => {}
         }
     }
 }
@@ -280,11 +276,10 @@ mod tests {
         // Where advice leaves no trace (an emulator such as qemu-user takes madvise without
         // passing it on, or a kernel without transparent huge pages), there is nothing to
         // check: see whether a mapping advised here shows it.
-        let probe = map_huge(4 << 20).expect("a 4 MiB mapping");
-        let start = probe.0.wrapping_add(probe.0.align_offset(HUGE)) as usize;
-        let (probe_flags, _) = mapping_of(start);
+        let (start, base, len) = map_huge(4 << 20).expect("a 4 MiB mapping");
+        let (probe_flags, _) = mapping_of(start.as_ptr() as usize);
         // SAFETY: mapped just above with this base and length, and not used after.
-        unsafe { libc::munmap(probe.0.cast(), probe.1) };
+        unsafe { libc::munmap(base.cast(), len) };
         if !probe_flags.is_some_and(|f| f.split_whitespace().any(|f| f == "hg")) {
             eprintln!(
                 "skipped: madvise leaves no trace in /proc/self/smaps here (emulated, or no THP)"

@@ -218,6 +218,24 @@ fn worker(s: &Shared, i: usize) {
     }
 }
 
+/// `task(0)` .. `task(tasks - 1)`, each once: on `team`'s threads, each taking the next task
+/// from a shared counter (so at any time they work on neighbouring tasks), or in order on
+/// this thread when there is no team.
+pub fn for_each_task(team: Option<&Team>, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+    let Some(team) = team else {
+        (0..tasks).for_each(task);
+        return;
+    };
+    let next = AtomicUsize::new(0);
+    team.run(tasks, &|_| loop {
+        let t = next.fetch_add(1, Ordering::Relaxed);
+        if t >= tasks {
+            break;
+        }
+        task(t);
+    });
+}
+
 /// A shared team of exactly `threads`, started on first use and kept for the process.
 pub fn team(threads: usize) -> Result<Arc<Team>> {
     static TEAMS: OnceLock<Mutex<HashMap<usize, Arc<Team>>>> = OnceLock::new();
@@ -253,6 +271,23 @@ mod tests {
                     h.load(Ordering::Relaxed),
                     want,
                     "shares {shares}, share {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn for_each_task_runs_every_task_once_with_or_without_a_team() {
+        let t = Team::new(2).unwrap();
+        for team in [Some(&t), None] {
+            for tasks in [0, 1, 2, 7] {
+                let hits: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+                for_each_task(team, tasks, &|i| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(
+                    hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                    "{tasks} tasks"
                 );
             }
         }

@@ -2,7 +2,6 @@
 //! part. The threads are a [`Team`] (see `team.rs`): decode calls take about a millisecond
 //! on two threads, where a pool's wake-ups would be a visible part.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::kernel::{self, Kv, Partial, Task, TaskFn};
@@ -11,7 +10,7 @@ use crate::backend::Backend;
 use crate::config::Config;
 use crate::device::BackendExt;
 use crate::error::{Error, Result};
-use crate::team::{team, Team};
+use crate::team::{for_each_task, team, Team};
 use ktune_core::{Dtype, KernelId};
 
 /// A planned attention: build once, run many times.
@@ -146,18 +145,11 @@ impl AttentionPlan {
     /// chunk in turn.
     fn each_chunk(&self, o: &mut [f32], unit: usize, work: &(dyn Fn(usize, &mut [f32]) + Sync)) {
         let chunks: Vec<Mutex<&mut [f32]>> = o.chunks_mut(unit).map(Mutex::new).collect();
-        let next = AtomicUsize::new(0);
-        let share = |_| loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(c) = chunks.get(i) else { break };
+        for_each_task(self.team.as_deref(), chunks.len(), &|i| {
             // Each chunk is taken once: the lock is never contended.
-            let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+            let mut c = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
             work(i, &mut c);
-        };
-        match &self.team {
-            Some(t) => t.run(chunks.len(), &share),
-            None => share(0),
-        }
+        });
     }
 
     /// The rows of every query head that shares KV head `bk % kv_heads` of batch entry
@@ -230,17 +222,10 @@ impl AttentionPlan {
         // On the plan's team when it has one and is free (not already running the heads);
         // on this thread alone otherwise. Merged in order, whoever computed each part.
         let slots: Vec<Mutex<Option<Partial>>> = (0..parts).map(|_| Mutex::new(None)).collect();
-        let next = AtomicUsize::new(0);
-        let share = |_| loop {
-            let p = next.fetch_add(1, Ordering::Relaxed);
-            let Some(slot) = slots.get(p) else { break };
+        for_each_task(self.team.as_deref(), parts, &|p| {
             let (lo, hi) = range(p);
-            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(task(lo, hi));
-        };
-        match &self.team {
-            Some(t) => t.run(parts, &share),
-            None => share(0),
-        }
+            *slots[p].lock().unwrap_or_else(|e| e.into_inner()) = Some(task(lo, hi));
+        });
         let partials: Vec<Partial> = slots
             .into_iter()
             .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::kernel::KernelId;
 use crate::pool::SendPtr;
 use crate::problem::{Dtype, QgemvShape};
-use crate::team::{team, Team};
+use crate::team::{for_each_task, team, Team};
 
 /// A prepared quantized matrix-vector product: weights copied, buffers allocated.
 pub struct QgemvPlan {
@@ -244,19 +244,7 @@ impl QgemvPlan {
         };
         let tasks = rows.div_ceil(self.rows_per_task);
         match &self.team {
-            Some(team) if self.in_turn => {
-                // Each thread takes the next task from a shared counter: at any time the
-                // threads stream neighbouring rows of W.
-                let next = AtomicUsize::new(0);
-                team.run(tasks, &|_| loop {
-                    let t = next.fetch_add(1, Ordering::Relaxed);
-                    if t >= tasks {
-                        break;
-                    }
-                    task(t);
-                });
-            }
-            Some(team) => {
+            Some(team) if !self.in_turn => {
                 // Thread i takes the i-th contiguous run of tasks, then helps the others
                 // from the front of what they have left.
                 let n = team.threads().min(tasks);
@@ -275,7 +263,9 @@ impl QgemvPlan {
                     }
                 });
             }
-            None => (0..tasks).for_each(task),
+            // In turn from a shared counter (the threads stream neighbouring rows of W), or
+            // on this thread alone.
+            team => for_each_task(team.as_deref(), tasks, &task),
         }
         Ok(())
     }
