@@ -215,6 +215,9 @@ trait Interleaved {
     const GB: usize;
     /// `log2` of the offset of the unsigned weights (8 or 128).
     const SHIFT: i32;
+    /// Whether [`Self::decode`] leaves the odd vectors 16 times their values (see
+    /// [`dot_rows16`]).
+    const HI16: bool;
     /// `V_0 .. V_7` of a group-block's quants.
     ///
     /// # Safety
@@ -230,25 +233,18 @@ struct I8;
 impl Interleaved for I4 {
     const GB: usize = 288;
     const SHIFT: i32 = 3;
+    const HI16: bool = true;
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     #[inline]
     unsafe fn decode(q: *const u8) -> [__m512i; 8] {
-        let m = _mm512_set1_epi8(0x0f);
-        let p: [__m512i; 4] = std::array::from_fn(|j| _mm512_loadu_si512(q.add(64 * j).cast()));
-        std::array::from_fn(|k| {
-            let pj = p[k / 2];
-            if k % 2 == 0 {
-                _mm512_and_si512(pj, m)
-            } else {
-                _mm512_and_si512(_mm512_srli_epi16::<4>(pj), m)
-            }
-        })
+        nibbles16(q)
     }
 }
 
 impl Interleaved for I8 {
     const GB: usize = 544;
     const SHIFT: i32 = 7;
+    const HI16: bool = false;
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
     #[inline]
     unsafe fn decode(q: *const u8) -> [__m512i; 8] {
@@ -349,7 +345,7 @@ unsafe fn group_block<B: Interleaved, const NB: usize>(
                     let b = b0 + $bb;
                     let xq = x.q.as_ptr().add(b * x.cols + i * 32);
                     let corr = _mm512_set1_epi32(*x.sums.as_ptr().add(b * blocks + i) << B::SHIFT);
-                    let s = _mm512_sub_epi32(dot_rows16(&v, xq), corr);
+                    let s = _mm512_sub_epi32(dot_rows16(&v, xq, B::HI16), corr);
                     let d = _mm512_mul_ps(dw, _mm512_set1_ps(*x.d.as_ptr().add(b * blocks + i)));
                     acc[$bb % NB] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[$bb % NB]);
                 }
@@ -366,14 +362,33 @@ unsafe fn group_block<B: Interleaved, const NB: usize>(
     }
 }
 
+/// The 16 rows' 4-bit quants of an interleaved group-block (256 bytes at `q`) as
+/// `V_0 .. V_7`: the even vectors are the low nibbles, the odd ones the high nibbles left in
+/// place (16 times their values, `0xf0` masked), which saves a shift per pair of vectors;
+/// [`dot_rows16`] with `hi16` divides their sums back.
+///
+/// # Safety
+/// `q` is valid for 256 reads; the CPU has AVX-512 F and BW.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+unsafe fn nibbles16(q: *const u8) -> [__m512i; 8] {
+    let lo = _mm512_set1_epi8(0x0f);
+    let hi = _mm512_set1_epi8(0xf0u8 as i8);
+    let p: [__m512i; 4] = std::array::from_fn(|j| _mm512_loadu_si512(q.add(64 * j).cast()));
+    std::array::from_fn(|k| _mm512_and_si512(p[k / 2], if k % 2 == 0 { lo } else { hi }))
+}
+
 /// The 16 rows' sums of `V_k . x` over 32 values: eight `vpdpbusd` of the decoded weights
-/// with 4 activation bytes (from `xq`) broadcast to every lane, in two chains.
+/// with 4 activation bytes (from `xq`) broadcast to every lane, in two chains, the even
+/// vectors in one and the odd in the other. With `hi16` the odd vectors hold 16 times their
+/// values ([`nibbles16`]): their chain's sum is exact (at most 4 * 4 * 240 * 128 in
+/// magnitude) and a multiple of 16, and an arithmetic shift divides it back.
 ///
 /// # Safety
 /// `xq` is valid for 32 reads; the CPU has AVX-512 F and VNNI.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
-unsafe fn dot_rows16(v: &[__m512i; 8], xq: *const i8) -> __m512i {
+unsafe fn dot_rows16(v: &[__m512i; 8], xq: *const i8, hi16: bool) -> __m512i {
     let xq = xq.cast::<i32>();
     let bc = |j: usize| _mm512_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
     let z = _mm512_setzero_si512();
@@ -385,6 +400,9 @@ unsafe fn dot_rows16(v: &[__m512i; 8], xq: *const i8) -> __m512i {
     s1 = _mm512_dpbusd_epi32(s1, v[5], bc(5));
     s0 = _mm512_dpbusd_epi32(s0, v[6], bc(6));
     s1 = _mm512_dpbusd_epi32(s1, v[7], bc(7));
+    if hi16 {
+        s1 = _mm512_srai_epi32::<4>(s1);
+    }
     _mm512_add_epi32(s0, s1)
 }
 
@@ -424,7 +442,6 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     let x = k.x;
     let blocks = x.cols / 256;
     let gw = k.w.as_ptr().add(g * blocks * GB);
-    let m4 = _mm512_set1_epi8(0x0f);
     let mut acc = [_mm512_setzero_ps(); NB];
     for i in 0..blocks {
         let blk = gw.add(i * GB);
@@ -433,21 +450,13 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
         for s in 0..8 {
             let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(64 + 16 * s).cast()));
             let q = blk.add(320 + 256 * s);
-            let p: [__m512i; 4] = std::array::from_fn(|j| _mm512_loadu_si512(q.add(64 * j).cast()));
-            let v: [__m512i; 8] = std::array::from_fn(|kk| {
-                let pj = p[kk / 2];
-                if kk % 2 == 0 {
-                    _mm512_and_si512(pj, m4)
-                } else {
-                    _mm512_and_si512(_mm512_srli_epi16::<4>(pj), m4)
-                }
-            });
+            let v = nibbles16(q);
             macro_rules! vector {
                 ($bb:expr) => {
                     if $bb < NB {
                         let b = b0 + $bb;
                         let xq = x.q.as_ptr().add(b * x.cols + i * 256 + 32 * s);
-                        let t = _mm512_mullo_epi32(dot_rows16(&v, xq), sc);
+                        let t = _mm512_mullo_epi32(dot_rows16(&v, xq, true), sc);
                         isum[$bb % NB] = _mm512_add_epi32(isum[$bb % NB], t);
                     }
                 };
