@@ -1,7 +1,8 @@
 //! Thread pools, one per thread count, built on first use and kept for the process.
 //!
-//! The thread count is a config value, so plans ask for a pool of exactly that size instead
-//! of using rayon's global pool (whose size is fixed at start-up).
+//! The thread count is a config value, so callers ask for a pool of exactly that size instead
+//! of using rayon's global pool (whose size is fixed at start-up). The kernels' own plans run
+//! on a [`crate::team::Team`] instead; these pools serve the probe and the benches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

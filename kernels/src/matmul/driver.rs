@@ -23,10 +23,8 @@
 //! place.
 
 use crate::device::BackendExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
-use rayon::prelude::*;
-use rayon::ThreadPool;
 
 use super::blocking::{self, kernels_of};
 use super::pack::{pack_a, pack_b_panel};
@@ -37,8 +35,9 @@ use crate::buf::AlignedBuf;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::kernel::KernelId;
-use crate::pool::{pool, SendPtr};
+use crate::pool::SendPtr;
 use crate::problem::MatmulShape;
+use crate::team::{for_each_task, team, Team};
 
 /// The most packing memory a config may ask for; past it, planning is an error rather than
 /// an allocation failure that would end the process.
@@ -69,7 +68,9 @@ pub struct MatmulPlan {
     kc: usize,
     nc: usize,
     threads: usize,
-    pool: Option<Arc<ThreadPool>>,
+    /// The threads of a call (none for one thread): a team, not a rayon pool, so that
+    /// back-to-back calls wake no one (see [`crate::team`]).
+    team: Option<Arc<Team>>,
     bpack: AlignedBuf,
     apack: AlignedBuf,
 }
@@ -112,8 +113,8 @@ impl MatmulPlan {
             })?;
             Path::Stream { kernel }
         };
-        let pool = if threads > 1 {
-            Some(pool(threads)?)
+        let team = if threads > 1 {
+            Some(team(threads)?)
         } else {
             None
         };
@@ -169,7 +170,7 @@ impl MatmulPlan {
             kc,
             nc,
             threads,
-            pool,
+            team,
             bpack,
             apack,
         })
@@ -225,11 +226,7 @@ impl MatmulPlan {
             c: SendPtr(c.as_mut_ptr()),
             ldc,
         };
-        let pool = self.pool.clone();
-        match &pool {
-            Some(p) => p.install(|| self.dispatch(&args)),
-            None => self.dispatch(&args),
-        }
+        self.dispatch(&args);
         Ok(())
     }
 
@@ -248,6 +245,8 @@ impl MatmulPlan {
         let MatmulShape { m, n, k } = self.shape;
         let (mr, nr) = (uk.mr, uk.nr);
         let threads = self.threads;
+        let team = self.team.clone();
+        let team = team.as_deref();
         let mc = if par_rows && threads > 1 {
             // Equal blocks, a multiple of `threads` of them, none larger than mc.
             let blocks = m.div_ceil(self.mc).next_multiple_of(threads);
@@ -262,21 +261,27 @@ impl MatmulPlan {
                 let kb = self.kc.min(k - pc);
                 let accumulate = pc > 0;
                 let bsrc = &x.b[pc * x.ldb + jc..];
-                let pack_one = |(panel, out): (usize, &mut [f32])| {
+                let pack_one = |panel: usize, out: &mut [f32]| {
                     pack_b_panel(kb, nb, bsrc, x.ldb, nr, panel, out)
                 };
                 let b = if pack_b {
-                    let bpack = &mut self.bpack[..panels * kb * nr];
-                    if threads > 1 {
-                        bpack.par_chunks_mut(kb * nr).enumerate().for_each(pack_one);
-                    } else {
-                        bpack.chunks_mut(kb * nr).enumerate().for_each(pack_one);
-                    }
+                    let bpack = SendPtr(self.bpack[..panels * kb * nr].as_mut_ptr());
+                    for_each_task(team, panels, &|panel| {
+                        // SAFETY: the buffer holds `panels` panels of `kb * nr` floats, and
+                        // each task writes its own panel alone.
+                        let out = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                bpack.ptr().add(panel * kb * nr),
+                                kb * nr,
+                            )
+                        };
+                        pack_one(panel, out);
+                    });
                     BSource::Packed(&self.bpack[..panels * kb * nr])
                 } else {
                     let full = nb / nr;
                     if full < panels {
-                        pack_one((full, &mut self.bpack[..kb * nr]));
+                        pack_one(full, &mut self.bpack[..kb * nr]);
                     }
                     BSource::Direct {
                         b: bsrc,
@@ -304,22 +309,26 @@ impl MatmulPlan {
                     pack_a(mb, kb, &x.a[ic * x.lda + pc..], x.lda, mr, abuf);
                     block.compute(ic, mb, abuf, jr);
                 };
-                if threads == 1 {
-                    let abuf = &mut self.apack[..slot];
-                    for ib in 0..ic_blocks {
-                        run_ic(ib, abuf, 0..panels);
-                    }
-                } else if par_rows {
-                    (0..ic_blocks).into_par_iter().for_each(|ib| {
-                        let t = rayon::current_thread_index().unwrap_or(0) % threads;
-                        // SAFETY: `apack` holds `threads` slots of `slot` floats; each worker
-                        // of the pool has its own index, so no slot is used twice at once.
+                if let (Some(team), true) = (team, par_rows) {
+                    // Each share packs into its own slot and takes the next block of rows
+                    // from a shared counter.
+                    let next = AtomicUsize::new(0);
+                    team.run(threads, &|t| {
+                        // SAFETY: `apack` holds `threads` slots of `slot` floats, and share
+                        // `t` (below `threads`) alone uses slot `t`: shares run at once or,
+                        // when the team is busy, one after another on one thread.
                         let abuf = unsafe {
                             std::slice::from_raw_parts_mut(apack.ptr().add(t * slot), slot)
                         };
-                        run_ic(ib, abuf, 0..panels);
+                        loop {
+                            let ib = next.fetch_add(1, Ordering::Relaxed);
+                            if ib >= ic_blocks {
+                                break;
+                            }
+                            run_ic(ib, abuf, 0..panels);
+                        }
                     });
-                } else {
+                } else if let Some(team) = team {
                     for ib in 0..ic_blocks {
                         let ic = ib * mc;
                         let mb = mc.min(m - ic);
@@ -327,10 +336,15 @@ impl MatmulPlan {
                         pack_a(mb, kb, &x.a[ic * x.lda + pc..], x.lda, mr, abuf);
                         let abuf = &self.apack[..slot];
                         let chunk = panels.div_ceil(threads);
-                        (0..threads).into_par_iter().for_each(|t| {
+                        team.run(threads, &|t| {
                             let jr = (t * chunk).min(panels)..((t + 1) * chunk).min(panels);
                             block.compute(ic, mb, abuf, jr);
                         });
+                    }
+                } else {
+                    let abuf = &mut self.apack[..slot];
+                    for ib in 0..ic_blocks {
+                        run_ic(ib, abuf, 0..panels);
                     }
                 }
             }
@@ -367,11 +381,7 @@ impl MatmulPlan {
             // of C are written by no other thread.
             unsafe { kernel(&s) };
         };
-        if self.threads > 1 {
-            (0..chunks).into_par_iter().for_each(one);
-        } else {
-            (0..chunks).for_each(one);
-        }
+        for_each_task(self.team.as_deref(), chunks, &one);
     }
 }
 

@@ -195,7 +195,7 @@ pub fn sgemm(
     let shape = MatmulShape::new(m, n, k);
     let backend = best_cpu();
     PLANS.with(|cell| {
-        // A nested call on this thread (from inside a rayon job) finds the cache busy and
+        // A nested call on this thread (from inside a parallel share) finds the cache busy and
         // plans afresh rather than waiting on itself.
         let Ok(mut cache) = cell.try_borrow_mut() else {
             return plan_for(backend, shape)?.run(a, lda, b, ldb, c, ldc);
