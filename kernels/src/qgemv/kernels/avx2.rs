@@ -478,6 +478,13 @@ unsafe fn half_group_q4_k<const NB: usize>(k: &RowBlock, g: usize, half: usize, 
     for i in 0..blocks {
         let blk = gw.add(i * GB);
         super::prefetch(blk, k.prefetch, GB);
+        // The scales and mins first, so that the group-block's lines are read in order (the
+        // hardware prefetchers follow a stream that does not step back).
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
+        let dm = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(32 + 16 * half).cast()));
+        let mins: [__m256i; 4] = std::array::from_fn(|j| {
+            _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(192 + 32 * j + 16 * half).cast()))
+        });
         let mut isum = [_mm256_setzero_si256(); NB];
         for s in 0..8 {
             let sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(64 + 16 * s + 8 * half).cast()));
@@ -506,20 +513,16 @@ unsafe fn half_group_q4_k<const NB: usize>(k: &RowBlock, g: usize, half: usize, 
                 *is = _mm256_add_epi32(*is, _mm256_mullo_epi32(dot, sc));
             }
         }
-        let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
-        let dm = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(32 + 16 * half).cast()));
         for (bb, a) in acc.iter_mut().enumerate() {
             let b = b0 + bb;
             // The 8 sub-block sums as 16-bit pairs (|sum| <= 32 * 127).
             let sums = x.sums.as_ptr().add((b * x.cols + i * 256) / 32);
             let mut m = _mm256_setzero_si256();
-            for j in 0..4 {
-                let mins =
-                    _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(192 + 32 * j + 16 * half).cast()));
+            for (j, mj) in mins.iter().enumerate() {
                 let lo = *sums.add(2 * j) as i16 as u16 as u32;
                 let hi = *sums.add(2 * j + 1) as i16 as u16 as u32;
                 let pair = _mm256_set1_epi32((lo | (hi << 16)) as i32);
-                m = _mm256_add_epi32(m, _mm256_madd_epi16(mins, pair));
+                m = _mm256_add_epi32(m, _mm256_madd_epi16(*mj, pair));
             }
             let dx = _mm256_set1_ps(*x.d.as_ptr().add(b * blocks + i));
             *a = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum[bb]), *a);

@@ -446,6 +446,13 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     for i in 0..blocks {
         let blk = gw.add(i * GB);
         super::prefetch(blk, k.prefetch, GB);
+        // The scales and mins first, so that the group-block's lines are read in order (the
+        // hardware prefetchers follow a stream that does not step back).
+        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
+        let dm = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(32).cast()));
+        let mins: [__m512i; 4] = std::array::from_fn(|j| {
+            _mm512_cvtepu8_epi16(_mm256_loadu_si256(blk.add(192 + 32 * j).cast()))
+        });
         let mut isum = [_mm512_setzero_si512(); NB];
         for s in 0..8 {
             let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(64 + 16 * s).cast()));
@@ -470,11 +477,6 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
             vector!(6);
             vector!(7);
         }
-        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
-        let dm = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(32).cast()));
-        let mins: [__m512i; 4] = std::array::from_fn(|j| {
-            _mm512_cvtepu8_epi16(_mm256_loadu_si256(blk.add(192 + 32 * j).cast()))
-        });
         for (bb, a) in acc.iter_mut().enumerate() {
             let b = b0 + bb;
             // The 8 sub-block sums of this super-block as 16-bit pairs (|sum| <= 32 * 127).
