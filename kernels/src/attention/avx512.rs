@@ -9,11 +9,12 @@
 //! - [`scores_rows`]: the same from the key rows as stored (f32, or f16 converted in
 //!   registers), four keys at a time for all rows, each key row read whole and in order, one
 //!   [`reduce16`] per group.
-//! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`. In prefill and for f16
-//!   values, columns 64 at a time (16 accumulators for 4 rows), then 16, then a masked rest;
-//!   each value row is loaded once per column block for all rows. In decode with f32 values,
-//!   two rows at a time with 128 columns of accumulators each in registers, so a head of 128
-//!   reads each value row whole and in order.
+//! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`. In prefill, columns 64
+//!   at a time (16 accumulators for 4 rows), then 16, then a masked rest; each value row is
+//!   loaded once per column block for all rows. In decode with four rows, 96 columns of all
+//!   four at a time (24 accumulators), so a head of 128 takes three quarters of each value
+//!   row in the pass that streams it from memory; with fewer rows and f32 values, two rows
+//!   at a time with 128 columns of accumulators each.
 //!
 //! Decode streams K and V from memory, and the order of its reads matters there: on a Zen 4,
 //! one thread reading four rows' chunks in turn got 9-10 GB/s from DRAM where a plain stream
@@ -89,17 +90,22 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 }
 
 /// See the module docs. The values are f16 bits when `H` (converted in registers), else f32.
-/// With `stream` (decode, where the values stream from memory) and f32 values, the rows go
-/// two at a time ([`pv_pass`]): each pair keeps 128 columns of accumulators in registers, so
-/// a head of 128 reads each value row once per pair, whole and in order, the second pair
-/// from L2. The forms before it cost more: value row by value row into accumulators in L1
-/// spent its time on their loads and stores (one thread of a Zen 4, one KV head of 4 query
-/// heads, K and V in L2: 41 GFLOP/s against 62 now; Llama-3-8B decode at KV 16384 from
-/// DRAM: 10.0-10.4 ms against 7.4-7.6), and passes over 64-column blocks for all four rows
-/// read memory out of order (12 against 15-17 GB/s). f16 values, half the bytes for the
-/// same arithmetic, keep the 64-column blocks: a pair would convert each value twice.
-/// With `ahead` above 0, the value row `ahead` rows on is fetched into L1 as a row is taken
-/// (f16 decode fetches only keys ahead, in [`scores_rows`]).
+/// With `stream` (decode, where the values stream from memory) and four rows, the first
+/// pass takes 96 columns of all four rows (24 accumulators and the six value vectors of a
+/// row: the register file), each value converted once; a head of 128 then takes its last
+/// 32 columns from L2. On one thread of a Zen 4 (one KV head of 4 query heads, KV 16384
+/// from DRAM) that read 18.0-19.5 GB/s of f32 against 17.7-19.2 for the form before it and
+/// 11.5-14.5 of f16 against 10.5-12.6; in L2 it ran 66-77 GFLOP/s against 62-65 (f32).
+/// The form before it took the rows two at a time ([`pv_pass`], still used with fewer rows
+/// for f32): 128 columns of each pair in registers, each value row read whole once per
+/// pair, the second pair from L2, and for f16 values 64-column blocks of all four rows (a
+/// pair would convert each value twice). Before that, value row by value row into
+/// accumulators in L1 spent its time on their loads and stores (41 GFLOP/s in L2 against
+/// 62 for the pairs; Llama-3-8B decode at KV 16384: 10.0-10.4 ms against 7.4-7.6), and
+/// passes over 64-column blocks for all four rows read f32 values out of order (12 against
+/// 15-17 GB/s). With `ahead` above 0, f32 value rows `ahead` rows on are fetched into L1 as
+/// a row is taken on the first pass (f16 decode fetches only keys ahead, in
+/// [`scores_rows`]).
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `acc` holds `NR * d` floats, `v` holds `n * d`
@@ -117,6 +123,28 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     stream: bool,
     ahead: usize,
 ) {
+    if stream && NR == 4 {
+        // Decode with four rows: one pass over the values for the first 96 columns of all
+        // four (24 accumulators), then the rest of the columns, whose parts of the rows
+        // come again from L2. Values are fetched ahead (`ahead`) only for f32.
+        let mut c = 0;
+        let mut ahead = if H { 0 } else { ahead };
+        while c + 6 * V <= d {
+            pv_block::<NR, 6, H>(acc, v, d, n, tile, scores, c, ahead);
+            ahead = 0;
+            c += 6 * V;
+        }
+        if c + 4 * V <= d {
+            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, ahead);
+            c += 4 * V;
+        }
+        while c + 2 * V <= d {
+            pv_block::<NR, 2, H>(acc, v, d, n, tile, scores, c, 0);
+            c += 2 * V;
+        }
+        pv_rest::<NR, H>(acc, v, d, n, tile, scores, c);
+        return;
+    }
     if !stream || H {
         let mut c = 0;
         while c + 4 * V <= d {
@@ -126,9 +154,9 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
         pv_rest::<NR, H>(acc, v, d, n, tile, scores, c);
         return;
     }
-    // Decode, f32 values: two rows at a time, each pair's accumulators in registers across
-    // 128 columns, so that a head of 128 reads each value row whole, in order; the second
-    // pair reads the tile again from L2.
+    // Decode of fewer than four rows, f32 values: two rows at a time, each pair's
+    // accumulators in registers across 128 columns, so that a head of 128 reads each value
+    // row whole, in order.
     let mut r = 0;
     while r + 2 <= NR {
         pv_pass::<2, H>(acc.add(r * d), v, d, n, tile, scores.add(r * tile), ahead);
