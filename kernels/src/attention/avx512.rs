@@ -8,7 +8,8 @@
 //!   `c`: outer products, no horizontal sums. 32 keys at a time, then 16, then a masked rest.
 //! - [`scores_rows`]: the same from the key rows as stored (f32, or f16 converted in
 //!   registers), four keys at a time for all rows, each key row read whole and in order, one
-//!   [`reduce16`] per group.
+//!   [`reduce16`] per group; for f32 keys and heads of 64 to 128, rows two at a time with
+//!   their queries in registers ([`scores_qreg`]).
 //! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`. In prefill, columns 64
 //!   at a time (16 accumulators for 4 rows), then 16, then a masked rest; each value row is
 //!   loaded once per column block for all rows. In decode with four rows, 96 columns of all
@@ -382,6 +383,18 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     scores: *mut f32,
     ahead: usize,
 ) {
+    // f32 keys and a head of 64 to 128: the queries in registers (f16 keys would then be
+    // converted once per pair of rows, which measured slower).
+    if !H {
+        match d {
+            128 => return scores_qreg::<NR, H, 8>(q, k, n, tile, scale, scores, ahead),
+            112 => return scores_qreg::<NR, H, 7>(q, k, n, tile, scale, scores, ahead),
+            96 => return scores_qreg::<NR, H, 6>(q, k, n, tile, scale, scores, ahead),
+            80 => return scores_qreg::<NR, H, 5>(q, k, n, tile, scale, scores, ahead),
+            64 => return scores_qreg::<NR, H, 4>(q, k, n, tile, scale, scores, ahead),
+            _ => {}
+        }
+    }
     let sc = _mm512_set1_ps(scale);
     let tail = d % V;
     let mt = first(tail);
@@ -425,6 +438,99 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
             // it, and the masked-off lanes are never written.
             let at = scores.add(r * tile + j).wrapping_sub(4 * r);
             _mm512_mask_storeu_ps(at, (((1u32 << keep) - 1) << (4 * r)) as __mmask16, s);
+        }
+        j += 4;
+    }
+}
+
+/// [`scores_rows`] for a head of `C` full vectors (`d = 16 C`, at most 128): the rows two at
+/// a time ([`scores_pass`]), each pair's query held in registers for the whole tile, so the
+/// loop loads only keys; the second pair reads the tile again from L2. On one Zen 4 thread,
+/// reading keys from DRAM with four query rows' chunks loaded beside each key chunk (five
+/// loads per four FMAs) ran at 10-11 GB/s, and the same loop with the queries in registers
+/// at 18-24: the query loads, not the arithmetic, held the stream back.
+///
+/// # Safety
+/// As for [`scores_rows`], with `d = 16 C`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn scores_qreg<const NR: usize, const H: bool, const C: usize>(
+    q: *const f32,
+    k: *const u8,
+    n: usize,
+    tile: usize,
+    scale: f32,
+    scores: *mut f32,
+    ahead: usize,
+) {
+    let d = C * V;
+    let mut r = 0;
+    while r + 2 <= NR {
+        let ah = if r == 0 { ahead } else { 0 };
+        scores_pass::<2, H, C>(q.add(r * d), k, n, tile, scale, scores.add(r * tile), ah);
+        r += 2;
+    }
+    if r < NR {
+        let ah = if r == 0 { ahead } else { 0 };
+        scores_pass::<1, H, C>(q.add(r * d), k, n, tile, scale, scores.add(r * tile), ah);
+    }
+}
+
+/// One pass of [`scores_qreg`] for `P` (1 or 2) rows: their `P C` query vectors in
+/// registers, four keys at a time (`4 P` accumulators, each key row read whole and in order),
+/// the sums reduced to lanes `4r..4r + 4` of one 256-bit vector.
+///
+/// # Safety
+/// As for [`scores_qreg`], with `P` rows.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn scores_pass<const P: usize, const H: bool, const C: usize>(
+    q: *const f32,
+    k: *const u8,
+    n: usize,
+    tile: usize,
+    scale: f32,
+    scores: *mut f32,
+    ahead: usize,
+) {
+    let d = C * V;
+    let qv: [[__m512; C]; P] =
+        std::array::from_fn(|r| std::array::from_fn(|c| _mm512_loadu_ps(q.add(r * d + c * V))));
+    let sc = _mm256_set1_ps(scale);
+    let row_bytes = d * if H { 2 } else { 4 };
+    let lines = row_bytes.div_ceil(64);
+    let mut j = 0;
+    while j < n {
+        let key: [usize; 4] = std::array::from_fn(|i| (j + i).min(n - 1) * d);
+        if ahead > 0 {
+            let at = k.wrapping_add((j + ahead) * row_bytes);
+            for l in 0..4 * lines {
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
+            }
+        }
+        let mut a = [_mm512_setzero_ps(); 8];
+        for (i, &ki) in key.iter().enumerate() {
+            for c in 0..C {
+                let kv = ld::<H>(k, ki + c * V, 0xffff);
+                for (r, qr) in qv.iter().enumerate() {
+                    a[4 * r + i] = _mm512_fmadd_ps(qr[c], kv, a[4 * r + i]);
+                }
+            }
+        }
+        // Each accumulator's two 256-bit halves added, then eight horizontal sums at once.
+        let h: [__m256; 8] = std::array::from_fn(|m| {
+            _mm256_add_ps(
+                _mm512_castps512_ps256(a[m]),
+                // The upper half through the 64-bit form (AVX-512 F; the f32 form needs DQ).
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(a[m]))),
+            )
+        });
+        let s = _mm256_mul_ps(super::avx2::reduce8(&h), sc);
+        let keep = (n - j).min(4);
+        let m = ((1u32 << keep) - 1) as __mmask8;
+        _mm_mask_storeu_ps(scores.add(j), m, _mm256_castps256_ps128(s));
+        if P == 2 {
+            _mm_mask_storeu_ps(scores.add(tile + j), m, _mm256_extractf128_ps::<1>(s));
         }
         j += 4;
     }
