@@ -56,6 +56,16 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, k: usize) -> __m256 {
     }
 }
 
+/// Asks for `lines` cache lines from `at` on, into L1: decode's `ahead` rows. Addresses past
+/// the operands (the last rows' lookahead) are harmless: a prefetch never faults.
+#[inline(always)]
+pub(super) fn fetch_lines(at: *const u8, lines: usize) {
+    for l in 0..lines {
+        // SAFETY: a prefetch neither faults nor changes memory, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast()) };
+    }
+}
+
 /// `out` lane `i` = the sum of the lanes of `a[i]`, for 8 vectors: two levels of pairwise
 /// horizontal adds and one add of the 128-bit halves.
 ///
@@ -164,10 +174,7 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     while j < n {
         let key = [j * d, (j + 1).min(n - 1) * d];
         if ahead > 0 {
-            let at = k.wrapping_add((j + ahead) * row_bytes);
-            for l in 0..2 * lines {
-                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
-            }
+            fetch_lines(k.wrapping_add((j + ahead) * row_bytes), 2 * lines);
         }
         let mut a = [_mm256_setzero_ps(); 8];
         // Key by key, each read whole and in order (Q's chunks come from L1).
@@ -232,10 +239,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
         let tail = d % V;
         for j in 0..n {
             if ahead > 0 {
-                let at = v.wrapping_add((j + ahead) * row_bytes);
-                for l in 0..lines {
-                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
-                }
+                fetch_lines(v.wrapping_add((j + ahead) * row_bytes), lines);
             }
             let p: [__m256; NR] =
                 std::array::from_fn(|r| _mm256_broadcast_ss(&*scores.add(r * tile + j)));

@@ -26,6 +26,8 @@
 
 use std::arch::x86_64::*;
 
+use super::avx2::fetch_lines;
+
 /// Lanes of a vector.
 const V: usize = 16;
 
@@ -262,10 +264,7 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
     }
     for j in 0..n {
         if ahead > 0 {
-            let at = v.wrapping_add(((j + ahead) * d + c) * es);
-            for l in 0..lines {
-                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
-            }
+            fetch_lines(v.wrapping_add(((j + ahead) * d + c) * es), lines);
         }
         let x: [__m512; W] = std::array::from_fn(|w| ld::<H>(v, j * d + c + w * V, 0xffff));
         for (r, ar) in a.iter_mut().enumerate() {
@@ -406,10 +405,7 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
         // Four keys `ahead` rows on (past the tile: the next tile's, or nothing, which a
         // prefetch tolerates).
         if ahead > 0 {
-            let at = k.wrapping_add((j + ahead) * row_bytes);
-            for l in 0..4 * lines {
-                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
-            }
+            fetch_lines(k.wrapping_add((j + ahead) * row_bytes), 4 * lines);
         }
         let mut a = [_mm512_setzero_ps(); 16];
         // Key by key, each read whole and in order (Q's chunks come from L1).
@@ -503,10 +499,7 @@ unsafe fn scores_pass<const P: usize, const H: bool, const C: usize>(
     while j < n {
         let key: [usize; 4] = std::array::from_fn(|i| (j + i).min(n - 1) * d);
         if ahead > 0 {
-            let at = k.wrapping_add((j + ahead) * row_bytes);
-            for l in 0..4 * lines {
-                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast());
-            }
+            fetch_lines(k.wrapping_add((j + ahead) * row_bytes), 4 * lines);
         }
         let mut a = [_mm512_setzero_ps(); 8];
         for (i, &ki) in key.iter().enumerate() {
