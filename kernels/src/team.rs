@@ -222,17 +222,24 @@ fn worker(s: &Shared, i: usize) {
 /// from a shared counter (so at any time they work on neighbouring tasks), or in order on
 /// this thread when there is no team.
 pub fn for_each_task(team: Option<&Team>, tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+    for_each_task_in(team, tasks, &|_, t| task(t));
+}
+
+/// [`for_each_task`], telling each task the share that runs it: `task(share, t)`, the share
+/// below the team's thread count (0 without a team). A share runs its tasks one after
+/// another, so per-share scratch is never used by two tasks at once.
+pub fn for_each_task_in(team: Option<&Team>, tasks: usize, task: &(dyn Fn(usize, usize) + Sync)) {
     let Some(team) = team else {
-        (0..tasks).for_each(task);
+        (0..tasks).for_each(|t| task(0, t));
         return;
     };
     let next = AtomicUsize::new(0);
-    team.run(tasks, &|_| loop {
+    team.run(tasks, &|share| loop {
         let t = next.fetch_add(1, Ordering::Relaxed);
         if t >= tasks {
             break;
         }
-        task(t);
+        task(share, t);
     });
 }
 
@@ -290,6 +297,28 @@ mod tests {
                     "{tasks} tasks"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn for_each_task_in_names_a_share_below_the_thread_count_for_each_task() {
+        let t = Team::new(3).unwrap();
+        for team in [Some(&t), None] {
+            let threads = team.map_or(1, Team::threads);
+            let busy: Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+            let done = AtomicUsize::new(0);
+            for_each_task_in(team, 50, &|share, _| {
+                // No other task holds this share's slot meanwhile.
+                assert_eq!(
+                    busy[share].fetch_add(1, Ordering::SeqCst),
+                    0,
+                    "share {share}"
+                );
+                std::hint::black_box(0..100).for_each(drop);
+                busy[share].fetch_sub(1, Ordering::SeqCst);
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(done.load(Ordering::Relaxed), 50);
         }
     }
 

@@ -23,7 +23,6 @@
 //! place.
 
 use crate::device::BackendExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::blocking::{self, kernels_of};
@@ -37,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::kernel::KernelId;
 use crate::pool::SendPtr;
 use crate::problem::MatmulShape;
-use crate::team::{for_each_task, team, Team};
+use crate::team::{for_each_task, for_each_task_in, team, Team};
 
 /// The most packing memory a config may ask for; past it, planning is an error rather than
 /// an allocation failure that would end the process.
@@ -309,43 +308,31 @@ impl MatmulPlan {
                     pack_a(mb, kb, &x.a[ic * x.lda + pc..], x.lda, mr, abuf);
                     block.compute(ic, mb, abuf, jr);
                 };
-                if let (Some(team), true) = (team, par_rows) {
-                    // Each share packs into its own slot and takes the next block of rows
-                    // from a shared counter.
-                    let next = AtomicUsize::new(0);
-                    team.run(threads, &|t| {
-                        // SAFETY: `apack` holds `threads` slots of `slot` floats, and share
-                        // `t` (below `threads`) alone uses slot `t`: shares run at once or,
-                        // when the team is busy, one after another on one thread.
+                match team {
+                    Some(team) if !par_rows => {
+                        for ib in 0..ic_blocks {
+                            let ic = ib * mc;
+                            let mb = mc.min(m - ic);
+                            let abuf = &mut self.apack[..slot];
+                            pack_a(mb, kb, &x.a[ic * x.lda + pc..], x.lda, mr, abuf);
+                            let abuf = &self.apack[..slot];
+                            let chunk = panels.div_ceil(threads);
+                            team.run(threads, &|t| {
+                                let jr = (t * chunk).min(panels)..((t + 1) * chunk).min(panels);
+                                block.compute(ic, mb, abuf, jr);
+                            });
+                        }
+                    }
+                    // Blocks of rows, each share packing into its own slot (one thread: slot
+                    // 0, the blocks in order).
+                    _ => for_each_task_in(team, ic_blocks, &|t, ib| {
+                        // SAFETY: `apack` holds `threads` slots of `slot` floats, and share `t`
+                        // (below `threads`) alone uses slot `t`, one task after another.
                         let abuf = unsafe {
                             std::slice::from_raw_parts_mut(apack.ptr().add(t * slot), slot)
                         };
-                        loop {
-                            let ib = next.fetch_add(1, Ordering::Relaxed);
-                            if ib >= ic_blocks {
-                                break;
-                            }
-                            run_ic(ib, abuf, 0..panels);
-                        }
-                    });
-                } else if let Some(team) = team {
-                    for ib in 0..ic_blocks {
-                        let ic = ib * mc;
-                        let mb = mc.min(m - ic);
-                        let abuf = &mut self.apack[..slot];
-                        pack_a(mb, kb, &x.a[ic * x.lda + pc..], x.lda, mr, abuf);
-                        let abuf = &self.apack[..slot];
-                        let chunk = panels.div_ceil(threads);
-                        team.run(threads, &|t| {
-                            let jr = (t * chunk).min(panels)..((t + 1) * chunk).min(panels);
-                            block.compute(ic, mb, abuf, jr);
-                        });
-                    }
-                } else {
-                    let abuf = &mut self.apack[..slot];
-                    for ib in 0..ic_blocks {
                         run_ic(ib, abuf, 0..panels);
-                    }
+                    }),
                 }
             }
         }
