@@ -44,18 +44,33 @@ impl SendPtr {
 
 /// A shared pool of exactly `threads` workers.
 pub fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
-    let pools = POOLS.get_or_init(Default::default);
-    let mut map = pools.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = map.get(&threads) {
-        return Ok(p.clone());
+    static POOLS: PerCount<ThreadPool> = OnceLock::new();
+    per_count(&POOLS, threads, || {
+        ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("ktune-{threads}-{i}"))
+            .build()
+            .map_err(|e| Error::InvalidConfig(format!("cannot start {threads} threads: {e}")))
+    })
+}
+
+/// One shared value per thread count (pools here, teams in `team.rs`).
+pub(crate) type PerCount<T> = OnceLock<Mutex<HashMap<usize, Arc<T>>>>;
+
+/// The value of `cache` for `threads`, made by `make` on first use and kept for the process.
+pub(crate) fn per_count<T>(
+    cache: &PerCount<T>,
+    threads: usize,
+    make: impl FnOnce() -> Result<T>,
+) -> Result<Arc<T>> {
+    let mut map = cache
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = map.get(&threads) {
+        return Ok(v.clone());
     }
-    let p = ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(move |i| format!("ktune-{threads}-{i}"))
-        .build()
-        .map_err(|e| Error::InvalidConfig(format!("cannot start {threads} threads: {e}")))?;
-    let p = Arc::new(p);
-    map.insert(threads, p.clone());
-    Ok(p)
+    let v = Arc::new(make()?);
+    map.insert(threads, v.clone());
+    Ok(v)
 }

@@ -10,7 +10,6 @@
 //! the workers (never the caller) when they slept.
 
 use std::cell::UnsafeCell;
-use std::collections::HashMap;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -18,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::pool::{per_count, PerCount};
 
 /// How long an idle worker spins for the next call before it sleeps.
 const SPIN: Duration = Duration::from_micros(200);
@@ -245,15 +245,8 @@ pub fn for_each_task_in(team: Option<&Team>, tasks: usize, task: &(dyn Fn(usize,
 
 /// A shared team of exactly `threads`, started on first use and kept for the process.
 pub fn team(threads: usize) -> Result<Arc<Team>> {
-    static TEAMS: OnceLock<Mutex<HashMap<usize, Arc<Team>>>> = OnceLock::new();
-    let teams = TEAMS.get_or_init(Default::default);
-    let mut map = teams.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(t) = map.get(&threads) {
-        return Ok(t.clone());
-    }
-    let t = Arc::new(Team::new(threads)?);
-    map.insert(threads, t.clone());
-    Ok(t)
+    static TEAMS: PerCount<Team> = OnceLock::new();
+    per_count(&TEAMS, threads, || Team::new(threads))
 }
 
 #[cfg(test)]
