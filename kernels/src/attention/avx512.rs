@@ -7,9 +7,8 @@
 //!   transposed (`kt[c * stride + j]`). Each step broadcasts `q_rc` and loads 32 keys' element
 //!   `c`: outer products, no horizontal sums. 32 keys at a time, then 16, then a masked rest.
 //! - [`scores_rows`]: the same from the key rows as stored (f32, or f16 converted in
-//!   registers), four keys at a time for all rows, each key row read whole and in order, one
-//!   [`reduce16`] per group; for f32 keys and heads of 64 to 128, rows two at a time with
-//!   their queries in registers ([`scores_qreg`]).
+//!   registers), the tile as four quarters side by side, one key from each at a time for
+//!   all rows (four streams, each read in order), one [`reduce16`] per group.
 //! - [`pv`]: `acc_r += sum_j scores[r * tile + j] * v_j` for `j < n`. In prefill, columns 64
 //!   at a time (16 accumulators for 4 rows), then 16, then a masked rest; each value row is
 //!   loaded once per column block for all rows. In decode with four rows, 96 columns of all
@@ -358,13 +357,17 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, m: __mmask16) -> __m512 {
 /// Decode's scores (one block of rows against key rows, read at their own type: f16 when
 /// `H`, converted in registers, so no converted copy of the tile is written and read back):
 /// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`, with `k` the key rows
-/// (`d` elements apart). Four keys at a time for all rows: each key chunk is loaded once for
-/// the `NR` rows (`4 NR` accumulators over the head's columns, a masked last chunk), then
-/// [`reduce16`] leaves row `r`'s four sums in lanes `4r..4r + 4`. The keys are read one whole
-/// row after another: taking the four keys' chunks in turn instead read DRAM at 9-10 GB/s
-/// where a plain stream reads 24 on a Zen 4. With `ahead` above 0, the
-/// keys `ahead` rows on are fetched into L1 while a group runs. A last group of fewer than four keys reads the
-/// last key in place of the missing ones and stores only its own.
+/// (`d` elements apart). The tile is taken as four quarters side by side: keys `j`, `j + m`,
+/// `j + 2m` and `j + 3m` (`m = n / 4`) together ([`scores4`]), so that each key chunk serves
+/// `NR` rows and each query chunk four keys (four loads per 16 FMAs), while memory sees four
+/// streams that each run in order. Four adjacent keys' chunks in turn read DRAM at 9-10 GB/s
+/// where a plain stream reads 24 on a Zen 4. One key after the other with the queries'
+/// chunks loaded beside each key chunk (five loads per four FMAs) read 10-11; the form
+/// before this one held two rows' queries in registers and read the tile twice, once per
+/// pair of rows (16.1 GB/s of f32 against 21.1 for the quarters, one Llama-3-8B KV head at
+/// KV 16384, alternating in one process; 15.0 against 17.9 with two rows and 12.9 against
+/// 21.6 with one). With `ahead` above 0, the keys `ahead` rows on in each quarter are
+/// fetched into L1 as a group runs. The last `n % 4` keys make a group of their own.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `q` holds `NR * d` floats, `k` holds `n * d` elements,
@@ -382,150 +385,75 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     scores: *mut f32,
     ahead: usize,
 ) {
-    // f32 keys and a head of 64 to 128: the queries in registers (f16 keys would then be
-    // converted once per pair of rows, which measured slower).
-    if !H {
-        match d {
-            128 => return scores_qreg::<NR, H, 8>(q, k, n, tile, scale, scores, ahead),
-            112 => return scores_qreg::<NR, H, 7>(q, k, n, tile, scale, scores, ahead),
-            96 => return scores_qreg::<NR, H, 6>(q, k, n, tile, scale, scores, ahead),
-            80 => return scores_qreg::<NR, H, 5>(q, k, n, tile, scale, scores, ahead),
-            64 => return scores_qreg::<NR, H, 4>(q, k, n, tile, scale, scores, ahead),
-            _ => {}
-        }
-    }
     let sc = _mm512_set1_ps(scale);
-    let tail = d % V;
-    let mt = first(tail);
     let row_bytes = d * if H { 2 } else { 4 };
     let lines = row_bytes.div_ceil(64);
-    let mut j = 0;
-    while j < n {
-        let key: [usize; 4] = std::array::from_fn(|i| (j + i).min(n - 1) * d);
-        // Four keys `ahead` rows on (past the tile: the next tile's, or nothing, which a
-        // prefetch tolerates).
+    let m = n / 4;
+    for j in 0..m {
+        let keys = [j, j + m, j + 2 * m, j + 3 * m];
         if ahead > 0 {
-            fetch_lines(k.wrapping_add((j + ahead) * row_bytes), 4 * lines);
-        }
-        let mut a = [_mm512_setzero_ps(); 16];
-        // Key by key, each read whole and in order (Q's chunks come from L1).
-        for (i, &ki) in key.iter().enumerate() {
-            let mut c = 0;
-            while c + V <= d {
-                let kv = ld::<H>(k, ki + c, 0xffff);
-                for r in 0..NR {
-                    let qv = _mm512_loadu_ps(q.add(r * d + c));
-                    a[4 * r + i] = _mm512_fmadd_ps(qv, kv, a[4 * r + i]);
-                }
-                c += V;
-            }
-            if tail > 0 {
-                let kv = ld::<H>(k, ki + c, mt);
-                for r in 0..NR {
-                    let qv = _mm512_maskz_loadu_ps(mt, q.add(r * d + c));
-                    a[4 * r + i] = _mm512_fmadd_ps(qv, kv, a[4 * r + i]);
-                }
+            // Past the tile: the next tile's keys, or nothing, which a prefetch tolerates.
+            for key in keys {
+                fetch_lines(k.wrapping_add((key + ahead) * row_bytes), lines);
             }
         }
-        let s = _mm512_mul_ps(reduce16(&a), sc);
-        let keep = (n - j).min(4);
+        scores4::<NR, H>(q, k, d, keys, 4, sc, scores, tile);
+    }
+    let rest = n - 4 * m;
+    if rest > 0 {
+        let keys = std::array::from_fn(|i| 4 * m + i.min(rest - 1));
+        scores4::<NR, H>(q, k, d, keys, rest, sc, scores, tile);
+    }
+}
+
+/// [`scores_rows`] for the four keys `keys` (`4 NR` accumulators over the head's columns, a
+/// masked last chunk, each key chunk loaded once for the `NR` rows and each query chunk once
+/// for the four keys); [`reduce16`] leaves row `r`'s four sums in lanes `4r..4r + 4`, and
+/// the first `keep` keys' scores are stored.
+///
+/// # Safety
+/// As for [`scores_rows`], with every key below `n`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn scores4<const NR: usize, const H: bool>(
+    q: *const f32,
+    k: *const u8,
+    d: usize,
+    keys: [usize; 4],
+    keep: usize,
+    sc: __m512,
+    scores: *mut f32,
+    tile: usize,
+) {
+    let mut a = [_mm512_setzero_ps(); 16];
+    let mut c = 0;
+    while c + V <= d {
+        let kv: [__m512; 4] = std::array::from_fn(|i| ld::<H>(k, keys[i] * d + c, 0xffff));
         for r in 0..NR {
-            // Lanes 4r.. go to scores[r * tile + j..]: the store's base is 4r floats before
-            // it, and the masked-off lanes are never written.
-            let at = scores.add(r * tile + j).wrapping_sub(4 * r);
-            _mm512_mask_storeu_ps(at, (((1u32 << keep) - 1) << (4 * r)) as __mmask16, s);
-        }
-        j += 4;
-    }
-}
-
-/// [`scores_rows`] for a head of `C` full vectors (`d = 16 C`, at most 128): the rows two at
-/// a time ([`scores_pass`]), each pair's query held in registers for the whole tile, so the
-/// loop loads only keys; the second pair reads the tile again from L2. On one Zen 4 thread,
-/// reading keys from DRAM with four query rows' chunks loaded beside each key chunk (five
-/// loads per four FMAs) ran at 10-11 GB/s, and the same loop with the queries in registers
-/// at 18-24: the query loads, not the arithmetic, held the stream back.
-///
-/// # Safety
-/// As for [`scores_rows`], with `d = 16 C`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn scores_qreg<const NR: usize, const H: bool, const C: usize>(
-    q: *const f32,
-    k: *const u8,
-    n: usize,
-    tile: usize,
-    scale: f32,
-    scores: *mut f32,
-    ahead: usize,
-) {
-    let d = C * V;
-    let mut r = 0;
-    while r + 2 <= NR {
-        let ah = if r == 0 { ahead } else { 0 };
-        scores_pass::<2, H, C>(q.add(r * d), k, n, tile, scale, scores.add(r * tile), ah);
-        r += 2;
-    }
-    if r < NR {
-        let ah = if r == 0 { ahead } else { 0 };
-        scores_pass::<1, H, C>(q.add(r * d), k, n, tile, scale, scores.add(r * tile), ah);
-    }
-}
-
-/// One pass of [`scores_qreg`] for `P` (1 or 2) rows: their `P C` query vectors in
-/// registers, four keys at a time (`4 P` accumulators, each key row read whole and in order),
-/// the sums reduced to lanes `4r..4r + 4` of one 256-bit vector.
-///
-/// # Safety
-/// As for [`scores_qreg`], with `P` rows.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn scores_pass<const P: usize, const H: bool, const C: usize>(
-    q: *const f32,
-    k: *const u8,
-    n: usize,
-    tile: usize,
-    scale: f32,
-    scores: *mut f32,
-    ahead: usize,
-) {
-    let d = C * V;
-    let qv: [[__m512; C]; P] =
-        std::array::from_fn(|r| std::array::from_fn(|c| _mm512_loadu_ps(q.add(r * d + c * V))));
-    let sc = _mm256_set1_ps(scale);
-    let row_bytes = d * if H { 2 } else { 4 };
-    let lines = row_bytes.div_ceil(64);
-    let mut j = 0;
-    while j < n {
-        let key: [usize; 4] = std::array::from_fn(|i| (j + i).min(n - 1) * d);
-        if ahead > 0 {
-            fetch_lines(k.wrapping_add((j + ahead) * row_bytes), 4 * lines);
-        }
-        let mut a = [_mm512_setzero_ps(); 8];
-        for (i, &ki) in key.iter().enumerate() {
-            for c in 0..C {
-                let kv = ld::<H>(k, ki + c * V, 0xffff);
-                for (r, qr) in qv.iter().enumerate() {
-                    a[4 * r + i] = _mm512_fmadd_ps(qr[c], kv, a[4 * r + i]);
-                }
+            let qv = _mm512_loadu_ps(q.add(r * d + c));
+            for (i, ki) in kv.iter().enumerate() {
+                a[4 * r + i] = _mm512_fmadd_ps(qv, *ki, a[4 * r + i]);
             }
         }
-        // Each accumulator's two 256-bit halves added, then eight horizontal sums at once.
-        let h: [__m256; 8] = std::array::from_fn(|m| {
-            _mm256_add_ps(
-                _mm512_castps512_ps256(a[m]),
-                // The upper half through the 64-bit form (AVX-512 F; the f32 form needs DQ).
-                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(a[m]))),
-            )
-        });
-        let s = _mm256_mul_ps(super::avx2::reduce8(&h), sc);
-        let keep = (n - j).min(4);
-        let m = ((1u32 << keep) - 1) as __mmask8;
-        _mm_mask_storeu_ps(scores.add(j), m, _mm256_castps256_ps128(s));
-        if P == 2 {
-            _mm_mask_storeu_ps(scores.add(tile + j), m, _mm256_extractf128_ps::<1>(s));
+        c += V;
+    }
+    if c < d {
+        let m = first(d - c);
+        let kv: [__m512; 4] = std::array::from_fn(|i| ld::<H>(k, keys[i] * d + c, m));
+        for r in 0..NR {
+            let qv = _mm512_maskz_loadu_ps(m, q.add(r * d + c));
+            for (i, ki) in kv.iter().enumerate() {
+                a[4 * r + i] = _mm512_fmadd_ps(qv, *ki, a[4 * r + i]);
+            }
         }
-        j += 4;
+    }
+    let mut s = [0f32; 16];
+    _mm512_storeu_ps(s.as_mut_ptr(), _mm512_mul_ps(reduce16(&a), sc));
+    for r in 0..NR {
+        for (i, &key) in keys.iter().enumerate().take(keep) {
+            *scores.add(r * tile + key) = s[4 * r + i];
+        }
     }
 }
 
