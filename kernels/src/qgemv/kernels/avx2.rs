@@ -362,87 +362,108 @@ pub fn kernel_interleaved(dtype: Dtype) -> Option<RowsFn> {
 /// q4_0 groups; the CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows16_q4_0(k: &RowBlock) {
-    halves(k, half_group::<1>, half_group::<2>);
+    groups(k, group_q4_0::<1>, group_q4_0::<2>);
 }
 
-/// A kernel of rows `8 * half .. 8 * half + 8` of group `g` against vectors from `b0` (one
-/// or two, as compiled): `(k, g, half, b0)`.
-type HalfFn = unsafe fn(&RowBlock, usize, usize, usize);
+/// A kernel of group `g` against vectors from `b0` (one or two, as compiled): `(k, g, b0)`.
+type GroupFn = unsafe fn(&RowBlock, usize, usize);
 
-/// Every group of an interleaved row block, half by half, the batch two vectors at a time
-/// (`two`) and the odd one alone (`one`).
+/// Every group of an interleaved row block, the batch two vectors at a time (`two`) and
+/// the odd one alone (`one`).
 ///
 /// # Safety
 /// As for the kernels it calls.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn halves(k: &RowBlock, one: HalfFn, two: HalfFn) {
+unsafe fn groups(k: &RowBlock, one: GroupFn, two: GroupFn) {
     let batch = k.x.batch;
     for g in 0..k.rows.div_ceil(16) {
-        for half in 0..2 {
-            let mut b0 = 0;
-            while b0 < batch {
-                if batch - b0 >= 2 {
-                    two(k, g, half, b0);
-                    b0 += 2;
-                } else {
-                    one(k, g, half, b0);
-                    b0 += 1;
-                }
+        let mut b0 = 0;
+        while b0 < batch {
+            if batch - b0 >= 2 {
+                two(k, g, b0);
+                b0 += 2;
+            } else {
+                one(k, g, b0);
+                b0 += 1;
             }
         }
     }
 }
 
-/// Rows `8 * half .. 8 * half + 8` of group `g` against vectors `b0..b0+NB`. Per block: the
-/// 8 rows' scales, the quants decoded once (8 registers of 4 values per row); per vector,
-/// eight `maddubs` of the unsigned 4-bit weights with 4 broadcast activation bytes, summed
-/// in 16 bits (at most 8 * 2 * 15 * 127 = 30480), one `madd` to 32 bits, the offset of 8
-/// removed, and one FMA into the vector's 8-row accumulator.
+/// Group `g` against vectors `b0..b0+NB`, block by block, both halves of 8 rows in each
+/// block ([`half_block`]), so that the group's lines are read once, in order. Per half:
+/// the 8 rows' scales, the quants decoded once (8 registers of 4 values per row); per
+/// vector, eight `maddubs` of the unsigned 4-bit weights with 4 broadcast activation bytes,
+/// summed in 16 bits (at most 8 * 2 * 15 * 127 = 30480), one `madd` to 32 bits, the offset
+/// of 8 removed, and one FMA into the vector's accumulator for that half.
 ///
 /// # Safety
 /// As for [`rows16_q4_0`].
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn half_group<const NB: usize>(k: &RowBlock, g: usize, half: usize, b0: usize) {
+unsafe fn group_q4_0<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     const GB: usize = 288;
-    let x = k.x;
-    let blocks = x.cols / 32;
+    let blocks = k.x.cols / 32;
     let gw = k.w.as_ptr().add(g * blocks * GB);
-    let m4 = _mm256_set1_epi8(0x0f);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); NB];
+    let mut acc = [[_mm256_setzero_ps(); NB]; 2];
     for i in 0..blocks {
         let blk = gw.add(i * GB);
         super::prefetch(blk, k.prefetch, GB);
-        let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
-        let q = blk.add(32 + 32 * half);
-        let p: [__m256i; 4] = std::array::from_fn(|j| _mm256_loadu_si256(q.add(64 * j).cast()));
-        let v: [__m256i; 8] = std::array::from_fn(|kk| {
-            let pj = p[kk / 2];
-            if kk % 2 == 0 {
-                _mm256_and_si256(pj, m4)
-            } else {
-                _mm256_and_si256(_mm256_srli_epi16::<4>(pj), m4)
-            }
-        });
-        for (bb, a) in acc.iter_mut().enumerate() {
-            let b = b0 + bb;
-            let xq = x.q.as_ptr().add(b * x.cols + i * 32).cast::<i32>();
-            let bc = |j: usize| _mm256_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
-            let mut s = _mm256_maddubs_epi16(v[0], bc(0));
-            for (j, vj) in v.iter().enumerate().skip(1) {
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*vj, bc(j)));
-            }
-            let dot = _mm256_madd_epi16(s, ones);
-            let corr = _mm256_set1_epi32(*x.sums.as_ptr().add(b * blocks + i) << 3);
-            let d = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.as_ptr().add(b * blocks + i)));
-            *a = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(dot, corr)), *a);
+        for (half, ah) in acc.iter_mut().enumerate() {
+            half_block::<NB>(k, blk, i, half, b0, ah);
         }
     }
-    for (bb, a) in acc.iter().enumerate() {
-        let mut out = [0f32; 8];
-        _mm256_storeu_ps(out.as_mut_ptr(), *a);
-        super::store_lanes(k, b0 + bb, g * 16 + 8 * half, &out);
+    for (half, ah) in acc.iter().enumerate() {
+        for (bb, a) in ah.iter().enumerate() {
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), *a);
+            super::store_lanes(k, b0 + bb, g * 16 + 8 * half, &out);
+        }
+    }
+}
+
+/// Rows `8 * half .. 8 * half + 8` of the q4_0 group-block at `blk` (block `i` of its
+/// group) against vectors `b0..b0+NB`, into `acc` (see [`group_q4_0`]).
+///
+/// # Safety
+/// As for [`rows16_q4_0`]; `blk` holds a group-block.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn half_block<const NB: usize>(
+    k: &RowBlock,
+    blk: *const u8,
+    i: usize,
+    half: usize,
+    b0: usize,
+    acc: &mut [__m256; NB],
+) {
+    let x = k.x;
+    let blocks = x.cols / 32;
+    let m4 = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
+    let q = blk.add(32 + 32 * half);
+    let p: [__m256i; 4] = std::array::from_fn(|j| _mm256_loadu_si256(q.add(64 * j).cast()));
+    let v: [__m256i; 8] = std::array::from_fn(|kk| {
+        let pj = p[kk / 2];
+        if kk % 2 == 0 {
+            _mm256_and_si256(pj, m4)
+        } else {
+            _mm256_and_si256(_mm256_srli_epi16::<4>(pj), m4)
+        }
+    });
+    for (bb, a) in acc.iter_mut().enumerate() {
+        let b = b0 + bb;
+        let xq = x.q.as_ptr().add(b * x.cols + i * 32).cast::<i32>();
+        let bc = |j: usize| _mm256_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
+        let mut s = _mm256_maddubs_epi16(v[0], bc(0));
+        for (j, vj) in v.iter().enumerate().skip(1) {
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*vj, bc(j)));
+        }
+        let dot = _mm256_madd_epi16(s, ones);
+        let corr = _mm256_set1_epi32(*x.sums.as_ptr().add(b * blocks + i) << 3);
+        let d = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.as_ptr().add(b * blocks + i)));
+        *a = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(dot, corr)), *a);
     }
 }
 
@@ -454,84 +475,108 @@ unsafe fn half_group<const NB: usize>(k: &RowBlock, g: usize, half: usize, b0: u
 /// q4_K groups; the CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows16_q4_k(k: &RowBlock) {
-    halves(k, half_group_q4_k::<1>, half_group_q4_k::<2>);
+    groups(k, group_q4_k::<1>, group_q4_k::<2>);
 }
 
-/// Rows `8 * half .. 8 * half + 8` of q4_K group `g` against vectors `b0..b0+NB`. Per
-/// sub-block: eight `maddubs` of the 4-bit weights with broadcast activations summed in 16
-/// bits (at most 30480), one `madd` to 32 bits, times the rows' 6-bit scales. Per
-/// super-block: the mins against the sub-block sums of the activations with four `madd` on
-/// 16-bit pairs, then `d * dx * sum - dmin * dx * mins` into the 8-row accumulator.
+/// q4_K group `g` against vectors `b0..b0+NB`, super-block by super-block, both halves of
+/// 8 rows in each ([`half_block_q4_k`]), so that the group's lines are read once, in order.
 ///
 /// # Safety
 /// As for [`rows16_q4_k`].
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn half_group_q4_k<const NB: usize>(k: &RowBlock, g: usize, half: usize, b0: usize) {
+unsafe fn group_q4_k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     const GB: usize = super::interleave::Q4K_GROUP_BLOCK;
-    let x = k.x;
-    let blocks = x.cols / 256;
+    let blocks = k.x.cols / 256;
     let gw = k.w.as_ptr().add(g * blocks * GB);
-    let m4 = _mm256_set1_epi8(0x0f);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); NB];
+    let mut acc = [[_mm256_setzero_ps(); NB]; 2];
     for i in 0..blocks {
         let blk = gw.add(i * GB);
         super::prefetch(blk, k.prefetch, GB);
-        // The scales and mins first, so that the group-block's lines are read in order (the
-        // hardware prefetchers follow a stream that does not step back).
-        let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
-        let dm = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(32 + 16 * half).cast()));
-        let mins: [__m256i; 4] = std::array::from_fn(|j| {
-            _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(192 + 32 * j + 16 * half).cast()))
-        });
-        let mut isum = [_mm256_setzero_si256(); NB];
-        for s in 0..8 {
-            let sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(64 + 16 * s + 8 * half).cast()));
-            let q = blk.add(320 + 256 * s + 32 * half);
-            let p: [__m256i; 4] = std::array::from_fn(|j| _mm256_loadu_si256(q.add(64 * j).cast()));
-            let v: [__m256i; 8] = std::array::from_fn(|kk| {
-                let pj = p[kk / 2];
-                if kk % 2 == 0 {
-                    _mm256_and_si256(pj, m4)
-                } else {
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(pj), m4)
-                }
-            });
-            for (bb, is) in isum.iter_mut().enumerate() {
-                let b = b0 + bb;
-                let xq =
-                    x.q.as_ptr()
-                        .add(b * x.cols + i * 256 + 32 * s)
-                        .cast::<i32>();
-                let bc = |j: usize| _mm256_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
-                let mut t = _mm256_maddubs_epi16(v[0], bc(0));
-                for (j, vj) in v.iter().enumerate().skip(1) {
-                    t = _mm256_add_epi16(t, _mm256_maddubs_epi16(*vj, bc(j)));
-                }
-                let dot = _mm256_madd_epi16(t, ones);
-                *is = _mm256_add_epi32(*is, _mm256_mullo_epi32(dot, sc));
-            }
-        }
-        for (bb, a) in acc.iter_mut().enumerate() {
-            let b = b0 + bb;
-            // The 8 sub-block sums as 16-bit pairs (|sum| <= 32 * 127).
-            let sums = x.sums.as_ptr().add((b * x.cols + i * 256) / 32);
-            let mut m = _mm256_setzero_si256();
-            for (j, mj) in mins.iter().enumerate() {
-                let lo = *sums.add(2 * j) as i16 as u16 as u32;
-                let hi = *sums.add(2 * j + 1) as i16 as u16 as u32;
-                let pair = _mm256_set1_epi32((lo | (hi << 16)) as i32);
-                m = _mm256_add_epi32(m, _mm256_madd_epi16(*mj, pair));
-            }
-            let dx = _mm256_set1_ps(*x.d.as_ptr().add(b * blocks + i));
-            *a = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum[bb]), *a);
-            *a = _mm256_fnmadd_ps(_mm256_mul_ps(dm, dx), _mm256_cvtepi32_ps(m), *a);
+        for (half, ah) in acc.iter_mut().enumerate() {
+            half_block_q4_k::<NB>(k, blk, i, half, b0, ah);
         }
     }
-    for (bb, a) in acc.iter().enumerate() {
-        let mut out = [0f32; 8];
-        _mm256_storeu_ps(out.as_mut_ptr(), *a);
-        super::store_lanes(k, b0 + bb, g * 16 + 8 * half, &out);
+    for (half, ah) in acc.iter().enumerate() {
+        for (bb, a) in ah.iter().enumerate() {
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), *a);
+            super::store_lanes(k, b0 + bb, g * 16 + 8 * half, &out);
+        }
+    }
+}
+
+/// Rows `8 * half .. 8 * half + 8` of the q4_K group-block at `blk` (super-block `i`)
+/// against vectors `b0..b0+NB`, into `acc`. Per sub-block: eight `maddubs` of the 4-bit
+/// weights with broadcast activations summed in 16 bits (at most 30480), one `madd` to 32
+/// bits, times the rows' 6-bit scales. Per super-block: the mins against the sub-block sums
+/// of the activations with four `madd` on 16-bit pairs, then `d * dx * sum - dmin * dx *
+/// mins` into the accumulator.
+///
+/// # Safety
+/// As for [`rows16_q4_k`]; `blk` holds a group-block.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn half_block_q4_k<const NB: usize>(
+    k: &RowBlock,
+    blk: *const u8,
+    i: usize,
+    half: usize,
+    b0: usize,
+    acc: &mut [__m256; NB],
+) {
+    let x = k.x;
+    let blocks = x.cols / 256;
+    let m4 = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    // The scales and mins first, so that the group-block's lines are read in order (the
+    // hardware prefetchers follow a stream that does not step back).
+    let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
+    let dm = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(32 + 16 * half).cast()));
+    let mins: [__m256i; 4] = std::array::from_fn(|j| {
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(192 + 32 * j + 16 * half).cast()))
+    });
+    let mut isum = [_mm256_setzero_si256(); NB];
+    for s in 0..8 {
+        let sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(64 + 16 * s + 8 * half).cast()));
+        let q = blk.add(320 + 256 * s + 32 * half);
+        let p: [__m256i; 4] = std::array::from_fn(|j| _mm256_loadu_si256(q.add(64 * j).cast()));
+        let v: [__m256i; 8] = std::array::from_fn(|kk| {
+            let pj = p[kk / 2];
+            if kk % 2 == 0 {
+                _mm256_and_si256(pj, m4)
+            } else {
+                _mm256_and_si256(_mm256_srli_epi16::<4>(pj), m4)
+            }
+        });
+        for (bb, is) in isum.iter_mut().enumerate() {
+            let b = b0 + bb;
+            let xq =
+                x.q.as_ptr()
+                    .add(b * x.cols + i * 256 + 32 * s)
+                    .cast::<i32>();
+            let bc = |j: usize| _mm256_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
+            let mut t = _mm256_maddubs_epi16(v[0], bc(0));
+            for (j, vj) in v.iter().enumerate().skip(1) {
+                t = _mm256_add_epi16(t, _mm256_maddubs_epi16(*vj, bc(j)));
+            }
+            let dot = _mm256_madd_epi16(t, ones);
+            *is = _mm256_add_epi32(*is, _mm256_mullo_epi32(dot, sc));
+        }
+    }
+    for (bb, a) in acc.iter_mut().enumerate() {
+        let b = b0 + bb;
+        // The 8 sub-block sums as 16-bit pairs (|sum| <= 32 * 127).
+        let sums = x.sums.as_ptr().add((b * x.cols + i * 256) / 32);
+        let mut m = _mm256_setzero_si256();
+        for (j, mj) in mins.iter().enumerate() {
+            let lo = *sums.add(2 * j) as i16 as u16 as u32;
+            let hi = *sums.add(2 * j + 1) as i16 as u16 as u32;
+            let pair = _mm256_set1_epi32((lo | (hi << 16)) as i32);
+            m = _mm256_add_epi32(m, _mm256_madd_epi16(*mj, pair));
+        }
+        let dx = _mm256_set1_ps(*x.d.as_ptr().add(b * blocks + i));
+        *a = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(isum[bb]), *a);
+        *a = _mm256_fnmadd_ps(_mm256_mul_ps(dm, dx), _mm256_cvtepi32_ps(m), *a);
     }
 }
