@@ -362,7 +362,7 @@ pub fn kernel_interleaved(dtype: Dtype) -> Option<RowsFn> {
 /// q4_0 groups; the CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows16_q4_0(k: &RowBlock) {
-    groups(k, group_q4_0::<1>, group_q4_0::<2>);
+    groups(k, group::<1, false>, group::<2, false>);
 }
 
 /// A kernel of group `g` against vectors from `b0` (one or two, as compiled): `(k, g, b0)`.
@@ -390,27 +390,32 @@ unsafe fn groups(k: &RowBlock, one: GroupFn, two: GroupFn) {
     }
 }
 
-/// Group `g` against vectors `b0..b0+NB`, block by block, both halves of 8 rows in each
-/// block ([`half_block`]), so that the group's lines are read once, in order. Per half:
-/// the 8 rows' scales, the quants decoded once (8 registers of 4 values per row); per
-/// vector, eight `maddubs` of the unsigned 4-bit weights with 4 broadcast activation bytes,
-/// summed in 16 bits (at most 8 * 2 * 15 * 127 = 30480), one `madd` to 32 bits, the offset
-/// of 8 removed, and one FMA into the vector's accumulator for that half.
+/// Group `g` against vectors `b0..b0+NB`, group-block by group-block (q4_K super-blocks
+/// when `K`, else q4_0 blocks), both halves of 8 rows in each ([`half_block`],
+/// [`half_block_q4_k`]), so that the group's lines are read once, in order.
 ///
 /// # Safety
-/// As for [`rows16_q4_0`].
+/// As for [`rows16_q4_0`] or, when `K`, [`rows16_q4_k`].
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn group_q4_0<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
-    const GB: usize = 288;
-    let blocks = k.x.cols / 32;
-    let gw = k.w.as_ptr().add(g * blocks * GB);
+unsafe fn group<const NB: usize, const K: bool>(k: &RowBlock, g: usize, b0: usize) {
+    let (gb, values) = if K {
+        (super::interleave::Q4K_GROUP_BLOCK, 256)
+    } else {
+        (288, 32)
+    };
+    let blocks = k.x.cols / values;
+    let gw = k.w.as_ptr().add(g * blocks * gb);
     let mut acc = [[_mm256_setzero_ps(); NB]; 2];
     for i in 0..blocks {
-        let blk = gw.add(i * GB);
-        super::prefetch(blk, k.prefetch, GB);
+        let blk = gw.add(i * gb);
+        super::prefetch(blk, k.prefetch, gb);
         for (half, ah) in acc.iter_mut().enumerate() {
-            half_block::<NB>(k, blk, i, half, b0, ah);
+            if K {
+                half_block_q4_k::<NB>(k, blk, i, half, b0, ah);
+            } else {
+                half_block::<NB>(k, blk, i, half, b0, ah);
+            }
         }
     }
     for (half, ah) in acc.iter().enumerate() {
@@ -422,8 +427,29 @@ unsafe fn group_q4_0<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     }
 }
 
+/// Half a 16-row chunk of 4-bit quants (rows `8 * half..`, its 32 bytes at `q`, `q + 64`,
+/// `q + 128`, `q + 192`) as 8 registers of unsigned values: `V_2j` the low nibbles of the
+/// `j`-th 32 bytes, `V_2j+1` the high ones.
+///
+/// # Safety
+/// The four 32-byte runs are readable; the CPU has AVX2.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn nibbles8(q: *const u8) -> [__m256i; 8] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let p: [__m256i; 4] = std::array::from_fn(|j| _mm256_loadu_si256(q.add(64 * j).cast()));
+    std::array::from_fn(|kk| {
+        let pj = p[kk / 2];
+        if kk % 2 == 0 {
+            _mm256_and_si256(pj, m4)
+        } else {
+            _mm256_and_si256(_mm256_srli_epi16::<4>(pj), m4)
+        }
+    })
+}
+
 /// Rows `8 * half .. 8 * half + 8` of the q4_0 group-block at `blk` (block `i` of its
-/// group) against vectors `b0..b0+NB`, into `acc` (see [`group_q4_0`]).
+/// group) against vectors `b0..b0+NB`, into `acc` (see [`group`]).
 ///
 /// # Safety
 /// As for [`rows16_q4_0`]; `blk` holds a group-block.
@@ -439,19 +465,9 @@ unsafe fn half_block<const NB: usize>(
 ) {
     let x = k.x;
     let blocks = x.cols / 32;
-    let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
-    let q = blk.add(32 + 32 * half);
-    let p: [__m256i; 4] = std::array::from_fn(|j| _mm256_loadu_si256(q.add(64 * j).cast()));
-    let v: [__m256i; 8] = std::array::from_fn(|kk| {
-        let pj = p[kk / 2];
-        if kk % 2 == 0 {
-            _mm256_and_si256(pj, m4)
-        } else {
-            _mm256_and_si256(_mm256_srli_epi16::<4>(pj), m4)
-        }
-    });
+    let v = nibbles8(blk.add(32 + 32 * half));
     for (bb, a) in acc.iter_mut().enumerate() {
         let b = b0 + bb;
         let xq = x.q.as_ptr().add(b * x.cols + i * 32).cast::<i32>();
@@ -475,35 +491,7 @@ unsafe fn half_block<const NB: usize>(
 /// q4_K groups; the CPU has AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows16_q4_k(k: &RowBlock) {
-    groups(k, group_q4_k::<1>, group_q4_k::<2>);
-}
-
-/// q4_K group `g` against vectors `b0..b0+NB`, super-block by super-block, both halves of
-/// 8 rows in each ([`half_block_q4_k`]), so that the group's lines are read once, in order.
-///
-/// # Safety
-/// As for [`rows16_q4_k`].
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-unsafe fn group_q4_k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
-    const GB: usize = super::interleave::Q4K_GROUP_BLOCK;
-    let blocks = k.x.cols / 256;
-    let gw = k.w.as_ptr().add(g * blocks * GB);
-    let mut acc = [[_mm256_setzero_ps(); NB]; 2];
-    for i in 0..blocks {
-        let blk = gw.add(i * GB);
-        super::prefetch(blk, k.prefetch, GB);
-        for (half, ah) in acc.iter_mut().enumerate() {
-            half_block_q4_k::<NB>(k, blk, i, half, b0, ah);
-        }
-    }
-    for (half, ah) in acc.iter().enumerate() {
-        for (bb, a) in ah.iter().enumerate() {
-            let mut out = [0f32; 8];
-            _mm256_storeu_ps(out.as_mut_ptr(), *a);
-            super::store_lanes(k, b0 + bb, g * 16 + 8 * half, &out);
-        }
-    }
+    groups(k, group::<1, true>, group::<2, true>);
 }
 
 /// Rows `8 * half .. 8 * half + 8` of the q4_K group-block at `blk` (super-block `i`)
@@ -527,7 +515,6 @@ unsafe fn half_block_q4_k<const NB: usize>(
 ) {
     let x = k.x;
     let blocks = x.cols / 256;
-    let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     // The scales and mins first, so that the group-block's lines are read in order (the
     // hardware prefetchers follow a stream that does not step back).
@@ -539,16 +526,7 @@ unsafe fn half_block_q4_k<const NB: usize>(
     let mut isum = [_mm256_setzero_si256(); NB];
     for s in 0..8 {
         let sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(64 + 16 * s + 8 * half).cast()));
-        let q = blk.add(320 + 256 * s + 32 * half);
-        let p: [__m256i; 4] = std::array::from_fn(|j| _mm256_loadu_si256(q.add(64 * j).cast()));
-        let v: [__m256i; 8] = std::array::from_fn(|kk| {
-            let pj = p[kk / 2];
-            if kk % 2 == 0 {
-                _mm256_and_si256(pj, m4)
-            } else {
-                _mm256_and_si256(_mm256_srli_epi16::<4>(pj), m4)
-            }
-        });
+        let v = nibbles8(blk.add(320 + 256 * s + 32 * half));
         for (bb, is) in isum.iter_mut().enumerate() {
             let b = b0 + bb;
             let xq =
