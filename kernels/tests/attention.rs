@@ -83,10 +83,21 @@ fn edge_lengths_heads_and_dims() {
             let s = shape(1, 2, 1, 3, 50, d, true);
             check(backend, s, &default(backend, s), 1.0);
         }
-        // Decode (one block of 1 to 4 rows per KV head: AVX-512's four-keys-at-a-time
-        // scores), key counts around its groups of four, masked column tails.
+        // Decode (one block of 1 to 4 rows per KV head): key counts of every remainder
+        // against the four quarters of AVX-512 and NEON and the two halves of AVX2 (1, 2, 3,
+        // 6, 7, 11, 37, 50, 64), masked column tails.
         for (hq, hkv) in [(4, 1), (3, 1), (2, 1), (1, 1)] {
-            for (kvl, d) in [(1, 16), (6, 80), (50, 17), (64, 128), (37, 256)] {
+            for (kvl, d) in [
+                (1, 16),
+                (2, 24),
+                (3, 32),
+                (6, 80),
+                (7, 9),
+                (11, 64),
+                (50, 17),
+                (64, 128),
+                (37, 256),
+            ] {
                 let s = shape(1, hq, hkv, 1, kvl, d, true);
                 check(backend, s, &default(backend, s), 1.0);
                 check(backend, s, &default(backend, s).with("kv_tile", 16), 1.0);
@@ -193,9 +204,10 @@ fn f16_keys_and_values() {
             let s = shape(2, 8, 2, 2, 50, d, true);
             check_f16(backend, s, &default(backend, s));
             check_f16(backend, s, &default(backend, s).with("splits", 4));
-            // Decode: one block of rows per KV head (AVX-512 reads the f16 as it is).
-            for hq in [8, 6, 2] {
-                let s = shape(1, hq, 2, 1, 50, d, true);
+            // Decode: one block of rows per KV head (the blocks read the f16 as it is), with
+            // key counts below, at and past the quarters' and halves' remainders.
+            for (hq, kvl) in [(8, 50), (6, 50), (2, 50), (8, 3), (6, 7)] {
+                let s = shape(1, hq, 2, 1, kvl, d, true);
                 check_f16(backend, s, &default(backend, s));
                 check_f16(backend, s, &default(backend, s).with("kv_tile", 16));
             }

@@ -88,8 +88,8 @@ pub(super) unsafe fn reduce8(a: &[__m256; 8]) -> __m256 {
 /// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`, from the key tile
 /// transposed (`kt[c * stride + j]`): outer products of broadcast `q_rc` and 24 keys'
 /// element `c` ([`scores_t_block`]: 12 accumulators, three key loads and four broadcasts
-/// per 12 FMAs; 16 keys at a time measured 8-10% slower in causal prefill of 2048 on one
-/// Zen 4 thread), then 16, then 8 at a time with a masked rest.
+/// per 12 FMAs, against two and four per 8 FMAs with 16 keys), then 16, then 8 at a time
+/// with a masked rest.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `q` holds `NR * d` floats, `kt` holds `d` rows of
@@ -137,7 +137,8 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 /// Keys `j..j + W V` of [`scores_t`]: `NR W` accumulators over the head's columns.
 ///
 /// # Safety
-/// As for [`scores_t`], with `j + W V <= n`.
+/// The CPU has AVX2 and FMA; `q` holds `NR * d` floats, `kt` holds `d` rows of `stride >= j +
+/// W V` floats, and `scores` holds `(NR - 1) * tile + j + W V` floats.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -172,16 +173,12 @@ unsafe fn scores_t_block<const NR: usize, const W: usize>(
 
 /// Decode's scores from the key rows as stored (`d` elements apart; f16 when `H`):
 /// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`. The tile is taken as
-/// two halves side by side: keys `j` and `j + n / 2` together ([`dots2`]), so that each key
+/// two halves side by side: keys `j` and `j + n / 2` together ([`scores2`]), so that each key
 /// chunk loaded serves `NR` rows and each query chunk two keys, while memory sees two
-/// streams that each run in order. Two adjacent keys' chunks in turn (one stream visiting
-/// two rows back and forth) read f32 keys from DRAM at half the speed of one key after the
-/// other (8 against 14 GB/s on a Zen 4). With [`pv`] in the same form, the whole AVX2 decode
-/// (KV 16384, one thread) went from 11.5-12.3 to 14.8-18.3 GB/s for f32 and from 6.1-6.2 to
-/// 10.5-11.7 for f16, and ran 1.7-2x faster in L2.
-/// [`reduce8`] leaves row `r`'s two sums in lanes `2r, 2r + 1`. With `ahead` above 0, the
-/// keys `ahead` rows on in both halves are fetched into L1 as a pair runs. An odd last key is
-/// taken on its own.
+/// streams that each run in order. Two adjacent keys' chunks in turn (one stream stepping
+/// back and forth between two rows) read f32 keys from DRAM at about half the speed of one
+/// key after the other on a Zen 4. With `ahead` above 0, the keys `ahead` rows on in each
+/// half are fetched into L1 as a pair runs. An odd last key is taken on its own.
 ///
 /// # Safety
 /// The CPU has AVX2, FMA and F16C; `q` holds `NR * d` floats, `k` holds `n * d` elements,
@@ -203,43 +200,41 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     let row_bytes = d * if H { 2 } else { 4 };
     let lines = row_bytes.div_ceil(64);
     let h = n / 2;
-    let mut s = [0f32; V];
     for j in 0..h {
         if ahead > 0 {
             fetch_lines(k.wrapping_add((j + ahead) * row_bytes), lines);
             fetch_lines(k.wrapping_add((j + h + ahead) * row_bytes), lines);
         }
-        let a = dots2::<NR, H>(q, k, d, [j * d, (j + h) * d]);
-        _mm256_storeu_ps(s.as_mut_ptr(), _mm256_mul_ps(reduce8(&a), sc));
-        for r in 0..NR {
-            *scores.add(r * tile + j) = s[2 * r];
-            *scores.add(r * tile + j + h) = s[2 * r + 1];
-        }
+        scores2::<NR, H>(q, k, d, [j, j + h], 2, sc, scores, tile);
     }
     if n % 2 == 1 {
-        let j = n - 1;
-        let a = dots2::<NR, H>(q, k, d, [j * d, j * d]);
-        _mm256_storeu_ps(s.as_mut_ptr(), _mm256_mul_ps(reduce8(&a), sc));
-        for r in 0..NR {
-            *scores.add(r * tile + j) = s[2 * r];
-        }
+        scores2::<NR, H>(q, k, d, [n - 1, n - 1], 1, sc, scores, tile);
     }
 }
 
-/// The dot products of `NR` query rows with the two keys starting at elements `key[0]` and
-/// `key[1]` of `k`, unreduced: `a[2 r + i]` sums row `r` against key `i` in 8 lanes. The two
-/// keys' chunks are taken in turn, each loaded once for all rows.
+/// [`scores_rows`] for the two keys `keys` (`2 NR` accumulators over the head's columns,
+/// the two keys' chunks in turn, each loaded once for all rows and each query chunk once for
+/// both keys); [`reduce8`] leaves row `r`'s two sums in lanes `2r, 2r + 1`, and the first
+/// `keep` keys' scores are stored.
 ///
 /// # Safety
-/// As for [`scores_rows`], with both keys' `d` elements in bounds.
+/// The CPU has AVX2, FMA and F16C; `q` holds `NR * d` floats, `k` holds `d` elements from
+/// element `key * d` for each key of `keys`, and `scores` holds `(NR - 1) * tile + key + 1`
+/// floats for each of the first `keep` keys; `NR <= 4`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dots2<const NR: usize, const H: bool>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn scores2<const NR: usize, const H: bool>(
     q: *const f32,
     k: *const u8,
     d: usize,
-    key: [usize; 2],
-) -> [__m256; 8] {
+    keys: [usize; 2],
+    keep: usize,
+    sc: __m256,
+    scores: *mut f32,
+    tile: usize,
+) {
+    let key = [keys[0] * d, keys[1] * d];
     let mut a = [_mm256_setzero_ps(); 8];
     let mut c = 0;
     while c + V <= d {
@@ -260,7 +255,13 @@ unsafe fn dots2<const NR: usize, const H: bool>(
             a[2 * r + 1] = _mm256_fmadd_ps(qv, kv[1], a[2 * r + 1]);
         }
     }
-    a
+    let mut s = [0f32; V];
+    _mm256_storeu_ps(s.as_mut_ptr(), _mm256_mul_ps(reduce8(&a), sc));
+    for r in 0..NR {
+        for (i, &j) in keys.iter().enumerate().take(keep) {
+            *scores.add(r * tile + j) = s[2 * r + i];
+        }
+    }
 }
 
 /// `acc_r += sum_j scores[r * tile + j] * v_j` for `r < NR`, `j < n`, the values f16 when `H`
@@ -353,7 +354,9 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
 /// once for the `J` rows.
 ///
 /// # Safety
-/// As for [`pv`], with every row of `rows` below `n`.
+/// The CPU has AVX2, FMA and F16C; `acc` holds `NR * d` floats, `v` holds `d` elements from
+/// element `row * d` and `scores` holds `(NR - 1) * tile + row + 1` floats, for each row of
+/// `rows`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn pv_rows<const NR: usize, const H: bool, const J: usize>(

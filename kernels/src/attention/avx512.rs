@@ -17,8 +17,9 @@
 //!   at a time with 128 columns of accumulators each.
 //!
 //! Decode streams K and V from memory, and the order of its reads matters there: on a Zen 4,
-//! one thread reading four rows' chunks in turn got 9-10 GB/s from DRAM where a plain stream
-//! gets 24.
+//! one thread reading four adjacent rows' chunks in turn (one stream stepping back and
+//! forth) got 9-10 GB/s from DRAM where a plain stream gets 24, while rows from four
+//! quarters of a tile (four streams, each in order) read 21 with the same arithmetic.
 //!
 //! The compiler does not keep arrays of this size in registers when it vectorizes the
 //! portable body, so these blocks are written with intrinsics.
@@ -360,18 +361,17 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, m: __mmask16) -> __m512 {
 /// (`d` elements apart). The tile is taken as four quarters side by side: keys `j`, `j + m`,
 /// `j + 2m` and `j + 3m` (`m = n / 4`) together ([`scores4`]), so that each key chunk serves
 /// `NR` rows and each query chunk four keys (four loads per 16 FMAs), while memory sees four
-/// streams that each run in order. Four adjacent keys' chunks in turn read DRAM at 9-10 GB/s
-/// where a plain stream reads 24 on a Zen 4. One key after the other with the queries'
-/// chunks loaded beside each key chunk (five loads per four FMAs) read 10-11; the form
-/// before this one held two rows' queries in registers and read the tile twice, once per
-/// pair of rows (16.1 GB/s of f32 against 21.1 for the quarters, one Llama-3-8B KV head at
-/// KV 16384, alternating in one process; 15.0 against 17.9 with two rows and 12.9 against
-/// 21.6 with one). With `ahead` above 0, the keys `ahead` rows on in each quarter are
-/// fetched into L1 as a group runs. The last `n % 4` keys make a group of their own.
+/// streams that each run in order. On a Zen 4, four adjacent keys' chunks in turn read DRAM
+/// at 9-10 GB/s where a plain stream reads 24; one key after the other with the queries'
+/// chunks loaded beside each key chunk (five loads per four FMAs) read 10-11; two rows'
+/// queries held in registers, the tile read once per pair of rows, read 16.1 where the
+/// quarters read 21.1 (one Llama-3-8B KV head at KV 16384, alternating in one process).
+/// With `ahead` above 0, the keys `ahead` rows on in each quarter are fetched into L1 as a
+/// group runs. The last `n % 4` keys make a group of their own.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `q` holds `NR * d` floats, `k` holds `n * d` elements,
-/// `scores` holds `(NR - 1) * tile + n` floats, `n >= 1`.
+/// `scores` holds `(NR - 1) * tile + n` floats, `NR <= 4`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]
@@ -402,6 +402,7 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     let rest = n - 4 * m;
     if rest > 0 {
         let keys = std::array::from_fn(|i| 4 * m + i.min(rest - 1));
+        debug_assert!(keys.iter().all(|&key| key < n));
         scores4::<NR, H>(q, k, d, keys, rest, sc, scores, tile);
     }
 }
@@ -412,7 +413,9 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
 /// the first `keep` keys' scores are stored.
 ///
 /// # Safety
-/// As for [`scores_rows`], with every key below `n`.
+/// The CPU has AVX-512 F, BW and VL; `q` holds `NR * d` floats, `k` holds `d` elements from
+/// element `key * d` for each key of `keys`, and `scores` holds `(NR - 1) * tile + key + 1`
+/// floats for each of the first `keep` keys; `NR <= 4`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]

@@ -125,8 +125,8 @@ pub struct Task<'a> {
     pub kv_hi: usize,
     /// Keys per tile.
     pub kv_tile: usize,
-    /// Key and value rows fetched ahead in software where the body streams them (AVX-512
-    /// decode); 0: none.
+    /// Key and value rows fetched ahead in software, in each stream, where the blocks stream
+    /// them (AVX-512 and AVX2 decode); 0: none.
     pub ahead: usize,
     /// Whether rows see only keys up to their position.
     pub causal: bool,
@@ -816,8 +816,9 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 }
             }
             if blocks {
-                // The blocks, prefill or decode: accumulators in registers over the tile; in
-                // decode the values stream from memory, fetched ahead.
+                // The blocks, prefill or decode: in prefill, accumulators in registers over
+                // the tile; in decode the values stream from memory (fetched ahead where
+                // `ahead` asks), into registers on AVX-512 and into L1 on AVX2 and NEON.
                 let ahead = if fused { t.ahead } else { 0 };
                 let vt = vtile.slice(0..n * d);
                 wide_pv::<CV>(nr, acc, vt, d, n, tile, scores, fused, ahead);

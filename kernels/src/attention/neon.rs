@@ -163,15 +163,15 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 /// `scores[r * tile + j] = scale * q_r . k_j` for `r < NR`, `j < n`. As on AVX-512, the tile
 /// is taken as four quarters side by side: keys `j`, `j + m`, `j + 2m`, `j + 3m` (`m = n / 4`)
 /// together for all rows ([`scores4`]), so that each key chunk serves `NR` rows and each
-/// query chunk four keys, while memory sees four streams that each run in order (on x86
-/// this read DRAM 1.3x faster than one key after the other with the query chunks loaded
-/// beside each key chunk). The last `n % 4` keys make a group of their own. (`ahead` is
+/// query chunk four keys, while memory sees four streams that each run in order (on a Zen 4
+/// with AVX-512 this read DRAM about twice as fast as one key after the other with the query
+/// chunks loaded beside each key chunk). The last `n % 4` keys make a group of their own. (`ahead` is
 /// taken for the same signature as the x86 blocks; the hardware prefetchers of aarch64 cores
 /// follow these streams.)
 ///
 /// # Safety
 /// `q` holds `NR * d` floats, `k` holds `n * d` elements, `scores` holds
-/// `(NR - 1) * tile + n` floats, `n >= 1`, `NR <= 4`.
+/// `(NR - 1) * tile + n` floats, `NR <= 4`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
@@ -204,7 +204,9 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
 /// [`reduce4`] gives row `r`'s four sums, and the first `keep` keys' scores are stored.
 ///
 /// # Safety
-/// As for [`scores_rows`], with every key below `n`.
+/// `q` holds `NR * d` floats, `k` holds `d` elements from element `key * d` for each key of
+/// `keys`, and `scores` holds `(NR - 1) * tile + key + 1` floats for each of the first
+/// `keep` keys; `NR <= 4`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn scores4<const NR: usize, const H: bool>(
@@ -328,7 +330,8 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
 /// for the `J` rows.
 ///
 /// # Safety
-/// As for [`pv`], with every row of `rows` below `n`.
+/// `acc` holds `NR * d` floats, `v` holds `d` elements from element `row * d` and `scores`
+/// holds `(NR - 1) * tile + row + 1` floats, for each row of `rows`.
 #[inline(always)]
 unsafe fn pv_rows<const NR: usize, const H: bool, const J: usize>(
     acc: *mut f32,

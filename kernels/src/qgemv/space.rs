@@ -25,8 +25,8 @@
 //! 4.6 ms; q4_K batch 1 stayed at 1.7 ms (1 thread) and 1.0 ms (2), batch 8 went from 7.7
 //! to 5.5 ms and from 4.0 to 3.0 ms. Those AVX2 kernels first took a group's two halves
 //! in two passes, the second from L2 while DRAM idled; one pass with both halves per block
-//! took 57344 x 4096 on one Zen 4 thread (AVX2 kernels, alternating binaries) from 16.1-16.2
-//! to 24.4-25.6 GB/s for q4_0 and from 13.6-14.2 to 17.2-23.3 for q4_K.
+//! took 57344 x 4096 on one Zen 4 thread (AVX2 kernels, alternating binaries, a dozen runs)
+//! from 16.1-16.2 to 24-29 GB/s for q4_0 and from 13.6-15.0 to 17-29 for q4_K.
 //! Elsewhere it is GGML's own layout: the
 //! split layout (q4_0 and q8_0 on x86) loads four scales at once but reads each row as two
 //! streams, which measured slower, most of all with two threads.

@@ -392,18 +392,20 @@ unsafe fn groups(k: &RowBlock, one: GroupFn, two: GroupFn) {
 
 /// Group `g` against vectors `b0..b0+NB`, group-block by group-block (q4_K super-blocks
 /// when `K`, else q4_0 blocks), both halves of 8 rows in each ([`half_block`],
-/// [`half_block_q4_k`]), so that the group's lines are read once, in order.
+/// [`half_block_q4_k`]), so that each group-block comes from memory once: the first half
+/// takes its lines in order, the second finds them in L1.
 ///
 /// # Safety
 /// As for [`rows16_q4_0`] or, when `K`, [`rows16_q4_k`].
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn group<const NB: usize, const K: bool>(k: &RowBlock, g: usize, b0: usize) {
-    let (gb, values) = if K {
-        (super::interleave::Q4K_GROUP_BLOCK, 256)
+    let (dtype, values) = if K {
+        (Dtype::Q4K, 256)
     } else {
-        (288, 32)
+        (Dtype::Q4_0, 32)
     };
+    let gb = super::interleave::group_block_bytes(dtype);
     let blocks = k.x.cols / values;
     let gw = k.w.as_ptr().add(g * blocks * gb);
     let mut acc = [[_mm256_setzero_ps(); NB]; 2];
@@ -412,9 +414,9 @@ unsafe fn group<const NB: usize, const K: bool>(k: &RowBlock, g: usize, b0: usiz
         super::prefetch(blk, k.prefetch, gb);
         for (half, ah) in acc.iter_mut().enumerate() {
             if K {
-                half_block_q4_k::<NB>(k, blk, i, half, b0, ah);
+                half_block_q4_k::<NB>(k, blk, i, blocks, half, b0, ah);
             } else {
-                half_block::<NB>(k, blk, i, half, b0, ah);
+                half_block::<NB>(k, blk, i, blocks, half, b0, ah);
             }
         }
     }
@@ -448,35 +450,50 @@ unsafe fn nibbles8(q: *const u8) -> [__m256i; 8] {
     })
 }
 
-/// Rows `8 * half .. 8 * half + 8` of the q4_0 group-block at `blk` (block `i` of its
-/// group) against vectors `b0..b0+NB`, into `acc` (see [`group`]).
+/// The 8 rows' dot products of 32 values (`v` from [`nibbles8`]) with the 32 activation
+/// bytes at `xq`: eight `maddubs` of the unsigned 4-bit weights with 4 activation bytes
+/// broadcast, summed in 16 bits (at most 8 * 2 * 15 * 127 = 30480), then one `madd` with
+/// `ones` (16-bit ones) to 32 bits.
 ///
 /// # Safety
-/// As for [`rows16_q4_0`]; `blk` holds a group-block.
+/// 32 bytes at `xq` are readable; the CPU has AVX2.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn dot8(v: &[__m256i; 8], xq: *const i8, ones: __m256i) -> __m256i {
+    let xq = xq.cast::<i32>();
+    let bc = |j: usize| _mm256_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
+    let mut s = _mm256_maddubs_epi16(v[0], bc(0));
+    for (j, vj) in v.iter().enumerate().skip(1) {
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*vj, bc(j)));
+    }
+    _mm256_madd_epi16(s, ones)
+}
+
+/// Rows `8 * half .. 8 * half + 8` of the q4_0 group-block at `blk` (block `i` of the
+/// `blocks` of its group) against vectors `b0..b0+NB`, into `acc` (see [`group`]).
+///
+/// # Safety
+/// As for [`rows16_q4_0`]; `blk` holds a q4_0 group-block, `i < blocks = cols / 32`,
+/// `half < 2` and `b0 + NB <= batch`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
+#[allow(clippy::too_many_arguments)]
 unsafe fn half_block<const NB: usize>(
     k: &RowBlock,
     blk: *const u8,
     i: usize,
+    blocks: usize,
     half: usize,
     b0: usize,
     acc: &mut [__m256; NB],
 ) {
     let x = k.x;
-    let blocks = x.cols / 32;
     let ones = _mm256_set1_epi16(1);
     let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
     let v = nibbles8(blk.add(32 + 32 * half));
     for (bb, a) in acc.iter_mut().enumerate() {
         let b = b0 + bb;
-        let xq = x.q.as_ptr().add(b * x.cols + i * 32).cast::<i32>();
-        let bc = |j: usize| _mm256_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
-        let mut s = _mm256_maddubs_epi16(v[0], bc(0));
-        for (j, vj) in v.iter().enumerate().skip(1) {
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*vj, bc(j)));
-        }
-        let dot = _mm256_madd_epi16(s, ones);
+        let dot = dot8(&v, x.q.as_ptr().add(b * x.cols + i * 32), ones);
         let corr = _mm256_set1_epi32(*x.sums.as_ptr().add(b * blocks + i) << 3);
         let d = _mm256_mul_ps(dw, _mm256_set1_ps(*x.d.as_ptr().add(b * blocks + i)));
         *a = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(dot, corr)), *a);
@@ -502,22 +519,24 @@ unsafe fn rows16_q4_k(k: &RowBlock) {
 /// mins` into the accumulator.
 ///
 /// # Safety
-/// As for [`rows16_q4_k`]; `blk` holds a group-block.
+/// As for [`rows16_q4_k`]; `blk` holds a q4_K group-block, `i < blocks = cols / 256`,
+/// `half < 2` and `b0 + NB <= batch`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
+#[allow(clippy::too_many_arguments)]
 unsafe fn half_block_q4_k<const NB: usize>(
     k: &RowBlock,
     blk: *const u8,
     i: usize,
+    blocks: usize,
     half: usize,
     b0: usize,
     acc: &mut [__m256; NB],
 ) {
     let x = k.x;
-    let blocks = x.cols / 256;
     let ones = _mm256_set1_epi16(1);
-    // The scales and mins first, so that the group-block's lines are read in order (the
-    // hardware prefetchers follow a stream that does not step back).
+    // The scales and mins first, so that the first half takes the group-block's lines in
+    // order (the hardware prefetchers follow a stream that does not step back).
     let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
     let dm = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(32 + 16 * half).cast()));
     let mins: [__m256i; 4] = std::array::from_fn(|j| {
@@ -529,16 +548,7 @@ unsafe fn half_block_q4_k<const NB: usize>(
         let v = nibbles8(blk.add(320 + 256 * s + 32 * half));
         for (bb, is) in isum.iter_mut().enumerate() {
             let b = b0 + bb;
-            let xq =
-                x.q.as_ptr()
-                    .add(b * x.cols + i * 256 + 32 * s)
-                    .cast::<i32>();
-            let bc = |j: usize| _mm256_set1_epi32(std::ptr::read_unaligned(xq.add(j)));
-            let mut t = _mm256_maddubs_epi16(v[0], bc(0));
-            for (j, vj) in v.iter().enumerate().skip(1) {
-                t = _mm256_add_epi16(t, _mm256_maddubs_epi16(*vj, bc(j)));
-            }
-            let dot = _mm256_madd_epi16(t, ones);
+            let dot = dot8(&v, x.q.as_ptr().add(b * x.cols + i * 256 + 32 * s), ones);
             *is = _mm256_add_epi32(*is, _mm256_mullo_epi32(dot, sc));
         }
     }
