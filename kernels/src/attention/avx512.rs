@@ -389,15 +389,31 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     let row_bytes = d * if H { 2 } else { 4 };
     let lines = row_bytes.div_ceil(64);
     let m = n / 4;
-    for j in 0..m {
+    // Group `j`'s four keys, one per quarter, fetched `ahead` rows on (past the tile: the
+    // next tile's keys, or nothing, which a prefetch tolerates).
+    let group = |j: usize| -> [usize; 4] {
         let keys = [j, j + m, j + 2 * m, j + 3 * m];
         if ahead > 0 {
-            // Past the tile: the next tile's keys, or nothing, which a prefetch tolerates.
             for key in keys {
                 fetch_lines(k.wrapping_add((key + ahead) * row_bytes), lines);
             }
         }
-        scores4::<NR, H>(q, k, d, keys, 4, sc, scores, tile);
+        keys
+    };
+    let mut j = 0;
+    // Four groups at a time, their sums transposed in registers ([`store4x4`]): 16 scalar
+    // stores and loads per group become four 128-bit stores (f16 decode 5% faster, f32 1-2%).
+    while j + 4 <= m {
+        let sums: [__m512; 4] = std::array::from_fn(|g| {
+            let a = sums4::<NR, H>(q, k, d, group(j + g));
+            _mm512_mul_ps(reduce16(&a), sc)
+        });
+        store4x4::<NR>(&sums, scores.add(j), m, tile);
+        j += 4;
+    }
+    while j < m {
+        scores4::<NR, H>(q, k, d, group(j), 4, sc, scores, tile);
+        j += 1;
     }
     let rest = n - 4 * m;
     if rest > 0 {
@@ -407,10 +423,38 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     }
 }
 
-/// [`scores_rows`] for the four keys `keys` (`4 NR` accumulators over the head's columns, a
-/// masked last chunk, each key chunk loaded once for the `NR` rows and each query chunk once
-/// for the four keys); [`reduce16`] leaves row `r`'s four sums in lanes `4r..4r + 4`, and
-/// the first `keep` keys' scores are stored.
+/// Stores the scores of four consecutive groups of [`scores_rows`]: `sums[g]` lane `4r + s`
+/// is row `r`'s score of key `g + s m` (from `scores`' key 0 on). Transposed within each
+/// 128-bit lane (two unpacks and two shuffles per pair), `u[s]` lane `4r + g` holds them, so
+/// row `r`'s four keys of quarter `s` go out in one masked store.
+///
+/// # Safety
+/// The CPU has AVX-512 F; `scores` holds `(NR - 1) * tile + 3 m + 4` floats.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store4x4<const NR: usize>(sums: &[__m512; 4], scores: *mut f32, m: usize, tile: usize) {
+    let t0 = _mm512_unpacklo_ps(sums[0], sums[1]);
+    let t1 = _mm512_unpackhi_ps(sums[0], sums[1]);
+    let t2 = _mm512_unpacklo_ps(sums[2], sums[3]);
+    let t3 = _mm512_unpackhi_ps(sums[2], sums[3]);
+    let u = [
+        _mm512_shuffle_ps::<0x44>(t0, t2),
+        _mm512_shuffle_ps::<0xee>(t0, t2),
+        _mm512_shuffle_ps::<0x44>(t1, t3),
+        _mm512_shuffle_ps::<0xee>(t1, t3),
+    ];
+    for (s, us) in u.iter().enumerate() {
+        for r in 0..NR {
+            // Lanes 4r.. go to row r's keys s m..: the store's base is 4r floats before
+            // them, and the masked-off lanes are never written.
+            let at = scores.add(r * tile + s * m).wrapping_sub(4 * r);
+            _mm512_mask_storeu_ps(at, (0xf << (4 * r)) as __mmask16, *us);
+        }
+    }
+}
+
+/// [`scores_rows`] for the four keys `keys` alone ([`sums4`]); [`reduce16`] leaves row `r`'s
+/// four sums in lanes `4r..4r + 4`, and the first `keep` keys' scores are stored.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `q` holds `NR * d` floats, `k` holds `d` elements from
@@ -429,6 +473,31 @@ unsafe fn scores4<const NR: usize, const H: bool>(
     scores: *mut f32,
     tile: usize,
 ) {
+    let a = sums4::<NR, H>(q, k, d, keys);
+    let mut s = [0f32; 16];
+    _mm512_storeu_ps(s.as_mut_ptr(), _mm512_mul_ps(reduce16(&a), sc));
+    for r in 0..NR {
+        for (i, &key) in keys.iter().enumerate().take(keep) {
+            *scores.add(r * tile + key) = s[4 * r + i];
+        }
+    }
+}
+
+/// The unreduced dot products of [`scores4`]: `a[4r + i]` sums row `r` against key
+/// `keys[i]` over the head's columns (a masked last chunk), each key chunk loaded once for
+/// the `NR` rows and each query chunk once for the four keys.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW and VL; `q` holds `NR * d` floats and `k` holds `d` elements
+/// from element `key * d` for each key of `keys`; `NR <= 4`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn sums4<const NR: usize, const H: bool>(
+    q: *const f32,
+    k: *const u8,
+    d: usize,
+    keys: [usize; 4],
+) -> [__m512; 16] {
     let mut a = [_mm512_setzero_ps(); 16];
     let mut c = 0;
     while c + V <= d {
@@ -451,13 +520,7 @@ unsafe fn scores4<const NR: usize, const H: bool>(
             }
         }
     }
-    let mut s = [0f32; 16];
-    _mm512_storeu_ps(s.as_mut_ptr(), _mm512_mul_ps(reduce16(&a), sc));
-    for r in 0..NR {
-        for (i, &key) in keys.iter().enumerate().take(keep) {
-            *scores.add(r * tile + key) = s[4 * r + i];
-        }
-    }
+    a
 }
 
 #[cfg(test)]
