@@ -84,8 +84,8 @@ fn edge_lengths_heads_and_dims() {
             check(backend, s, &default(backend, s), 1.0);
         }
         // Decode (one block of 1 to 4 rows per KV head): key counts of every remainder
-        // against the four quarters of AVX-512 and NEON and the two halves of AVX2 (1, 2, 3,
-        // 6, 7, 11, 37, 50, 64), masked column tails.
+        // against the four quarters of AVX-512 and NEON and the thirds and halves of AVX2
+        // (1, 2, 3, 6, 7, 11, 37, 50, 64), masked column tails.
         for (hq, hkv) in [(4, 1), (3, 1), (2, 1), (1, 1)] {
             for (kvl, d) in [
                 (1, 16),

@@ -5,7 +5,8 @@
 //! - `splits`: parts the key range of one (batch, head) is split into, computed in parallel
 //!   and merged exactly (flash-decoding: what lets one long sequence use every core);
 //! - `ahead`: key and value rows fetched ahead in software, in each of the streams the
-//!   kernel reads (decode on AVX-512 and AVX2: four quarters, or two halves, of a key tile);
+//!   kernel reads (decode on AVX-512: four quarters of a tile; AVX2: thirds of the key tile,
+//!   halves of the value tile);
 //!   0: none, left to the hardware prefetchers;
 //! - `threads`: worker threads.
 //!
