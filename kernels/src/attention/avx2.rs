@@ -16,6 +16,8 @@
 
 use std::arch::x86_64::*;
 
+use super::kernel::{stream_group, stream_groups};
+
 /// Lanes of a vector.
 const V: usize = 8;
 
@@ -63,6 +65,20 @@ pub(super) fn fetch_lines(at: *const u8, lines: usize) {
     for l in 0..lines {
         // SAFETY: a prefetch neither faults nor changes memory, whatever the address.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * l).cast()) };
+    }
+}
+
+/// Decode's `ahead`: with `ahead` above 0, the whole rows `ahead` rows past each of `rows`
+/// (rows of `row_bytes` from `base`, one per stream) asked for into L1.
+#[inline(always)]
+pub(super) fn fetch_rows(base: *const u8, rows: &[usize], ahead: usize, row_bytes: usize) {
+    if ahead > 0 {
+        for &row in rows {
+            fetch_lines(
+                base.wrapping_add((row + ahead) * row_bytes),
+                row_bytes.div_ceil(64),
+            );
+        }
     }
 }
 
@@ -201,22 +217,10 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
 ) {
     let sc = _mm256_set1_ps(scale);
     let row_bytes = d * if H { 2 } else { 4 };
-    let lines = row_bytes.div_ceil(64);
-    let t = n / 3;
-    for j in 0..t {
-        let keys = [j, j + t, j + 2 * t];
-        if ahead > 0 {
-            for key in keys {
-                fetch_lines(k.wrapping_add((key + ahead) * row_bytes), lines);
-            }
-        }
-        scores3::<NR, H>(q, k, d, keys, 3, sc, scores, tile);
-    }
-    let rest = n - 3 * t;
-    if rest > 0 {
-        let keys = std::array::from_fn(|i| 3 * t + i.min(rest - 1));
-        debug_assert!(keys.iter().all(|&key| key < n));
-        scores3::<NR, H>(q, k, d, keys, rest, sc, scores, tile);
+    for g in 0..stream_groups::<3>(n) {
+        let (keys, keep) = stream_group::<3>(n, g);
+        fetch_rows(k, &keys, ahead, row_bytes);
+        scores3::<NR, H>(q, k, d, keys, keep, sc, scores, tile);
     }
 }
 
@@ -300,19 +304,15 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     stream: bool,
     ahead: usize,
 ) {
-    let row_bytes = d * if H { 2 } else { 4 };
-    let lines = row_bytes.div_ceil(64);
     if stream {
+        let row_bytes = d * if H { 2 } else { 4 };
         // Decode: the tile as two halves side by side, value rows `j` and `j + n / 2`
         // together into every row's accumulators (in L1), so that each accumulator load and
         // store serves two FMAs while memory sees two streams that each run in order (see
         // `scores_rows`); an odd last row on its own.
         let h = n / 2;
         for j in 0..h {
-            if ahead > 0 {
-                fetch_lines(v.wrapping_add((j + ahead) * row_bytes), lines);
-                fetch_lines(v.wrapping_add((j + h + ahead) * row_bytes), lines);
-            }
+            fetch_rows(v, &[j, j + h], ahead, row_bytes);
             pv_rows::<NR, H, 2>(acc, v, d, tile, scores, [j, j + h]);
         }
         if n % 2 == 1 {

@@ -530,6 +530,28 @@ fn to_f32<const CV: u8>(src: &[u8], dst: &mut [f32]) {
     }
 }
 
+/// The key groups of decode blocks that read a tile of `n` keys as `S` streams side by
+/// side: group `g` below `n / S` takes key `g` of each of the `S` parts of `n / S` keys;
+/// the last `n % S` keys make one more group, the last key standing in for the missing ones.
+/// Returns the group's keys and how many of them are its own (the ones to store).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(super) fn stream_group<const S: usize>(n: usize, g: usize) -> ([usize; S], usize) {
+    let m = n / S;
+    if g < m {
+        (std::array::from_fn(|i| g + i * m), S)
+    } else {
+        let rest = n - S * m;
+        debug_assert!(g == m && rest > 0);
+        (std::array::from_fn(|i| S * m + i.min(rest - 1)), rest)
+    }
+}
+
+/// How many groups [`stream_group`] makes of `n` keys.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(super) fn stream_groups<const S: usize>(n: usize) -> usize {
+    n.div_ceil(S)
+}
+
 /// Calls `f::<NR, H>(args)` with `NR` the row count `nr` (1 to `R`) and `H` whether the
 /// elements are f16.
 macro_rules! by_rows {
@@ -959,6 +981,35 @@ mod tests {
     #[target_feature(enable = "avx512f,f16c")]
     unsafe fn conv_avx512(src: &[u8], dst: &mut [f32]) {
         to_f32::<CV_AVX512>(src, dst)
+    }
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[test]
+    fn stream_groups_store_every_key_once_and_read_only_keys_below_n() {
+        fn check<const S: usize>(n: usize) {
+            let mut stored = vec![0; n];
+            for g in 0..stream_groups::<S>(n) {
+                let (keys, keep) = stream_group::<S>(n, g);
+                assert!(
+                    keys.iter().all(|&k| k < n),
+                    "S {S} n {n} group {g}: {keys:?}"
+                );
+                for &k in &keys[..keep] {
+                    stored[k] += 1;
+                }
+                if g + 1 < n / S {
+                    // Full groups step one key along each part.
+                    let (next, _) = stream_group::<S>(n, g + 1);
+                    assert!(keys.iter().zip(&next).all(|(a, b)| a + 1 == *b));
+                }
+            }
+            assert!(stored.iter().all(|&c| c == 1), "S {S} n {n}: {stored:?}");
+        }
+        for n in 0..70 {
+            check::<2>(n);
+            check::<3>(n);
+            check::<4>(n);
+        }
     }
 
     #[test]

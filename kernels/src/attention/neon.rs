@@ -16,6 +16,8 @@
 
 use std::arch::aarch64::*;
 
+use super::kernel::{stream_group, stream_groups};
+
 /// Lanes of a vector.
 const V: usize = 4;
 
@@ -184,18 +186,10 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     scores: *mut f32,
     _ahead: usize,
 ) {
-    let m = n / 4;
-    // SAFETY: every key below is below `n`; the rest is the caller's guarantee.
-    unsafe {
-        for j in 0..m {
-            let keys = [j, j + m, j + 2 * m, j + 3 * m];
-            scores4::<NR, H>(q, k, d, keys, 4, scale, scores, tile);
-        }
-        let rest = n - 4 * m;
-        if rest > 0 {
-            let keys = std::array::from_fn(|i| 4 * m + i.min(rest - 1));
-            scores4::<NR, H>(q, k, d, keys, rest, scale, scores, tile);
-        }
+    for g in 0..stream_groups::<4>(n) {
+        let (keys, keep) = stream_group::<4>(n, g);
+        // SAFETY: every key of a group is below `n`; the rest is the caller's guarantee.
+        unsafe { scores4::<NR, H>(q, k, d, keys, keep, scale, scores, tile) };
     }
 }
 
