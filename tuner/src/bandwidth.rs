@@ -9,10 +9,10 @@
 //! among the threads.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Result;
-use rayon::prelude::*;
 
 use ktune_core::cache::CacheLevel;
 use ktune_core::probe::{level_of, Level, DRAM_SET_FACTOR};
@@ -223,6 +223,12 @@ pub struct Dram {
     pub spread: f64,
 }
 
+/// Thread `i`'s share of `data` split in parts of `chunk`: empty past the end.
+fn share(data: &[f32], chunk: usize, i: usize) -> &[f32] {
+    let start = (i * chunk).min(data.len());
+    &data[start..(start + chunk).min(data.len())]
+}
+
 /// Best-of-`REPS` read and triad bandwidth in GB/s per thread count, over arrays of
 /// `bytes` each, and the reader that measured `read` (the fastest on one thread).
 pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
@@ -249,7 +255,8 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
                 let mut best = 0f64;
                 for _ in 0..REPS / 2 {
                     let start = Instant::now();
-                    let s: f32 = p.install(|| b.par_chunks(chunk).map(|c| reader.read(c, 1)).sum());
+                    let s: Vec<f32> =
+                        p.broadcast(|ctx| reader.read(share(&b, chunk, ctx.index()), 1));
                     std::hint::black_box(s);
                     best = best.max(bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
                 }
@@ -262,12 +269,14 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
             }
         }
         for _ in 0..REPS {
+            let parts: Vec<Mutex<&mut [f32]>> = a.chunks_mut(chunk).map(Mutex::new).collect();
             let start = Instant::now();
-            p.install(|| {
-                a.par_chunks_mut(chunk)
-                    .zip(b.par_chunks(chunk))
-                    .zip(c.par_chunks(chunk))
-                    .for_each(|((x, y), z)| loops::triad(x, y, z, 1.5))
+            p.broadcast(|ctx| {
+                let i = ctx.index();
+                if let Some(part) = parts.get(i) {
+                    let mut x = part.lock().unwrap_or_else(|e| e.into_inner());
+                    loops::triad(&mut x, share(&b, chunk, i), share(&c, chunk, i), 1.5);
+                }
             });
             best_triad = best_triad.max(3.0 * bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
         }
