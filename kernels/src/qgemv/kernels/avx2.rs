@@ -8,6 +8,7 @@
 
 use std::arch::x86_64::*;
 
+use super::interleave::{Q4K_MINS_AT, Q4K_QUANTS_AT, Q4K_SCALES_AT, Q4K_UNPACKED};
 use super::{batch_groups, q4k_scales_mins, RowBlock, RowsFn};
 use crate::problem::Dtype;
 
@@ -409,12 +410,19 @@ unsafe fn group<const NB: usize, const K: bool>(k: &RowBlock, g: usize, b0: usiz
     let blocks = k.x.cols / values;
     let gw = k.w.as_ptr().add(g * blocks * gb);
     let mut acc = [[_mm256_setzero_ps(); NB]; 2];
+    let mut unpacked = [0u8; Q4K_UNPACKED];
     for i in 0..blocks {
         let blk = gw.add(i * gb);
         super::prefetch(blk, k.prefetch, gb);
+        if K {
+            // The scales and mins first, so that the first half takes the group-block's
+            // lines in order (the hardware prefetchers follow a stream that does not step
+            // back).
+            q4k_unpack(blk.add(Q4K_SCALES_AT), unpacked.as_mut_ptr());
+        }
         for (half, ah) in acc.iter_mut().enumerate() {
             if K {
-                half_block_q4_k::<NB>(k, blk, i, blocks, half, b0, ah);
+                half_block_q4_k::<NB>(k, blk, unpacked.as_ptr(), i, blocks, half, b0, ah);
             } else {
                 half_block::<NB>(k, blk, i, blocks, half, b0, ah);
             }
@@ -500,6 +508,37 @@ unsafe fn half_block<const NB: usize>(
     }
 }
 
+/// The scales and mins of a q4_K group-block (the
+/// [`super::interleave::Q4K_PACKED`] bytes at `p`) unpacked to `u` as
+/// [`super::interleave::q4k_unpack`] lays them out: bytewise masks and 16-bit shifts, 32
+/// bytes at a time.
+///
+/// # Safety
+/// `p` holds 192 readable bytes and `u` [`Q4K_UNPACKED`] writable ones; the CPU has AVX2.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn q4k_unpack(p: *const u8, u: *mut u8) {
+    let (low6, nib) = (_mm256_set1_epi8(63), _mm256_set1_epi8(15));
+    let top2 = _mm256_set1_epi8(0xc0u8 as i8);
+    for h in 0..2 {
+        let x = _mm256_loadu_si256(p.add(32 * h).cast());
+        let y = _mm256_loadu_si256(p.add(64 + 32 * h).cast());
+        let z = _mm256_loadu_si256(p.add(128 + 32 * h).cast());
+        // Bits 6-7 of each byte to bits 4-5: 16-bit shifts move no bit across a byte once
+        // the rest is masked off.
+        let x_top = _mm256_srli_epi16::<2>(_mm256_and_si256(x, top2));
+        let y_top = _mm256_srli_epi16::<2>(_mm256_and_si256(y, top2));
+        let sc_hi = _mm256_or_si256(_mm256_and_si256(z, nib), x_top);
+        let z_hi = _mm256_and_si256(_mm256_srli_epi16::<4>(z), nib);
+        _mm256_storeu_si256(u.add(32 * h).cast(), _mm256_and_si256(x, low6));
+        _mm256_storeu_si256(u.add(64 + 32 * h).cast(), sc_hi);
+        let m_lo = _mm256_and_si256(y, low6);
+        _mm256_storeu_si256(u.add(Q4K_MINS_AT + 32 * h).cast(), m_lo);
+        let m_hi = _mm256_or_si256(z_hi, y_top);
+        _mm256_storeu_si256(u.add(Q4K_MINS_AT + 64 + 32 * h).cast(), m_hi);
+    }
+}
+
 /// q4_K in groups of 16 interleaved rows, as two halves of 8 rows, against the batch two
 /// vectors at a time.
 ///
@@ -511,22 +550,25 @@ unsafe fn rows16_q4_k(k: &RowBlock) {
     groups(k, group::<1, true>, group::<2, true>);
 }
 
-/// Rows `8 * half .. 8 * half + 8` of the q4_K group-block at `blk` (super-block `i`)
-/// against vectors `b0..b0+NB`, into `acc`. Per sub-block: eight `maddubs` of the 4-bit
+/// Rows `8 * half .. 8 * half + 8` of the q4_K group-block at `blk` (super-block `i`, its
+/// scales and mins unpacked at `u` by [`q4k_unpack`]) against vectors `b0..b0+NB`, into
+/// `acc`. Per sub-block: eight `maddubs` of the 4-bit
 /// weights with broadcast activations summed in 16 bits (at most 30480), one `madd` to 32
 /// bits, times the rows' 6-bit scales. Per super-block: the mins against the sub-block sums
 /// of the activations with four `madd` on 16-bit pairs, then `d * dx * sum - dmin * dx *
 /// mins` into the accumulator.
 ///
 /// # Safety
-/// As for [`rows16_q4_k`]; `blk` holds a q4_K group-block, `i < blocks = cols / 256`,
-/// `half < 2` and `b0 + NB <= batch`.
+/// As for [`rows16_q4_k`]; `blk` holds a q4_K group-block and `u` its
+/// [`Q4K_UNPACKED`] bytes of scales and mins, `i < blocks = cols / 256`, `half < 2` and
+/// `b0 + NB <= batch`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
 unsafe fn half_block_q4_k<const NB: usize>(
     k: &RowBlock,
     blk: *const u8,
+    u: *const u8,
     i: usize,
     blocks: usize,
     half: usize,
@@ -535,17 +577,16 @@ unsafe fn half_block_q4_k<const NB: usize>(
 ) {
     let x = k.x;
     let ones = _mm256_set1_epi16(1);
-    // The scales and mins first, so that the first half takes the group-block's lines in
-    // order (the hardware prefetchers follow a stream that does not step back).
     let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half).cast()));
     let dm = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(32 + 16 * half).cast()));
     let mins: [__m256i; 4] = std::array::from_fn(|j| {
-        _mm256_cvtepu8_epi16(_mm_loadu_si128(blk.add(192 + 32 * j + 16 * half).cast()))
+        let at = u.add(Q4K_MINS_AT + 32 * j + 16 * half);
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(at.cast()))
     });
     let mut isum = [_mm256_setzero_si256(); NB];
     for s in 0..8 {
-        let sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(blk.add(64 + 16 * s + 8 * half).cast()));
-        let v = nibbles8(blk.add(320 + 256 * s + 32 * half));
+        let sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(u.add(16 * s + 8 * half).cast()));
+        let v = nibbles8(blk.add(Q4K_QUANTS_AT + 256 * s + 32 * half));
         for (bb, is) in isum.iter_mut().enumerate() {
             let b = b0 + bb;
             let dot = dot8(&v, x.q.as_ptr().add(b * x.cols + i * 256 + 32 * s), ones);

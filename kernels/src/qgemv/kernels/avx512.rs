@@ -9,6 +9,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::{block_at, scales4};
+use super::interleave::{Q4K_QUANTS_AT, Q4K_SCALES_AT};
 use super::{avx2, batch_groups, RowBlock, RowsFn};
 use crate::backend::CpuFeatures;
 use crate::problem::Dtype;
@@ -426,6 +427,39 @@ unsafe fn rows16_q4k(k: &RowBlock) {
     }
 }
 
+/// The scales and mins of a q4_K group-block ([`super::interleave::Q4K_PACKED`] bytes at `p`) unpacked as
+/// [`super::interleave::q4k_unpack`] does, in registers: the 128 bytes of scales stored to
+/// `scales`, the mins returned as the four vectors of 16-bit pairs the kernel multiplies
+/// (vector `j`, lane `L`: row `L`'s mins of sub-blocks `2j` and `2j + 1`).
+///
+/// # Safety
+/// `p` holds 192 readable bytes and `scales` 128 writable ones; the CPU has AVX-512 F and
+/// BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn q4k_unpack(p: *const u8, scales: *mut u8) -> [__m512i; 4] {
+    let x = _mm512_loadu_si512(p.cast());
+    let y = _mm512_loadu_si512(p.add(64).cast());
+    let z = _mm512_loadu_si512(p.add(128).cast());
+    let (low6, nib) = (_mm512_set1_epi8(63), _mm512_set1_epi8(15));
+    let top2 = _mm512_set1_epi8(0xc0u8 as i8);
+    // Bits 6-7 of each byte to bits 4-5: 16-bit shifts move no bit across a byte once the
+    // rest is masked off.
+    let x_top = _mm512_srli_epi16::<2>(_mm512_and_si512(x, top2));
+    let y_top = _mm512_srli_epi16::<2>(_mm512_and_si512(y, top2));
+    _mm512_storeu_si512(scales.cast(), _mm512_and_si512(x, low6));
+    let sc_hi = _mm512_or_si512(_mm512_and_si512(z, nib), x_top);
+    _mm512_storeu_si512(scales.add(64).cast(), sc_hi);
+    let m_lo = _mm512_and_si512(y, low6);
+    let m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(z), nib), y_top);
+    [
+        _mm512_cvtepu8_epi16(_mm512_castsi512_si256(m_lo)),
+        _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64::<1>(m_lo)),
+        _mm512_cvtepu8_epi16(_mm512_castsi512_si256(m_hi)),
+        _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64::<1>(m_hi)),
+    ]
+}
+
 /// Group `g` of 16 q4_K rows against vectors `b0..b0+NB`. Per super-block and sub-block:
 /// the quants decoded once, eight `vpdpbusd` per vector with broadcast activations (no
 /// offset: q4_K quants are unsigned), the 16 rows' sums times their 6-bit scales (one
@@ -450,13 +484,12 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
         // hardware prefetchers follow a stream that does not step back).
         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
         let dm = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(32).cast()));
-        let mins: [__m512i; 4] = std::array::from_fn(|j| {
-            _mm512_cvtepu8_epi16(_mm256_loadu_si256(blk.add(192 + 32 * j).cast()))
-        });
+        let mut scales = [0u8; 128];
+        let mins = q4k_unpack(blk.add(Q4K_SCALES_AT), scales.as_mut_ptr());
         let mut isum = [_mm512_setzero_si512(); NB];
         for s in 0..8 {
-            let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(blk.add(64 + 16 * s).cast()));
-            let q = blk.add(320 + 256 * s);
+            let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(scales.as_ptr().add(16 * s).cast()));
+            let q = blk.add(Q4K_QUANTS_AT + 256 * s);
             let v = nibbles16(q);
             macro_rules! vector {
                 ($bb:expr) => {

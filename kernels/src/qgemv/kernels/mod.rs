@@ -103,8 +103,9 @@ pub enum Layout {
     /// and quants are contiguous. Same bytes per row. q4_0 and q8_0 on x86 only.
     Split,
     /// Groups of 16 rows interleaved block by block ([`interleave`]): one multiply serves
-    /// 16 rows (8 with AVX2). Same bytes per row for q4_0 and q8_0, 3% more for q4_K (its
-    /// scales unpacked). AVX-512 VNNI (q4_0, q8_0, q4_K) and AVX2 (q4_0, q4_K).
+    /// 16 rows (8 with AVX2). The same bytes per row as GGML's (q4_K's 6-bit scales and
+    /// mins rearranged, unpacked in registers). AVX-512 VNNI (q4_0, q8_0, q4_K) and AVX2
+    /// (q4_0, q4_K).
     Rows16,
 }
 
