@@ -401,10 +401,14 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     // scalar stores and loads per group become four 128-bit stores (f16 decode 5% faster,
     // f32 1-2%).
     while g + 4 <= m {
-        let sums: [__m512; 4] = std::array::from_fn(|i| {
+        // A loop, not `array::from_fn` (whose closure was compiled out of line): f32 keys
+        // from cache (4 MiB of K/V) 5% faster, 19 of 20 rounds in one process; the same
+        // from DRAM.
+        let mut sums = [_mm512_setzero_ps(); 4];
+        for (i, s) in sums.iter_mut().enumerate() {
             let a = sums4::<NR, H>(q, k, d, group(g + i).0);
-            _mm512_mul_ps(reduce16(&a), sc)
-        });
+            *s = _mm512_mul_ps(reduce16(&a), sc);
+        }
         store4x4::<NR>(&sums, scores.add(g), m, tile);
         g += 4;
     }
