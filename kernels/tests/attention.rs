@@ -103,6 +103,16 @@ fn edge_lengths_heads_and_dims() {
                 check(backend, s, &default(backend, s).with("kv_tile", 16), 1.0);
             }
         }
+        // The largest tiles: one full tile and a rest.
+        for t in [1024, 2048] {
+            let s = shape(1, 4, 1, 1, t + 37, 32, true);
+            check(
+                backend,
+                s,
+                &default(backend, s).with("kv_tile", t as i64),
+                1.0,
+            );
+        }
         // Prefill with many row blocks per key tile (AVX-512's transposed-key path): full
         // and partial 32-key blocks, a masked column tail, tiles cut by the diagonal.
         for (ql, kvl, d) in [(70, 100, 128), (67, 67, 80), (33, 129, 48)] {
@@ -211,6 +221,11 @@ fn f16_keys_and_values() {
                 check_f16(backend, s, &default(backend, s));
                 check_f16(backend, s, &default(backend, s).with("kv_tile", 16));
             }
+        }
+        // The largest tiles: one full tile and a rest, and a prefill that converts them.
+        for (ql, t) in [(1, 1024), (1, 2048), (9, 1024)] {
+            let s = shape(1, 4, 1, ql, t + 37, 32, true);
+            check_f16(backend, s, &default(backend, s).with("kv_tile", t as i64));
         }
     }
     // The library function, and types that do not match the plan or each other.
