@@ -427,10 +427,10 @@ unsafe fn rows16_q4k(k: &RowBlock) {
     }
 }
 
-/// The scales and mins of a q4_K group-block ([`super::interleave::Q4K_PACKED`] bytes at `p`) unpacked as
-/// [`super::interleave::q4k_unpack`] does, in registers: the 128 bytes of scales stored to
-/// `scales`, the mins returned as the four vectors of 16-bit pairs the kernel multiplies
-/// (vector `j`, lane `L`: row `L`'s mins of sub-blocks `2j` and `2j + 1`).
+/// The scales and mins of a q4_K group-block (the [`super::interleave::Q4K_PACKED`] bytes
+/// at `p`) unpacked as [`super::interleave::q4k_unpack`] does, in registers: the 128 bytes
+/// of scales stored to `scales`, the mins returned as the four vectors of 16-bit pairs the
+/// kernel multiplies (vector `j`, lane `L`: row `L`'s mins of sub-blocks `2j` and `2j + 1`).
 ///
 /// # Safety
 /// `p` holds 192 readable bytes and `scales` 128 writable ones; the CPU has AVX-512 F and
