@@ -477,6 +477,8 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     let blocks = x.cols / 256;
     let gw = k.w.as_ptr().add(g * blocks * GB);
     let mut acc = [_mm512_setzero_ps(); NB];
+    // Each group-block's unpacked scales, written whole by `q4k_unpack` before they are read.
+    let mut scales = [0u8; 128];
     for i in 0..blocks {
         let blk = gw.add(i * GB);
         super::prefetch(blk, k.prefetch, GB);
@@ -484,7 +486,6 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
         // hardware prefetchers follow a stream that does not step back).
         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
         let dm = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(32).cast()));
-        let mut scales = [0u8; 128];
         let mins = q4k_unpack(blk.add(Q4K_SCALES_AT), scales.as_mut_ptr());
         let mut isum = [_mm512_setzero_si512(); NB];
         for s in 0..8 {
