@@ -223,12 +223,6 @@ pub struct Dram {
     pub spread: f64,
 }
 
-/// Thread `i`'s share of `data` split in parts of `chunk`: empty past the end.
-fn share(data: &[f32], chunk: usize, i: usize) -> &[f32] {
-    let start = (i * chunk).min(data.len());
-    &data[start..(start + chunk).min(data.len())]
-}
-
 /// Best-of-`REPS` read and triad bandwidth in GB/s per thread count, over arrays of
 /// `bytes` each, and the reader that measured `read` (the fastest on one thread).
 pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
@@ -248,6 +242,8 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
     for &t in threads {
         let p = pool(t)?;
         let chunk = n.div_ceil(t).next_multiple_of(1024);
+        // Thread `i` reads share `i` (none past the last).
+        let shares: Vec<&[f32]> = b.chunks(chunk).collect();
         let mut best_triad = 0f64;
         let mut best_read = 0f64;
         for &reader in finalists.iter().take(FINALISTS) {
@@ -255,8 +251,11 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
                 let mut best = 0f64;
                 for _ in 0..REPS / 2 {
                     let start = Instant::now();
-                    let s: Vec<f32> =
-                        p.broadcast(|ctx| reader.read(share(&b, chunk, ctx.index()), 1));
+                    let s: Vec<f32> = p.broadcast(|ctx| {
+                        shares
+                            .get(ctx.index())
+                            .map_or(0.0, |part| reader.read(part, 1))
+                    });
                     std::hint::black_box(s);
                     best = best.max(bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
                 }
@@ -269,13 +268,18 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
             }
         }
         for _ in 0..REPS {
-            let parts: Vec<Mutex<&mut [f32]>> = a.chunks_mut(chunk).map(Mutex::new).collect();
+            let parts: Vec<Mutex<_>> = a
+                .chunks_mut(chunk)
+                .zip(b.chunks(chunk))
+                .zip(c.chunks(chunk))
+                .map(|((x, y), z)| Mutex::new((x, y, z)))
+                .collect();
             let start = Instant::now();
             p.broadcast(|ctx| {
-                let i = ctx.index();
-                if let Some(part) = parts.get(i) {
-                    let mut x = part.lock().unwrap_or_else(|e| e.into_inner());
-                    loops::triad(&mut x, share(&b, chunk, i), share(&c, chunk, i), 1.5);
+                if let Some(part) = parts.get(ctx.index()) {
+                    let mut part = part.lock().unwrap_or_else(|e| e.into_inner());
+                    let (x, y, z) = &mut *part;
+                    loops::triad(x, y, z, 1.5);
                 }
             });
             best_triad = best_triad.max(3.0 * bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
