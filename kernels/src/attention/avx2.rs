@@ -82,6 +82,23 @@ pub(super) fn fetch_rows(base: *const u8, rows: &[usize], ahead: usize, row_byte
     }
 }
 
+/// Decode's cross fetch (see `Task::cross`): the whole rows `rows` (of `row_bytes` from
+/// `base`) asked for into L2; nothing when `base` is null. Like [`fetch_lines`], harmless on
+/// any address.
+#[inline(always)]
+pub(super) fn fetch_rows_l2(base: *const u8, rows: &[usize], row_bytes: usize) {
+    if base.is_null() {
+        return;
+    }
+    for &row in rows {
+        let at = base.wrapping_add(row * row_bytes);
+        for l in 0..row_bytes.div_ceil(64) {
+            // SAFETY: a prefetch neither faults nor changes memory, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(64 * l).cast()) };
+        }
+    }
+}
+
 /// `out` lane `i` = the sum of the lanes of `a[i]`, for 8 vectors: two levels of pairwise
 /// horizontal adds and one add of the 128-bit halves.
 ///
@@ -198,6 +215,8 @@ unsafe fn scores_t_block<const NR: usize, const W: usize>(
 /// one thread), and four quarters would need 16 accumulators. With `ahead` above 0, the
 /// keys `ahead` rows on in each third are fetched into L1 as a group runs. The last `n % 3`
 /// keys make a group of their own.
+/// With `vf` not null, the same rows of the values (`vf` their first) are fetched into L2
+/// ([`fetch_rows_l2`]).
 ///
 /// # Safety
 /// The CPU has AVX2, FMA and F16C; `q` holds `NR * d` floats, `k` holds `n * d` elements,
@@ -214,12 +233,14 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     scale: f32,
     scores: *mut f32,
     ahead: usize,
+    vf: *const u8,
 ) {
     let sc = _mm256_set1_ps(scale);
     let row_bytes = d * if H { 2 } else { 4 };
     for g in 0..stream_groups::<3>(n) {
         let (keys, keep) = stream_group::<3>(n, g);
         fetch_rows(k, &keys, ahead, row_bytes);
+        fetch_rows_l2(vf, &keys, row_bytes);
         scores3::<NR, H>(q, k, d, keys, keep, sc, scores, tile);
     }
 }
@@ -286,7 +307,8 @@ unsafe fn scores3<const NR: usize, const H: bool>(
 /// (converted in registers), else f32. In prefill, columns 16 at a time with the
 /// accumulators in registers over the tile; with `stream` (decode, where the values stream
 /// from memory), two value rows at a time into accumulators in L1 ([`pv_rows`]), with the
-/// rows `ahead` rows on fetched ahead when `ahead` is above 0.
+/// rows `ahead` rows on fetched ahead when `ahead` is above 0, and with `kf` not null the
+/// same rows of the next tile's keys (`kf` their first) fetched into L2.
 ///
 /// # Safety
 /// The CPU has AVX2, FMA and F16C; `acc` holds `NR * d` floats, `v` holds `n * d` elements,
@@ -303,6 +325,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     scores: *const f32,
     stream: bool,
     ahead: usize,
+    kf: *const u8,
 ) {
     if stream {
         let row_bytes = d * if H { 2 } else { 4 };
@@ -313,9 +336,11 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
         let h = n / 2;
         for j in 0..h {
             fetch_rows(v, &[j, j + h], ahead, row_bytes);
+            fetch_rows_l2(kf, &[j, j + h], row_bytes);
             pv_rows::<NR, H, 2>(acc, v, d, tile, scores, [j, j + h]);
         }
         if n % 2 == 1 {
+            fetch_rows_l2(kf, &[n - 1], row_bytes);
             pv_rows::<NR, H, 1>(acc, v, d, tile, scores, [n - 1]);
         }
         return;

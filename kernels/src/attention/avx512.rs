@@ -26,7 +26,7 @@
 
 use std::arch::x86_64::*;
 
-use super::avx2::{fetch_lines, fetch_rows};
+use super::avx2::{fetch_lines, fetch_rows, fetch_rows_l2};
 use super::kernel::{stream_group, stream_groups};
 
 /// Lanes of a vector.
@@ -126,24 +126,29 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     scores: *const f32,
     stream: bool,
     ahead: usize,
+    kf: *const u8,
 ) {
     if stream && NR == 4 {
         // Decode with four rows: one pass over the values for the first 96 columns of all
         // four (24 accumulators), then the rest of the columns, whose parts of the rows
         // come again from L2. Values are fetched ahead (`ahead`) only for f32.
         let mut c = 0;
+        // The next tile's keys are fetched (`kf`) on the first pass.
         let mut ahead = if H { 0 } else { ahead };
+        let mut kf = kf;
         while c + 6 * V <= d {
-            pv_block::<NR, 6, H>(acc, v, d, n, tile, scores, c, ahead);
-            ahead = 0;
+            pv_block::<NR, 6, H>(acc, v, d, n, tile, scores, c, ahead, kf);
+            (ahead, kf) = (0, std::ptr::null());
             c += 6 * V;
         }
         if c + 4 * V <= d {
-            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, ahead);
+            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, ahead, kf);
+            kf = std::ptr::null();
             c += 4 * V;
         }
         while c + 2 * V <= d {
-            pv_block::<NR, 2, H>(acc, v, d, n, tile, scores, c, 0);
+            pv_block::<NR, 2, H>(acc, v, d, n, tile, scores, c, 0, kf);
+            kf = std::ptr::null();
             c += 2 * V;
         }
         pv_rest::<NR, H>(acc, v, d, n, tile, scores, c);
@@ -151,8 +156,10 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     }
     if !stream || H {
         let mut c = 0;
+        let mut kf = kf;
         while c + 4 * V <= d {
-            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, 0);
+            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, 0, kf);
+            kf = std::ptr::null();
             c += 4 * V;
         }
         pv_rest::<NR, H>(acc, v, d, n, tile, scores, c);
@@ -163,22 +170,44 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     // row whole, in order.
     let mut r = 0;
     while r + 2 <= NR {
-        pv_pass::<2, H>(acc.add(r * d), v, d, n, tile, scores.add(r * tile), ahead);
+        let kf = if r == 0 { kf } else { std::ptr::null() };
+        pv_pass::<2, H>(
+            acc.add(r * d),
+            v,
+            d,
+            n,
+            tile,
+            scores.add(r * tile),
+            ahead,
+            kf,
+        );
         r += 2;
     }
     if r < NR {
-        pv_pass::<1, H>(acc.add(r * d), v, d, n, tile, scores.add(r * tile), ahead);
+        let kf = if r == 0 { kf } else { std::ptr::null() };
+        pv_pass::<1, H>(
+            acc.add(r * d),
+            v,
+            d,
+            n,
+            tile,
+            scores.add(r * tile),
+            ahead,
+            kf,
+        );
     }
 }
 
 /// Every column of [`pv`] for `P` rows: 128 at a time (`8 P` accumulators), then 64, then
 /// 16 with a masked rest; with `ahead` above 0, the value row `ahead` rows on is fetched
-/// into L1 on the widest pass.
+/// into L1 on the widest pass, and with `kf` not null the next tile's keys into L2 on the
+/// first.
 ///
 /// # Safety
 /// As for [`pv`], with `P` rows.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn pv_pass<const P: usize, const H: bool>(
     acc: *mut f32,
     v: *const u8,
@@ -187,14 +216,18 @@ unsafe fn pv_pass<const P: usize, const H: bool>(
     tile: usize,
     scores: *const f32,
     ahead: usize,
+    kf: *const u8,
 ) {
     let mut c = 0;
+    let mut kf = kf;
     while c + 8 * V <= d {
-        pv_block::<P, 8, H>(acc, v, d, n, tile, scores, c, ahead);
+        pv_block::<P, 8, H>(acc, v, d, n, tile, scores, c, ahead, kf);
+        kf = std::ptr::null();
         c += 8 * V;
     }
     while c + 4 * V <= d {
-        pv_block::<P, 4, H>(acc, v, d, n, tile, scores, c, 0);
+        pv_block::<P, 4, H>(acc, v, d, n, tile, scores, c, 0, kf);
+        kf = std::ptr::null();
         c += 4 * V;
     }
     pv_rest::<P, H>(acc, v, d, n, tile, scores, c);
@@ -238,7 +271,8 @@ unsafe fn pv_rest<const NR: usize, const H: bool>(
 
 /// Columns `c..c + W V` of [`pv`] for `NR` rows: `NR W` accumulators in registers over the
 /// `n` value rows; with `ahead` above 0, those columns of the value row `ahead` rows on are
-/// fetched into L1 as each row is taken.
+/// fetched into L1 as each row is taken, and with `kf` not null the whole row `j` of the next
+/// tile's keys (`kf` their first) into L2 as value row `j` is.
 ///
 /// # Safety
 /// As for [`pv`], and `c + W V <= d`.
@@ -254,6 +288,7 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
     scores: *const f32,
     c: usize,
     ahead: usize,
+    kf: *const u8,
 ) {
     let es = if H { 2 } else { 4 };
     let lines = (W * V * es).div_ceil(64);
@@ -267,6 +302,7 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
         if ahead > 0 {
             fetch_lines(v.wrapping_add(((j + ahead) * d + c) * es), lines);
         }
+        fetch_rows_l2(kf, &[j], d * es);
         let x: [__m512; W] = std::array::from_fn(|w| ld::<H>(v, j * d + c + w * V, 0xffff));
         for (r, ar) in a.iter_mut().enumerate() {
             let p = _mm512_set1_ps(*scores.add(r * tile + j));
@@ -368,7 +404,8 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, m: __mmask16) -> __m512 {
 /// queries held in registers, the tile read once per pair of rows, read 16.1 where the
 /// quarters read 21.1 (one Llama-3-8B KV head at KV 16384, alternating in one process).
 /// With `ahead` above 0, the keys `ahead` rows on in each quarter are fetched into L1 as a
-/// group runs. The last `n % 4` keys make a group of their own.
+/// group runs, and with `vf` not null the same rows of the values (`vf` their first) into L2
+/// ([`fetch_rows_l2`]). The last `n % 4` keys make a group of their own.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `q` holds `NR * d` floats, `k` holds `n * d` elements,
@@ -385,6 +422,7 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     scale: f32,
     scores: *mut f32,
     ahead: usize,
+    vf: *const u8,
 ) {
     let sc = _mm512_set1_ps(scale);
     let row_bytes = d * if H { 2 } else { 4 };
@@ -393,6 +431,7 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     let group = |g: usize| {
         let (keys, keep) = stream_group::<4>(n, g);
         fetch_rows(k, &keys, ahead, row_bytes);
+        fetch_rows_l2(vf, &keys, row_bytes);
         (keys, keep)
     };
     let m = n / 4;

@@ -128,6 +128,10 @@ pub struct Task<'a> {
     /// Key and value rows fetched ahead in software, in each stream, where the blocks stream
     /// them (AVX-512 and AVX2 decode); 0: none.
     pub ahead: usize,
+    /// Decode's cross fetch (AVX-512 and AVX2): as a tile's scores run, its value rows are
+    /// fetched into L2, and as its `P V` runs, the next tile's key rows, so that memory
+    /// streams during both phases instead of each phase waiting on its own stream.
+    pub cross: bool,
     /// Whether rows see only keys up to their position.
     pub causal: bool,
 }
@@ -617,7 +621,8 @@ fn wide_scores<const CV: u8>(
 }
 
 /// The `scores_rows` of the blocks of the body with conversion `CV` for `nr` rows (1 to
-/// `R`): decode's scores, from the keys at their own type.
+/// `R`): decode's scores, from the keys at their own type; `vf`: the value rows to fetch
+/// into L2 beside the keys (null: none; only ever prefetched, so any address will do).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
 fn wide_scores_rows<const CV: u8>(
@@ -630,6 +635,7 @@ fn wide_scores_rows<const CV: u8>(
     scale: f32,
     scores: &mut [f32],
     ahead: usize,
+    vf: *const u8,
 ) {
     assert!(q.len() >= nr * d && k.len() >= n * d && n <= tile && n > 0);
     assert!(scores.len() >= (nr - 1) * tile + n);
@@ -651,7 +657,8 @@ fn wide_scores_rows<const CV: u8>(
                     tile,
                     scale,
                     out,
-                    ahead
+                    ahead,
+                    vf
                 )
             } else {
                 by_rows!(
@@ -665,7 +672,8 @@ fn wide_scores_rows<const CV: u8>(
                     tile,
                     scale,
                     out,
-                    ahead
+                    ahead,
+                    vf
                 )
             }
         }
@@ -681,14 +689,16 @@ fn wide_scores_rows<const CV: u8>(
             tile,
             scale,
             out,
-            ahead
+            ahead,
+            vf
         )
     }
 }
 
 /// The `pv` of the blocks of the body with conversion `CV` for `nr` rows (1 to `R`), from the
 /// values at their own type; `stream` in decode, where the values stream from memory (with
-/// `ahead` above 0, value rows fetched that far ahead).
+/// `ahead` above 0, value rows fetched that far ahead, and `kf`, where not null, the next
+/// tile's key rows fetched into L2 beside them).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
 fn wide_pv<const CV: u8>(
@@ -701,6 +711,7 @@ fn wide_pv<const CV: u8>(
     scores: &[f32],
     stream: bool,
     ahead: usize,
+    kf: *const u8,
 ) {
     assert!(acc.len() >= nr * d && v.len() >= n * d && n <= tile);
     assert!(scores.len() >= (nr - 1) * tile + n);
@@ -711,13 +722,13 @@ fn wide_pv<const CV: u8>(
         #[cfg(target_arch = "x86_64")]
         {
             if CV == CV_AVX512 {
-                by_rows!(nr, h, super::avx512::pv, a, v, d, n, tile, p, st, f)
+                by_rows!(nr, h, super::avx512::pv, a, v, d, n, tile, p, st, f, kf)
             } else {
-                by_rows!(nr, h, super::avx2::pv, a, v, d, n, tile, p, st, f)
+                by_rows!(nr, h, super::avx2::pv, a, v, d, n, tile, p, st, f, kf)
             }
         }
         #[cfg(target_arch = "aarch64")]
-        by_rows!(nr, h, super::neon::pv, a, v, d, n, tile, p, st, f)
+        by_rows!(nr, h, super::neon::pv, a, v, d, n, tile, p, st, f, kf)
     }
 }
 
@@ -774,6 +785,18 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
         };
         // Several row blocks share the tile (prefill): transpose the keys once for all.
         let transposed = wide && ktbuf.len() >= (j1 - j0) * d;
+        // Decode's cross fetch (see `Task::cross`): this tile's values and the next tile's
+        // keys (none past the task's last key).
+        let (vf, kf) = if fused && t.cross {
+            let next = if j1 < t.kv_hi {
+                bytes_of(t.k.slice(j1 * d..t.kv_hi * d)).0
+            } else {
+                std::ptr::null()
+            };
+            (bytes_of(vtile).0, next)
+        } else {
+            (std::ptr::null(), std::ptr::null())
+        };
         if transposed {
             transpose_keys(f32s(ktile), d, j1 - j0, ktbuf);
         }
@@ -803,7 +826,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 wide_scores::<CV>(nr, qb, &ktbuf[..w * d], d, w, n, tile, t.scale, scores);
             } else if blocks {
                 let kt = ktile.slice(0..n * d);
-                wide_scores_rows::<CV>(nr, qb, kt, d, n, tile, t.scale, scores, t.ahead);
+                wide_scores_rows::<CV>(nr, qb, kt, d, n, tile, t.scale, scores, t.ahead, vf);
             } else {
                 let kt = &f32s(ktile)[..n * d];
                 match nr {
@@ -843,7 +866,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 // `ahead` asks), into registers on AVX-512 and into L1 on AVX2 and NEON.
                 let ahead = if fused { t.ahead } else { 0 };
                 let vt = vtile.slice(0..n * d);
-                wide_pv::<CV>(nr, acc, vt, d, n, tile, scores, fused, ahead);
+                wide_pv::<CV>(nr, acc, vt, d, n, tile, scores, fused, ahead, kf);
                 r0 += nr;
                 continue;
             }
@@ -1031,6 +1054,7 @@ mod tests {
             kv_hi: hi,
             kv_tile: 2,
             ahead: 0,
+            cross: false,
             causal: false,
         };
         let mut scores = [0f32; 2 * SCRATCH_ROWS];

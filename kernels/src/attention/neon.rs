@@ -167,9 +167,9 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 /// together for all rows ([`scores4`]), so that each key chunk serves `NR` rows and each
 /// query chunk four keys, while memory sees four streams that each run in order (on a Zen 4
 /// with AVX-512 this read DRAM about twice as fast as one key after the other with the query
-/// chunks loaded beside each key chunk). The last `n % 4` keys make a group of their own. (`ahead` is
-/// taken for the same signature as the x86 blocks; the hardware prefetchers of aarch64 cores
-/// follow these streams.)
+/// chunks loaded beside each key chunk). The last `n % 4` keys make a group of their own.
+/// (`ahead` and `vf` are taken for the same signature as the x86 blocks, which fetch rows in
+/// software; here the hardware prefetchers follow the streams.)
 ///
 /// # Safety
 /// `q` holds `NR * d` floats, `k` holds `n * d` elements, `scores` holds
@@ -185,6 +185,7 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     scale: f32,
     scores: *mut f32,
     _ahead: usize,
+    _vf: *const u8,
 ) {
     for g in 0..stream_groups::<4>(n) {
         let (keys, keep) = stream_group::<4>(n, g);
@@ -242,7 +243,7 @@ unsafe fn scores4<const NR: usize, const H: bool>(
 /// `acc_r += sum_j scores[r * tile + j] * v_j` for `r < NR`, `j < n`, the values f16 when `H`
 /// (widened in registers), else f32: in prefill, columns 16 at a time with the accumulators
 /// in registers over the tile; with `stream` (decode), two value rows at a time into
-/// accumulators in L1 ([`pv_rows`]). (`ahead`: as for [`scores_rows`].)
+/// accumulators in L1 ([`pv_rows`]). (`ahead` and `kf`: as for [`scores_rows`].)
 ///
 /// # Safety
 /// `acc` holds `NR * d` floats, `v` holds `n * d` elements, and `scores` holds
@@ -258,6 +259,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     scores: *const f32,
     stream: bool,
     _ahead: usize,
+    _kf: *const u8,
 ) {
     // SAFETY: every access is within the lengths the caller guarantees.
     unsafe {

@@ -23,6 +23,7 @@ pub struct AttentionPlan {
     kv_tile: usize,
     splits: usize,
     ahead: usize,
+    cross: bool,
     team: Option<std::sync::Arc<Team>>,
 }
 
@@ -35,6 +36,7 @@ impl std::fmt::Debug for AttentionPlan {
             .field("kv_tile", &self.kv_tile)
             .field("splits", &self.splits)
             .field("ahead", &self.ahead)
+            .field("cross", &self.cross)
             .finish()
     }
 }
@@ -77,6 +79,10 @@ impl AttentionPlan {
             ahead: config
                 .get("ahead")
                 .map_or(space::default_ahead(kv_dtype), |v| v as usize),
+            // Likewise: stored configs without it get the backend's default.
+            cross: config
+                .get("cross")
+                .map_or(space::default_cross(backend), |v| v != 0),
             team: if threads > 1 {
                 Some(team(threads)?)
             } else {
@@ -208,6 +214,7 @@ impl AttentionPlan {
                 kv_hi: hi,
                 kv_tile: self.kv_tile,
                 ahead: self.ahead,
+                cross: self.cross,
                 causal: s.causal,
             };
             // SAFETY: the plan was built only after its backend's availability check
