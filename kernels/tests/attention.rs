@@ -255,3 +255,34 @@ fn f16_keys_and_values() {
     )
     .is_err());
 }
+
+#[test]
+fn decode_with_and_without_the_cross_fetch() {
+    for backend in common::cpu_backends() {
+        let s = shape(1, 8, 2, 1, 100, 64, true);
+        let has = space::has_cross(backend);
+        assert_eq!(
+            default(backend, s).get("cross"),
+            has.then_some(1),
+            "{backend}"
+        );
+        if !has {
+            continue;
+        }
+        // Several tiles and a short last one (the next tile's keys fetched past the task's
+        // end, harmlessly); four rows per block, and fewer (GQA 2 and 1); head sizes whose
+        // rows end inside a cache line and that take every pass of the value blocks.
+        for (hq, hkv) in [(8, 2), (4, 2), (2, 2)] {
+            for kvl in [16 * 3 + 5, 64] {
+                for d in [40, 128] {
+                    let s = shape(1, hq, hkv, 1, kvl, d, true);
+                    for cross in [0, 1] {
+                        let c = default(backend, s).with("kv_tile", 16).with("cross", cross);
+                        check(backend, s, &c, 1.0);
+                        check_f16(backend, s, &c);
+                    }
+                }
+            }
+        }
+    }
+}
