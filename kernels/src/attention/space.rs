@@ -68,6 +68,10 @@ pub fn has_cross(backend: Backend) -> bool {
 /// against 17.9-18.8 without on one thread, and f16 at 17.3-17.7 against 15.7-16.0 on one
 /// thread and 28.2-28.8 against 25.9-26.8 on two (a plain reader of the same bytes: 28.4).
 /// Either half alone (values during scores, or keys during `P V`) was no faster than none.
+/// With huge pages, the same alternation gave +22-25% for f32 on one thread and +9-13%
+/// otherwise; in `ktune-peers`' interleaved runs (each side 250 ms at a time, then idle)
+/// the gain was smaller and noisier: 0.94-1.14x over four runs, about 1.03x on average. It
+/// was never clearly slower, so it is on, and the tuner can turn it off.
 pub fn default_cross(backend: Backend) -> bool {
     has_cross(backend)
 }
