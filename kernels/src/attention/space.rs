@@ -64,14 +64,15 @@ pub fn has_cross(backend: Backend) -> bool {
 }
 
 /// The default of `cross` on `backend`: on where it has it. On a Zen 4 (Llama-3-8B decode,
-/// KV 16384, alternating in one process), AVX-512 read f32 K/V at 20.3-20.9 GB/s with it
-/// against 17.9-18.8 without on one thread, and f16 at 17.3-17.7 against 15.7-16.0 on one
-/// thread and 28.2-28.8 against 25.9-26.8 on two (a plain reader of the same bytes: 28.4).
-/// Either half alone (values during scores, or keys during `P V`) was no faster than none.
-/// With huge pages, the same alternation gave +22-25% for f32 on one thread and +9-13%
-/// otherwise; in `ktune-peers`' interleaved runs (each side 250 ms at a time, then idle)
-/// the gain was smaller and noisier: 0.94-1.14x over four runs, about 1.03x on average. It
-/// was never clearly slower, so it is on, and the tuner can turn it off.
+/// KV 16384, AVX-512, alternating in one process), f32 on one thread read 20.3-21.2 GB/s
+/// with it in ten runs of several builds, and anywhere from 12.9 to 19.8 without (it moved
+/// with the minute and the build); f16, and two threads, gained 9-13% in one build and
+/// -4 to +2% in another. In `ktune-peers`' interleaved runs (each side 250 ms at a time,
+/// then idle) it measured 0.94-1.14x over four runs, about 1.03x on average. It was never
+/// clearly slower, so it is on, and the tuner can turn it off. Either half alone (values
+/// during scores, or keys during `P V`) was no faster than none, and the same fetches into
+/// L1 (`prefetcht0`) or non-temporal ones were 25% slower than into L2 (`prefetcht1`;
+/// `prefetcht2` the same).
 pub fn default_cross(backend: Backend) -> bool {
     has_cross(backend)
 }
