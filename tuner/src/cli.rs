@@ -101,11 +101,12 @@ struct BenchArgs {
     #[arg(long)]
     family: Option<String>,
     /// Element type, one of the family's (`ktune list` shows them; default: its first, f32
-    /// for matmul, q4_0 for qgemv's weights).
+    /// for matmul, q4_0 for qgemv's weights, f32 for attention's K and V).
     #[arg(long)]
     dtype: Option<String>,
     /// Problem shape in the family's form, its sizes joined by `x` (`ktune list` shows each
-    /// family's dimensions: `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv); repeatable.
+    /// family's dimensions: `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv,
+    /// `BATCHxQ_HEADSxKV_HEADSxQ_LENxKV_LENxHEAD_DIM[,causal]` for attention); repeatable.
     #[arg(long)]
     shape: Vec<String>,
     /// A named suite of shapes (quick, square, skinny, llm, full).

@@ -32,16 +32,17 @@ pub struct TuneArgs {
     /// A named suite of problems (quick, square, skinny, llm, full).
     #[arg(long)]
     pub suite: Option<String>,
-    /// Kernel family (`ktune list` shows them: matmul, qgemv); with --suite, keeps that
-    /// family only.
+    /// Kernel family (`ktune list` shows them: matmul, qgemv, attention); with --suite,
+    /// keeps that family only.
     #[arg(long)]
     pub family: Option<String>,
     /// Element type, one of the family's (`ktune list` shows them; default: its first, f32
-    /// for matmul, q4_0 for qgemv's weights).
+    /// for matmul, q4_0 for qgemv's weights, f32 for attention's K and V).
     #[arg(long)]
     pub dtype: Option<String>,
     /// Problem shape in the family's form, its sizes joined by `x` (`ktune list` shows each
-    /// family's dimensions: `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv); repeatable.
+    /// family's dimensions: `MxNxK` for matmul, `ROWSxCOLS[xBATCH]` for qgemv,
+    /// `BATCHxQ_HEADSxKV_HEADSxQ_LENxKV_LENxHEAD_DIM[,causal]` for attention); repeatable.
     #[arg(long)]
     pub shape: Vec<String>,
     /// Backend (scalar, avx2, avx512, neon, wgpu); default: the best CPU backend here.
