@@ -109,9 +109,9 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 /// passes over 64-column blocks for all four rows read f32 values out of order (12 against
 /// 15-17 GB/s). With `ahead` above 0, f32 value rows `ahead` rows on are fetched into L1 as
 /// a row is taken on the first pass (f16 decode fetches only keys ahead, in
-/// [`scores_rows`]). With `kf` not null, the first pass of at least 32 columns also fetches
-/// the next tile's key rows into L2, one per value row (decode's cross fetch; heads too
-/// small for such a pass fetch nothing there).
+/// [`scores_rows`]). With `kf` not null, the first block pass also fetches the next tile's
+/// key rows into L2, one per value row (decode's cross fetch). Heads with no block pass
+/// (under 32 elements with four rows, under 64 with fewer) fetch nothing there.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `acc` holds `NR * d` floats, `v` holds `n * d`
