@@ -170,9 +170,10 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     // Decode of fewer than four rows, f32 values: two rows at a time, each pair's
     // accumulators in registers across 128 columns, so that a head of 128 reads each value
     // row whole, in order.
+    // The next tile's keys are fetched (`kf`) on the first pass only.
     let mut r = 0;
+    let mut kf = kf;
     while r + 2 <= NR {
-        let kf = if r == 0 { kf } else { std::ptr::null() };
         pv_pass::<2, H>(
             acc.add(r * d),
             v,
@@ -183,10 +184,10 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
             ahead,
             kf,
         );
+        kf = std::ptr::null();
         r += 2;
     }
     if r < NR {
-        let kf = if r == 0 { kf } else { std::ptr::null() };
         pv_pass::<1, H>(
             acc.add(r * d),
             v,
