@@ -107,7 +107,7 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 /// accumulators in L1 spent its time on their loads and stores (41 GFLOP/s in L2 against
 /// 62 for the pairs; Llama-3-8B decode at KV 16384: 10.0-10.4 ms against 7.4-7.6), and
 /// passes over 64-column blocks for all four rows read f32 values out of order (12 against
-/// 15-17 GB/s). With `ahead` above 0, f32 value rows `ahead` rows on are fetched into L1 as
+/// 15-17 GB/s). With `ahead` above 0, f32 value rows `ahead` rows on are fetched into L2 as
 /// a row is taken on the first pass (f16 decode fetches only keys ahead, in
 /// [`scores_rows`]). With `kf` not null, the first block pass also fetches the next tile's
 /// key rows into L2, one per value row (decode's cross fetch). Heads with no block pass
@@ -203,7 +203,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
 
 /// Every column of [`pv`] for `P` rows: 128 at a time (`8 P` accumulators), then 64, then
 /// 16 with a masked rest; with `ahead` above 0, the value row `ahead` rows on is fetched
-/// into L1 on the widest pass, and with `kf` not null the next tile's keys into L2 on the
+/// into L2 on the widest pass, and with `kf` not null the next tile's keys into L2 on the
 /// first.
 ///
 /// # Safety
@@ -274,7 +274,7 @@ unsafe fn pv_rest<const NR: usize, const H: bool>(
 
 /// Columns `c..c + W V` of [`pv`] for `NR` rows: `NR W` accumulators in registers over the
 /// `n` value rows; with `ahead` above 0, those columns of the value row `ahead` rows on are
-/// fetched into L1 as each row is taken, and with `kf` not null the whole row `j` of the next
+/// fetched into L2 as each row is taken, and with `kf` not null the whole row `j` of the next
 /// tile's keys (`kf` their first) into L2 as value row `j` is.
 ///
 /// # Safety
@@ -406,7 +406,7 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, m: __mmask16) -> __m512 {
 /// chunks loaded beside each key chunk (five loads per four FMAs) read 10-11; two rows'
 /// queries held in registers, the tile read once per pair of rows, read 16.1 where the
 /// quarters read 21.1 (one Llama-3-8B KV head at KV 16384, alternating in one process).
-/// With `ahead` above 0, the keys `ahead` rows on in each quarter are fetched into L1 as a
+/// With `ahead` above 0, the keys `ahead` rows on in each quarter are fetched into L2 as a
 /// group runs, and with `vf` not null the same rows of the values (`vf` their first) into L2
 /// ([`fetch_rows_l2`]). The last `n % 4` keys make a group of their own.
 ///

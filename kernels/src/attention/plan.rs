@@ -78,7 +78,7 @@ impl AttentionPlan {
             // Added after the others: stored configs without it get the default.
             ahead: config
                 .get("ahead")
-                .map_or(space::default_ahead(kv_dtype), |v| v as usize),
+                .map_or(space::default_ahead(backend, kv_dtype), |v| v as usize),
             // Likewise: stored configs without it get the backend's default.
             cross: config
                 .get("cross")

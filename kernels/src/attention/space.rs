@@ -4,7 +4,7 @@
 //! - `kv_tile`: keys per tile (the scores of one row against a tile stay in L1);
 //! - `splits`: parts the key range of one (batch, head) is split into, computed in parallel
 //!   and merged exactly (flash-decoding: what lets one long sequence use every core);
-//! - `ahead`: key and value rows fetched ahead in software, in each of the streams the
+//! - `ahead`: key and value rows fetched ahead into L2 in software, in each of the streams the
 //!   kernel reads (decode on AVX-512: four quarters of a tile; AVX2: thirds of the key tile,
 //!   halves of the value tile);
 //!   0: none, left to the hardware prefetchers;
@@ -19,7 +19,7 @@
 //! prefill transposes each key tile once for all of them: on 32/8 heads, 512 tokens, one thread
 //! of a Zen 4, AVX-512 ran 65.9 GFLOP/s against 60.1 at 32 and 49.6 at 16, AVX2 53.4 against
 //! 51.7 and 43.8), 16 on the scalar backend, 8 for decode;
-//! `cross` 1 where the backend has it;
+//! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0;
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; `splits`
 //! enough that `batch * q_heads * splits` tasks give every thread work (1 when the heads
 //! already do).
@@ -44,13 +44,19 @@ const Q_TILES: [i64; 6] = [1, 4, 8, 16, 32, 64];
 const KV_TILES: [i64; 8] = [16, 32, 64, 128, 256, 512, 1024, 2048];
 const SPLITS: [i64; 5] = [1, 2, 4, 8, 16];
 const AHEADS: [i64; 5] = [0, 4, 8, 16, 32];
-/// The default of `ahead` for K and V of `kv_dtype`: none for f32, whose in-order reads the
-/// hardware prefetchers follow, 8 rows for f16. On a Zen 4, with the streams of the current
-/// blocks (alternating in one process, one thread, KV 16384): f32 read 21.1 GB/s with none
-/// against 13.6-14.4 with 4 or 8 rows; f16 14.5-14.7 with 4 or 8 against 13.9 with none on
-/// AVX-512, and on AVX2 11.4-11.6 with 4 to 16 against 9.9 with none.
-pub fn default_ahead(kv_dtype: Dtype) -> usize {
-    if kv_dtype == Dtype::F16 {
+/// The default of `ahead` on `backend`: 8 rows where the blocks fetch rows in software
+/// (AVX-512 and AVX2, into L2: see `avx2::fetch_lines`), none elsewhere (NEON's blocks take
+/// it and fetch nothing). On a Zen 4 (Llama-3-8B decode, KV 16384, the cross fetch on,
+/// alternating in one process, K and V 16 bytes past a cache line as a `Vec` leaves them):
+/// - AVX-512, one thread: f32 22.6-24.5 GB/s with 8 rows, 22.1-24.6 with 16, 20.8-21.6 with
+///   none; f16 17.7-17.9 with 8, 16.7-17.4 with 16, 17.7 with none, and 17.2 with the
+///   earlier 8 rows into L1 (in a build where those moved 17.2 to 17.7);
+/// - AVX-512, two threads: f32 31.9-33.8 with 8 against 29.7-32.3 with none, f16 30.0-30.7
+///   against 29.1;
+/// - AVX2, one thread: f32 24.6 with 8 against 21.8 with none; f16 17.6 with 8 against 18.0
+///   with none, within its spread (rounds moved between 13 and 18).
+pub fn default_ahead(backend: Backend, _kv_dtype: Dtype) -> usize {
+    if matches!(backend, Backend::Avx512 | Backend::Avx2) {
         8
     } else {
         0
@@ -168,7 +174,7 @@ pub fn default_config_kv(
         .with("q_tile", q_tile)
         .with("kv_tile", kv_tile)
         .with("splits", splits)
-        .with("ahead", default_ahead(kv_dtype) as i64)
+        .with("ahead", default_ahead(backend, kv_dtype) as i64)
         .with("threads", threads as i64);
     if has_cross(backend) {
         config.set("cross", default_cross(backend) as i64);
