@@ -138,7 +138,15 @@ impl KernelFamily for Attention {
         let kvs = |len, seed| -> Result<HostData> {
             let x = crate::random::try_uniform(len, seed)?;
             Ok(match problem.dtype {
-                Dtype::F16 => HostData::Bytes(f16_bytes(&x)),
+                // In memory from `try_vec`, like the f32 operands and every rotated copy (huge
+                // pages where large), not a plain `Vec` on whatever pages it gets.
+                Dtype::F16 => {
+                    let mut b = crate::buf::try_vec(2 * x.len(), 0u8)?;
+                    for (out, &v) in b.chunks_exact_mut(2).zip(&x) {
+                        out.copy_from_slice(&crate::quant::f16::f32_to_f16(v).to_le_bytes());
+                    }
+                    HostData::Bytes(b)
+                }
                 _ => HostData::F32(x),
             })
         };
