@@ -257,13 +257,18 @@ fn f16_keys_and_values() {
 }
 
 #[test]
-fn decode_with_and_without_the_cross_fetch() {
+fn decode_with_and_without_the_cross_fetch_and_rows_ahead_into_either_cache() {
     for backend in common::cpu_backends() {
         let s = shape(1, 8, 2, 1, 100, 64, true);
         let has = space::has_cross(backend);
         assert_eq!(
             default(backend, s).get("cross"),
             has.then_some(1),
+            "{backend}"
+        );
+        assert_eq!(
+            default(backend, s).get("ahead_level"),
+            has.then_some(2),
             "{backend}"
         );
         if !has {
@@ -276,8 +281,11 @@ fn decode_with_and_without_the_cross_fetch() {
             for kvl in [16 * 3 + 5, 64] {
                 for d in [40, 128] {
                     let s = shape(1, hq, hkv, 1, kvl, d, true);
-                    for cross in [0, 1] {
-                        let c = default(backend, s).with("kv_tile", 16).with("cross", cross);
+                    for (cross, level) in [(0, 2), (1, 2), (1, 1)] {
+                        let c = default(backend, s)
+                            .with("kv_tile", 16)
+                            .with("cross", cross)
+                            .with("ahead_level", level);
                         check(backend, s, &c, 1.0);
                         check_f16(backend, s, &c);
                     }

@@ -16,7 +16,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::{stream_group, stream_groups};
+use super::kernel::{stream_group, stream_groups, Ahead};
 
 /// Lanes of a vector.
 const V: usize = 8;
@@ -58,30 +58,39 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, k: usize) -> __m256 {
     }
 }
 
-/// Asks for `lines` cache lines from `at` on, into L2 (`prefetcht1`): decode's `ahead` rows.
+/// Asks for `lines` cache lines from `at` on, into L2 (`prefetcht1`), or into L1
+/// (`prefetcht0`) with `l1`: decode's `ahead` rows (the tunables `ahead` and `ahead_level`).
 /// Addresses past the operands (the last rows' lookahead) are harmless: a prefetch never
-/// faults. Into L1 (`prefetcht0`), as this was first, the same rows were slower on a Zen 4
-/// (Llama-3-8B decode, KV 16384, AVX-512, alternating in one process, K and V as a `Vec`
-/// leaves them, 16 bytes past a cache line): f16 on one thread read 17.2 GB/s with 8 rows
-/// into L1 against 17.7 into L2, on two threads 29.1 against 30.7; f32 on one thread 20.7
-/// with 8 rows into L1, 21.6 with none, 24.5 with 8 into L2.
+/// faults. Which cache is better is the machine's answer; on a Zen 4 (Llama-3-8B decode, KV
+/// 16384, AVX-512, alternating in one process, K and V as a `Vec` leaves them, 16 bytes past
+/// a cache line) L2 was: f16 on one thread read 17.2 GB/s with 8 rows into L1 against 17.7
+/// into L2, on two threads 29.1 against 30.7; f32 on one thread 20.7 with 8 rows into L1,
+/// 21.6 with none, 24.5 with 8 into L2.
 #[inline(always)]
-pub(super) fn fetch_lines(at: *const u8, lines: usize) {
+pub(super) fn fetch_lines(at: *const u8, lines: usize, l1: bool) {
     for l in 0..lines {
+        let p = at.wrapping_add(64 * l).cast();
         // SAFETY: a prefetch neither faults nor changes memory, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(64 * l).cast()) };
+        unsafe {
+            if l1 {
+                _mm_prefetch::<_MM_HINT_T0>(p)
+            } else {
+                _mm_prefetch::<_MM_HINT_T1>(p)
+            }
+        };
     }
 }
 
-/// Decode's `ahead`: with `ahead` above 0, the whole rows `ahead` rows past each of `rows`
-/// (rows of `row_bytes` from `base`, one per stream) asked for into L2.
+/// Decode's `ahead`: with `ahead.rows` above 0, the whole rows that far past each of `rows`
+/// (rows of `row_bytes` from `base`, one per stream) asked for ([`fetch_lines`]).
 #[inline(always)]
-pub(super) fn fetch_rows(base: *const u8, rows: &[usize], ahead: usize, row_bytes: usize) {
-    if ahead > 0 {
+pub(super) fn fetch_rows(base: *const u8, rows: &[usize], ahead: Ahead, row_bytes: usize) {
+    if ahead.rows > 0 {
         for &row in rows {
             fetch_lines(
-                base.wrapping_add((row + ahead) * row_bytes),
+                base.wrapping_add((row + ahead.rows) * row_bytes),
                 row_bytes.div_ceil(64),
+                ahead.l1,
             );
         }
     }
@@ -218,7 +227,7 @@ unsafe fn scores_t_block<const NR: usize, const W: usize>(
 /// about half the speed of one key after the other on a Zen 4; two halves side by side ran
 /// 7% slower than the thirds for f32 and 3% for f16 (alternating in one process, KV 16384,
 /// one thread), and four quarters would need 16 accumulators. With `ahead` above 0, the
-/// keys `ahead` rows on in each third are fetched into L2 as a group runs. The last `n % 3`
+/// keys `ahead` rows on in each third are fetched (into L2 or L1) as a group runs. The last `n % 3`
 /// keys make a group of their own.
 /// With `vf` not null, the same rows of the values (`vf` their first) are fetched into L2
 /// ([`fetch_rows_l2`]).
@@ -237,7 +246,7 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     tile: usize,
     scale: f32,
     scores: *mut f32,
-    ahead: usize,
+    ahead: Ahead,
     vf: *const u8,
 ) {
     let sc = _mm256_set1_ps(scale);
@@ -329,7 +338,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     tile: usize,
     scores: *const f32,
     stream: bool,
-    ahead: usize,
+    ahead: Ahead,
     kf: *const u8,
 ) {
     if stream {

@@ -27,7 +27,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::{fetch_lines, fetch_rows, fetch_rows_l2};
-use super::kernel::{stream_group, stream_groups};
+use super::kernel::{stream_group, stream_groups, Ahead};
 
 /// Lanes of a vector.
 const V: usize = 16;
@@ -107,8 +107,8 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 /// accumulators in L1 spent its time on their loads and stores (41 GFLOP/s in L2 against
 /// 62 for the pairs; Llama-3-8B decode at KV 16384: 10.0-10.4 ms against 7.4-7.6), and
 /// passes over 64-column blocks for all four rows read f32 values out of order (12 against
-/// 15-17 GB/s). With `ahead` above 0, f32 value rows `ahead` rows on are fetched into L2 as
-/// a row is taken on the first pass (f16 decode fetches only keys ahead, in
+/// 15-17 GB/s). With `ahead` above 0, f32 value rows `ahead` rows on are fetched (into L2,
+/// or L1) as a row is taken on the first pass (f16 decode fetches only keys ahead, in
 /// [`scores_rows`]). With `kf` not null, the first block pass also fetches the next tile's
 /// key rows into L2, one per value row (decode's cross fetch). Heads with no block pass
 /// (under 32 elements with four rows, under 64 with fewer) fetch nothing there.
@@ -127,7 +127,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     tile: usize,
     scores: *const f32,
     stream: bool,
-    ahead: usize,
+    ahead: Ahead,
     kf: *const u8,
 ) {
     if stream && NR == 4 {
@@ -136,11 +136,11 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
         // come again from L2. Values are fetched ahead (`ahead`) only for f32.
         let mut c = 0;
         // The next tile's keys are fetched (`kf`) on the first pass.
-        let mut ahead = if H { 0 } else { ahead };
+        let mut ahead = if H { Ahead::NONE } else { ahead };
         let mut kf = kf;
         while c + 6 * V <= d {
             pv_block::<NR, 6, H>(acc, v, d, n, tile, scores, c, ahead, kf);
-            (ahead, kf) = (0, std::ptr::null());
+            (ahead, kf) = (Ahead::NONE, std::ptr::null());
             c += 6 * V;
         }
         if c + 4 * V <= d {
@@ -149,7 +149,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
             c += 4 * V;
         }
         while c + 2 * V <= d {
-            pv_block::<NR, 2, H>(acc, v, d, n, tile, scores, c, 0, kf);
+            pv_block::<NR, 2, H>(acc, v, d, n, tile, scores, c, Ahead::NONE, kf);
             kf = std::ptr::null();
             c += 2 * V;
         }
@@ -160,7 +160,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
         let mut c = 0;
         let mut kf = kf;
         while c + 4 * V <= d {
-            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, 0, kf);
+            pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, Ahead::NONE, kf);
             kf = std::ptr::null();
             c += 4 * V;
         }
@@ -218,7 +218,7 @@ unsafe fn pv_pass<const P: usize, const H: bool>(
     n: usize,
     tile: usize,
     scores: *const f32,
-    ahead: usize,
+    ahead: Ahead,
     kf: *const u8,
 ) {
     let mut c = 0;
@@ -229,7 +229,7 @@ unsafe fn pv_pass<const P: usize, const H: bool>(
         c += 8 * V;
     }
     while c + 4 * V <= d {
-        pv_block::<P, 4, H>(acc, v, d, n, tile, scores, c, 0, kf);
+        pv_block::<P, 4, H>(acc, v, d, n, tile, scores, c, Ahead::NONE, kf);
         kf = std::ptr::null();
         c += 4 * V;
     }
@@ -290,7 +290,7 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
     tile: usize,
     scores: *const f32,
     c: usize,
-    ahead: usize,
+    ahead: Ahead,
     kf: *const u8,
 ) {
     let es = if H { 2 } else { 4 };
@@ -302,8 +302,12 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
         }
     }
     for j in 0..n {
-        if ahead > 0 {
-            fetch_lines(v.wrapping_add(((j + ahead) * d + c) * es), lines);
+        if ahead.rows > 0 {
+            fetch_lines(
+                v.wrapping_add(((j + ahead.rows) * d + c) * es),
+                lines,
+                ahead.l1,
+            );
         }
         fetch_rows_l2(kf, &[j], d * es);
         let x: [__m512; W] = std::array::from_fn(|w| ld::<H>(v, j * d + c + w * V, 0xffff));
@@ -424,7 +428,7 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     tile: usize,
     scale: f32,
     scores: *mut f32,
-    ahead: usize,
+    ahead: Ahead,
     vf: *const u8,
 ) {
     let sc = _mm512_set1_ps(scale);

@@ -126,14 +126,29 @@ pub struct Task<'a> {
     /// Keys per tile.
     pub kv_tile: usize,
     /// Key and value rows fetched ahead in software, in each stream, where the blocks stream
-    /// them (AVX-512 and AVX2 decode); 0: none.
-    pub ahead: usize,
+    /// them (AVX-512 and AVX2 decode), and into which cache.
+    pub ahead: Ahead,
     /// Decode's cross fetch (AVX-512 and AVX2): as a tile's scores run, its value rows are
     /// fetched into L2, and as its `P V` runs, the next tile's key rows, so that memory
     /// streams during both phases instead of each phase waiting on its own stream.
     pub cross: bool,
     /// Whether rows see only keys up to their position.
     pub causal: bool,
+}
+
+/// Decode's software fetch of the rows ahead of those being read, in each stream (the
+/// tunables `ahead` and `ahead_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ahead {
+    /// Rows ahead; 0: none (left to the hardware prefetchers).
+    pub rows: usize,
+    /// Into L1 (`prefetcht0` on x86) instead of L2 (`prefetcht1`).
+    pub l1: bool,
+}
+
+impl Ahead {
+    /// No fetch ahead.
+    pub const NONE: Ahead = Ahead { rows: 0, l1: false };
 }
 
 /// The online-softmax state of a block of query rows (see the module docs).
@@ -634,7 +649,7 @@ fn wide_scores_rows<const CV: u8>(
     tile: usize,
     scale: f32,
     scores: &mut [f32],
-    ahead: usize,
+    ahead: Ahead,
     vf: *const u8,
 ) {
     assert!(q.len() >= nr * d && k.len() >= n * d && n <= tile && n > 0);
@@ -710,7 +725,7 @@ fn wide_pv<const CV: u8>(
     tile: usize,
     scores: &[f32],
     stream: bool,
-    ahead: usize,
+    ahead: Ahead,
     kf: *const u8,
 ) {
     assert!(acc.len() >= nr * d && v.len() >= n * d && n <= tile);
@@ -864,7 +879,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 // The blocks, prefill or decode: in prefill, accumulators in registers over
                 // the tile; in decode the values stream from memory (fetched ahead where
                 // `ahead` asks), into registers on AVX-512 and into L1 on AVX2 and NEON.
-                let ahead = if fused { t.ahead } else { 0 };
+                let ahead = if fused { t.ahead } else { Ahead::NONE };
                 let vt = vtile.slice(0..n * d);
                 wide_pv::<CV>(nr, acc, vt, d, n, tile, scores, fused, ahead, kf);
                 r0 += nr;
@@ -1053,7 +1068,7 @@ mod tests {
             kv_lo: lo,
             kv_hi: hi,
             kv_tile: 2,
-            ahead: 0,
+            ahead: Ahead::NONE,
             cross: false,
             causal: false,
         };

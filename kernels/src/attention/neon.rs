@@ -16,7 +16,7 @@
 
 use std::arch::aarch64::*;
 
-use super::kernel::{stream_group, stream_groups};
+use super::kernel::{stream_group, stream_groups, Ahead};
 
 /// Lanes of a vector.
 const V: usize = 4;
@@ -184,7 +184,7 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
     tile: usize,
     scale: f32,
     scores: *mut f32,
-    _ahead: usize,
+    _ahead: Ahead,
     _vf: *const u8,
 ) {
     for g in 0..stream_groups::<4>(n) {
@@ -258,7 +258,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     tile: usize,
     scores: *const f32,
     stream: bool,
-    _ahead: usize,
+    _ahead: Ahead,
     _kf: *const u8,
 ) {
     // SAFETY: every access is within the lengths the caller guarantees.

@@ -23,6 +23,7 @@ pub struct AttentionPlan {
     kv_tile: usize,
     splits: usize,
     ahead: usize,
+    ahead_l1: bool,
     cross: bool,
     team: Option<std::sync::Arc<Team>>,
 }
@@ -36,6 +37,7 @@ impl std::fmt::Debug for AttentionPlan {
             .field("kv_tile", &self.kv_tile)
             .field("splits", &self.splits)
             .field("ahead", &self.ahead)
+            .field("ahead_l1", &self.ahead_l1)
             .field("cross", &self.cross)
             .finish()
     }
@@ -79,7 +81,11 @@ impl AttentionPlan {
             ahead: config
                 .get("ahead")
                 .map_or(space::default_ahead(backend, kv_dtype), |v| v as usize),
-            // Likewise: stored configs without it get the backend's default.
+            // Likewise for the rest: stored configs without them get the backend's default.
+            ahead_l1: config
+                .get("ahead_level")
+                .map_or(space::DEFAULT_AHEAD_LEVEL, |v| v as usize)
+                == 1,
             cross: config
                 .get("cross")
                 .map_or(space::default_cross(backend), |v| v != 0),
@@ -213,7 +219,10 @@ impl AttentionPlan {
                 kv_lo: lo,
                 kv_hi: hi,
                 kv_tile: self.kv_tile,
-                ahead: self.ahead,
+                ahead: kernel::Ahead {
+                    rows: self.ahead,
+                    l1: self.ahead_l1,
+                },
                 cross: self.cross,
                 causal: s.causal,
             };

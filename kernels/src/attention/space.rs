@@ -4,10 +4,12 @@
 //! - `kv_tile`: keys per tile (the scores of one row against a tile stay in L1);
 //! - `splits`: parts the key range of one (batch, head) is split into, computed in parallel
 //!   and merged exactly (flash-decoding: what lets one long sequence use every core);
-//! - `ahead`: key and value rows fetched ahead into L2 in software, in each of the streams the
+//! - `ahead`: key and value rows fetched ahead in software, in each of the streams the
 //!   kernel reads (decode on AVX-512: four quarters of a tile; AVX2: thirds of the key tile,
 //!   halves of the value tile);
 //!   0: none, left to the hardware prefetchers;
+//! - `ahead_level` (AVX-512 and AVX2): the cache those rows go into, 1 (L1, `prefetcht0`) or
+//!   2 (L2, `prefetcht1`), which is the machine's answer;
 //! - `cross` (AVX-512 and AVX2): decode's cross fetch, 1 to fetch into L2, as a tile's scores
 //!   run, its value rows, and as its `P V` runs, the next tile's key rows (so that memory
 //!   streams during both phases), 0 to leave both to the hardware;
@@ -19,7 +21,7 @@
 //! prefill transposes each key tile once for all of them: on 32/8 heads, 512 tokens, one thread
 //! of a Zen 4, AVX-512 ran 65.9 GFLOP/s against 60.1 at 32 and 49.6 at 16, AVX2 53.4 against
 //! 51.7 and 43.8), 16 on the scalar backend, 8 for decode;
-//! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0;
+//! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; `splits`
 //! enough that `batch * q_heads * splits` tasks give every thread work (1 when the heads
 //! already do).
@@ -62,6 +64,9 @@ pub fn default_ahead(backend: Backend, _kv_dtype: Dtype) -> usize {
         0
     }
 }
+
+/// The default of `ahead_level`: rows fetched ahead go into L2 (see `avx2::fetch_lines`).
+pub const DEFAULT_AHEAD_LEVEL: usize = 2;
 
 /// Whether `backend`'s decode blocks take the `cross` parameter: AVX-512 and AVX2, whose
 /// blocks fetch rows in software.
@@ -120,6 +125,15 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
         params.insert(
             4,
             param(
+                "ahead_level",
+                "cache the rows fetched ahead go into (1: L1, 2: L2)",
+                &[1, 2],
+                2,
+            ),
+        );
+        params.insert(
+            5,
+            param(
                 "cross",
                 "decode fetches values during scores and the next keys during P V into L2 (0: off)",
                 &[0, 1],
@@ -177,6 +191,7 @@ pub fn default_config_kv(
         .with("ahead", default_ahead(backend, kv_dtype) as i64)
         .with("threads", threads as i64);
     if has_cross(backend) {
+        config.set("ahead_level", DEFAULT_AHEAD_LEVEL as i64);
         config.set("cross", default_cross(backend) as i64);
     }
     Ok(config)
