@@ -61,6 +61,11 @@ impl Reader {
         loops::read_passes(self.backend, self.streams, self.prefetch, data, passes).unwrap_or(0.0)
     }
 
+    /// The reader named `name` (as [`Reader::name`] writes it), if this CPU can run it.
+    pub fn from_name(name: &str) -> Option<Reader> {
+        Reader::all().into_iter().find(|r| r.name() == name.trim())
+    }
+
     /// `avx512, 4 streams, prefetch`.
     pub fn name(&self) -> String {
         format!(
@@ -296,6 +301,56 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
     })
 }
 
+/// The array [`dram_read_now`] reads, kept for the process: allocating and touching a few
+/// hundred MiB for every result would cost more than the reads.
+static BESIDE: Mutex<Option<AlignedBuf>> = Mutex::new(None);
+
+/// DRAM read GB/s of `threads` threads measured now: the probe's DRAM reader (named in
+/// `readers`, the probe's `read_reader`) over an array of the probe's `bytes`, split among
+/// the threads as the probe splits it; the best of three reads. `None` where the probe names
+/// no DRAM reader this CPU runs, or the array would take more than a quarter of the memory
+/// this process may still allocate.
+///
+/// `ktune bench` takes this just before and just after the timed runs of each result bound
+/// by DRAM bandwidth (see `bench::roofline_beside`).
+pub fn dram_read_now(readers: &str, bytes: usize, threads: usize) -> Result<Option<f64>> {
+    let Some(reader) = readers
+        .split("; ")
+        .find_map(|r| r.strip_suffix(" (DRAM)"))
+        .and_then(Reader::from_name)
+    else {
+        return Ok(None);
+    };
+    let bytes = bytes.max(1 << 20);
+    if crate::memory::available_bytes().is_some_and(|a| (bytes as u64).saturating_mul(4) > a) {
+        return Ok(None);
+    }
+    let mut held = BESIDE.lock().unwrap_or_else(|e| e.into_inner());
+    if held.as_ref().is_none_or(|b| b.len() * 4 != bytes / 4 * 4) {
+        *held = None;
+        *held = Some(filled(bytes));
+    }
+    let Some(b) = held.as_ref() else {
+        return Ok(None);
+    };
+    let p = pool(threads.max(1))?;
+    let n = b.len();
+    let chunk = n.div_ceil(threads.max(1)).next_multiple_of(1024);
+    let shares: Vec<&[f32]> = b.chunks(chunk).collect();
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let s: Vec<f32> = p.broadcast(|ctx| {
+            shares
+                .get(ctx.index())
+                .map_or(0.0, |part| reader.read(part, 1))
+        });
+        std::hint::black_box(s);
+        best = best.max((4 * n) as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    Ok(Some(best))
+}
+
 /// One point of the sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepPoint {
@@ -371,6 +426,22 @@ mod tests {
         let sizes = sweep_sizes(&c);
         assert_eq!(sizes.first(), Some(&4096));
         assert_eq!(sizes.last(), Some(&(256 << 20)));
+    }
+
+    #[test]
+    fn readers_are_found_by_name_and_dram_is_read_now() {
+        for r in Reader::all() {
+            assert_eq!(Reader::from_name(&r.name()), Some(r));
+        }
+        assert_eq!(Reader::from_name("scalar, 3 streams"), None);
+        // The probe's form of the names: the DRAM reader first, each with its level.
+        let names = format!("{} (DRAM); scalar, 1 stream (L1)", Reader::all()[0].name());
+        let gbs = dram_read_now(&names, 4 << 20, 2).unwrap().unwrap();
+        assert!(gbs > 0.1 && gbs.is_finite(), "{gbs}");
+        assert_eq!(
+            dram_read_now("scalar, 1 stream (L1)", 4 << 20, 1).unwrap(),
+            None
+        );
     }
 
     #[test]
