@@ -255,14 +255,7 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
             let (v, sp) = stable(|| {
                 let mut best = 0f64;
                 for _ in 0..REPS / 2 {
-                    let start = Instant::now();
-                    let s: Vec<f32> = p.broadcast(|ctx| {
-                        shares
-                            .get(ctx.index())
-                            .map_or(0.0, |part| reader.read(part, 1))
-                    });
-                    std::hint::black_box(s);
-                    best = best.max(bytes as f64 / start.elapsed().as_secs_f64() / 1e9);
+                    best = best.max(shares_rate(&p, &shares, reader, bytes));
                 }
                 Ok(best)
             })?;
@@ -337,18 +330,23 @@ pub fn dram_read_now(readers: &str, bytes: usize, threads: usize) -> Result<Opti
     let n = b.len();
     let chunk = n.div_ceil(threads.max(1)).next_multiple_of(1024);
     let shares: Vec<&[f32]> = b.chunks(chunk).collect();
-    let mut best = 0f64;
-    for _ in 0..3 {
-        let start = Instant::now();
-        let s: Vec<f32> = p.broadcast(|ctx| {
-            shares
-                .get(ctx.index())
-                .map_or(0.0, |part| reader.read(part, 1))
-        });
-        std::hint::black_box(s);
-        best = best.max((4 * n) as f64 / start.elapsed().as_secs_f64() / 1e9);
-    }
+    let best = (0..3)
+        .map(|_| shares_rate(&p, &shares, reader, 4 * n))
+        .fold(0f64, f64::max);
     Ok(Some(best))
+}
+
+/// GB/s of one read of `shares` (`bytes` in all) with `reader`, thread `i` of `p` reading
+/// share `i` (none past the last).
+fn shares_rate(p: &rayon::ThreadPool, shares: &[&[f32]], reader: Reader, bytes: usize) -> f64 {
+    let start = Instant::now();
+    let s: Vec<f32> = p.broadcast(|ctx| {
+        shares
+            .get(ctx.index())
+            .map_or(0.0, |part| reader.read(part, 1))
+    });
+    std::hint::black_box(s);
+    bytes as f64 / start.elapsed().as_secs_f64() / 1e9
 }
 
 /// One point of the sweep.

@@ -377,27 +377,26 @@ pub fn judge(
 /// [`judge_only`] for a ceiling measured beside the result that the result is not above
 /// the probe's: above 1.0 the read beside it came out low, which is said; the probe stands.
 fn judge_beside(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>) -> Judged {
-    let Some(c) = ceiling.filter(|c| c.gflops > 0.0) else {
-        return judge_only(problem, gflops, ceiling);
-    };
-    let fraction = gflops / c.gflops;
-    if fraction > 1.0 {
-        eprintln!(
-            "warning: {problem}: {gflops:.1} GFLOP/s is {:.0}% of its ceiling, {} ({:.1} GFLOP/s): the read measured beside it came out low; the result is flagged",
-            100.0 * fraction,
-            c.name,
-            c.gflops
-        );
-    }
-    Judged {
-        fraction: Some(fraction),
-        ceiling: c.name.clone(),
-        over: fraction > 1.0,
-    }
+    judged(
+        problem,
+        gflops,
+        ceiling,
+        "the read measured beside it came out low; the result is flagged",
+    )
 }
 
 /// [`judge`] without flagging the probe: the warning and the record's flag only.
 pub fn judge_only(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>) -> Judged {
+    judged(
+        problem,
+        gflops,
+        ceiling,
+        "a fraction above 1 means the probed ceiling is too low; the result is flagged, and the probe will be measured again",
+    )
+}
+
+/// `gflops` against `ceiling`; above 1.0, a warning that ends with `why`.
+fn judged(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>, why: &str) -> Judged {
     let Some(c) = ceiling.filter(|c| c.gflops > 0.0) else {
         return Judged {
             fraction: None,
@@ -409,7 +408,7 @@ pub fn judge_only(problem: &Problem, gflops: f64, ceiling: Option<&Ceiling>) -> 
     let over = fraction > 1.0;
     if over {
         eprintln!(
-            "warning: {problem}: {gflops:.1} GFLOP/s is {:.0}% of its ceiling, {} ({:.1} GFLOP/s): a fraction above 1 means the probed ceiling is too low; the result is flagged, and the probe will be measured again",
+            "warning: {problem}: {gflops:.1} GFLOP/s is {:.0}% of its ceiling, {} ({:.1} GFLOP/s): {why}",
             100.0 * fraction,
             c.name,
             c.gflops
