@@ -319,7 +319,8 @@ pub fn dram_read_now(readers: &str, bytes: usize, threads: usize) -> Result<Opti
         return Ok(None);
     }
     let mut held = BESIDE.lock().unwrap_or_else(|e| e.into_inner());
-    if held.as_ref().is_none_or(|b| b.len() * 4 != bytes / 4 * 4) {
+    if held.as_ref().is_none_or(|b| b.len() != bytes / 4) {
+        // The old array goes before the new one is made, so both are never held at once.
         *held = None;
         *held = Some(filled(bytes));
     }

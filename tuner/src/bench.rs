@@ -114,10 +114,9 @@ pub fn run_config(
     // Streaming from DRAM: its read bandwidth is measured again just before and just after
     // the timed runs, and the better of the two judges the result (see `record_beside`).
     let used = config.get("threads").unwrap_or(1).max(1) as usize;
-    let dram_bound =
-        req.backend().is_cpu() && memory_level(probe, work.working_set(), used) == Level::Dram;
+    let from_dram = streams_from_dram(probe, work.working_set(), &kernel, used);
     let read_now = || -> Result<Option<f64>> {
-        if dram_bound {
+        if from_dram {
             crate::bandwidth::dram_read_now(&probe.read_reader, probe.array_bytes, used)
         } else {
             Ok(None)
@@ -302,6 +301,17 @@ pub fn memory_level(probe: &ProbeResult, working_set: f64, threads: usize) -> Le
         .unwrap_or(Level::Dram)
 }
 
+/// Whether `kernel` runs on a CPU and its working set streams from DRAM ([`memory_level`]):
+/// the results whose ceiling [`roofline_beside`] takes from a read measured beside them.
+pub fn streams_from_dram(
+    probe: &ProbeResult,
+    working_set: f64,
+    kernel: &KernelId,
+    threads: usize,
+) -> bool {
+    kernel.backend.is_cpu() && memory_level(probe, working_set, threads) == Level::Dram
+}
+
 /// [`roofline_gflops`] for a CPU working set that streams from DRAM, with the DRAM read
 /// bandwidth measured beside the result (`beside`, GB/s) in place of the probe's, and named
 /// so with both figures. On a shared machine the memory's speed moves within minutes (one 2-core VM read
@@ -322,8 +332,7 @@ pub fn roofline_beside(
     let (Some(now), Some(probed)) = (beside, probe.read_level_gbs(Level::Dram, threads)) else {
         return Some(plain);
     };
-    let dram = kernel.backend.is_cpu() && memory_level(probe, working_set, threads) == Level::Dram;
-    if !dram || now.is_nan() || now <= 0.0 {
+    if !streams_from_dram(probe, working_set, kernel, threads) || now.is_nan() || now <= 0.0 {
         return Some(plain);
     }
     let mut now_probe = probe.clone();

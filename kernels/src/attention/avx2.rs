@@ -105,11 +105,11 @@ pub(super) fn fetch_rows_l2(base: *const u8, rows: &[usize], row_bytes: usize) {
         return;
     }
     for &row in rows {
-        let at = base.wrapping_add(row * row_bytes);
-        for l in 0..row_bytes.div_ceil(64) {
-            // SAFETY: a prefetch neither faults nor changes memory, whatever the address.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(64 * l).cast()) };
-        }
+        fetch_lines(
+            base.wrapping_add(row * row_bytes),
+            row_bytes.div_ceil(64),
+            false,
+        );
     }
 }
 
