@@ -113,6 +113,54 @@ pub(super) fn fetch_rows_l2(base: *const u8, rows: &[usize], row_bytes: usize) {
     }
 }
 
+/// A `P V` block pass's share of decode's cross fetch: as value row `j` is taken, bytes
+/// `lo + j w .. lo + (j + 1) w` of the next tile's keys (from `base`, a flat run of rows) go
+/// into L2. The passes over a tile's column blocks split those keys by the bytes of the rows
+/// each covers ([`Share::of`]), so every pass keeps memory busy; one pass over whole rows
+/// takes row `j` at row `j` ([`Share::rows`]). Nothing is fetched when `base` is null.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Share {
+    base: *const u8,
+    lo: usize,
+    w: usize,
+}
+
+impl Share {
+    /// No fetch.
+    pub(super) const NONE: Share = Share {
+        base: std::ptr::null(),
+        lo: 0,
+        w: 0,
+    };
+
+    /// The share of a pass over the row bytes `c0..c1` of a tile of `n` rows: the bytes
+    /// `n c0 .. n c1` of the next tile's keys, `c1 - c0` per row.
+    pub(super) fn of(base: *const u8, n: usize, c0: usize, c1: usize) -> Share {
+        Share {
+            base,
+            lo: n * c0,
+            w: c1 - c0,
+        }
+    }
+
+    /// Whole rows of `row_bytes`, row `j` at row `j`.
+    pub(super) fn rows(base: *const u8, row_bytes: usize) -> Share {
+        Share::of(base, 1, 0, row_bytes)
+    }
+
+    /// Asks for value row `j`'s share.
+    #[inline(always)]
+    pub(super) fn fetch(self, j: usize) {
+        if !self.base.is_null() {
+            fetch_lines(
+                self.base.wrapping_add(self.lo + j * self.w),
+                self.w.div_ceil(64),
+                false,
+            );
+        }
+    }
+}
+
 /// `out` lane `i` = the sum of the lanes of `a[i]`, for 8 vectors: two levels of pairwise
 /// horizontal adds and one add of the 128-bit halves.
 ///
