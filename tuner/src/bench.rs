@@ -114,14 +114,8 @@ pub fn run_config(
     // Streaming from DRAM: its read bandwidth is measured again just before and just after
     // the timed runs, and the better of the two judges the result (see `record_beside`).
     let used = config.get("threads").unwrap_or(1).max(1) as usize;
-    let from_dram = streams_from_dram(probe, work.working_set(), &kernel, used);
-    let read_now = || -> Result<Option<f64>> {
-        if from_dram {
-            crate::bandwidth::dram_read_now(&probe.read_reader, probe.array_bytes, used)
-        } else {
-            Ok(None)
-        }
-    };
+    let working_set = work.working_set();
+    let read_now = || read_beside(probe, working_set, &kernel, used);
     let before = read_now()?;
     let m = measure_plan(opts, &mut work, plan.as_mut(), |_| false)
         .map_err(Failure::from_error)
@@ -198,13 +192,16 @@ pub fn record_beside(
     let problem = req.problem;
     let gflops = m.work.flops / stats.median_s / 1e9;
     let gbs = m.work.counted_bytes / stats.median_s / 1e9;
-    let roofline = roofline_beside(probe, &m.work, m.working_set, &kernel, used, beside);
-    let probed = roofline_gflops(probe, &m.work, m.working_set, &kernel, used);
-    let judged = if beside.is_none() || probed.as_ref().is_some_and(|c| gflops > c.gflops) {
-        judge(&problem, gflops, roofline.as_ref(), probe)
-    } else {
-        judge_beside(&problem, gflops, roofline.as_ref())
-    };
+    let (roofline, judged) = judge_result(
+        &problem,
+        gflops,
+        &m.work,
+        m.working_set,
+        &kernel,
+        used,
+        probe,
+        beside,
+    );
     BenchRecord {
         kernel,
         family: problem.family,
@@ -226,6 +223,48 @@ pub fn record_beside(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         clock: req.device.timer().describe().to_string(),
+    }
+}
+
+/// A result's ceiling and its judgement: against the DRAM read measured beside it
+/// (`beside`, GB/s) where there is one and the working set streams from DRAM
+/// ([`roofline_beside`]), else against the probe. A result above the read beside it but
+/// not above the probe's figure says nothing about the probe, so the cached probe is
+/// flagged only when the result is above its figure too.
+#[allow(clippy::too_many_arguments)]
+pub fn judge_result(
+    problem: &Problem,
+    gflops: f64,
+    work: &Work,
+    working_set: f64,
+    kernel: &KernelId,
+    threads: usize,
+    probe: &ProbeResult,
+    beside: Option<f64>,
+) -> (Option<Ceiling>, Judged) {
+    let roofline = roofline_beside(probe, work, working_set, kernel, threads, beside);
+    let probed = roofline_gflops(probe, work, working_set, kernel, threads);
+    let judged = if beside.is_none() || probed.as_ref().is_some_and(|c| gflops > c.gflops) {
+        judge(problem, gflops, roofline.as_ref(), probe)
+    } else {
+        judge_beside(problem, gflops, roofline.as_ref())
+    };
+    (roofline, judged)
+}
+
+/// The DRAM read bandwidth measured now (GB/s), with the probe's reader on `threads`
+/// threads, when `kernel` runs on a CPU and its working set streams from DRAM
+/// ([`streams_from_dram`]); `None` otherwise, or where the probe names no DRAM reader.
+pub fn read_beside(
+    probe: &ProbeResult,
+    working_set: f64,
+    kernel: &KernelId,
+    threads: usize,
+) -> Result<Option<f64>> {
+    if streams_from_dram(probe, working_set, kernel, threads) {
+        crate::bandwidth::dram_read_now(&probe.read_reader, probe.array_bytes, threads)
+    } else {
+        Ok(None)
     }
 }
 
@@ -532,6 +571,34 @@ mod tests {
             roofline_beside(&pr, &work, 16.0 * 1024.0, &k, 1, Some(1e9)),
             Some(c0)
         );
+    }
+
+    #[test]
+    fn a_result_is_judged_against_the_read_beside_it_where_there_is_one() {
+        let p = family::parse_problem("matmul", None, "1x4096x4096").unwrap();
+        let work = family::work(&p).unwrap();
+        let k: KernelId = "matmul.f32.scalar.4x8".parse().unwrap();
+        let pr = probe(1000.0, 20.0);
+        let plain = roofline_gflops(&pr, &work, 1e12, &k, 1).unwrap().gflops;
+        // 80% of the probe's ceiling in a minute that read 30 GB/s: 53% of that read.
+        let (c, j) = judge_result(&p, 0.8 * plain, &work, 1e12, &k, 1, &pr, Some(30.0));
+        assert!(c.unwrap().name.contains("30.0 GB/s measured beside it"));
+        assert!(
+            (j.fraction.unwrap() - 0.8 * 20.0 / 30.0).abs() < 1e-9,
+            "{j:?}"
+        );
+        assert!(!j.over);
+        // In a minute that read 10 GB/s the same result is 160% of the read: over, and
+        // said, though not above the probe's figure (so the probe is not flagged).
+        let (_, j) = judge_result(&p, 0.8 * plain, &work, 1e12, &k, 1, &pr, Some(10.0));
+        assert!((j.fraction.unwrap() - 1.6).abs() < 1e-9 && j.over, "{j:?}");
+        // No read beside it: the probe's ceiling.
+        let (c, j) = judge_result(&p, 0.8 * plain, &work, 1e12, &k, 1, &pr, None);
+        assert_eq!(c.unwrap().name, "DRAM read bandwidth at 1 thread");
+        assert!((j.fraction.unwrap() - 0.8).abs() < 1e-9);
+        // A working set in a cache keeps the probe's ceiling whatever was read beside it.
+        let (c, _) = judge_result(&p, 1.0, &work, 16.0 * 1024.0, &k, 1, &pr, Some(30.0));
+        assert_eq!(c, roofline_gflops(&pr, &work, 16.0 * 1024.0, &k, 1));
     }
 
     #[test]

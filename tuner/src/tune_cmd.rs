@@ -388,7 +388,8 @@ pub fn cmd_tune(args: &TuneArgs) -> Result<ExitCode> {
         };
         eprintln!("{}", summary_line(i, total, spec, &outcome));
         let interrupted = INTERRUPTED.load(Ordering::SeqCst);
-        if let Some(mut rec) = to_record(spec, &outcome, &probe, &args.budget) {
+        let beside = read_beside(&outcome, &probe, &spec.problem);
+        if let Some(mut rec) = to_record(spec, &outcome, &probe, &args.budget, beside) {
             if interrupted {
                 // Cut short: the best verified config so far is saved, marked partial (not
                 // confirmed against the default); a complete result replaces it later.
@@ -547,12 +548,28 @@ fn speedup(best: &EvalLine, default: &EvalLine) -> Option<f64> {
     Some(default.median_s()? / best.median_s()?)
 }
 
-/// The database record of a tuning outcome (none when no config verified).
+/// The DRAM read bandwidth measured now, just after the winner's last timed runs, when it
+/// runs on a CPU and its working set streams from DRAM (see `bench::record_beside`: on a
+/// shared machine the memory's speed moves within minutes, so the probe's figure can be far
+/// from the minute the result was measured in). A read that fails is said and left out.
+fn read_beside(o: &TuneOutcome, probe: &ProbeResult, problem: &Problem) -> Option<f64> {
+    let best = o.best.as_ref()?;
+    let kernel: ktune_core::KernelId = best.kernel.as_deref()?.parse().ok()?;
+    let threads = best.config.get("threads").unwrap_or(1).max(1) as usize;
+    bench::read_beside(probe, o.working_set, &kernel, threads).unwrap_or_else(|e| {
+        eprintln!("warning: {problem}: the DRAM read beside the result failed ({e:#}); judged against the probe");
+        None
+    })
+}
+
+/// The database record of a tuning outcome (none when no config verified), its roofline
+/// fraction against the DRAM read measured beside it (`beside`, GB/s) where there is one.
 pub fn to_record(
     spec: &TuneSpec,
     o: &TuneOutcome,
     probe: &ProbeResult,
     budget: &str,
+    beside: Option<f64>,
 ) -> Option<ResultRecord> {
     let best = o.best.as_ref()?;
     let stats = best.stats?;
@@ -562,8 +579,16 @@ pub fn to_record(
     let work = family::work(&problem).ok()?;
     let gflops = work.flops / median / 1e9;
     let kernel: ktune_core::KernelId = best.kernel.as_deref()?.parse().ok()?;
-    let roofline = bench::roofline_gflops(probe, &work, o.working_set, &kernel, config_threads);
-    let judged = bench::judge(&problem, gflops, roofline.as_ref(), probe);
+    let (roofline, judged) = bench::judge_result(
+        &problem,
+        gflops,
+        &work,
+        o.working_set,
+        &kernel,
+        config_threads,
+        probe,
+        beside,
+    );
     let default = o.default.as_ref().and_then(|d| {
         let st = d.stats.filter(|_| d.status == Status::Ok)?;
         Some(DefaultRun {

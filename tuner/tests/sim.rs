@@ -188,7 +188,7 @@ fn a_short_tuning_run_ends_in_the_database() {
         timestamp: 0,
         ktune_version: "test".into(),
     };
-    let rec = ktune::tune_cmd::to_record(&spec, &o, &probe, "40").unwrap();
+    let rec = ktune::tune_cmd::to_record(&spec, &o, &probe, "40", None).unwrap();
     assert_eq!(rec.kernel.variant, "sim");
     let record = MachineRecord {
         hardware: machine,
