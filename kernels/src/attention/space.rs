@@ -7,7 +7,8 @@
 //! - `ahead`: key and value rows fetched ahead in software, in each of the streams the
 //!   kernel reads (decode on AVX-512: four quarters of a tile; AVX2: thirds of the key tile,
 //!   halves of the value tile);
-//!   0: none, left to the hardware prefetchers;
+//!   0: none, left to the hardware prefetchers; searched only there (AVX-512 and AVX2), and
+//!   held at 0 elsewhere, where the blocks take it without using it;
 //! - `ahead_level` (AVX-512 and AVX2): the cache those rows go into, 1 (L1, `prefetcht0`) or
 //!   2 (L2, `prefetcht1`), which is the machine's answer;
 //! - `cross` (AVX-512 and AVX2): decode's cross fetch, 1 to fetch into L2, as a tile's scores
@@ -113,10 +114,13 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
             &SPLITS,
             256,
         ),
+        // Only the blocks that fetch rows in software use it: elsewhere the search keeps it
+        // at 0 instead of timing five copies of each config (a config that names another
+        // value still plans, and runs the same).
         param(
             "ahead",
             "key/value rows fetched ahead in decode (0: none)",
-            &AHEADS,
+            if has_cross(backend) { &AHEADS } else { &[0] },
             4096,
         ),
         param("threads", "worker threads", &threads, 1024),
@@ -195,4 +199,49 @@ pub fn default_config_kv(
         config.set("cross", default_cross(backend) as i64);
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ahead_is_searched_only_where_the_blocks_fetch_rows() {
+        let shape = AttentionShape {
+            batch: 1,
+            q_heads: 4,
+            kv_heads: 1,
+            q_len: 1,
+            kv_len: 64,
+            head_dim: 64,
+            causal: true,
+        };
+        let mut seen = 0;
+        for backend in [
+            Backend::Scalar,
+            Backend::Avx2,
+            Backend::Avx512,
+            Backend::Neon,
+        ] {
+            // Backends with no attention kernel on this platform have no space.
+            let Ok(sp) = space(backend, shape) else {
+                continue;
+            };
+            seen += 1;
+            let ahead = &sp.param("ahead").expect("every space has ahead").candidates;
+            if has_cross(backend) {
+                assert!(
+                    ahead.len() > 1 && ahead.contains(&0),
+                    "{backend}: {ahead:?}"
+                );
+            } else {
+                assert_eq!(ahead, &vec![0], "{backend}");
+                // A config that names rows ahead (a stored one, a user's) still validates.
+                let mut c = default_config(backend, shape).unwrap();
+                c.set("ahead", 8);
+                sp.validate(&c).unwrap();
+            }
+        }
+        assert!(seen >= 1, "no backend had a space");
+    }
 }
