@@ -176,9 +176,7 @@ pub fn record(
 }
 
 /// [`record`] with the DRAM read bandwidth at the config's threads measured beside the
-/// result (`beside`, GB/s; see [`roofline_beside`]). A result above that ceiling but not
-/// above the probe's says nothing about the probe, so the cached probe is flagged only when
-/// the result is above its figure too.
+/// result (`beside`, GB/s), judged by [`judge_result`].
 pub fn record_beside(
     req: &BenchRequest,
     kernel: KernelId,
@@ -526,13 +524,19 @@ mod tests {
         assert_eq!((none.ceiling.as_str(), none.over), ("", false));
     }
 
-    #[test]
-    fn a_dram_read_beside_the_result_sets_a_dram_ceiling_only() {
-        // 1x4096x4096 streams 64 MiB of B: about 0.5 FLOP/byte, memory-bound from DRAM.
+    /// A memory-bound case for the ceilings beside a result: 1x4096x4096 streams 64 MiB of
+    /// B (about 0.5 FLOP/byte, from DRAM), a scalar kernel, a probe of 1000 GFLOP/s and
+    /// 20 GB/s of DRAM read on one thread.
+    fn dram_bound() -> (Problem, Work, KernelId, ProbeResult) {
         let p = family::parse_problem("matmul", None, "1x4096x4096").unwrap();
         let work = family::work(&p).unwrap();
         let k: KernelId = "matmul.f32.scalar.4x8".parse().unwrap();
-        let pr = probe(1000.0, 20.0);
+        (p, work, k, probe(1000.0, 20.0))
+    }
+
+    #[test]
+    fn a_dram_read_beside_the_result_sets_a_dram_ceiling_only() {
+        let (_, work, k, pr) = dram_bound();
         let plain = roofline_gflops(&pr, &work, 1e12, &k, 1).unwrap();
         assert_eq!(plain.name, "DRAM read bandwidth at 1 thread");
         // Nothing measured: the probe's ceiling stands.
@@ -575,10 +579,7 @@ mod tests {
 
     #[test]
     fn a_result_is_judged_against_the_read_beside_it_where_there_is_one() {
-        let p = family::parse_problem("matmul", None, "1x4096x4096").unwrap();
-        let work = family::work(&p).unwrap();
-        let k: KernelId = "matmul.f32.scalar.4x8".parse().unwrap();
-        let pr = probe(1000.0, 20.0);
+        let (p, work, k, pr) = dram_bound();
         let plain = roofline_gflops(&pr, &work, 1e12, &k, 1).unwrap().gflops;
         // 80% of the probe's ceiling in a minute that read 30 GB/s: 53% of that read.
         let (c, j) = judge_result(&p, 0.8 * plain, &work, 1e12, &k, 1, &pr, Some(30.0));

@@ -134,6 +134,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     ahead: Ahead,
     kf: *const u8,
 ) {
+    let es = if H { 2 } else { 4 };
     if stream && NR == 4 {
         // Decode with four rows: one pass over the values for the first 96 columns of all
         // four (24 accumulators), then the rest of the columns, whose parts of the rows
@@ -143,7 +144,6 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
         // The next tile's keys (`kf`) are fetched on every block pass, each its share by the
         // bytes of the rows it covers, so that memory streams through the later passes too;
         // the last block pass takes the columns that `pv_rest` covers as well.
-        let es = if H { 2 } else { 4 };
         let end = d - d % (2 * V);
         let share = |c: usize, w: usize| {
             let hi = if c + w == end { d } else { c + w };
@@ -167,7 +167,7 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     }
     if !stream || H {
         let mut c = 0;
-        let mut kf = Share::rows(kf, d * if H { 2 } else { 4 });
+        let mut kf = Share::rows(kf, d * es);
         while c + 4 * V <= d {
             pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, Ahead::NONE, kf);
             kf = Share::NONE;
