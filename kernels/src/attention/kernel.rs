@@ -132,6 +132,10 @@ pub struct Task<'a> {
     /// fetched into L2, and as its `P V` runs, the next tile's key rows, so that memory
     /// streams during both phases instead of each phase waiting on its own stream.
     pub cross: bool,
+    /// Whether the keys stored right after the task's are the next this thread reads (one
+    /// thread runs the tasks in order: the next part of the key range, or the next KV head),
+    /// so that the cross fetch of its last tile takes them instead of nothing.
+    pub keys_follow: bool,
     /// Whether rows see only keys up to their position.
     pub causal: bool,
 }
@@ -801,10 +805,15 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
         // Several row blocks share the tile (prefill): transpose the keys once for all.
         let transposed = wide && ktbuf.len() >= (j1 - j0) * d;
         // Decode's cross fetch (see `Task::cross`): this tile's values and the next tile's
-        // keys (none past the task's last key).
+        // keys (past the task's last key, those stored after it where they are the next this
+        // thread reads, else none).
         let (vf, kf) = if fused && t.cross {
             let next = if j1 < t.kv_hi {
                 bytes_of(t.k.slice(j1 * d..t.kv_hi * d)).0
+            } else if t.keys_follow {
+                // Past the task's last key: the keys stored after it (only ever prefetched).
+                let (b, h) = bytes_of(t.k);
+                b.wrapping_add(j1 * d * if h { 2 } else { 4 })
             } else {
                 std::ptr::null()
             };
@@ -1070,6 +1079,7 @@ mod tests {
             kv_tile: 2,
             ahead: Ahead::NONE,
             cross: false,
+            keys_follow: false,
             causal: false,
         };
         let mut scores = [0f32; 2 * SCRATCH_ROWS];

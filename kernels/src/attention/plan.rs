@@ -224,6 +224,8 @@ impl AttentionPlan {
                     l1: self.ahead_l1,
                 },
                 cross: self.cross,
+                // Without a team, one thread runs every task in the order of the keys.
+                keys_follow: self.team.is_none(),
                 causal: s.causal,
             };
             // SAFETY: the plan was built only after its backend's availability check
