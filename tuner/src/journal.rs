@@ -6,7 +6,10 @@
 //! candidate starts, so a run killed at any moment (SIGKILL included) loses at most the
 //! candidate in flight, and at worst leaves one truncated last line, which [`Journal::open`]
 //! drops with a warning. Opening an existing journal for the same work resumes it: the
-//! evaluations already recorded are returned, and the search skips them.
+//! evaluations already recorded are returned, and the search skips them. The same work
+//! includes the same build ([`build_id`], a digest of the running executable): a rebuilt or
+//! upgraded ktune, whose kernels may have changed, measures again in a journal of its own
+//! instead of taking the old build's times.
 //!
 //! ```text
 //! {"type":"header","journal":"ktune.journal/1","machine_id":"...","family":"matmul",...}
@@ -25,6 +28,51 @@ use ktune_core::{Backend, Config, Dims, Dtype, Family, Stats};
 
 /// The format tag of journals.
 pub const JOURNAL_SCHEMA: &str = "ktune.journal/1";
+
+/// A digest of the running executable (its bytes, hashed once per process), which names the
+/// build whose kernels a journal's times come from; the package version where the
+/// executable cannot be read.
+pub fn build_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::env::current_exe()
+            .and_then(|exe| digest_file(&exe))
+            .map(|h| format!("{h:016x}"))
+            .unwrap_or_else(|_| format!("v{}", env!("CARGO_PKG_VERSION")))
+    })
+    .clone()
+}
+
+/// A 64-bit digest of the bytes of the file at `path` (FNV-1a over 8-byte words, then
+/// the tail bytes and the length).
+fn digest_file(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut len: u64 = 0;
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        tail.extend_from_slice(&buf[..n]);
+        let whole = tail.len() - tail.len() % 8;
+        for w in tail[..whole].chunks_exact(8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            h = (h ^ u64::from_le_bytes(word)).wrapping_mul(PRIME);
+        }
+        tail.drain(..whole);
+    }
+    for &b in &tail {
+        h = (h ^ b as u64).wrapping_mul(PRIME);
+    }
+    Ok((h ^ len).wrapping_mul(PRIME))
+}
 
 /// One parameter's candidate values, as searched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +119,10 @@ pub struct Header {
     pub budget: String,
     /// ktune version that created it.
     pub ktune_version: String,
+    /// The build that measured it ([`build_id`]); empty in older journals, which no build
+    /// resumes.
+    #[serde(default)]
+    pub build: String,
     /// Seconds since the Unix epoch when it was created.
     pub created: u64,
 }
@@ -438,6 +490,7 @@ impl Header {
             && self.threads == o.threads
             && self.fixed == o.fixed
             && self.space == o.space
+            && self.build == o.build
     }
 
     /// One line naming the work.
@@ -455,12 +508,13 @@ impl Header {
         } else {
             format!(".fix-{}", self.fixed.to_string().replace(['=', ','], "-"))
         };
-        // A digest of the space: a space that changes (another ktune version) gets a journal
-        // of its own instead of clashing with the old one.
+        // A digest of the space and the build: another build, or a space that changes,
+        // gets a journal of its own instead of clashing with the old one.
         let mut h: u32 = 0x811c_9dc5;
         for b in serde_json::to_string(&self.space)
             .unwrap_or_default()
             .bytes()
+            .chain(self.build.bytes())
         {
             h = (h ^ b as u32).wrapping_mul(0x0100_0193);
         }
@@ -496,6 +550,7 @@ mod tests {
             seed: 0,
             budget: "30s".into(),
             ktune_version: "0".into(),
+            build: "b1".into(),
             created: 0,
         }
     }
@@ -549,6 +604,50 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         assert!(read(&path).is_err());
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn another_build_gets_a_journal_of_its_own() {
+        let (a, mut b) = (header(8), header(8));
+        b.build = "b2".into();
+        assert!(!a.same_work(&b));
+        assert_ne!(a.file_name(), b.file_name());
+        // Opened at the same path anyway, the other build's journal is refused, not resumed.
+        let path = scratch("build");
+        let (mut j, _, _) = Journal::open(&path, &a).unwrap();
+        j.append(&eval(1)).unwrap();
+        drop(j);
+        let err = Journal::open(&path, &b).err().unwrap().to_string();
+        assert!(err.contains("other work"), "{err}");
+        // A journal from before builds were recorded has none: no build resumes it.
+        let mut old = a.clone();
+        old.build = String::new();
+        assert!(!old.same_work(&a));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn the_build_id_is_a_digest_of_the_executable_and_stable() {
+        let id = build_id();
+        assert_eq!(id, build_id());
+        assert_eq!(id.len(), 16, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        // The digest follows the bytes: one byte changed changes it, and so does the length.
+        let dir = std::env::temp_dir().join(format!("ktune-digest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("x");
+        let mut bytes: Vec<u8> = (0..3_000_001u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&f, &bytes).unwrap();
+        let d0 = digest_file(&f).unwrap();
+        assert_eq!(d0, digest_file(&f).unwrap());
+        bytes[2_999_999] ^= 1;
+        std::fs::write(&f, &bytes).unwrap();
+        let d1 = digest_file(&f).unwrap();
+        assert_ne!(d0, d1);
+        bytes.push(0);
+        std::fs::write(&f, &bytes).unwrap();
+        assert_ne!(d1, digest_file(&f).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

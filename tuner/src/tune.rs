@@ -158,6 +158,7 @@ pub fn prepare(spec: &TuneSpec, machine: &Machine) -> Result<(Header, SearchSpac
         seed: spec.seed,
         budget: spec.budget.to_string(),
         ktune_version: env!("CARGO_PKG_VERSION").to_string(),
+        build: crate::journal::build_id(),
         created: now(),
     };
     Ok((header, search_space, default))

@@ -323,6 +323,7 @@ mod tests {
             seed: 7,
             budget: "30s".into(),
             ktune_version: "0.1.0".to_string(),
+            build: "0123456789abcdef".to_string(),
             created: 1_700_000_000,
         };
         let ok = EvalLine {
