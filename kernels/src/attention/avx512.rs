@@ -318,22 +318,9 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
     ahead: Ahead,
     kf: Share,
 ) {
-    let es = if H { 2 } else { 4 };
-    let lines = (W * V * es).div_ceil(64);
-    let mut a = [[_mm512_setzero_ps(); W]; NR];
-    for (r, ar) in a.iter_mut().enumerate() {
-        for (w, aw) in ar.iter_mut().enumerate() {
-            *aw = _mm512_loadu_ps(acc.add(r * d + c + w * V));
-        }
-    }
+    let mut a = load_acc::<NR, W>(acc, d, c);
     for j in 0..n {
-        if ahead.rows > 0 {
-            fetch_lines(
-                v.wrapping_add(((j + ahead.rows) * d + c) * es),
-                lines,
-                ahead.l1,
-            );
-        }
+        fetch_ahead::<H>(v, d, c, W, j, ahead);
         kf.fetch(j);
         let x: [__m512; W] = std::array::from_fn(|w| ld::<H>(v, j * d + c + w * V, 0xffff));
         for (r, ar) in a.iter_mut().enumerate() {
@@ -343,10 +330,53 @@ unsafe fn pv_block<const NR: usize, const W: usize, const H: bool>(
             }
         }
     }
+    store_acc(&a, acc, d, c);
+}
+
+/// Columns `c..c + W V` of `NR` rows of accumulators (`d` apart from `acc`), into registers.
+///
+/// # Safety
+/// The CPU has AVX-512 F; `acc` holds `(NR - 1) d + c + W V` floats.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load_acc<const NR: usize, const W: usize>(
+    acc: *const f32,
+    d: usize,
+    c: usize,
+) -> [[__m512; W]; NR] {
+    std::array::from_fn(|r| std::array::from_fn(|w| _mm512_loadu_ps(acc.add(r * d + c + w * V))))
+}
+
+/// [`load_acc`]'s reverse: the accumulators back to memory.
+///
+/// # Safety
+/// As for [`load_acc`], `acc` writable.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_acc<const NR: usize, const W: usize>(
+    a: &[[__m512; W]; NR],
+    acc: *mut f32,
+    d: usize,
+    c: usize,
+) {
     for (r, ar) in a.iter().enumerate() {
         for (w, aw) in ar.iter().enumerate() {
             _mm512_storeu_ps(acc.add(r * d + c + w * V), *aw);
         }
+    }
+}
+
+/// `P V`'s `ahead`: with `ahead.rows` above 0, columns `c..c + w V` of the value row
+/// `ahead.rows` after row `j` (rows of `d` elements from `v`, f16 when `H`) asked for.
+#[inline(always)]
+fn fetch_ahead<const H: bool>(v: *const u8, d: usize, c: usize, w: usize, j: usize, ahead: Ahead) {
+    if ahead.rows > 0 {
+        let es = if H { 2 } else { 4 };
+        fetch_lines(
+            v.wrapping_add(((j + ahead.rows) * d + c) * es),
+            (w * V * es).div_ceil(64),
+            ahead.l1,
+        );
     }
 }
 
@@ -372,22 +402,9 @@ unsafe fn pv_block_mem<const H: bool>(
     kf: Share,
 ) {
     const NR: usize = 4;
-    let es = if H { 2 } else { 4 };
-    let lines = (8 * V * es).div_ceil(64);
-    let mut a = [[_mm512_setzero_ps(); 7]; NR];
-    for (r, ar) in a.iter_mut().enumerate() {
-        for (w, aw) in ar.iter_mut().enumerate() {
-            *aw = _mm512_loadu_ps(acc.add(r * d + c + w * V));
-        }
-    }
+    let mut a = load_acc::<NR, 7>(acc, d, c);
     for j in 0..n {
-        if ahead.rows > 0 {
-            fetch_lines(
-                v.wrapping_add(((j + ahead.rows) * d + c) * es),
-                lines,
-                ahead.l1,
-            );
-        }
+        fetch_ahead::<H>(v, d, c, 8, j, ahead);
         kf.fetch(j);
         for w in 0..7 {
             let x = ld::<H>(v, j * d + c + w * V, 0xffff);
@@ -403,11 +420,7 @@ unsafe fn pv_block_mem<const H: bool>(
             _mm512_storeu_ps(m, _mm512_fmadd_ps(p, x, _mm512_loadu_ps(m)));
         }
     }
-    for (r, ar) in a.iter().enumerate() {
-        for (w, aw) in ar.iter().enumerate() {
-            _mm512_storeu_ps(acc.add(r * d + c + w * V), *aw);
-        }
-    }
+    store_acc(&a, acc, d, c);
 }
 
 /// `out` lane `i` = the sum of the lanes of `a[i]`, for 16 vectors: four levels of
