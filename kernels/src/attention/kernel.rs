@@ -808,12 +808,10 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
         // keys (past the task's last key, those stored after it where they are the next this
         // thread reads, else none).
         let (vf, kf) = if fused && t.cross {
-            let next = if j1 < t.kv_hi {
+            // At the task's last key the slice is empty and starts right after it: the keys
+            // stored there, only ever prefetched.
+            let next = if j1 < t.kv_hi || t.keys_follow {
                 bytes_of(t.k.slice(j1 * d..t.kv_hi * d)).0
-            } else if t.keys_follow {
-                // Past the task's last key: the keys stored after it (only ever prefetched).
-                let (b, h) = bytes_of(t.k);
-                b.wrapping_add(j1 * d * if h { 2 } else { 4 })
             } else {
                 std::ptr::null()
             };
