@@ -49,27 +49,32 @@ fn digest_file(path: &Path) -> std::io::Result<u64> {
     use std::io::Read;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut f = File::open(path)?;
+    // A multiple of 8 bytes, filled whole before it is hashed: only the file's last chunk
+    // has bytes past its last whole word.
     let mut buf = vec![0u8; 1 << 20];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut len: u64 = 0;
-    let mut tail: Vec<u8> = Vec::new();
     loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..])? {
+                0 => break,
+                r => n += r,
+            }
         }
         len += n as u64;
-        tail.extend_from_slice(&buf[..n]);
-        let whole = tail.len() - tail.len() % 8;
-        for w in tail[..whole].chunks_exact(8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(w);
+        let words = buf[..n].chunks_exact(8);
+        let rest = words.remainder();
+        for w in words {
+            let word: [u8; 8] = w.try_into().unwrap_or_default();
             h = (h ^ u64::from_le_bytes(word)).wrapping_mul(PRIME);
         }
-        tail.drain(..whole);
-    }
-    for &b in &tail {
-        h = (h ^ b as u64).wrapping_mul(PRIME);
+        for &b in rest {
+            h = (h ^ b as u64).wrapping_mul(PRIME);
+        }
+        if n < buf.len() {
+            break;
+        }
     }
     Ok((h ^ len).wrapping_mul(PRIME))
 }
