@@ -428,8 +428,9 @@ unsafe fn pv_block_mem<const H: bool>(
 /// shuffle within 128-bit lanes and only the last two across them (6 of the 30 shuffles;
 /// the tree with the cross-lane levels first had 24). On a Zen 4, f16 decode of one KV head
 /// in L2 ran 1-2% faster so (24.0-24.1 ns per key against 24.2-25.8, builds alternating);
-/// `ktune bench` from DRAM did not tell them apart. Without this reduction at all (wrong
-/// scores, timed only) it ran at 18.7-22 ns: the reductions cost about a fifth of it.
+/// `ktune bench` from DRAM did not tell them apart. With the shuffles replaced by plain adds
+/// (wrong scores, timed only) it ran within 1-4% of this: the reduction is not what keeps
+/// f16 decode from its FMA peak.
 ///
 /// # Safety
 /// The CPU has AVX-512 F.
