@@ -270,6 +270,7 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
         let shares: Vec<&[f32]> = b.chunks(chunk).collect();
         let mut best_triad = 0f64;
         let mut best_read = 0f64;
+        let mut best_spread = 0f64;
         for &reader in &finalists {
             let (v, sp) = stable(|| {
                 let mut best = 0f64;
@@ -278,12 +279,14 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
                 }
                 Ok(best)
             })?;
-            spread = spread.max(sp);
             if v > best_read {
                 best_read = v;
                 winner = reader;
+                // The spread of the figure kept: a noisy reader that loses supplies none.
+                best_spread = sp;
             }
         }
+        spread = spread.max(best_spread);
         for _ in 0..REPS {
             let parts: Vec<Mutex<_>> = a
                 .chunks_mut(chunk)
@@ -317,12 +320,14 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
 /// hundred MiB for every result would cost more than the reads.
 static BESIDE: Mutex<Option<AlignedBuf>> = Mutex::new(None);
 
-/// DRAM read GB/s of `threads` threads measured now: the best of two rounds of the probe's
-/// DRAM reader (named in `readers`, the probe's `read_reader`) and its siblings
-/// ([`Reader::siblings`]), over an array of the probe's `bytes` split among the threads as
-/// the probe splits it. The siblings are read too because the reader that wins on one
-/// thread is not always the one that wins on more (on a Zen 4 with two threads, four
-/// streams read 3-5% faster than the two that win on one). `None` where the probe names
+/// DRAM read GB/s of `threads` threads measured now, over an array of the probe's `bytes`
+/// split among the threads as the probe splits it: the first time in a process for these
+/// threads, the best of two rounds of the probe's DRAM reader (named in `readers`, the
+/// probe's `read_reader`) and its siblings ([`Reader::siblings`]); after that, the best of
+/// three reads of the one that won ([`WINNERS`]). The siblings are read because the reader
+/// that wins on one thread is not always the one that wins on more (on a Zen 4 with two
+/// threads, four streams read 3-5% faster than the two that win on one). `None` where the
+/// probe names
 /// no DRAM reader this CPU runs, or the array would take more than a quarter of the memory
 /// this process may still allocate.
 ///
@@ -353,13 +358,29 @@ pub fn dram_read_now(readers: &str, bytes: usize, threads: usize) -> Result<Opti
     let n = b.len();
     let chunk = n.div_ceil(threads.max(1)).next_multiple_of(1024);
     let shares: Vec<&[f32]> = b.chunks(chunk).collect();
-    let readers = reader.siblings();
-    let best = (0..2)
-        .flat_map(|_| readers.iter())
-        .map(|&r| shares_rate(&p, &shares, r, 4 * n))
-        .fold(0f64, f64::max);
-    Ok(Some(best))
+    let rate = |r: Reader| shares_rate(&p, &shares, r, 4 * n);
+    let mut winners = WINNERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, _, w)) = winners
+        .iter()
+        .find(|(named, t, _)| *named == reader && *t == threads)
+    {
+        return Ok(Some((0..3).map(|_| rate(w)).fold(0f64, f64::max)));
+    }
+    let mut best = (0f64, reader);
+    for &r in reader.siblings().iter().chain(&reader.siblings()) {
+        let v = rate(r);
+        if v > best.0 {
+            best = (v, r);
+        }
+    }
+    winners.push((reader, threads, best.1));
+    Ok(Some(best.0))
 }
+
+/// The sibling that won [`dram_read_now`]'s first read of each probe reader and thread
+/// count in this process, which later reads use alone (best of three): every sibling twice
+/// takes 0.1-0.2 s on a 256 MiB array, and a bench reads before and after each result.
+static WINNERS: Mutex<Vec<(Reader, usize, Reader)>> = Mutex::new(Vec::new());
 
 /// GB/s of one read of `shares` (`bytes` in all) with `reader`, thread `i` of `p` reading
 /// share `i` (none past the last).
@@ -465,16 +486,34 @@ mod tests {
             for streams in loops::READ_STREAMS {
                 assert!(sib.iter().any(|s| s.streams == streams), "{}", r.name());
             }
-            let all_of_backend = Reader::all()
-                .into_iter()
-                .filter(|s| s.backend == r.backend)
-                .count();
-            assert_eq!(sib.len(), all_of_backend);
+            // Prefetch doubles the readers only where it is a reader of its own.
+            let per_stream = if matches!(r.backend, Backend::Avx2 | Backend::Avx512) {
+                2
+            } else {
+                1
+            };
+            assert_eq!(
+                sib.len(),
+                per_stream * loops::READ_STREAMS.len(),
+                "{}",
+                r.name()
+            );
         }
         // The probe's form of the names: the DRAM reader first, each with its level.
         let names = format!("{} (DRAM); scalar, 1 stream (L1)", Reader::all()[0].name());
         let gbs = dram_read_now(&names, 4 << 20, 2).unwrap().unwrap();
         assert!(gbs > 0.1 && gbs.is_finite(), "{gbs}");
+        // The second read takes the sibling that won the first.
+        let again = dram_read_now(&names, 4 << 20, 2).unwrap().unwrap();
+        assert!(again > 0.1 && again.is_finite(), "{again}");
+        let winners = WINNERS.lock().unwrap_or_else(|e| e.into_inner());
+        let first = Reader::all()[0];
+        let won: Vec<_> = winners
+            .iter()
+            .filter(|(named, t, _)| *named == first && *t == 2)
+            .collect();
+        assert_eq!(won.len(), 1, "one winner kept per reader and thread count");
+        assert!(first.siblings().contains(&won[0].2));
         assert_eq!(
             dram_read_now("scalar, 1 stream (L1)", 4 << 20, 1).unwrap(),
             None
