@@ -327,9 +327,8 @@ static BESIDE: Mutex<Option<AlignedBuf>> = Mutex::new(None);
 /// three reads of the one that won ([`WINNERS`]). The siblings are read because the reader
 /// that wins on one thread is not always the one that wins on more (on a Zen 4 with two
 /// threads, four streams read 3-5% faster than the two that win on one). `None` where the
-/// probe names
-/// no DRAM reader this CPU runs, or the array would take more than a quarter of the memory
-/// this process may still allocate.
+/// probe names no DRAM reader this CPU runs, or the array would take more than a quarter of
+/// the memory this process may still allocate.
 ///
 /// `ktune bench` takes this just before and just after the timed runs of each result bound
 /// by DRAM bandwidth (see `bench::roofline_beside`).
@@ -367,7 +366,8 @@ pub fn dram_read_now(readers: &str, bytes: usize, threads: usize) -> Result<Opti
         return Ok(Some((0..3).map(|_| rate(w)).fold(0f64, f64::max)));
     }
     let mut best = (0f64, reader);
-    for &r in reader.siblings().iter().chain(&reader.siblings()) {
+    let siblings = reader.siblings();
+    for &r in siblings.iter().chain(&siblings) {
         let v = rate(r);
         if v > best.0 {
             best = (v, r);
