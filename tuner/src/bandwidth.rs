@@ -113,22 +113,26 @@ fn passes_for(reader: Reader, data: &[f32], seconds: f64) -> usize {
 }
 
 /// The readers of `data` read `passes` times on this thread, fastest first: each
-/// candidate's best of three.
+/// candidate's best of three, or of two where one read takes longer than [`ROUND_SECS`]
+/// (an array of gigabytes).
 fn ranked(data: &[f32], passes: usize) -> Vec<Reader> {
     let bytes = (data.len() * 4 * passes) as f64;
-    let mut rates: Vec<(f64, Reader)> = Reader::all()
-        .into_iter()
-        .map(|r| {
-            let best = (0..3)
-                .map(|_| {
-                    let t = Instant::now();
-                    std::hint::black_box(r.read(data, passes));
-                    bytes / t.elapsed().as_secs_f64() / 1e9
-                })
-                .fold(0f64, f64::max);
-            (best, r)
-        })
-        .collect();
+    // Set by the first read: three, or two where it took longer than a round.
+    let mut reps = None;
+    let mut rates: Vec<(f64, Reader)> = Vec::new();
+    for r in Reader::all() {
+        let mut best = 0f64;
+        let mut done = 0;
+        while done < reps.unwrap_or(1) {
+            let t = Instant::now();
+            std::hint::black_box(r.read(data, passes));
+            let dt = t.elapsed().as_secs_f64();
+            reps.get_or_insert(if dt > ROUND_SECS { 2 } else { 3 });
+            best = best.max(bytes / dt.max(1e-9) / 1e9);
+            done += 1;
+        }
+        rates.push((best, r));
+    }
     rates.sort_by(|a, b| b.0.total_cmp(&a.0));
     rates.into_iter().map(|(_, r)| r).collect()
 }
@@ -239,9 +243,22 @@ pub struct Dram {
     pub spread: f64,
 }
 
-/// Best-of-`REPS` read and triad bandwidth in GB/s per thread count, over arrays of
-/// `bytes` each, and the reader that measured `read` at the most threads. Each thread count
-/// tries the two readers fastest on one thread and every sibling of the fastest.
+/// Seconds one round of a DRAM figure aims at: enough reads of a small array to see past a
+/// moment's noise, one read of an array of gigabytes (a 300 MiB last-level cache makes
+/// arrays of 2.4 GB, and a read of one takes a thread 0.2 s).
+const ROUND_SECS: f64 = 0.05;
+
+/// Reads per round when one read takes `one_read` seconds: enough for [`ROUND_SECS`], at
+/// least one, at most `max`.
+fn reads_per_round(one_read: f64, max: usize) -> usize {
+    ((ROUND_SECS / one_read.max(1e-9)).ceil() as usize).clamp(1, max.max(1))
+}
+
+/// Read and triad bandwidth in GB/s per thread count, over arrays of `bytes` each, and the
+/// reader that measured `read` at the most threads. Each thread count heats the two
+/// readers fastest on one thread and every sibling of the fastest (each read twice), then
+/// measures the best two in rounds of [`reads_per_round`] reads (at most `REPS / 2`) until
+/// two rounds agree; the triad, the best of as many runs as fill five rounds (2 to `REPS`).
 pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
     let n = bytes / 4;
     let mut a = AlignedBuf::zeroed(n);
@@ -264,21 +281,29 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
     // The reader that measured the figure of the most threads.
     let mut winner = finalists[0];
     for &t in threads {
+        crate::probe::progress(&format!(
+            "DRAM read and triad on {t} thread{}",
+            if t == 1 { "" } else { "s" }
+        ));
         let p = pool(t)?;
         let chunk = n.div_ceil(t).next_multiple_of(1024);
         // Thread `i` reads share `i` (none past the last).
         let shares: Vec<&[f32]> = b.chunks(chunk).collect();
-        let mut best_triad = 0f64;
+        let rate = |r: Reader| shares_rate(&p, &shares, r, bytes);
+        // Every finalist read twice, interleaved; the best two are measured in full.
+        let mut heats: Vec<(f64, Reader)> = finalists.iter().map(|&r| (0.0, r)).collect();
+        for _ in 0..2 {
+            for h in heats.iter_mut() {
+                h.0 = h.0.max(rate(h.1));
+            }
+        }
+        heats.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let one_read = bytes as f64 / (heats[0].0 * 1e9).max(1.0);
+        let reads = reads_per_round(one_read, REPS / 2);
         let mut best_read = 0f64;
         let mut best_spread = 0f64;
-        for &reader in &finalists {
-            let (v, sp) = stable(|| {
-                let mut best = 0f64;
-                for _ in 0..REPS / 2 {
-                    best = best.max(shares_rate(&p, &shares, reader, bytes));
-                }
-                Ok(best)
-            })?;
+        for &(_, reader) in heats.iter().take(FINALISTS) {
+            let (v, sp) = stable(|| Ok((0..reads).map(|_| rate(reader)).fold(0f64, f64::max)))?;
             if v > best_read {
                 best_read = v;
                 winner = reader;
@@ -287,7 +312,8 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
             }
         }
         spread = spread.max(best_spread);
-        for _ in 0..REPS {
+        let mut best_triad = 0f64;
+        for _ in 0..reads_per_round(3.0 * one_read / 5.0, REPS).max(2) {
             let parts: Vec<Mutex<_>> = a
                 .chunks_mut(chunk)
                 .zip(b.chunks(chunk))

@@ -18,6 +18,7 @@
 use ktune_kernels::BackendExt;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -54,7 +55,7 @@ pub fn load_or_run(force: bool, quiet: bool) -> Result<ProbeResult> {
         Machine::detect(),
         force,
         quiet,
-        "probing this machine's peak FLOP/s and memory bandwidth (a few seconds)...",
+        "probing this machine's peak FLOP/s and memory bandwidth (seconds; a minute on a machine of many cores and a large cache)...",
         run,
     )
 }
@@ -114,7 +115,10 @@ fn cached(
     if !quiet {
         eprintln!("{what}");
     }
-    let p = measure(machine)?;
+    PROGRESS.store(!quiet, Ordering::Relaxed);
+    let p = measure(machine);
+    PROGRESS.store(false, Ordering::Relaxed);
+    let p = p?;
     if let Err(e) = save(&path, &p) {
         eprintln!(
             "warning: could not cache the probe at {}: {e:#}",
@@ -122,6 +126,16 @@ fn cached(
         );
     }
     Ok(p)
+}
+
+/// Whether the probe now running says what it measures, step by step, on stderr.
+static PROGRESS: AtomicBool = AtomicBool::new(false);
+
+/// Says on stderr what the probe measures next, when it was started without `quiet`.
+pub(crate) fn progress(what: &str) {
+    if PROGRESS.load(Ordering::Relaxed) {
+        eprintln!("  probe: {what}");
+    }
 }
 
 /// Why a probe cache was not used.
@@ -332,6 +346,7 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
         );
     }
     let threads = thread_counts();
+    progress(&format!("FMA and dot-product rates on {threads:?} threads"));
     let mut spread = 0f64;
     let mut fma = BTreeMap::new();
     let mut int8 = BTreeMap::new();
@@ -354,6 +369,7 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
         other.insert(c.name.to_string(), per);
     }
     let caches = CacheInfo::get();
+    progress("read bandwidth of each cache level");
     let levels = bandwidth::cache_levels(caches, &threads)?;
     spread = spread.max(levels.spread);
     let llc = caches.last_level_bytes();
@@ -372,6 +388,10 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
             array_bytes = cap;
         }
     }
+    progress(&format!(
+        "DRAM: three arrays of {} MiB (eight times the last-level cache)",
+        array_bytes >> 20
+    ));
     let dram = bandwidth::dram(array_bytes, &threads)?;
     spread = spread.max(dram.spread);
     let load_after = load_average().unwrap_or(0.0);
@@ -441,7 +461,7 @@ fn chains_per_threads(what: &str, threads: &[usize], chains: Chains) -> Result<(
     Ok((per, spread.max(sp)))
 }
 
-/// Rounds of the chains that take one thread about 30 ms.
+/// Rounds of the chains that take one thread about 15 ms.
 fn chain_iters(chains: Chains) -> Result<usize> {
     let mut iters = 10_000usize;
     loop {
@@ -449,18 +469,18 @@ fn chain_iters(chains: Chains) -> Result<usize> {
         std::hint::black_box(chains(iters)?);
         let dt = t.elapsed().as_secs_f64();
         if dt > 0.01 {
-            return Ok(((iters as f64) * 0.03 / dt).ceil() as usize);
+            return Ok(((iters as f64) * 0.015 / dt).ceil() as usize);
         }
         iters *= 4;
     }
 }
 
-/// Best-of-`REPS` G-operations per second of `threads` threads each running `iters` rounds
+/// Best-of-`REPS / 2` G-operations per second of `threads` threads each running `iters` rounds
 /// of the chains at once.
 fn chain_rate(threads: usize, iters: usize, chains: Chains) -> Result<f64> {
     let p = pool(threads)?;
     let mut best = 0f64;
-    for _ in 0..REPS {
+    for _ in 0..REPS / 2 {
         let t = Instant::now();
         let flops: Vec<f64> = p.broadcast(|_| std::hint::black_box(chains(iters).unwrap_or(0.0)));
         let dt = t.elapsed().as_secs_f64();
