@@ -126,6 +126,32 @@ fn edge_lengths_heads_and_dims() {
 }
 
 #[test]
+fn decode_groups_split_across_threads() {
+    // Decode takes the query heads of a KV head together; with splits, each (group, part)
+    // is a task of its own on the team and the parts are merged per group: fewer keys than
+    // parts (empty parts), batches, causal rows, f32 and f16.
+    let threads = ktune_kernels::pool::available_threads().min(2) as i64;
+    for backend in common::cpu_backends() {
+        for (b, hq, hkv, ql, kvl) in [
+            (1, 4, 1, 1, 3),
+            (2, 8, 2, 1, 301),
+            (1, 32, 8, 4, 257),
+            (1, 4, 1, 8, 64),
+        ] {
+            let s = shape(b, hq, hkv, ql, kvl, 32, true);
+            for splits in [1, 2, 4, 16] {
+                let c = default(backend, s)
+                    .with("splits", splits)
+                    .with("threads", threads)
+                    .with("kv_tile", 16);
+                check(backend, s, &c, 1.0);
+                check_f16(backend, s, &c);
+            }
+        }
+    }
+}
+
+#[test]
 fn scores_that_would_overflow_a_naive_exp() {
     // Q and K entries up to 60: scores up to 60 * 60 * 64 / 8 = 28800, e^28800 = inf in f32.
     for backend in common::cpu_backends() {

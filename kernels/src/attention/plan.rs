@@ -141,11 +141,16 @@ impl AttentionPlan {
         }
         let this = &*self;
         let group = s.q_heads / s.kv_heads;
-        if self.q_tile >= s.q_len && group > 1 {
+        if self.q_tile >= s.q_len {
             // Every row of a head fits one task: the heads that share a KV head go together
-            // (their rows are contiguous), so each key and value is read once for all.
+            // (their rows are contiguous), so each key and value is read once for all (with
+            // one query head per KV head, a group is that head).
             let unit = group * s.q_len * s.head_dim;
-            this.each_chunk(o, unit, &|bk, out| this.kv_group(bk, q, k, v, out));
+            if self.team.is_some() && self.parts(s.kv_len) > 1 {
+                this.kv_groups_split(q, k, v, o, unit);
+            } else {
+                this.each_chunk(o, unit, &|bk, out| this.kv_group(bk, q, k, v, out));
+            }
             return Ok(());
         }
         let head = s.q_len * s.head_dim;
@@ -164,9 +169,16 @@ impl AttentionPlan {
         });
     }
 
-    /// The rows of every query head that shares KV head `bk % kv_heads` of batch entry
-    /// `bk / kv_heads`, in one block.
-    fn kv_group(&self, bk: usize, q: &[f32], k: Kv, v: Kv, out: &mut [f32]) {
+    /// The query rows, keys and values of KV group `bk`: the rows of every query head that
+    /// shares KV head `bk % kv_heads` of batch entry `bk / kv_heads` (contiguous), and that
+    /// KV head's keys and values.
+    fn group_slices<'a>(
+        &self,
+        bk: usize,
+        q: &'a [f32],
+        k: Kv<'a>,
+        v: Kv<'a>,
+    ) -> (&'a [f32], Kv<'a>, Kv<'a>) {
         let s = self.shape;
         let d = s.head_dim;
         let group = s.q_heads / s.kv_heads;
@@ -174,17 +186,58 @@ impl AttentionPlan {
         let kv = (b * s.kv_heads + kvh) * s.kv_len * d..(b * s.kv_heads + kvh + 1) * s.kv_len * d;
         let rows = group * s.q_len;
         let q0 = (b * s.q_heads + kvh * group) * s.q_len * d;
-        let first_pos = s.kv_len - s.q_len;
+        (&q[q0..][..rows * d], k.slice(kv.clone()), v.slice(kv))
+    }
+
+    /// The rows of KV group `bk` ([`Self::group_slices`]), in one block.
+    fn kv_group(&self, bk: usize, q: &[f32], k: Kv, v: Kv, out: &mut [f32]) {
+        let s = self.shape;
+        let (qrows, kh, vh) = self.group_slices(bk, q, k, v);
         // The last query sits at the last position: every key is seen by some row.
-        let state = self.over_keys(
-            &q[q0..][..rows * d],
-            k.slice(kv.clone()),
-            v.slice(kv),
-            first_pos,
-            s.q_len,
-            s.kv_len,
-        );
-        state.finish(d, out);
+        let first_pos = s.kv_len - s.q_len;
+        let state = self.over_keys(qrows, kh, vh, first_pos, s.q_len, s.kv_len);
+        state.finish(s.head_dim, out);
+    }
+
+    /// Every KV group with its keys split in [`Self::parts`]: each (group, part) one task on
+    /// the team, the parts of a group merged in key order. Where the groups are fewer than
+    /// the threads (Llama-3-8B decode has 8 on a 16-core machine), this is what puts every
+    /// thread to work; running the parts inside each group's task would leave them on the
+    /// thread that took the group.
+    fn kv_groups_split(&self, q: &[f32], k: Kv, v: Kv, o: &mut [f32], unit: usize) {
+        let s = self.shape;
+        let d = s.head_dim;
+        let parts = self.parts(s.kv_len);
+        let groups = s.batch * s.kv_heads;
+        let first_pos = s.kv_len - s.q_len;
+        let slots: Vec<Mutex<Option<Partial>>> =
+            (0..groups * parts).map(|_| Mutex::new(None)).collect();
+        for_each_task(self.team.as_deref(), groups * parts, &|i| {
+            let (bk, p) = (i / parts, i % parts);
+            let (qrows, kh, vh) = self.group_slices(bk, q, k, v);
+            let (lo, hi) = part_range(s.kv_len, parts, p);
+            let st = self.part(qrows, kh, vh, first_pos, s.q_len, lo, hi);
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(st);
+        });
+        let mut states = slots
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()));
+        for out in o.chunks_mut(unit) {
+            let rows = out.len() / d;
+            let mut acc: Option<Partial> = None;
+            for st in states.by_ref().take(parts).flatten() {
+                match acc.as_mut() {
+                    Some(a) => a.merge(&st, d),
+                    None => acc = Some(st),
+                }
+            }
+            acc.unwrap_or_else(|| Partial::new(rows, d)).finish(d, out);
+        }
+    }
+
+    /// Parts the keys `0..kv_hi` are split into: `splits`, at most one per key.
+    fn parts(&self, kv_hi: usize) -> usize {
+        self.splits.min(kv_hi).max(1)
     }
 
     /// The online-softmax state of the rows `qrows` (positions `q_pos + r % rows_per_head`)
@@ -199,61 +252,75 @@ impl AttentionPlan {
         rows_per_head: usize,
         kv_hi: usize,
     ) -> Partial {
-        let s = self.shape;
-        let d = s.head_dim;
-        let rows = qrows.len() / d;
-        let parts = self.splits.min(kv_hi).max(1);
-        let chunk = kv_hi.div_ceil(parts);
-        let task = |lo: usize, hi: usize| {
-            let mut st = Partial::new(rows, d);
-            let mut scores =
-                vec![0f32; kernel::scratch_len(self.kv_tile, d, &kh, rows, self.id.backend)];
-            let t = Task {
-                q: qrows,
-                k: kh,
-                v: vh,
-                head_dim: d,
-                scale: s.scale(),
-                q_pos,
-                rows_per_head,
-                kv_lo: lo,
-                kv_hi: hi,
-                kv_tile: self.kv_tile,
-                ahead: kernel::Ahead {
-                    rows: self.ahead,
-                    l1: self.ahead_l1,
-                },
-                cross: self.cross,
-                // Without a team, one thread runs every task in the order of the keys.
-                keys_follow: self.team.is_none(),
-                causal: s.causal,
-            };
-            // SAFETY: the plan was built only after its backend's availability check
-            // passed, and `kernel` is that backend's body.
-            unsafe { (self.kernel)(&t, &mut st, &mut scores) };
-            st
-        };
+        let parts = self.parts(kv_hi);
         if parts == 1 {
-            return task(0, kv_hi);
+            return self.part(qrows, kh, vh, q_pos, rows_per_head, 0, kv_hi);
         }
-        let range = |p: usize| (p * chunk, ((p + 1) * chunk).min(kv_hi));
         // On the plan's team when it has one and is free (not already running the heads);
         // on this thread alone otherwise. Merged in order, whoever computed each part.
         let slots: Vec<Mutex<Option<Partial>>> = (0..parts).map(|_| Mutex::new(None)).collect();
         for_each_task(self.team.as_deref(), parts, &|p| {
-            let (lo, hi) = range(p);
-            *slots[p].lock().unwrap_or_else(|e| e.into_inner()) = Some(task(lo, hi));
+            let (lo, hi) = part_range(kv_hi, parts, p);
+            let st = self.part(qrows, kh, vh, q_pos, rows_per_head, lo, hi);
+            *slots[p].lock().unwrap_or_else(|e| e.into_inner()) = Some(st);
         });
         let partials: Vec<Partial> = slots
             .into_iter()
             .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
             .collect();
+        let d = self.shape.head_dim;
         let mut it = partials.into_iter();
-        let mut acc = it.next().unwrap_or_else(|| Partial::new(rows, d));
+        let mut acc = it
+            .next()
+            .unwrap_or_else(|| Partial::new(qrows.len() / d, d));
         for p in it {
             acc.merge(&p, d);
         }
         acc
+    }
+
+    /// The online-softmax state of the rows `qrows` over the keys `lo..hi` of one KV head.
+    #[allow(clippy::too_many_arguments)]
+    fn part(
+        &self,
+        qrows: &[f32],
+        kh: Kv,
+        vh: Kv,
+        q_pos: usize,
+        rows_per_head: usize,
+        lo: usize,
+        hi: usize,
+    ) -> Partial {
+        let s = self.shape;
+        let d = s.head_dim;
+        let rows = qrows.len() / d;
+        let mut st = Partial::new(rows, d);
+        let mut scores =
+            vec![0f32; kernel::scratch_len(self.kv_tile, d, &kh, rows, self.id.backend)];
+        let t = Task {
+            q: qrows,
+            k: kh,
+            v: vh,
+            head_dim: d,
+            scale: s.scale(),
+            q_pos,
+            rows_per_head,
+            kv_lo: lo,
+            kv_hi: hi,
+            kv_tile: self.kv_tile,
+            ahead: kernel::Ahead {
+                rows: self.ahead,
+                l1: self.ahead_l1,
+            },
+            cross: self.cross,
+            // Without a team, one thread runs every task in the order of the keys.
+            keys_follow: self.team.is_none(),
+            causal: s.causal,
+        };
+        // SAFETY: the plan was built only after its backend's availability check passed,
+        // and `kernel` is that backend's body.
+        unsafe { (self.kernel)(&t, &mut st, &mut scores) };
+        st
     }
 
     /// One (batch, query head) slice: its query tiles, each over its key range, split in
@@ -278,4 +345,11 @@ impl AttentionPlan {
             state.finish(d, orows);
         }
     }
+}
+
+/// Part `p` of the keys `0..kv_hi` split in `parts` (as even as whole chunks allow; the
+/// last parts may be empty).
+fn part_range(kv_hi: usize, parts: usize, p: usize) -> (usize, usize) {
+    let chunk = kv_hi.div_ceil(parts.max(1));
+    ((p * chunk).min(kv_hi), ((p + 1) * chunk).min(kv_hi))
 }

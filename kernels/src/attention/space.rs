@@ -25,7 +25,8 @@
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; `splits`
 //! enough that `batch * q_heads * splits` tasks give every thread work (1 when the heads
-//! already do).
+//! already do), counting `batch * kv_heads` tasks where decode takes the query heads of a KV
+//! head together (Llama-3-8B decode, 8 KV heads, on 16 threads: 2 splits).
 
 use super::AttentionShape;
 use crate::backend::Backend;
@@ -182,12 +183,20 @@ pub fn default_config_kv(
     let flops =
         4.0 * shape.pairs_per_head() * shape.head_dim as f64 * (shape.batch * shape.q_heads) as f64;
     let threads = if flops > 1e7 { available_threads() } else { 1 };
-    let heads = shape.batch * shape.q_heads;
+    // The tasks the splits multiply: decode takes the query heads that share a KV head
+    // together (see `plan`), so there are as many as KV heads; otherwise one per query head.
+    let grouped = q_tile as usize >= shape.q_len;
+    let heads = shape.batch
+        * if grouped {
+            shape.kv_heads
+        } else {
+            shape.q_heads
+        };
     let splits = SPLITS
         .iter()
         .copied()
         .find(|&s| heads * s as usize >= threads)
-        .unwrap_or(1);
+        .unwrap_or(SPLITS[SPLITS.len() - 1]);
     let mut config = Config::new()
         .with("q_tile", q_tile)
         .with("kv_tile", kv_tile)
