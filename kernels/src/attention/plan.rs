@@ -210,29 +210,31 @@ impl AttentionPlan {
         let parts = self.parts(s.kv_len);
         let groups = s.batch * s.kv_heads;
         let first_pos = s.kv_len - s.q_len;
-        let slots: Vec<Mutex<Option<Partial>>> =
-            (0..groups * parts).map(|_| Mutex::new(None)).collect();
-        for_each_task(self.team.as_deref(), groups * parts, &|i| {
+        let mut states = self.states(groups * parts, &|i| {
             let (bk, p) = (i / parts, i % parts);
             let (qrows, kh, vh) = self.group_slices(bk, q, k, v);
             let (lo, hi) = part_range(s.kv_len, parts, p);
-            let st = self.part(qrows, kh, vh, first_pos, s.q_len, lo, hi);
-            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(st);
+            self.part(qrows, kh, vh, first_pos, s.q_len, lo, hi)
         });
-        let mut states = slots
-            .into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()));
         for out in o.chunks_mut(unit) {
-            let rows = out.len() / d;
-            let mut acc: Option<Partial> = None;
-            for st in states.by_ref().take(parts).flatten() {
-                match acc.as_mut() {
-                    Some(a) => a.merge(&st, d),
-                    None => acc = Some(st),
-                }
-            }
-            acc.unwrap_or_else(|| Partial::new(rows, d)).finish(d, out);
+            merged(states.by_ref().take(parts), out.len() / d, d).finish(d, out);
         }
+    }
+
+    /// The states `task(0..n)` computed on the plan's team when it has one and is free, on
+    /// this thread otherwise; in task order, whoever computed each.
+    fn states(
+        &self,
+        n: usize,
+        task: &(dyn Fn(usize) -> Partial + Sync),
+    ) -> impl Iterator<Item = Option<Partial>> {
+        let slots: Vec<Mutex<Option<Partial>>> = (0..n).map(|_| Mutex::new(None)).collect();
+        for_each_task(self.team.as_deref(), n, &|i| {
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(task(i));
+        });
+        slots
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Parts the keys `0..kv_hi` are split into: `splits`, at most one per key.
@@ -256,27 +258,13 @@ impl AttentionPlan {
         if parts == 1 {
             return self.part(qrows, kh, vh, q_pos, rows_per_head, 0, kv_hi);
         }
-        // On the plan's team when it has one and is free (not already running the heads);
-        // on this thread alone otherwise. Merged in order, whoever computed each part.
-        let slots: Vec<Mutex<Option<Partial>>> = (0..parts).map(|_| Mutex::new(None)).collect();
-        for_each_task(self.team.as_deref(), parts, &|p| {
+        // On the plan's team when it is free (not already running the heads).
+        let states = self.states(parts, &|p| {
             let (lo, hi) = part_range(kv_hi, parts, p);
-            let st = self.part(qrows, kh, vh, q_pos, rows_per_head, lo, hi);
-            *slots[p].lock().unwrap_or_else(|e| e.into_inner()) = Some(st);
+            self.part(qrows, kh, vh, q_pos, rows_per_head, lo, hi)
         });
-        let partials: Vec<Partial> = slots
-            .into_iter()
-            .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-            .collect();
         let d = self.shape.head_dim;
-        let mut it = partials.into_iter();
-        let mut acc = it
-            .next()
-            .unwrap_or_else(|| Partial::new(qrows.len() / d, d));
-        for p in it {
-            acc.merge(&p, d);
-        }
-        acc
+        merged(states, qrows.len() / d, d)
     }
 
     /// The online-softmax state of the rows `qrows` over the keys `lo..hi` of one KV head.
@@ -352,4 +340,17 @@ impl AttentionPlan {
 fn part_range(kv_hi: usize, parts: usize, p: usize) -> (usize, usize) {
     let chunk = kv_hi.div_ceil(parts.max(1));
     ((p * chunk).min(kv_hi), ((p + 1) * chunk).min(kv_hi))
+}
+
+/// The states of consecutive key ranges (`None`: a range never computed) merged in order;
+/// a fresh state of `rows` rows where there are none.
+fn merged(states: impl Iterator<Item = Option<Partial>>, rows: usize, d: usize) -> Partial {
+    let mut acc: Option<Partial> = None;
+    for st in states.flatten() {
+        match acc.as_mut() {
+            Some(a) => a.merge(&st, d),
+            None => acc = Some(st),
+        }
+    }
+    acc.unwrap_or_else(|| Partial::new(rows, d))
 }
