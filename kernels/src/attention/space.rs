@@ -3,7 +3,8 @@
 //! - `q_tile`: query rows per task (they share every K/V tile they read);
 //! - `kv_tile`: keys per tile (the scores of one row against a tile stay in L1);
 //! - `splits`: parts the key range of one (batch, head) is split into, computed in parallel
-//!   and merged exactly (flash-decoding: what lets one long sequence use every core);
+//!   and merged exactly (flash-decoding: what lets one long sequence use every core); powers
+//!   of two up to 16, or up to the thread count where that is more;
 //! - `ahead`: key and value rows fetched ahead in software, in each of the streams the
 //!   kernel reads (decode on AVX-512: four quarters of a tile; AVX2: thirds of the key tile,
 //!   halves of the value tile);
@@ -46,7 +47,14 @@ const Q_TILES: [i64; 6] = [1, 4, 8, 16, 32, 64];
 /// AVX-512 f32 read 17.5-17.7 against 18.8 and f16 16.6-16.9 against 16.0. So the tuner
 /// decides.
 const KV_TILES: [i64; 8] = [16, 32, 64, 128, 256, 512, 1024, 2048];
-const SPLITS: [i64; 5] = [1, 2, 4, 8, 16];
+/// The splits searched: powers of two up to 16, or up to the thread count where that is
+/// more (one KV head of decode on 64 threads wants 64 parts).
+fn splits() -> Vec<i64> {
+    let top = available_threads().next_power_of_two().max(16) as i64;
+    std::iter::successors(Some(1i64), |s| Some(s * 2))
+        .take_while(|&s| s <= top)
+        .collect()
+}
 const AHEADS: [i64; 5] = [0, 4, 8, 16, 32];
 /// The default of `ahead` on `backend`: 8 rows where the blocks fetch rows in software
 /// (AVX-512 and AVX2, into L2: see `avx2::fetch_lines`), none elsewhere (NEON's blocks take
@@ -112,7 +120,7 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
         param(
             "splits",
             "parts of the key range, merged exactly",
-            &SPLITS,
+            &splits(),
             256,
         ),
         // Only the blocks that fetch rows in software use it: elsewhere the search keeps it
@@ -150,6 +158,16 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
         params,
         constraints: Vec::new(),
     })
+}
+
+/// The fewest of `candidates` splits that give `tasks * splits` at least `threads` tasks
+/// (the most there are, where none does).
+fn default_splits(tasks: usize, threads: usize, candidates: &[i64]) -> i64 {
+    candidates
+        .iter()
+        .copied()
+        .find(|&s| tasks * s as usize >= threads)
+        .unwrap_or_else(|| candidates.last().copied().unwrap_or(1))
 }
 
 /// The default config for f32 K and V (see the module docs).
@@ -192,11 +210,7 @@ pub fn default_config_kv(
         } else {
             shape.q_heads
         };
-    let splits = SPLITS
-        .iter()
-        .copied()
-        .find(|&s| heads * s as usize >= threads)
-        .unwrap_or(SPLITS[SPLITS.len() - 1]);
+    let splits = default_splits(heads, threads, &splits());
     let mut config = Config::new()
         .with("q_tile", q_tile)
         .with("kv_tile", kv_tile)
@@ -213,6 +227,21 @@ pub fn default_config_kv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_splits_give_every_thread_a_task() {
+        let c: Vec<i64> = vec![1, 2, 4, 8, 16, 32, 64];
+        // Llama-3-8B decode: 8 KV groups.
+        assert_eq!(default_splits(8, 2, &c), 1);
+        assert_eq!(default_splits(8, 16, &c), 2);
+        assert_eq!(default_splits(8, 12, &c), 2);
+        // One KV group on 64 threads; more threads than any candidate covers.
+        assert_eq!(default_splits(1, 64, &c), 64);
+        assert_eq!(default_splits(1, 500, &c), 64);
+        // The candidates reach the thread count.
+        let top = *splits().last().unwrap();
+        assert!(top >= 16 && top as usize >= available_threads(), "{top}");
+    }
 
     #[test]
     fn ahead_is_searched_only_where_the_blocks_fetch_rows() {
