@@ -92,10 +92,27 @@ impl Reader {
 /// A buffer of `bytes` (rounded down to whole floats, at least one) with every page touched.
 fn filled(bytes: usize) -> AlignedBuf {
     let mut b = AlignedBuf::zeroed((bytes / 4).max(1));
-    b.iter_mut()
-        .enumerate()
-        .for_each(|(i, x)| *x = (i % 7) as f32);
+    fill(&mut b, |i| (i % 7) as f32);
     b
+}
+
+/// Writes `value(i)` to element `i` of `b`, on every thread at once where `b` is large (the
+/// first writes of a fresh mapping fault its pages in: 2.4 GB arrays take seconds on one
+/// thread).
+fn fill(b: &mut [f32], value: impl Fn(usize) -> f32 + Sync) {
+    const CHUNK: usize = 1 << 20;
+    let run = |(c, part): (usize, &mut [f32])| {
+        for (i, x) in part.iter_mut().enumerate() {
+            *x = value(c * CHUNK + i);
+        }
+    };
+    match pool(ktune_kernels::pool::available_threads()) {
+        Ok(p) if b.len() > CHUNK => {
+            use rayon::prelude::*;
+            p.install(|| b.par_chunks_mut(CHUNK).enumerate().for_each(run));
+        }
+        _ => b.chunks_mut(CHUNK).enumerate().for_each(run),
+    }
 }
 
 /// Passes over `data` that take one reader about `seconds`.
@@ -264,12 +281,11 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
     let mut a = AlignedBuf::zeroed(n);
     let b = filled(bytes);
     let mut c = AlignedBuf::zeroed(n);
-    c.iter_mut()
-        .enumerate()
-        .for_each(|(i, x)| *x = (i % 5) as f32);
-    a.iter_mut().for_each(|x| *x = 1.0);
+    fill(&mut c, |i| (i % 5) as f32);
+    fill(&mut a, |_| 1.0);
     // The two fastest on one thread, and every other reader of the fastest one's backend:
     // with more threads another number of streams can read faster.
+    crate::probe::progress("DRAM: every reader ranked on one thread");
     let mut finalists: Vec<Reader> = ranked(&b, 1).into_iter().take(FINALISTS).collect();
     for r in finalists[0].siblings() {
         if !finalists.contains(&r) {

@@ -116,6 +116,7 @@ fn cached(
         eprintln!("{what}");
     }
     PROGRESS.store(!quiet, Ordering::Relaxed);
+    *STARTED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     let p = measure(machine);
     PROGRESS.store(false, Ordering::Relaxed);
     let p = p?;
@@ -131,10 +132,16 @@ fn cached(
 /// Whether the probe now running says what it measures, step by step, on stderr.
 static PROGRESS: AtomicBool = AtomicBool::new(false);
 
-/// Says on stderr what the probe measures next, when it was started without `quiet`.
+/// When the probe now running started (for the seconds its steps print).
+static STARTED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
+/// Says on stderr what the probe measures next and the seconds since it started, when it
+/// was started without `quiet`.
 pub(crate) fn progress(what: &str) {
     if PROGRESS.load(Ordering::Relaxed) {
-        eprintln!("  probe: {what}");
+        let started = *STARTED.lock().unwrap_or_else(|e| e.into_inner());
+        let secs = started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        eprintln!("  probe [{secs:5.1} s]: {what}");
     }
 }
 
