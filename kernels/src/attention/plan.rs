@@ -154,7 +154,29 @@ impl AttentionPlan {
             return Ok(());
         }
         let head = s.q_len * s.head_dim;
-        this.each_chunk(o, head, &|bh, out| this.head(bh, q, k, v, out));
+        let q_tile = self.q_tile.min(s.q_len).max(1);
+        let tiles = s.q_len.div_ceil(q_tile);
+        if self.team.is_none() || tiles == 1 {
+            this.each_chunk(o, head, &|bh, out| this.head(bh, q, k, v, out));
+            return Ok(());
+        }
+        // Every (head, query tile) a task of its own, so that the threads share the tiles,
+        // not only the heads (32 heads keep 48 threads from a third of the work). Within a
+        // head the last tiles go first: under a causal mask they see the most keys, and the
+        // short ones left at the end even out the threads.
+        let chunks: Vec<Mutex<&mut [f32]>> = o
+            .chunks_mut(head)
+            .flat_map(|h| h.chunks_mut(q_tile * s.head_dim))
+            .map(Mutex::new)
+            .collect();
+        for_each_task(self.team.as_deref(), chunks.len(), &|i| {
+            let (bh, t) = (i / tiles, tiles - 1 - i % tiles);
+            // Each chunk is taken once: the lock is never contended.
+            let mut out = chunks[bh * tiles + t]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            this.tile(bh, t, q, k, v, &mut out);
+        });
         Ok(())
     }
 
@@ -311,9 +333,19 @@ impl AttentionPlan {
         st
     }
 
-    /// One (batch, query head) slice: its query tiles, each over its key range, split in
-    /// `splits` parts computed in parallel and merged.
+    /// One (batch, query head) slice: its query tiles in order ([`Self::tile`]).
     fn head(&self, bh: usize, q: &[f32], k: Kv, v: Kv, out: &mut [f32]) {
+        let d = self.shape.head_dim;
+        let q_tile = self.q_tile.min(self.shape.q_len).max(1);
+        for (t, orows) in out.chunks_mut(q_tile * d).enumerate() {
+            self.tile(bh, t, q, k, v, orows);
+        }
+    }
+
+    /// Query tile `t` of (batch, query head) `bh` (its rows of the output in `out`), over
+    /// the keys it can see, split in `splits` parts computed in parallel where the team is
+    /// free, and merged.
+    fn tile(&self, bh: usize, t: usize, q: &[f32], k: Kv, v: Kv, out: &mut [f32]) {
         let s = self.shape;
         let d = s.head_dim;
         let (b, h) = (bh / s.q_heads, bh % s.q_heads);
@@ -321,17 +353,14 @@ impl AttentionPlan {
         let kv = (b * s.kv_heads + kvh) * s.kv_len * d..(b * s.kv_heads + kvh + 1) * s.kv_len * d;
         let (kh, vh) = (k.slice(kv.clone()), v.slice(kv));
         let qh = &q[bh * s.q_len * d..][..s.q_len * d];
-        let first_pos = s.kv_len - s.q_len;
         let q_tile = self.q_tile.min(s.q_len).max(1);
-        for (t, orows) in out.chunks_mut(q_tile * d).enumerate() {
-            let r0 = t * q_tile;
-            let rows = orows.len() / d;
-            let q_pos = first_pos + r0;
-            // Keys this tile can see at all.
-            let kv_hi = if s.causal { q_pos + rows } else { s.kv_len };
-            let state = self.over_keys(&qh[r0 * d..][..rows * d], kh, vh, q_pos, rows, kv_hi);
-            state.finish(d, orows);
-        }
+        let r0 = t * q_tile;
+        let rows = out.len() / d;
+        let q_pos = s.kv_len - s.q_len + r0;
+        // Keys this tile can see at all.
+        let kv_hi = if s.causal { q_pos + rows } else { s.kv_len };
+        let state = self.over_keys(&qh[r0 * d..][..rows * d], kh, vh, q_pos, rows, kv_hi);
+        state.finish(d, out);
     }
 }
 
