@@ -67,14 +67,17 @@ pub struct ProbeResult {
 /// The schema tag of [`ProbeResult`] documents.
 pub const PROBE_SCHEMA: &str = "ktune.probe/1";
 
-/// The version of the probe's method: 4 tries, at each thread count, every DRAM reader of
+/// The version of the probe's method: 5 measures by time (DRAM rounds of up to 50 ms after
+/// every finalist is read twice, FMA chains of 15 ms), raises a cache level read below the
+/// level behind it to that level's figure and measures a one-thread compute rate below the
+/// per-thread rate of more threads again; 4 tries, at each thread count, every DRAM reader of
 /// the backend fastest on one thread (another number of streams can win with more
 /// threads); 3 has each thread read its own share of the DRAM
 /// arrays (before, a thread that finished its part could take another's, so the figure of
 /// two threads could be one thread's), 2 added read bandwidth per cache level and the other
 /// compute ceilings (1 was the int8 probe, 0 the first). Raised whenever what is measured or
 /// how changes, so that cached figures are measured again.
-pub const PROBE_VERSION: u32 = 4;
+pub const PROBE_VERSION: u32 = 5;
 
 /// A level of the memory hierarchy that a working set streams from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -96,9 +96,10 @@ fn filled(bytes: usize) -> AlignedBuf {
     b
 }
 
-/// Writes `value(i)` to element `i` of `b`, on every thread at once where `b` is large (the
-/// first writes of a fresh mapping fault its pages in: 2.4 GB arrays take seconds on one
-/// thread).
+/// Writes `value(i)` to element `i` of `b`, on every thread at once where `b` is large and
+/// the machine has one memory node (the first writes of a fresh mapping fault its pages in:
+/// 2.4 GB arrays take seconds on one thread). With several nodes one thread writes it all,
+/// as before, so that the pages do not land on nodes by whichever thread touched them.
 fn fill(b: &mut [f32], value: impl Fn(usize) -> f32 + Sync) {
     const CHUNK: usize = 1 << 20;
     let run = |(c, part): (usize, &mut [f32])| {
@@ -106,8 +107,9 @@ fn fill(b: &mut [f32], value: impl Fn(usize) -> f32 + Sync) {
             *x = value(c * CHUNK + i);
         }
     };
+    let one_node = !std::path::Path::new("/sys/devices/system/node/node1").exists();
     match pool(ktune_kernels::pool::available_threads()) {
-        Ok(p) if b.len() > CHUNK => {
+        Ok(p) if b.len() > CHUNK && one_node => {
             use rayon::prelude::*;
             p.install(|| b.par_chunks_mut(CHUNK).enumerate().for_each(run));
         }

@@ -430,10 +430,7 @@ pub fn run(machine: Machine) -> Result<ProbeResult> {
             array_bytes = cap;
         }
     }
-    progress(&format!(
-        "DRAM: three arrays of {} MiB (eight times the last-level cache)",
-        array_bytes >> 20
-    ));
+    progress(&format!("DRAM: three arrays of {} MiB", array_bytes >> 20));
     let dram = bandwidth::dram(array_bytes, &threads)?;
     spread = spread.max(dram.spread);
     let load_after = load_average().unwrap_or(0.0);

@@ -146,7 +146,10 @@ impl AttentionPlan {
             // (their rows are contiguous), so each key and value is read once for all (with
             // one query head per KV head, a group is that head).
             let unit = group * s.q_len * s.head_dim;
-            if self.team.is_some() && self.parts(s.kv_len) > 1 {
+            // Every (group, part) state is held until the merge: bounded, for a hand config
+            // that puts a long prefill's rows in one task.
+            let states_bytes = s.batch * s.kv_heads * self.parts(s.kv_len) * unit * 4;
+            if self.team.is_some() && self.parts(s.kv_len) > 1 && states_bytes <= 64 << 20 {
                 this.kv_groups_split(q, k, v, o, unit);
             } else {
                 this.each_chunk(o, unit, &|bk, out| this.kv_group(bk, q, k, v, out));
@@ -156,14 +159,15 @@ impl AttentionPlan {
         let head = s.q_len * s.head_dim;
         let q_tile = self.q_tile.min(s.q_len).max(1);
         let tiles = s.q_len.div_ceil(q_tile);
-        if self.team.is_none() || tiles == 1 {
+        if self.team.is_none() {
             this.each_chunk(o, head, &|bh, out| this.head(bh, q, k, v, out));
             return Ok(());
         }
         // Every (head, query tile) a task of its own, so that the threads share the tiles,
-        // not only the heads (32 heads keep 48 threads from a third of the work). Within a
-        // head the last tiles go first: under a causal mask they see the most keys, and the
-        // short ones left at the end even out the threads.
+        // not only the heads (32 heads keep 48 threads from a third of the work). The heads
+        // go in order, so that the threads share one head's keys and values in cache; within
+        // a head the last tiles go first (under a causal mask they see the most keys), so
+        // that the last head ends on short tiles.
         let chunks: Vec<Mutex<&mut [f32]>> = o
             .chunks_mut(head)
             .flat_map(|h| h.chunks_mut(q_tile * s.head_dim))
@@ -265,8 +269,8 @@ impl AttentionPlan {
     }
 
     /// The online-softmax state of the rows `qrows` (positions `q_pos + r % rows_per_head`)
-    /// over the keys `0..kv_hi` of one KV head, split in up to `splits` parts computed in
-    /// parallel (on the plan's team) and merged.
+    /// over the keys `0..kv_hi` of one KV head, split in up to `splits` parts computed on the
+    /// plan's team where it is free (else one after another) and merged.
     fn over_keys(
         &self,
         qrows: &[f32],
@@ -280,7 +284,8 @@ impl AttentionPlan {
         if parts == 1 {
             return self.part(qrows, kh, vh, q_pos, rows_per_head, 0, kv_hi);
         }
-        // On the plan's team when it is free (not already running the heads).
+        // On the plan's team when it is free: a call with no team of its own (threads 1)
+        // runs them here, and within a team's task they run on that task's thread.
         let states = self.states(parts, &|p| {
             let (lo, hi) = part_range(kv_hi, parts, p);
             self.part(qrows, kh, vh, q_pos, rows_per_head, lo, hi)
@@ -343,8 +348,7 @@ impl AttentionPlan {
     }
 
     /// Query tile `t` of (batch, query head) `bh` (its rows of the output in `out`), over
-    /// the keys it can see, split in `splits` parts computed in parallel where the team is
-    /// free, and merged.
+    /// the keys it can see, split in `splits` parts and merged.
     fn tile(&self, bh: usize, t: usize, q: &[f32], k: Kv, v: Kv, out: &mut [f32]) {
         let s = self.shape;
         let d = s.head_dim;

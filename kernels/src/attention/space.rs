@@ -4,7 +4,9 @@
 //! - `kv_tile`: keys per tile (the scores of one row against a tile stay in L1);
 //! - `splits`: parts the key range of one (batch, head) is split into, computed in parallel
 //!   and merged exactly (flash-decoding: what lets one long sequence use every core); powers
-//!   of two up to 16, or up to the thread count where that is more;
+//!   of two up to 16, or up to the thread count's next power of two where that is more. In
+//!   decode each part is a task of its own; in prefill (a head's rows in several tiles) the
+//!   (head, tile) pairs are the tasks and a tile's parts run one after another on its thread;
 //! - `ahead`: key and value rows fetched ahead in software, in each of the streams the
 //!   kernel reads (decode on AVX-512: four quarters of a tile; AVX2: thirds of the key tile,
 //!   halves of the value tile);
@@ -24,10 +26,10 @@
 //! of a Zen 4, AVX-512 ran 65.9 GFLOP/s against 60.1 at 32 and 49.6 at 16, AVX2 53.4 against
 //! 51.7 and 43.8), 16 on the scalar backend, 8 for decode;
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
-//! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; `splits`
-//! enough that `batch * q_heads * splits` tasks give every thread work (1 when the heads
-//! already do), counting `batch * kv_heads` tasks where decode takes the query heads of a KV
-//! head together (Llama-3-8B decode, 8 KV heads, on 16 threads: 2 splits).
+//! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; in decode
+//! (a head's rows in one task) `splits` enough that `batch * kv_heads * splits` tasks give
+//! every thread work (Llama-3-8B decode, 8 KV heads, on 16 threads: 2 splits), in prefill 1
+//! (its parts would run one after another).
 
 use super::AttentionShape;
 use crate::backend::Backend;
@@ -47,10 +49,13 @@ const Q_TILES: [i64; 6] = [1, 4, 8, 16, 32, 64];
 /// AVX-512 f32 read 17.5-17.7 against 18.8 and f16 16.6-16.9 against 16.0. So the tuner
 /// decides.
 const KV_TILES: [i64; 8] = [16, 32, 64, 128, 256, 512, 1024, 2048];
-/// The splits searched: powers of two up to 16, or up to the thread count where that is
-/// more (one KV head of decode on 64 threads wants 64 parts).
+/// The largest `splits` a config may name.
+const MAX_SPLITS: i64 = 4096;
+
+/// The splits searched: powers of two up to 16, or up to the thread count's next power of
+/// two where that is more (one KV head of decode on 64 threads wants 64 parts).
 fn splits() -> Vec<i64> {
-    let top = available_threads().next_power_of_two().max(16) as i64;
+    let top = (available_threads().next_power_of_two().max(16) as i64).min(MAX_SPLITS);
     std::iter::successors(Some(1i64), |s| Some(s * 2))
         .take_while(|&s| s <= top)
         .collect()
@@ -121,7 +126,7 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
             "splits",
             "parts of the key range, merged exactly",
             &splits(),
-            256,
+            MAX_SPLITS,
         ),
         // Only the blocks that fetch rows in software use it: elsewhere the search keeps it
         // at 0 instead of timing five copies of each config (a config that names another
@@ -201,16 +206,14 @@ pub fn default_config_kv(
     let flops =
         4.0 * shape.pairs_per_head() * shape.head_dim as f64 * (shape.batch * shape.q_heads) as f64;
     let threads = if flops > 1e7 { available_threads() } else { 1 };
-    // The tasks the splits multiply: decode takes the query heads that share a KV head
-    // together (see `plan`), so there are as many as KV heads; otherwise one per query head.
+    // Decode takes the query heads that share a KV head together (see `plan`), one task per
+    // KV head and part; prefill's parts run on the thread of their tile, so it takes none.
     let grouped = q_tile as usize >= shape.q_len;
-    let heads = shape.batch
-        * if grouped {
-            shape.kv_heads
-        } else {
-            shape.q_heads
-        };
-    let splits = default_splits(heads, threads, &splits());
+    let splits = if grouped {
+        default_splits(shape.batch * shape.kv_heads, threads, &splits())
+    } else {
+        1
+    };
     let mut config = Config::new()
         .with("q_tile", q_tile)
         .with("kv_tile", kv_tile)
@@ -238,9 +241,45 @@ mod tests {
         // One KV group on 64 threads; more threads than any candidate covers.
         assert_eq!(default_splits(1, 64, &c), 64);
         assert_eq!(default_splits(1, 500, &c), 64);
-        // The candidates reach the thread count.
-        let top = *splits().last().unwrap();
-        assert!(top >= 16 && top as usize >= available_threads(), "{top}");
+    }
+
+    #[test]
+    fn default_configs_are_in_their_space() {
+        let shape = |q_heads, kv_heads, q_len, kv_len| AttentionShape {
+            batch: 1,
+            q_heads,
+            kv_heads,
+            q_len,
+            kv_len,
+            head_dim: 128,
+            causal: true,
+        };
+        for backend in [
+            Backend::Scalar,
+            Backend::Avx2,
+            Backend::Avx512,
+            Backend::Neon,
+        ] {
+            for s in [
+                shape(32, 8, 1, 16384),
+                shape(8, 1, 1, 65536),
+                shape(32, 8, 2048, 2048),
+            ] {
+                let Ok(sp) = space(backend, s) else {
+                    continue;
+                };
+                let c = default_config(backend, s).unwrap();
+                sp.validate(&c)
+                    .unwrap_or_else(|e| panic!("{backend} {s}: {c}: {e}"));
+                // The most splits a default can take is a config the space allows.
+                let most = default_splits(1, usize::MAX, &splits());
+                sp.validate(&c.clone().with("splits", most))
+                    .unwrap_or_else(|e| panic!("{backend} {s}: splits {most}: {e}"));
+                if s.q_len > 8 {
+                    assert_eq!(c.get("splits"), Some(1), "{backend} {s}: prefill");
+                }
+            }
+        }
     }
 
     #[test]
