@@ -164,7 +164,7 @@ impl AttentionPlan {
             return Ok(());
         }
         // Every (head, query tile) a task of its own, so that the threads share the tiles,
-        // not only the heads (32 heads keep 48 threads from a third of the work). The heads
+        // not only the heads (with 32 heads, a third of 48 threads would wait). The heads
         // go in order, so that the threads share one head's keys and values in cache; within
         // a head the last tiles go first (under a causal mask they see the most keys), so
         // that the last head ends on short tiles.
