@@ -157,7 +157,7 @@ impl AttentionPlan {
             return Ok(());
         }
         let head = s.q_len * s.head_dim;
-        let q_tile = self.q_tile.min(s.q_len).max(1);
+        let q_tile = self.tile_rows();
         let tiles = s.q_len.div_ceil(q_tile);
         if self.team.is_none() {
             this.each_chunk(o, head, &|bh, out| this.head(bh, q, k, v, out));
@@ -195,16 +195,9 @@ impl AttentionPlan {
         });
     }
 
-    /// The query rows, keys and values of KV group `bk`: the rows of every query head that
-    /// shares KV head `bk % kv_heads` of batch entry `bk / kv_heads` (contiguous), and that
-    /// KV head's keys and values.
-    fn group_slices<'a>(
-        &self,
-        bk: usize,
-        q: &'a [f32],
-        k: Kv<'a>,
-        v: Kv<'a>,
-    ) -> (&'a [f32], Kv<'a>, Kv<'a>) {
+    /// KV group `bk`: the rows of every query head that shares KV head `bk % kv_heads` of
+    /// batch entry `bk / kv_heads` (contiguous), and that KV head's keys and values.
+    fn group_rows<'a>(&self, bk: usize, q: &'a [f32], k: Kv<'a>, v: Kv<'a>) -> Rows<'a> {
         let s = self.shape;
         let d = s.head_dim;
         let group = s.q_heads / s.kv_heads;
@@ -212,16 +205,20 @@ impl AttentionPlan {
         let kv = (b * s.kv_heads + kvh) * s.kv_len * d..(b * s.kv_heads + kvh + 1) * s.kv_len * d;
         let rows = group * s.q_len;
         let q0 = (b * s.q_heads + kvh * group) * s.q_len * d;
-        (&q[q0..][..rows * d], k.slice(kv.clone()), v.slice(kv))
+        Rows {
+            q: &q[q0..][..rows * d],
+            k: k.slice(kv.clone()),
+            v: v.slice(kv),
+            q_pos: s.kv_len - s.q_len,
+            per_head: s.q_len,
+        }
     }
 
-    /// The rows of KV group `bk` ([`Self::group_slices`]), in one block.
+    /// The rows of KV group `bk` ([`Self::group_rows`]), in one block.
     fn kv_group(&self, bk: usize, q: &[f32], k: Kv, v: Kv, out: &mut [f32]) {
         let s = self.shape;
-        let (qrows, kh, vh) = self.group_slices(bk, q, k, v);
         // The last query sits at the last position: every key is seen by some row.
-        let first_pos = s.kv_len - s.q_len;
-        let state = self.over_keys(qrows, kh, vh, first_pos, s.q_len, s.kv_len);
+        let state = self.over_keys(self.group_rows(bk, q, k, v), s.kv_len);
         state.finish(s.head_dim, out);
     }
 
@@ -235,12 +232,10 @@ impl AttentionPlan {
         let d = s.head_dim;
         let parts = self.parts(s.kv_len);
         let groups = s.batch * s.kv_heads;
-        let first_pos = s.kv_len - s.q_len;
         let mut states = self.states(groups * parts, &|i| {
             let (bk, p) = (i / parts, i % parts);
-            let (qrows, kh, vh) = self.group_slices(bk, q, k, v);
             let (lo, hi) = part_range(s.kv_len, parts, p);
-            self.part(qrows, kh, vh, first_pos, s.q_len, lo, hi)
+            self.part(self.group_rows(bk, q, k, v), lo, hi)
         });
         for out in o.chunks_mut(unit) {
             merged(states.by_ref().take(parts), out.len() / d, d).finish(d, out);
@@ -268,58 +263,40 @@ impl AttentionPlan {
         self.splits.min(kv_hi).max(1)
     }
 
-    /// The online-softmax state of the rows `qrows` (positions `q_pos + r % rows_per_head`)
-    /// over the keys `0..kv_hi` of one KV head, split in up to `splits` parts computed on the
-    /// plan's team where it is free (else one after another) and merged.
-    fn over_keys(
-        &self,
-        qrows: &[f32],
-        kh: Kv,
-        vh: Kv,
-        q_pos: usize,
-        rows_per_head: usize,
-        kv_hi: usize,
-    ) -> Partial {
+    /// The online-softmax state of `rows` over the keys `0..kv_hi`, split in up to `splits`
+    /// parts computed on the plan's team where it is free (else one after another) and
+    /// merged.
+    fn over_keys(&self, rows: Rows, kv_hi: usize) -> Partial {
         let parts = self.parts(kv_hi);
         if parts == 1 {
-            return self.part(qrows, kh, vh, q_pos, rows_per_head, 0, kv_hi);
+            return self.part(rows, 0, kv_hi);
         }
         // On the plan's team when it is free: a call with no team of its own (threads 1)
         // runs them here, and within a team's task they run on that task's thread.
         let states = self.states(parts, &|p| {
             let (lo, hi) = part_range(kv_hi, parts, p);
-            self.part(qrows, kh, vh, q_pos, rows_per_head, lo, hi)
+            self.part(rows, lo, hi)
         });
         let d = self.shape.head_dim;
-        merged(states, qrows.len() / d, d)
+        merged(states, rows.q.len() / d, d)
     }
 
-    /// The online-softmax state of the rows `qrows` over the keys `lo..hi` of one KV head.
-    #[allow(clippy::too_many_arguments)]
-    fn part(
-        &self,
-        qrows: &[f32],
-        kh: Kv,
-        vh: Kv,
-        q_pos: usize,
-        rows_per_head: usize,
-        lo: usize,
-        hi: usize,
-    ) -> Partial {
+    /// The online-softmax state of `rows` over the keys `lo..hi`.
+    fn part(&self, rows: Rows, lo: usize, hi: usize) -> Partial {
         let s = self.shape;
         let d = s.head_dim;
-        let rows = qrows.len() / d;
-        let mut st = Partial::new(rows, d);
+        let n = rows.q.len() / d;
+        let mut st = Partial::new(n, d);
         let mut scores =
-            vec![0f32; kernel::scratch_len(self.kv_tile, d, &kh, rows, self.id.backend)];
+            vec![0f32; kernel::scratch_len(self.kv_tile, d, &rows.k, n, self.id.backend)];
         let t = Task {
-            q: qrows,
-            k: kh,
-            v: vh,
+            q: rows.q,
+            k: rows.k,
+            v: rows.v,
             head_dim: d,
             scale: s.scale(),
-            q_pos,
-            rows_per_head,
+            q_pos: rows.q_pos,
+            rows_per_head: rows.per_head,
             kv_lo: lo,
             kv_hi: hi,
             kv_tile: self.kv_tile,
@@ -341,8 +318,7 @@ impl AttentionPlan {
     /// One (batch, query head) slice: its query tiles in order ([`Self::tile`]).
     fn head(&self, bh: usize, q: &[f32], k: Kv, v: Kv, out: &mut [f32]) {
         let d = self.shape.head_dim;
-        let q_tile = self.q_tile.min(self.shape.q_len).max(1);
-        for (t, orows) in out.chunks_mut(q_tile * d).enumerate() {
+        for (t, orows) in out.chunks_mut(self.tile_rows() * d).enumerate() {
             self.tile(bh, t, q, k, v, orows);
         }
     }
@@ -357,15 +333,40 @@ impl AttentionPlan {
         let kv = (b * s.kv_heads + kvh) * s.kv_len * d..(b * s.kv_heads + kvh + 1) * s.kv_len * d;
         let (kh, vh) = (k.slice(kv.clone()), v.slice(kv));
         let qh = &q[bh * s.q_len * d..][..s.q_len * d];
-        let q_tile = self.q_tile.min(s.q_len).max(1);
-        let r0 = t * q_tile;
-        let rows = out.len() / d;
+        let r0 = t * self.tile_rows();
+        let n = out.len() / d;
         let q_pos = s.kv_len - s.q_len + r0;
         // Keys this tile can see at all.
-        let kv_hi = if s.causal { q_pos + rows } else { s.kv_len };
-        let state = self.over_keys(&qh[r0 * d..][..rows * d], kh, vh, q_pos, rows, kv_hi);
-        state.finish(d, out);
+        let kv_hi = if s.causal { q_pos + n } else { s.kv_len };
+        let rows = Rows {
+            q: &qh[r0 * d..][..n * d],
+            k: kh,
+            v: vh,
+            q_pos,
+            per_head: n,
+        };
+        self.over_keys(rows, kv_hi).finish(d, out);
     }
+
+    /// Query rows per prefill tile: `q_tile`, at most the query length.
+    fn tile_rows(&self) -> usize {
+        self.q_tile.min(self.shape.q_len).max(1)
+    }
+}
+
+/// The query rows of one task and the keys and values they attend to.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    /// The rows, `head_dim` values each.
+    q: &'a [f32],
+    /// Their KV head's keys.
+    k: Kv<'a>,
+    /// Their KV head's values.
+    v: Kv<'a>,
+    /// The position of each head's first row.
+    q_pos: usize,
+    /// Rows per query head: row `r` sits at `q_pos + r % per_head`.
+    per_head: usize,
 }
 
 /// Part `p` of the keys `0..kv_hi` split in `parts` (as even as whole chunks allow; the
