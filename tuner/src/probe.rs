@@ -18,7 +18,6 @@
 use ktune_kernels::BackendExt;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -115,10 +114,9 @@ fn cached(
     if !quiet {
         eprintln!("{what}");
     }
-    PROGRESS.store(!quiet, Ordering::Relaxed);
-    *STARTED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    *STARTED.lock().unwrap_or_else(|e| e.into_inner()) = (!quiet).then(Instant::now);
     let p = measure(machine);
-    PROGRESS.store(false, Ordering::Relaxed);
+    *STARTED.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let p = p?;
     if let Err(e) = save(&path, &p) {
         eprintln!(
@@ -129,19 +127,14 @@ fn cached(
     Ok(p)
 }
 
-/// Whether the probe now running says what it measures, step by step, on stderr.
-static PROGRESS: AtomicBool = AtomicBool::new(false);
-
-/// When the probe now running started (for the seconds its steps print).
+/// When the probe now running started, if it says its steps on stderr (not `quiet`).
 static STARTED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
 
 /// Says on stderr what the probe measures next and the seconds since it started, when it
 /// was started without `quiet`.
 pub(crate) fn progress(what: &str) {
-    if PROGRESS.load(Ordering::Relaxed) {
-        let started = *STARTED.lock().unwrap_or_else(|e| e.into_inner());
-        let secs = started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        eprintln!("  probe [{secs:5.1} s]: {what}");
+    if let Some(t) = *STARTED.lock().unwrap_or_else(|e| e.into_inner()) {
+        eprintln!("  probe [{:5.1} s]: {what}", t.elapsed().as_secs_f64());
     }
 }
 
