@@ -122,6 +122,17 @@ fn edge_lengths_heads_and_dims() {
                 check(backend, s, &default(backend, s).with("kv_tile", 32), 1.0);
             }
         }
+        // Tiles of more than 64 rows (the prefill default takes up to 512): several per
+        // head, the last partial, cut by the diagonal, over several key tiles.
+        for q_tile in [128, 256] {
+            for causal in [true, false] {
+                let s = shape(1, 2, 1, 300, 300, 32, causal);
+                let c = default(backend, s)
+                    .with("q_tile", q_tile)
+                    .with("kv_tile", 128);
+                check(backend, s, &c, 1.0);
+            }
+        }
     }
 }
 

@@ -21,10 +21,14 @@
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
 //! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2, so they stay there while the
-//! `q_tile` rows of a task pass over them; `q_tile` 64 rows on AVX-512, AVX2 and NEON (whose
-//! prefill transposes each key tile once for all of them: on 32/8 heads, 512 tokens, one thread
-//! of a Zen 4, AVX-512 ran 65.9 GFLOP/s against 60.1 at 32 and 49.6 at 16, AVX2 53.4 against
-//! 51.7 and 43.8), 16 on the scalar backend, 8 for decode;
+//! `q_tile` rows of a task pass over them; in prefill on AVX-512, AVX2 and NEON (whose
+//! prefill transposes each key tile once for all of a task's rows) `q_tile` the largest of
+//! 64, 128, 256 and 512 rows below the query length that leaves 8 tasks per thread
+//! (`default_q_tile`): on one thread of a Zen 4, Llama-3-8B causal prefill of 2048 tokens ran
+//! 84 GFLOP/s with 64 rows and 95 with 512 on AVX-512, and 512 tokens 76 with 64 and 86 with
+//! 256; AVX2 2048 tokens 46-47% of its FMA peak with 64 and 51-53% with 256 or 512 (at 512
+//! tokens, 16 rows had run 49.6 GFLOP/s and 32 rows 60.1 against 65.9 with 64); 16 on the
+//! scalar backend, 8 for decode;
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; in decode
 //! (a head's rows in one task) `splits` enough that `batch * kv_heads * splits` tasks give
@@ -40,7 +44,16 @@ use crate::pool::{available_threads, thread_counts};
 use crate::space::{Param, Space};
 use crate::Dtype;
 
-const Q_TILES: [i64; 6] = [1, 4, 8, 16, 32, 64];
+/// Up to 1024 rows: each key tile a prefill task reads is transposed (and, for f16,
+/// converted) once for all of its rows, and read from L3 into L2 once for them all, so more
+/// rows per task spread that work; past 512 rows it stopped paying on a Zen 4 (Llama-3-8B
+/// causal prefill of 2048 tokens, one thread: 84 GFLOP/s with 64 rows, 91 with 128, 94 with
+/// 256, 95 with 512, 96-97 with 1024).
+const Q_TILES: [i64; 10] = [1, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+/// The prefill tiles the default model chooses among (see [`default_q_tile`]).
+const PREFILL_Q_TILES: [usize; 4] = [64, 128, 256, 512];
+/// Prefill tasks per thread the default model keeps at least (see [`default_q_tile`]).
+const TASKS_PER_THREAD: usize = 8;
 /// Up to 2048 keys: the default model takes the largest whose tiles fit in half of L2 (512 at
 /// head dim 128 with 1 MiB of L2, 1024 with 2 MiB), and decode, which streams each tile once,
 /// may do better with larger ones on some machines and ISAs: on a Zen 4 (one thread, KV
@@ -175,6 +188,23 @@ fn default_splits(tasks: usize, threads: usize, candidates: &[i64]) -> i64 {
         .unwrap_or_else(|| candidates.last().copied().unwrap_or(1))
 }
 
+/// The default `q_tile` of prefill on a backend whose blocks transpose each key tile (AVX-512,
+/// AVX2, NEON): the largest of [`PREFILL_Q_TILES`] below the query length that still makes
+/// [`TASKS_PER_THREAD`] (head, query tile) tasks per thread, so that the causal tiles (the
+/// last of a head see the most keys) balance over the threads; 64 where none does. Below
+/// the query length, so that the rows of a head stay in several tasks: a tile of the whole
+/// query length would take the path of decode (every head of a KV group in one task).
+fn default_q_tile(shape: AttentionShape, threads: usize) -> usize {
+    let heads = shape.batch * shape.q_heads;
+    PREFILL_Q_TILES
+        .iter()
+        .copied()
+        .filter(|&t| t < shape.q_len)
+        .filter(|&t| heads * shape.q_len.div_ceil(t) >= TASKS_PER_THREAD * threads)
+        .max()
+        .unwrap_or(PREFILL_Q_TILES[0])
+}
+
 /// The default config for f32 K and V (see the module docs).
 pub fn default_config(backend: Backend, shape: AttentionShape) -> Result<Config> {
     default_config_kv(backend, shape, Dtype::F32)
@@ -194,18 +224,18 @@ pub fn default_config_kv(
         .filter(|&t| 2 * t as usize * shape.head_dim * 4 <= l2 / 2)
         .max()
         .unwrap_or(KV_TILES[0]);
-    // Prefill with blocks transposes each key tile for outer-product scores: 64 rows share
-    // that work (32 KiB of Q at head dim 128); the scalar backend takes 16.
-    let q_tile = if shape.q_len <= 8 {
-        8
-    } else if matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon) {
-        64
-    } else {
-        16
-    };
     let flops =
         4.0 * shape.pairs_per_head() * shape.head_dim as f64 * (shape.batch * shape.q_heads) as f64;
     let threads = if flops > 1e7 { available_threads() } else { 1 };
+    // Prefill with blocks transposes each key tile for outer-product scores, once for the
+    // rows of a task ([`default_q_tile`]); the scalar backend takes 16.
+    let q_tile = if shape.q_len <= 8 {
+        8
+    } else if matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon) {
+        default_q_tile(shape, threads) as i64
+    } else {
+        16
+    };
     // Decode takes the query heads that share a KV head together (see `plan`), one task per
     // KV head and part; prefill's parts run on the thread of their tile, so it takes none.
     let grouped = q_tile as usize >= shape.q_len;
@@ -241,6 +271,35 @@ mod tests {
         // One KV group on 64 threads; more threads than any candidate covers.
         assert_eq!(default_splits(1, 64, &c), 64);
         assert_eq!(default_splits(1, 500, &c), 64);
+    }
+
+    #[test]
+    fn prefill_tiles_grow_while_every_thread_keeps_tasks() {
+        let shape = |q_heads, q_len| AttentionShape {
+            batch: 1,
+            q_heads,
+            kv_heads: 8.min(q_heads),
+            q_len,
+            kv_len: q_len,
+            head_dim: 128,
+            causal: true,
+        };
+        // Llama-3-8B, 2048 tokens: 512 rows (128 tasks) up to 16 threads, then smaller.
+        assert_eq!(default_q_tile(shape(32, 2048), 1), 512);
+        assert_eq!(default_q_tile(shape(32, 2048), 16), 512);
+        assert_eq!(default_q_tile(shape(32, 2048), 32), 256);
+        assert_eq!(default_q_tile(shape(32, 2048), 64), 128);
+        // 512 tokens: below the query length, so 256 at most.
+        assert_eq!(default_q_tile(shape(32, 512), 2), 256);
+        // Too few tasks at any size, and a query length at or under 64: 64.
+        assert_eq!(default_q_tile(shape(32, 2048), 1024), 64);
+        assert_eq!(default_q_tile(shape(8, 64), 1), 64);
+        assert_eq!(default_q_tile(shape(1, 100), 1), 64);
+        for (q_len, threads) in [(2048, 2), (512, 16), (4096, 48), (129, 1)] {
+            let t = default_q_tile(shape(32, q_len), threads);
+            assert!(PREFILL_Q_TILES.contains(&t), "{t}");
+            assert!(Q_TILES.contains(&(t as i64)), "{t} is not a candidate");
+        }
     }
 
     #[test]
