@@ -2,7 +2,7 @@
 //! [`super::avx512`]'s are, under the same contracts, at 8 lanes and within 16 registers:
 //!
 //! - [`scores_t`] (prefill, the key tile transposed): 24 keys at a time per step of broadcast
-//!   Q elements (`3 NR` accumulators; for four rows the loop is written out, [`sums_4x3`]),
+//!   Q elements (`3 NR` accumulators; for four rows the loop is written out, [`fma_4x3`]),
 //!   then 16, then 8, then the rest;
 //! - [`scores_rows`] (decode, the keys as stored: f32, or f16 converted in registers): the
 //!   tile as three thirds side by side, keys `j`, `j + n / 3`, `j + 2n / 3` for all rows
@@ -250,7 +250,7 @@ unsafe fn scores_t_block<const NR: usize, const W: usize>(
 ) {
     let mut a = [[_mm256_setzero_ps(); W]; NR];
     if NR == 4 && W == 3 && d > 0 {
-        let s = sums_4x3(q, kt.add(j), d, stride);
+        let s = fma_4x3([[_mm256_setzero_ps(); 3]; 4], q, d, kt.add(j), stride, d);
         for (ar, sr) in a.iter_mut().zip(s) {
             ar.copy_from_slice(&sr);
         }
@@ -274,61 +274,67 @@ unsafe fn scores_t_block<const NR: usize, const W: usize>(
     }
 }
 
-/// The sums of [`scores_t_block`] for four rows and 24 keys (`kt` at the block's first
-/// key): row `r`, vector `w` is the sum over `c < d` of `q[r d + c] kt[c stride + 8w..]`. Its
-/// 12 accumulators, 3 key vectors and one broadcast take all 16 registers, and the compiler,
-/// given the same loop as intrinsics, kept one accumulator in memory: a store and a load on
-/// every step, on the step's critical path, where 42% of prefill's samples landed. Written
-/// out, each step is three loads, four broadcasts and twelve FMAs.
+/// Four rows of 24 accumulators, stepped `n` times: `a[r][w] += x[r xs + i] * y[i ys + 8w..]`
+/// for `i < n` (lanes of `y` 8 apart), the `x` element broadcast. It is the 24-key step of
+/// [`scores_t_block`] (`x` the query rows, `y` the transposed key tile) and the 24-column
+/// step of prefill's [`pv`] (`x` the scores, `y` the value rows). Its 12 accumulators, 3
+/// vectors of `y` and one broadcast take all 16 registers, and the compiler, given the same
+/// loop as intrinsics, kept one accumulator in memory: a store and a load on every step, on
+/// the step's critical path, where 42% of prefill's samples landed. Written out, each step is
+/// three loads, four broadcasts and twelve FMAs.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `d >= 1`; `q` holds `4 d` floats; `kt` holds `d` rows of 24
-/// floats, `stride` floats apart.
+/// The CPU has AVX2 and FMA; `n >= 1`; each of the four rows of `x` (`xs` floats apart)
+/// holds `n` floats; `y` holds `n` rows of 24 floats, `ys` floats apart.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn sums_4x3(q: *const f32, kt: *const f32, d: usize, stride: usize) -> [[__m256; 3]; 4] {
-    let z = _mm256_setzero_ps();
-    let mut a = [[z; 3]; 4];
+unsafe fn fma_4x3(
+    mut a: [[__m256; 3]; 4],
+    x: *const f32,
+    xs: usize,
+    y: *const f32,
+    ys: usize,
+    n: usize,
+) -> [[__m256; 3]; 4] {
     let [[a0, a1, a2], [a3, a4, a5], [a6, a7, a8], [a9, a10, a11]] = &mut a;
-    // SAFETY: reads `d` rows of 24 floats from `kt` (`stride` floats apart) and `d` floats
-    // of each of the four rows of `q`, all in bounds by the caller's promise; `d >= 1`, so
-    // the loop (which tests at its end) runs `d` times. It writes only its register
-    // operands (the named ones are listed, as are the flags it leaves changed) and touches
-    // no stack.
+    // SAFETY: reads `n` rows of 24 floats from `y` (`ys` floats apart) and `n` floats of
+    // each of the four rows of `x`, all in bounds by the caller's promise; `n >= 1`, so the
+    // loop (which tests at its end) runs `n` times. It writes only its register operands
+    // (the named ones are listed, as are the flags it leaves changed) and touches no stack.
     unsafe {
         std::arch::asm!(
             "2:",
-            "vmovups ymm12, ymmword ptr [{kt}]",
-            "vmovups ymm13, ymmword ptr [{kt} + 32]",
-            "vmovups ymm14, ymmword ptr [{kt} + 64]",
-            "vbroadcastss ymm15, dword ptr [{q0} + 4*{c}]",
+            "vmovups ymm12, ymmword ptr [{y}]",
+            "vmovups ymm13, ymmword ptr [{y} + 32]",
+            "vmovups ymm14, ymmword ptr [{y} + 64]",
+            "vbroadcastss ymm15, dword ptr [{x0} + 4*{i}]",
             "vfmadd231ps ymm0, ymm15, ymm12",
             "vfmadd231ps ymm1, ymm15, ymm13",
             "vfmadd231ps ymm2, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{q1} + 4*{c}]",
+            "vbroadcastss ymm15, dword ptr [{x1} + 4*{i}]",
             "vfmadd231ps ymm3, ymm15, ymm12",
             "vfmadd231ps ymm4, ymm15, ymm13",
             "vfmadd231ps ymm5, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{q2} + 4*{c}]",
+            "vbroadcastss ymm15, dword ptr [{x2} + 4*{i}]",
             "vfmadd231ps ymm6, ymm15, ymm12",
             "vfmadd231ps ymm7, ymm15, ymm13",
             "vfmadd231ps ymm8, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{q3} + 4*{c}]",
+            "vbroadcastss ymm15, dword ptr [{x3} + 4*{i}]",
             "vfmadd231ps ymm9, ymm15, ymm12",
             "vfmadd231ps ymm10, ymm15, ymm13",
             "vfmadd231ps ymm11, ymm15, ymm14",
-            "add {kt}, {step}",
-            "inc {c}",
-            "cmp {c}, {d}",
+            "add {y}, {step}",
+            "inc {i}",
+            "cmp {i}, {n}",
             "jb 2b",
-            kt = inout(reg) kt => _,
-            c = inout(reg) 0usize => _,
-            d = in(reg) d,
-            step = in(reg) 4 * stride,
-            q0 = in(reg) q,
-            q1 = in(reg) q.add(d),
-            q2 = in(reg) q.add(2 * d),
-            q3 = in(reg) q.add(3 * d),
+            y = inout(reg) y => _,
+            i = inout(reg) 0usize => _,
+            n = in(reg) n,
+            step = in(reg) 4 * ys,
+            x0 = in(reg) x,
+            x1 = in(reg) x.add(xs),
+            x2 = in(reg) x.add(2 * xs),
+            x3 = in(reg) x.add(3 * xs),
             inout("ymm0") *a0,
             inout("ymm1") *a1,
             inout("ymm2") *a2,
@@ -451,8 +457,8 @@ unsafe fn scores3<const NR: usize, const H: bool>(
 }
 
 /// `acc_r += sum_j scores[r * tile + j] * v_j` for `r < NR`, `j < n`, the values f16 when `H`
-/// (converted in registers), else f32. In prefill, columns 16 at a time with the
-/// accumulators in registers over the tile; with `stream` (decode, where the values stream
+/// (converted in registers), else f32. In prefill, columns 24 at a time for four rows of f32
+/// values ([`fma_4x3`]), then 16 at a time, with the accumulators in registers over the tile; with `stream` (decode, where the values stream
 /// from memory), two value rows at a time into accumulators in L1 ([`pv_rows`]), with the
 /// rows `ahead` rows on fetched ahead when `ahead` is above 0, and with `kf` not null the
 /// same rows of the next tile's keys (`kf` their first) fetched into L2.
@@ -493,6 +499,21 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
         return;
     }
     let mut c = 0;
+    if NR == 4 && !H && n > 0 {
+        // Prefill's values are f32 (a converted tile): 24 columns of four rows a step.
+        while c + 3 * V <= d {
+            let a: [[__m256; 3]; 4] = std::array::from_fn(|r| {
+                std::array::from_fn(|w| _mm256_loadu_ps(acc.add(r * d + c + w * V)))
+            });
+            let a = fma_4x3(a, scores, tile, v.cast::<f32>().add(c), d, n);
+            for (r, ar) in a.iter().enumerate() {
+                for (w, aw) in ar.iter().enumerate() {
+                    _mm256_storeu_ps(acc.add(r * d + c + w * V), *aw);
+                }
+            }
+            c += 3 * V;
+        }
+    }
     while c + 2 * V <= d {
         let mut a = [[_mm256_setzero_ps(); 2]; NR];
         for (r, ar) in a.iter_mut().enumerate() {
