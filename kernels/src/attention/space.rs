@@ -26,9 +26,10 @@
 //! 64, 128, 256 and 512 rows below the query length that leaves 8 tasks per thread
 //! (`default_q_tile`): on one thread of a Zen 4, Llama-3-8B causal prefill of 2048 tokens ran
 //! 84 GFLOP/s with 64 rows and 95 with 512 on AVX-512, and 512 tokens 76 with 64 and 86 with
-//! 256; AVX2 2048 tokens 46-47% of its FMA peak with 64 and 51-53% with 256 or 512 (at 512
-//! tokens, 16 rows had run 49.6 GFLOP/s and 32 rows 60.1 against 65.9 with 64); 16 on the
-//! scalar backend, 8 for decode;
+//! 256; AVX2 (its scores' step written out) 2048 tokens 64% of its FMA peak with 64 and
+//! 71-77% with 512, 512 tokens 59% with 64 and 64% with 256 (at 512 tokens, 16 rows had run
+//! 49.6 GFLOP/s and 32 rows 60.1 against 65.9 with 64); 16 on the scalar backend, 8 for
+//! decode;
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; in decode
 //! (a head's rows in one task) `splits` enough that `batch * kv_heads * splits` tasks give
