@@ -240,6 +240,24 @@ fn check_f16(backend: Backend, s: AttentionShape, config: &Config) {
 }
 
 #[test]
+fn decode_of_several_queries_reads_the_keys_as_stored_block_after_block() {
+    // 2 to 8 queries per head with 4 query heads per KV head: 8 to 32 rows a task, two to
+    // eight blocks reading the keys and values as stored (the last ragged), causal or not,
+    // over several tiles with a ragged last one; and 36 rows, just past them (transposed).
+    for backend in common::cpu_backends() {
+        for (ql, kvl, d) in [(2, 100, 64), (3, 517, 80), (8, 130, 64), (9, 70, 16)] {
+            for causal in [true, false] {
+                let s = shape(1, 8, 2, ql, kvl, d, causal);
+                let c = default(backend, s).with("kv_tile", 64);
+                check(backend, s, &c, 1.0);
+                check_f16(backend, s, &c);
+                check(backend, s, &c.clone().with("splits", 3), 1.0);
+            }
+        }
+    }
+}
+
+#[test]
 fn f16_keys_and_values() {
     for backend in common::cpu_backends() {
         // Lengths around the tile, decode and causal prefill, GQA, odd head sizes (the

@@ -1,6 +1,7 @@
 //! The AVX-512 blocks of attention, used by the body in [`super::kernel`]: in prefill, where
-//! several blocks of query rows share a key tile, [`scores_t`] and [`pv`]; in decode (one block
-//! of rows), [`scores_rows`] and [`pv`], reading f16 keys and values as they are.
+//! many blocks of query rows share a key tile, [`scores_t`] and [`pv`]; in decode (one to
+//! eight blocks of rows, one after another), [`scores_rows`] and [`pv`], reading f16 keys and
+//! values as they are.
 //!
 //! Contract: all work on up to `R` (4) query rows, row-major, at f32.
 //! - [`scores_t`]: `scores[r * tile + j] = scale * q_r . k_j` for `j < n`, from the key tile

@@ -87,17 +87,28 @@ fn has_blocks(backend: Backend) -> bool {
     matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon)
 }
 
+/// The most rows of a task whose blocks read the keys and values as they are stored (f16
+/// converted in registers), block after block, each block's pass after the first finding
+/// the tile in L2; past it the body transposes each key tile (and converts an f16 tile)
+/// once for all the task's blocks. That copy costs about as much as the scores of 16
+/// blocks: on one Zen 4 thread (Llama-3-8B heads, f32 K/V, AVX-512), decode of 2 queries
+/// per head (8 rows a task) ran 62 GFLOP/s read as stored against 23 transposed, 4 queries
+/// 67 against 37, 8 queries (32 rows) 70 against 53 (f16 77-80 against 32-64; AVX2 52-74
+/// against 18-63), 16 queries (64 rows) 69-81 either way, and 32 and 64 queries 70-73
+/// against 83-91; a prefill tile of 64 rows ran f32 67 against 74 and f16 75 against 69.
+const FUSE_ROWS: usize = 8 * R;
+
 /// Whether `backend`'s body transposes each key tile for a task of `rows` rows: its blocks,
-/// when several row blocks share a tile (prefill).
+/// when more than [`FUSE_ROWS`] rows share a tile (prefill).
 fn transposes(backend: Backend, rows: usize) -> bool {
-    has_blocks(backend) && rows > R
+    has_blocks(backend) && rows > FUSE_ROWS
 }
 
-/// Whether `backend`'s body reads f16 keys and values in its blocks, converting them in
-/// registers, instead of converting each tile into scratch: the decode blocks (one row
-/// block).
+/// Whether `backend`'s body reads keys and values as they are stored in its blocks (f16
+/// converted in registers) instead of copying each tile into scratch: the decode blocks,
+/// for tasks of up to [`FUSE_ROWS`] rows (decode of one to eight queries per head).
 fn fuses(backend: Backend, rows: usize) -> bool {
-    has_blocks(backend) && rows <= R
+    has_blocks(backend) && rows <= FUSE_ROWS
 }
 
 /// One task's inputs (see the module docs).
@@ -779,7 +790,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
     let (scores, rest) = scratch.split_at_mut((R * tile).min(scratch.len()));
     // AVX-512 and AVX2: the blocks; in prefill, the key tile transposed (see `scratch_len`).
     let blocks = CV != CV_PORTABLE;
-    let wide = blocks && rows > R;
+    let wide = blocks && rows > FUSE_ROWS;
     // Their decode reads f16 keys and values as they are (see `fuses`).
     let fused = blocks && !wide;
     let (ktbuf, conv) = rest.split_at_mut(if wide { (tile * d).min(rest.len()) } else { 0 });
