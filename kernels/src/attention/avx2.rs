@@ -7,9 +7,12 @@
 //! - [`scores_rows`] (decode, the keys as stored: f32, or f16 converted in registers): the
 //!   tile as three thirds side by side, keys `j`, `j + n / 3`, `j + 2n / 3` for all rows
 //!   (`3 NR` accumulators), two [`reduce8`] per group: three streams, each read in order;
-//! - [`pv`]: in prefill, columns 16 at a time (`2 NR` accumulators over the tile), then 8,
-//!   then the rest; in decode, value rows `j` and `j + n / 2` together into accumulators in
-//!   L1 (two streams again, each accumulator load and store shared by two FMAs).
+//! - [`pv`]: in prefill, columns 24 at a time for four rows ([`fma_4x3`]), 16 at a time
+//!   (`2 NR` accumulators over the tile), then 8, then the rest; in decode of four rows with
+//!   f16 values, passes of 24 columns in registers ([`pv_4x3`], which also fetches the next
+//!   tile's keys); in other decode, value rows `j` and `j + n / 2` together into
+//!   accumulators in L1 (two streams again, each accumulator load and store shared by two
+//!   FMAs).
 //!
 //! Partial vectors (a head dimension or a key count that is not a multiple of 8) are read
 //! through zero-padded copies or masked loads and written through masked stores, so nothing
@@ -480,6 +483,17 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     ahead: Ahead,
     kf: *const u8,
 ) {
+    // Decode of four rows with f16 values: the passes with their accumulators in
+    // registers. f16 decode is bound by its FMAs, and the accumulators in L1 cost a load and a
+    // store per two FMAs; on one thread of a Zen 4 (Llama-3-8B heads, `ktune bench`, builds
+    // alternating) KV 16384 ran 74-75 GFLOP/s against 50 (two threads 128-133 against
+    // 109-111), KV 4096 66-69 against 62-64, 8 query heads per KV head 75-77 against 53.
+    // f32 decode is bound by memory, and there the passes, each taking its part of every
+    // value row, read 19-22 GB/s against 23.5 for the two whole rows at a time below.
+    if stream && NR == 4 && H {
+        pv_decode4::<H>(acc, v, d, n, tile, scores, kf);
+        return;
+    }
     if stream {
         let row_bytes = d * if H { 2 } else { 4 };
         // Decode: the tile as two halves side by side, value rows `j` and `j + n / 2`
@@ -554,6 +568,220 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
         }
         c += V;
     }
+}
+
+/// Decode's `P V` for four rows: passes over the value rows, each for a block of columns
+/// whose four rows of accumulators stay in registers for the whole tile: 24 columns
+/// ([`pv_4x3`]: 12 accumulators), 16 where a head's columns leave 8 or 16 after the
+/// 24-column passes (a head of 128: four passes of 24, two of 16), 8 for a head of 8, then
+/// a masked rest. Each value element is loaded (and converted, f16) once; the rows' parts
+/// past the first pass come from L2 (the cross fetch brings the values there as the scores
+/// run). With `kf` not null each pass fetches its share of the next tile's keys into L2
+/// ([`Share`]), so memory streams through every pass.
+///
+/// # Safety
+/// As for [`pv`] with four rows.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pv_decode4<const H: bool>(
+    acc: *mut f32,
+    v: *const u8,
+    d: usize,
+    n: usize,
+    tile: usize,
+    scores: *const f32,
+    kf: *const u8,
+) {
+    if n == 0 {
+        return;
+    }
+    let es = if H { 2 } else { 4 };
+    let mut c = 0;
+    while c < d {
+        let left = d - c;
+        // Columns this pass: 24 unless that would leave a lone 8 (then 16), 8 or fewer at
+        // the end; the pass over the last columns fetches the rest of the keys' bytes.
+        let w = if left >= 3 * V && left != 4 * V {
+            3 * V
+        } else if left >= 2 * V {
+            2 * V
+        } else {
+            left.min(V)
+        };
+        let hi = if c + w == d { d } else { c + w };
+        let share = Share::of(kf, n, c * es, hi * es);
+        if w == 3 * V {
+            let a: [[__m256; 3]; 4] = std::array::from_fn(|r| {
+                std::array::from_fn(|i| _mm256_loadu_ps(acc.add(r * d + c + i * V)))
+            });
+            let a = pv_4x3::<H>(a, scores, tile, v.add(c * es), d * es, n, share);
+            for (r, ar) in a.iter().enumerate() {
+                for (i, ai) in ar.iter().enumerate() {
+                    _mm256_storeu_ps(acc.add(r * d + c + i * V), *ai);
+                }
+            }
+        } else if w == 2 * V {
+            pv_cols::<2, H>(acc, v, d, n, tile, scores, c, V, share);
+        } else {
+            pv_cols::<1, H>(acc, v, d, n, tile, scores, c, w, share);
+        }
+        c += w;
+    }
+}
+
+/// Columns `c..c + (W - 1) V + w` (`w <= V`; the last vector masked when below) of decode's
+/// `P V` for four rows, `4 W` accumulators in registers over the `n` value rows, value row
+/// `j`'s share of the next tile's keys fetched as it is taken.
+///
+/// # Safety
+/// As for [`pv`] with four rows, and `c + (W - 1) V + w <= d`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pv_cols<const W: usize, const H: bool>(
+    acc: *mut f32,
+    v: *const u8,
+    d: usize,
+    n: usize,
+    tile: usize,
+    scores: *const f32,
+    c: usize,
+    w: usize,
+    kf: Share,
+) {
+    let m = first(w);
+    let width = |i: usize| if i + 1 == W { w } else { V };
+    let mut a: [[__m256; W]; 4] = std::array::from_fn(|r| {
+        std::array::from_fn(|i| _mm256_maskload_ps(acc.add(r * d + c + i * V), first(width(i))))
+    });
+    for j in 0..n {
+        kf.fetch(j);
+        let x: [__m256; W] = std::array::from_fn(|i| ld::<H>(v, j * d + c + i * V, width(i)));
+        for (r, ar) in a.iter_mut().enumerate() {
+            let p = _mm256_broadcast_ss(&*scores.add(r * tile + j));
+            for (ai, xi) in ar.iter_mut().zip(&x) {
+                *ai = _mm256_fmadd_ps(p, *xi, *ai);
+            }
+        }
+    }
+    for (r, ar) in a.iter().enumerate() {
+        for (i, ai) in ar.iter().enumerate() {
+            if i + 1 == W {
+                _mm256_maskstore_ps(acc.add(r * d + c + i * V), m, *ai);
+            } else {
+                _mm256_storeu_ps(acc.add(r * d + c + i * V), *ai);
+            }
+        }
+    }
+}
+
+/// [`fma_4x3`] for decode's `P V`: `a[r][i] += x[r xs + j] * y_j[8i..8i + 8]` for `j < n`,
+/// `y_j` the 24 elements (f16 converted with `vcvtph2ps` when `H`, else f32) `j ys` bytes
+/// from `y`; as row `j` is taken its share of the next tile's keys is fetched into L2 (two
+/// lines from `kf`'s address for it, which cover the share's at most 96 bytes together with
+/// the next row's; with no share, the value row itself, already in cache).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `n >= 1`; each of the four rows of `x` (`xs` floats
+/// apart) holds `n` floats; `y` holds `n` rows of 24 elements, `ys` bytes apart.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pv_4x3<const H: bool>(
+    mut a: [[__m256; 3]; 4],
+    x: *const f32,
+    xs: usize,
+    y: *const u8,
+    ys: usize,
+    n: usize,
+    kf: Share,
+) -> [[__m256; 3]; 4] {
+    let (pf, pfs) = if kf.base.is_null() {
+        (y, ys)
+    } else {
+        (kf.base.wrapping_add(kf.lo), kf.w)
+    };
+    let [[a0, a1, a2], [a3, a4, a5], [a6, a7, a8], [a9, a10, a11]] = &mut a;
+    macro_rules! step {
+        ($l0:literal, $l1:literal, $l2:literal) => {
+            // SAFETY: reads `n` rows of 24 elements from `y` (`ys` bytes apart) and `n`
+            // floats of each of the four rows of `x`, in bounds by the caller's promise;
+            // `n >= 1`, so the loop (which tests at its end) runs `n` times. The prefetches
+            // neither fault nor change memory. It writes only its register operands (all
+            // listed, and the flags) and touches no stack.
+            unsafe {
+                std::arch::asm!(
+                    "2:",
+                    "prefetcht1 byte ptr [{pf}]",
+                    "prefetcht1 byte ptr [{pf} + 64]",
+                    $l0,
+                    $l1,
+                    $l2,
+                    "vbroadcastss ymm15, dword ptr [{x0} + 4*{i}]",
+                    "vfmadd231ps ymm0, ymm15, ymm12",
+                    "vfmadd231ps ymm1, ymm15, ymm13",
+                    "vfmadd231ps ymm2, ymm15, ymm14",
+                    "vbroadcastss ymm15, dword ptr [{x1} + 4*{i}]",
+                    "vfmadd231ps ymm3, ymm15, ymm12",
+                    "vfmadd231ps ymm4, ymm15, ymm13",
+                    "vfmadd231ps ymm5, ymm15, ymm14",
+                    "vbroadcastss ymm15, dword ptr [{x2} + 4*{i}]",
+                    "vfmadd231ps ymm6, ymm15, ymm12",
+                    "vfmadd231ps ymm7, ymm15, ymm13",
+                    "vfmadd231ps ymm8, ymm15, ymm14",
+                    "vbroadcastss ymm15, dword ptr [{x3} + 4*{i}]",
+                    "vfmadd231ps ymm9, ymm15, ymm12",
+                    "vfmadd231ps ymm10, ymm15, ymm13",
+                    "vfmadd231ps ymm11, ymm15, ymm14",
+                    "add {y}, {ys}",
+                    "add {pf}, {pfs}",
+                    "inc {i}",
+                    "cmp {i}, {n}",
+                    "jb 2b",
+                    y = inout(reg) y => _,
+                    pf = inout(reg) pf => _,
+                    i = inout(reg) 0usize => _,
+                    n = in(reg) n,
+                    ys = in(reg) ys,
+                    pfs = in(reg) pfs,
+                    x0 = in(reg) x,
+                    x1 = in(reg) x.add(xs),
+                    x2 = in(reg) x.add(2 * xs),
+                    x3 = in(reg) x.add(3 * xs),
+                    inout("ymm0") *a0,
+                    inout("ymm1") *a1,
+                    inout("ymm2") *a2,
+                    inout("ymm3") *a3,
+                    inout("ymm4") *a4,
+                    inout("ymm5") *a5,
+                    inout("ymm6") *a6,
+                    inout("ymm7") *a7,
+                    inout("ymm8") *a8,
+                    inout("ymm9") *a9,
+                    inout("ymm10") *a10,
+                    inout("ymm11") *a11,
+                    out("ymm12") _,
+                    out("ymm13") _,
+                    out("ymm14") _,
+                    out("ymm15") _,
+                    options(nostack, readonly),
+                )
+            }
+        };
+    }
+    if H {
+        step!(
+            "vcvtph2ps ymm12, xmmword ptr [{y}]",
+            "vcvtph2ps ymm13, xmmword ptr [{y} + 16]",
+            "vcvtph2ps ymm14, xmmword ptr [{y} + 32]"
+        );
+    } else {
+        step!(
+            "vmovups ymm12, ymmword ptr [{y}]",
+            "vmovups ymm13, ymmword ptr [{y} + 32]",
+            "vmovups ymm14, ymmword ptr [{y} + 64]"
+        );
+    }
+    a
 }
 
 /// Decode's `acc_r += sum_i scores[r * tile + rows[i]] * v_rows[i]` for `r < NR` over
