@@ -10,6 +10,44 @@ pub fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Whether this CPU runs its 512-bit FMAs as two halves on 256-bit units, so that AVX-512
+/// doubles no arithmetic throughput over AVX2: AMD's family 19h (Zen 4; Zen 3, the same
+/// family, has no AVX-512). Zen 5 (family 1Ah) and Intel's AVX-512 cores have full-width
+/// units. Read from `cpuid` (vendor and family) once; false elsewhere.
+pub fn fma512_halved() -> bool {
+    static HALVED: OnceLock<bool> = OnceLock::new();
+    *HALVED.get_or_init(|| {
+        let (vendor, family) = vendor_family();
+        vendor == *b"AuthenticAMD" && family == 0x19
+    })
+}
+
+/// The `cpuid` vendor string and family (base family plus extended family where the base is
+/// 0Fh), or zeros off x86-64.
+fn vendor_family() -> ([u8; 12], u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        // Leaves 0 and 1 exist on every x86-64 CPU.
+        let (l0, l1) = (__cpuid(0), __cpuid(1));
+        let mut vendor = [0u8; 12];
+        for (i, r) in [l0.ebx, l0.edx, l0.ecx].iter().enumerate() {
+            vendor[4 * i..4 * i + 4].copy_from_slice(&r.to_le_bytes());
+        }
+        let base = (l1.eax >> 8) & 0xf;
+        let family = if base == 0xf {
+            base + ((l1.eax >> 20) & 0xff)
+        } else {
+            base
+        };
+        (vendor, family)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        ([0; 12], 0)
+    }
+}
+
 /// The CPU features that matter to the kernels, detected once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuFeatures {
@@ -88,5 +126,27 @@ impl CpuFeatures {
             ("dotprod", self.dotprod),
         ];
         all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn vendor_and_family_read_as_cpuinfo_has_them() {
+        let (vendor, family) = super::vendor_family();
+        let vendor = String::from_utf8_lossy(&vendor).to_string();
+        let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+            eprintln!("skipped: no /proc/cpuinfo");
+            return;
+        };
+        let field = |name: &str| {
+            info.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| v.trim().to_string())
+        };
+        assert_eq!(field("vendor_id").as_deref(), Some(vendor.as_str()));
+        assert_eq!(field("cpu family"), Some(family.to_string()));
     }
 }

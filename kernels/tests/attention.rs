@@ -353,3 +353,38 @@ fn decode_with_and_without_the_cross_fetch_and_rows_ahead_into_either_cache() {
         }
     }
 }
+
+#[test]
+fn decode_scores_in_either_width() {
+    for backend in common::cpu_backends() {
+        let s = shape(1, 8, 2, 1, 100, 64, true);
+        if !space::has_scores_bits(backend) {
+            assert_eq!(default(backend, s).get("scores_bits"), None, "{backend}");
+            continue;
+        }
+        let want = space::default_scores_bits() as i64;
+        assert_eq!(default(backend, s).get("scores_bits"), Some(want));
+        // Four rows per block and fewer, key counts against the quarters' and thirds'
+        // remainders, odd head sizes (masked tails), several query rows per head.
+        for (hq, hkv, ql) in [(8, 2, 1), (6, 2, 1), (2, 2, 1), (1, 1, 1), (4, 2, 3)] {
+            for (kvl, d) in [(1, 8), (7, 17), (50, 40), (64 + 11, 128), (37, 9)] {
+                let s = shape(1, hq, hkv, ql, kvl, d, true);
+                if ql > kvl {
+                    // Not a shape: the default says so instead of planning it.
+                    assert!(space::default_config(backend, s).is_err(), "{s}");
+                    continue;
+                }
+                for bits in [256, 512] {
+                    let c = default(backend, s)
+                        .with("kv_tile", 32)
+                        .with("scores_bits", bits);
+                    check(backend, s, &c, 1.0);
+                    check_f16(backend, s, &c);
+                }
+            }
+        }
+        let c = default(backend, s).with("scores_bits", 384);
+        let err = AttentionPlan::new(backend, s, &c).unwrap_err().to_string();
+        assert!(err.contains("scores_bits"), "{err}");
+    }
+}

@@ -143,6 +143,9 @@ pub struct Task<'a> {
     /// fetched into L2, and as its `P V` runs, the next tile's key rows, so that memory
     /// streams during both phases instead of each phase waiting on its own stream.
     pub cross: bool,
+    /// Decode's scores on AVX-512 in 256-bit vectors, by AVX2's blocks (the tunable
+    /// `scores_bits`; elsewhere ignored).
+    pub narrow_scores: bool,
     /// Whether the keys stored right after the task's are the next this thread reads (one
     /// thread runs the tasks in order: the next part of the key range, or the next KV head),
     /// so that the cross fetch of its last tile takes them instead of nothing.
@@ -652,7 +655,8 @@ fn wide_scores<const CV: u8>(
 
 /// The `scores_rows` of the blocks of the body with conversion `CV` for `nr` rows (1 to
 /// `R`): decode's scores, from the keys at their own type; `vf`: the value rows to fetch
-/// into L2 beside the keys (null: none; only ever prefetched, so any address will do).
+/// into L2 beside the keys (null: none; only ever prefetched, so any address will do);
+/// `narrow`: on AVX-512, AVX2's blocks (`scores_bits` 256).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
 fn wide_scores_rows<const CV: u8>(
@@ -666,6 +670,7 @@ fn wide_scores_rows<const CV: u8>(
     scores: &mut [f32],
     ahead: Ahead,
     vf: *const u8,
+    narrow: bool,
 ) {
     assert!(q.len() >= nr * d && k.len() >= n * d && n <= tile && n > 0);
     assert!(scores.len() >= (nr - 1) * tile + n);
@@ -675,7 +680,7 @@ fn wide_scores_rows<const CV: u8>(
     unsafe {
         #[cfg(target_arch = "x86_64")]
         {
-            if CV == CV_AVX512 {
+            if CV == CV_AVX512 && !narrow {
                 by_rows!(
                     nr,
                     h,
@@ -859,7 +864,19 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 wide_scores::<CV>(nr, qb, &ktbuf[..w * d], d, w, n, tile, t.scale, scores);
             } else if blocks {
                 let kt = ktile.slice(0..n * d);
-                wide_scores_rows::<CV>(nr, qb, kt, d, n, tile, t.scale, scores, t.ahead, vf);
+                wide_scores_rows::<CV>(
+                    nr,
+                    qb,
+                    kt,
+                    d,
+                    n,
+                    tile,
+                    t.scale,
+                    scores,
+                    t.ahead,
+                    vf,
+                    t.narrow_scores,
+                );
             } else {
                 let kt = &f32s(ktile)[..n * d];
                 match nr {
@@ -1088,6 +1105,7 @@ mod tests {
             kv_tile: 2,
             ahead: Ahead::NONE,
             cross: false,
+            narrow_scores: false,
             keys_follow: false,
             causal: false,
         };

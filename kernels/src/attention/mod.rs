@@ -156,7 +156,7 @@ impl AttentionShape {
             return self.q_len as f64 * self.kv_len as f64;
         }
         // Query i (at position kv_len - q_len + i) sees kv_len - q_len + i + 1 keys.
-        let first = (self.kv_len - self.q_len + 1) as f64;
+        let first = (self.kv_len.saturating_sub(self.q_len) + 1) as f64;
         let last = self.kv_len as f64;
         self.q_len as f64 * (first + last) / 2.0
     }

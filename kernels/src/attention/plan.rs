@@ -25,6 +25,7 @@ pub struct AttentionPlan {
     ahead: usize,
     ahead_l1: bool,
     cross: bool,
+    narrow_scores: bool,
     team: Option<std::sync::Arc<Team>>,
 }
 
@@ -39,6 +40,7 @@ impl std::fmt::Debug for AttentionPlan {
             .field("ahead", &self.ahead)
             .field("ahead_l1", &self.ahead_l1)
             .field("cross", &self.cross)
+            .field("narrow_scores", &self.narrow_scores)
             .finish()
     }
 }
@@ -89,6 +91,11 @@ impl AttentionPlan {
             cross: config
                 .get("cross")
                 .map_or(space::default_cross(backend), |v| v != 0),
+            narrow_scores: space::has_scores_bits(backend)
+                && config
+                    .get("scores_bits")
+                    .map_or(space::default_scores_bits(), |v| v as usize)
+                    == 256,
             team: if threads > 1 {
                 Some(team(threads)?)
             } else {
@@ -305,6 +312,7 @@ impl AttentionPlan {
                 l1: self.ahead_l1,
             },
             cross: self.cross,
+            narrow_scores: self.narrow_scores,
             // Without a team, one thread runs every task in the order of the keys.
             keys_follow: self.team.is_none(),
             causal: s.causal,

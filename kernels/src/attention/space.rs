@@ -17,6 +17,9 @@
 //! - `cross` (AVX-512 and AVX2): decode's cross fetch, 1 to fetch into L2, as a tile's scores
 //!   run, its value rows, and as its `P V` runs, the next tile's key rows (so that memory
 //!   streams during both phases), 0 to leave both to the hardware;
+//! - `scores_bits` (AVX-512): the vector width of decode's scores, 512 (four keys at a time
+//!   in 16 lanes) or 256 (three keys in 8 lanes: AVX2's blocks, which take fewer shuffles
+//!   to sum their lanes), which is the machine's answer;
 //! - `threads`: worker threads.
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
@@ -31,6 +34,8 @@
 //! 49.6 GFLOP/s and 32 rows 60.1 against 65.9 with 64); 16 on the scalar backend, 8 for
 //! decode;
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
+//! `scores_bits` 256 where the CPU runs 512-bit FMAs as two halves, else 512
+//! ([`default_scores_bits`]);
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; in decode
 //! (a head's rows in one task) `splits` enough that `batch * kv_heads * splits` tasks give
 //! every thread work (Llama-3-8B decode, 8 KV heads, on 16 threads: 2 splits), in prefill 1
@@ -117,6 +122,28 @@ pub fn default_cross(backend: Backend) -> bool {
     has_cross(backend)
 }
 
+/// Whether `backend` takes the `scores_bits` parameter: AVX-512, whose body can run its
+/// decode scores in either width.
+pub fn has_scores_bits(backend: Backend) -> bool {
+    backend == Backend::Avx512
+}
+
+/// The default of `scores_bits` on AVX-512: 256 where the CPU runs 512-bit FMAs as two
+/// halves ([`ktune_core::cpu::fma512_halved`]: a Zen 4), so that the wider vectors add no
+/// arithmetic and their lane sums cost more shuffles, else 512. On a Zen 4 (Llama-3-8B
+/// decode, `ktune bench`, builds alternating), f16 K/V at KV 16384 ran 74.7-76.5 GFLOP/s
+/// with 256 against 68.7-70.9 with 512 on one thread, 144-150 against 136-138 on two; at KV
+/// 4096 66.4-67.9 against 64.5-65.3; head dim 64 63.0 against 58.6-58.9; 8 query heads per
+/// KV head 78.9-79.3 against 73.5-74.4. f32 (bound by memory) ran within its noise
+/// (26.4-29.2 GB/s against 25.6-27.3 on one thread).
+pub fn default_scores_bits() -> usize {
+    if ktune_core::cpu::fma512_halved() {
+        256
+    } else {
+        512
+    }
+}
+
 /// The tunable space of attention on `backend`.
 pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
     if super::kernel::kernel(backend).is_none() {
@@ -173,6 +200,20 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
             ),
         );
     }
+    if has_scores_bits(backend) {
+        let at = params.len() - 1;
+        params.insert(
+            at,
+            Param {
+                name: "scores_bits",
+                doc: "vector width of decode's scores in bits (256 or 512)",
+                candidates: vec![256, 512],
+                min: 256,
+                max: 512,
+                step: 256,
+            },
+        );
+    }
     Ok(Space {
         params,
         constraints: Vec::new(),
@@ -217,6 +258,7 @@ pub fn default_config_kv(
     shape: AttentionShape,
     kv_dtype: Dtype,
 ) -> Result<Config> {
+    shape.check()?;
     space(backend, shape)?;
     let l2 = CacheInfo::get().l2.size.max(64 << 10);
     let kv_tile = KV_TILES
@@ -254,6 +296,9 @@ pub fn default_config_kv(
     if has_cross(backend) {
         config.set("ahead_level", DEFAULT_AHEAD_LEVEL as i64);
         config.set("cross", default_cross(backend) as i64);
+    }
+    if has_scores_bits(backend) {
+        config.set("scores_bits", default_scores_bits() as i64);
     }
     Ok(config)
 }
