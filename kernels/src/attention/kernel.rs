@@ -101,14 +101,20 @@ const FUSE_ROWS: usize = 8 * R;
 /// Whether `backend`'s body transposes each key tile for a task of `rows` rows: its blocks,
 /// when more than [`FUSE_ROWS`] rows share a tile (prefill).
 fn transposes(backend: Backend, rows: usize) -> bool {
-    has_blocks(backend) && rows > FUSE_ROWS
+    has_blocks(backend) && shares_tile(rows)
+}
+
+/// Whether a task of `rows` rows is past [`FUSE_ROWS`]: the one rule behind [`transposes`],
+/// [`fuses`] and the body's choice of path.
+fn shares_tile(rows: usize) -> bool {
+    rows > FUSE_ROWS
 }
 
 /// Whether `backend`'s body reads keys and values as they are stored in its blocks (f16
 /// converted in registers) instead of copying each tile into scratch: the decode blocks,
 /// for tasks of up to [`FUSE_ROWS`] rows (decode of one to eight queries per head).
 fn fuses(backend: Backend, rows: usize) -> bool {
-    has_blocks(backend) && rows <= FUSE_ROWS
+    has_blocks(backend) && !shares_tile(rows)
 }
 
 /// One task's inputs (see the module docs).
@@ -784,9 +790,15 @@ fn f32s<'a>(kv: Kv<'a>) -> &'a [f32] {
     }
 }
 
-/// The body (see the module docs): for each key tile, rows in blocks of `R`.
+/// The body (see the module docs): for each key tile, rows in blocks of `R`. `ONE`: the task
+/// has one block of rows (at most `R`), compiled apart so that the later blocks' handling
+/// costs single-query decode nothing (it had cost it 3%).
 #[inline(always)]
-fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [f32]) {
+fn body<const F: bool, const CV: u8, const ONE: bool>(
+    t: &Task,
+    st: &mut Partial,
+    scratch: &mut [f32],
+) {
     let d = t.head_dim;
     let rows = st.m.len();
     let tile = t.kv_tile.max(1);
@@ -795,7 +807,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
     let (scores, rest) = scratch.split_at_mut((R * tile).min(scratch.len()));
     // AVX-512 and AVX2: the blocks; in prefill, the key tile transposed (see `scratch_len`).
     let blocks = CV != CV_PORTABLE;
-    let wide = blocks && rows > FUSE_ROWS;
+    let wide = blocks && shares_tile(rows);
     // Their decode reads f16 keys and values as they are (see `fuses`).
     let fused = blocks && !wide;
     let (ktbuf, conv) = rest.split_at_mut(if wide { (tile * d).min(rest.len()) } else { 0 });
@@ -841,6 +853,14 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
         let mut r0 = 0;
         while r0 < rows {
             let nr = (rows - r0).min(R);
+            // The first block asks for the rows ahead and the cross fetch; the later blocks
+            // of the task (decode of several queries per head) read the same tile from cache
+            // and ask for nothing.
+            let (vf, kf, ahead) = if ONE || r0 == 0 {
+                (vf, kf, t.ahead)
+            } else {
+                (std::ptr::null(), std::ptr::null(), Ahead::NONE)
+            };
             // Each row's last visible key in this tile (exclusive), and the block's.
             let mut limit = [j0; R];
             for (i, l) in limit.iter_mut().enumerate().take(nr) {
@@ -873,7 +893,7 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                     tile,
                     t.scale,
                     scores,
-                    t.ahead,
+                    ahead,
                     vf,
                     t.narrow_scores,
                 );
@@ -914,9 +934,9 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
                 // The blocks, prefill or decode: in prefill, accumulators in registers over
                 // the tile; in decode the values stream from memory (fetched ahead where
                 // `ahead` asks), into registers on AVX-512 and into L1 on AVX2 and NEON.
-                let ahead = if fused { t.ahead } else { Ahead::NONE };
                 let vt = vtile.slice(0..n * d);
-                wide_pv::<CV>(nr, acc, vt, d, n, tile, scores, fused, ahead, kf);
+                let fetch = if fused { ahead } else { Ahead::NONE };
+                wide_pv::<CV>(nr, acc, vt, d, n, tile, scores, fused, fetch, kf);
                 r0 += nr;
                 continue;
             }
@@ -950,14 +970,18 @@ fn body<const F: bool, const CV: u8>(t: &Task, st: &mut Partial, scratch: &mut [
 /// # Safety
 /// None beyond [`TaskFn`]'s: compiled for the baseline instruction set.
 unsafe fn plain(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body::<false, CV_PORTABLE>(t, st, scores)
+    body::<false, CV_PORTABLE, false>(t, st, scores)
 }
 
 /// # Safety
 /// None beyond [`TaskFn`]'s: NEON is in every aarch64 CPU.
 #[cfg(target_arch = "aarch64")]
 unsafe fn neon(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body::<true, CV_NEON>(t, st, scores)
+    if st.m.len() <= R {
+        body::<true, CV_NEON, true>(t, st, scores)
+    } else {
+        body::<true, CV_NEON, false>(t, st, scores)
+    }
 }
 
 /// # Safety
@@ -965,7 +989,11 @@ unsafe fn neon(t: &Task, st: &mut Partial, scores: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn avx2(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body::<true, CV_F16C>(t, st, scores)
+    if st.m.len() <= R {
+        body::<true, CV_F16C, true>(t, st, scores)
+    } else {
+        body::<true, CV_F16C, false>(t, st, scores)
+    }
 }
 
 /// # Safety
@@ -973,7 +1001,11 @@ unsafe fn avx2(t: &Task, st: &mut Partial, scores: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
 unsafe fn avx512(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    body::<true, CV_AVX512>(t, st, scores)
+    if st.m.len() <= R {
+        body::<true, CV_AVX512, true>(t, st, scores)
+    } else {
+        body::<true, CV_AVX512, false>(t, st, scores)
+    }
 }
 
 #[cfg(test)]
@@ -1111,11 +1143,11 @@ mod tests {
         };
         let mut scores = [0f32; 2 * SCRATCH_ROWS];
         let mut whole = Partial::new(1, d);
-        body::<false, CV_PORTABLE>(&task(0, 3), &mut whole, &mut scores);
+        body::<false, CV_PORTABLE, false>(&task(0, 3), &mut whole, &mut scores);
         let mut a = Partial::new(1, d);
-        body::<false, CV_PORTABLE>(&task(0, 1), &mut a, &mut scores);
+        body::<false, CV_PORTABLE, false>(&task(0, 1), &mut a, &mut scores);
         let mut b = Partial::new(1, d);
-        body::<false, CV_PORTABLE>(&task(1, 3), &mut b, &mut scores);
+        body::<false, CV_PORTABLE, false>(&task(1, 3), &mut b, &mut scores);
         a.merge(&b, d);
         let (mut o1, mut o2) = ([0f32], [0f32]);
         whole.finish(d, &mut o1);
