@@ -10,10 +10,12 @@ pub fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Whether this CPU runs its 512-bit FMAs as two halves on 256-bit units, so that AVX-512
-/// doubles no arithmetic throughput over AVX2: AMD's family 19h (Zen 4; Zen 3, the same
-/// family, has no AVX-512). Zen 5 (family 1Ah) and Intel's AVX-512 cores have full-width
-/// units. Read from `cpuid` (vendor and family) once; false elsewhere.
+/// Whether this CPU is known to run its 512-bit FMAs as two halves on 256-bit units, so
+/// that AVX-512 doubles no arithmetic throughput over AVX2: a heuristic from `cpuid`'s
+/// vendor and family, true for AMD's family 19h (Zen 4; Zen 3, the same family, has no
+/// AVX-512), false elsewhere. Some other CPUs gain no FMA throughput from AVX-512 either
+/// (cores with one 512-bit FMA port, and reportedly some Zen 5 parts); the defaults that read
+/// this are tunables, and the tuner finds their answer there. Read once.
 pub fn fma512_halved() -> bool {
     static HALVED: OnceLock<bool> = OnceLock::new();
     *HALVED.get_or_init(|| {

@@ -355,36 +355,46 @@ fn decode_with_and_without_the_cross_fetch_and_rows_ahead_into_either_cache() {
 }
 
 #[test]
-fn decode_scores_in_either_width() {
+fn decode_scores_in_either_width_and_every_column_pass() {
     for backend in common::cpu_backends() {
         let s = shape(1, 8, 2, 1, 100, 64, true);
-        if !space::has_scores_bits(backend) {
-            assert_eq!(default(backend, s).get("scores_bits"), None, "{backend}");
-            continue;
-        }
-        let want = space::default_scores_bits() as i64;
-        assert_eq!(default(backend, s).get("scores_bits"), Some(want));
+        let has = space::has_scores_bits(backend);
+        let want = has.then_some(space::default_scores_bits() as i64);
+        assert_eq!(default(backend, s).get("scores_bits"), want, "{backend}");
         // Four rows per block and fewer, key counts against the quarters' and thirds'
-        // remainders, odd head sizes (masked tails), several query rows per head.
+        // remainders, head sizes that take every column pass of AVX2's f16 `P V` (24, 16, 8
+        // and a masked rest, in each order they come), several query rows per head; on
+        // every backend, in both widths where it has them.
+        let dims = [8, 9, 17, 24, 27, 32, 33, 40, 50, 56, 128, 256];
         for (hq, hkv, ql) in [(8, 2, 1), (6, 2, 1), (2, 2, 1), (1, 1, 1), (4, 2, 3)] {
-            for (kvl, d) in [(1, 8), (7, 17), (50, 40), (64 + 11, 128), (37, 9)] {
+            for (i, kvl) in [1, 7, 50, 64 + 11, 37].into_iter().enumerate() {
+                let d = dims[(i + hq + ql) % dims.len()];
                 let s = shape(1, hq, hkv, ql, kvl, d, true);
                 if ql > kvl {
                     // Not a shape: the default says so instead of planning it.
                     assert!(space::default_config(backend, s).is_err(), "{s}");
                     continue;
                 }
-                for bits in [256, 512] {
-                    let c = default(backend, s)
-                        .with("kv_tile", 32)
-                        .with("scores_bits", bits);
+                let widths: &[i64] = if has { &[256, 512] } else { &[0] };
+                for &bits in widths {
+                    let mut c = default(backend, s).with("kv_tile", 32);
+                    if has {
+                        c.set("scores_bits", bits);
+                    }
                     check(backend, s, &c, 1.0);
                     check_f16(backend, s, &c);
                 }
             }
         }
-        let c = default(backend, s).with("scores_bits", 384);
-        let err = AttentionPlan::new(backend, s, &c).unwrap_err().to_string();
-        assert!(err.contains("scores_bits"), "{err}");
+        // Every head size on its own, f16 (AVX2's column passes) at four rows per block.
+        for d in dims {
+            let s = shape(1, 4, 1, 1, 40, d, true);
+            check_f16(backend, s, &default(backend, s).with("kv_tile", 16));
+        }
+        if has {
+            let c = default(backend, s).with("scores_bits", 384);
+            let err = AttentionPlan::new(backend, s, &c).unwrap_err().to_string();
+            assert!(err.contains("scores_bits"), "{err}");
+        }
     }
 }

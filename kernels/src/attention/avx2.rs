@@ -461,10 +461,14 @@ unsafe fn scores3<const NR: usize, const H: bool>(
 
 /// `acc_r += sum_j scores[r * tile + j] * v_j` for `r < NR`, `j < n`, the values f16 when `H`
 /// (converted in registers), else f32. In prefill, columns 24 at a time for four rows of f32
-/// values ([`fma_4x3`]), then 16 at a time, with the accumulators in registers over the tile; with `stream` (decode, where the values stream
-/// from memory), two value rows at a time into accumulators in L1 ([`pv_rows`]), with the
-/// rows `ahead` rows on fetched ahead when `ahead` is above 0, and with `kf` not null the
-/// same rows of the next tile's keys (`kf` their first) fetched into L2.
+/// values ([`fma_4x3`]), then 16 at a time, with the accumulators in registers over the
+/// tile. With `stream` (decode, where the values stream from memory): four rows of f16
+/// values in passes over column blocks with their accumulators in registers
+/// ([`pv_decode4`]; no values fetched ahead, each pass fetching its share of the next
+/// tile's keys when `kf` is not null); otherwise two value rows at a time into accumulators
+/// in L1 ([`pv_rows`]), with the rows `ahead` rows on fetched ahead when `ahead` is above 0,
+/// and with `kf` not null the same rows of the next tile's keys (`kf` their first) fetched
+/// into L2.
 ///
 /// # Safety
 /// The CPU has AVX2, FMA and F16C; `acc` holds `NR * d` floats, `v` holds `n * d` elements,
@@ -600,7 +604,7 @@ unsafe fn pv_decode4<const H: bool>(
     while c < d {
         let left = d - c;
         // Columns this pass: 24 unless that would leave a lone 8 (then 16), 8 or fewer at
-        // the end; the pass over the last columns fetches the rest of the keys' bytes.
+        // the end. Every pass, the masked last one too, fetches its columns' share.
         let w = if left >= 3 * V && left != 4 * V {
             3 * V
         } else if left >= 2 * V {
@@ -608,8 +612,7 @@ unsafe fn pv_decode4<const H: bool>(
         } else {
             left.min(V)
         };
-        let hi = if c + w == d { d } else { c + w };
-        let share = Share::of(kf, n, c * es, hi * es);
+        let share = Share::of(kf, n, c * es, (c + w) * es);
         if w == 3 * V {
             let a: [[__m256; 3]; 4] = std::array::from_fn(|r| {
                 std::array::from_fn(|i| _mm256_loadu_ps(acc.add(r * d + c + i * V)))

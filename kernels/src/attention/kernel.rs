@@ -738,8 +738,8 @@ fn wide_scores_rows<const CV: u8>(
 
 /// The `pv` of the blocks of the body with conversion `CV` for `nr` rows (1 to `R`), from the
 /// values at their own type; `stream` in decode, where the values stream from memory (with
-/// `ahead` above 0, value rows fetched that far ahead, and `kf`, where not null, the next
-/// tile's key rows fetched into L2 beside them).
+/// `ahead` above 0, value rows fetched that far ahead where the blocks' form takes it, and
+/// `kf`, where not null, the next tile's key rows fetched into L2 beside them).
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
 fn wide_pv<const CV: u8>(
@@ -855,7 +855,8 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
             let nr = (rows - r0).min(R);
             // The first block asks for the rows ahead and the cross fetch; the later blocks
             // of the task (decode of several queries per head) read the same tile from cache
-            // and ask for nothing.
+            // and ask for nothing. (Where a causal mask leaves the first block fewer keys of
+            // a tile, or none, the rest of that tile comes on demand: speed only.)
             let (vf, kf, ahead) = if ONE || r0 == 0 {
                 (vf, kf, t.ahead)
             } else {
@@ -933,7 +934,8 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
             if blocks {
                 // The blocks, prefill or decode: in prefill, accumulators in registers over
                 // the tile; in decode the values stream from memory (fetched ahead where
-                // `ahead` asks), into registers on AVX-512 and into L1 on AVX2 and NEON.
+                // `ahead` asks and the form takes it), into registers on AVX-512 and for
+                // four rows of f16 on AVX2, else into L1 (AVX2 and NEON).
                 let vt = vtile.slice(0..n * d);
                 let fetch = if fused { ahead } else { Ahead::NONE };
                 wide_pv::<CV>(nr, acc, vt, d, n, tile, scores, fused, fetch, kf);

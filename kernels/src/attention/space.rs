@@ -122,6 +122,10 @@ pub fn default_cross(backend: Backend) -> bool {
     has_cross(backend)
 }
 
+/// Query lengths up to which `scores_bits` is searched: decode, whose tasks (up to
+/// `kernel::FUSE_ROWS` rows) take the score blocks it chooses between.
+const DECODE_Q_LEN: usize = 8;
+
 /// Whether `backend` takes the `scores_bits` parameter: AVX-512, whose body can run its
 /// decode scores in either width.
 pub fn has_scores_bits(backend: Backend) -> bool {
@@ -132,7 +136,7 @@ pub fn has_scores_bits(backend: Backend) -> bool {
 /// halves ([`ktune_core::cpu::fma512_halved`]: a Zen 4), so that the wider vectors add no
 /// arithmetic and their lane sums cost more shuffles, else 512. On a Zen 4 (Llama-3-8B
 /// decode, `ktune bench`, builds alternating), f16 K/V at KV 16384 ran 74.7-76.5 GFLOP/s
-/// with 256 against 68.7-70.9 with 512 on one thread, 144-150 against 136-138 on two; at KV
+/// with 256 against 68.7-71.9 with 512 on one thread, 144-150 against 136-138 on two; at KV
 /// 4096 66.4-67.9 against 64.5-65.3; head dim 64 63.0 against 58.6-58.9; 8 query heads per
 /// KV head 78.9-79.3 against 73.5-74.4. f32 (bound by memory) ran within its noise
 /// (26.4-29.2 GB/s against 25.6-27.3 on one thread).
@@ -145,7 +149,7 @@ pub fn default_scores_bits() -> usize {
 }
 
 /// The tunable space of attention on `backend`.
-pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
+pub fn space(backend: Backend, shape: AttentionShape) -> Result<Space> {
     if super::kernel::kernel(backend).is_none() {
         return Err(Error::Unsupported(format!(
             "backend {backend} has no attention kernel on this platform"
@@ -202,12 +206,19 @@ pub fn space(backend: Backend, _shape: AttentionShape) -> Result<Space> {
     }
     if has_scores_bits(backend) {
         let at = params.len() - 1;
+        // Prefill's scores take the transposed tile, where the width is not used: there the
+        // search keeps the default.
+        let candidates = if shape.q_len <= DECODE_Q_LEN {
+            vec![256, 512]
+        } else {
+            vec![default_scores_bits() as i64]
+        };
         params.insert(
             at,
             Param {
                 name: "scores_bits",
                 doc: "vector width of decode's scores in bits (256 or 512)",
-                candidates: vec![256, 512],
+                candidates,
                 min: 256,
                 max: 512,
                 step: 256,
@@ -383,6 +394,49 @@ mod tests {
                 if s.q_len > 8 {
                     assert_eq!(c.get("splits"), Some(1), "{backend} {s}: prefill");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn scores_bits_is_searched_in_decode_on_avx512_only() {
+        let decode = AttentionShape {
+            batch: 1,
+            q_heads: 4,
+            kv_heads: 1,
+            q_len: 1,
+            kv_len: 64,
+            head_dim: 64,
+            causal: true,
+        };
+        let prefill = AttentionShape {
+            q_len: 64,
+            ..decode
+        };
+        for backend in [Backend::Scalar, Backend::Avx2, Backend::Avx512] {
+            for (s, searched) in [(decode, true), (prefill, false)] {
+                let Ok(sp) = space(backend, s) else {
+                    continue;
+                };
+                let p = sp.param("scores_bits");
+                if !has_scores_bits(backend) {
+                    assert!(p.is_none(), "{backend}");
+                    continue;
+                }
+                let got = &p.expect("AVX-512 has scores_bits").candidates;
+                if searched {
+                    assert_eq!(got, &vec![256, 512]);
+                } else {
+                    assert_eq!(got, &vec![default_scores_bits() as i64]);
+                }
+                // Either width validates for either shape; another does not.
+                let mut c = default_config(backend, s).unwrap();
+                for bits in [256, 512] {
+                    c.set("scores_bits", bits);
+                    sp.validate(&c).unwrap();
+                }
+                c.set("scores_bits", 128);
+                assert!(sp.validate(&c).is_err());
             }
         }
     }
