@@ -371,10 +371,12 @@ impl Dims {
     pub fn parse(specs: &[DimSpec], s: &str) -> Result<Dims> {
         let example: Vec<&str> = specs.iter().filter(|d| !d.flag).map(|d| d.name).collect();
         let flags: Vec<&str> = specs.iter().filter(|d| d.flag).map(|d| d.name).collect();
+        // Each name in capitals, joined by a lower-case `x` as the shape is written.
+        let upper: Vec<String> = example.iter().map(|n| n.to_uppercase()).collect();
         let expected = if flags.is_empty() {
-            example.join("x").to_uppercase()
+            upper.join("x")
         } else {
-            format!("{}[,{}]", example.join("x").to_uppercase(), flags.join(","))
+            format!("{}[,{}]", upper.join("x"), flags.join(","))
         };
         let bad = |why: String| {
             Error::InvalidProblem(format!("malformed shape '{s}': {why}; expected {expected}"))
@@ -653,6 +655,11 @@ mod tests {
         assert_eq!(a.to_string(), "16x1,causal");
         assert!(a.flag("causal"));
         assert_eq!(Dims::parse(ATT, "16x2").unwrap().to_string(), "16x2");
+        // The expected form is written as a shape is: names in capitals, a lower-case `x`.
+        let err = Dims::parse(MM, "3x5").unwrap_err().to_string();
+        assert!(err.ends_with("expected MxNxK"), "{err}");
+        let err = Dims::parse(ATT, "16,causl").unwrap_err().to_string();
+        assert!(err.ends_with("expected Q_LENxBATCH[,causal]"), "{err}");
     }
 
     #[test]
