@@ -8,11 +8,11 @@
 //!   tile as three thirds side by side, keys `j`, `j + n / 3`, `j + 2n / 3` for all rows
 //!   (`3 NR` accumulators), two [`reduce8`] per group: three streams, each read in order;
 //! - [`pv`]: in prefill, columns 24 at a time for four rows ([`fma_4x3`]), 16 at a time
-//!   (`2 NR` accumulators over the tile), then 8, then the rest; in decode of four rows with
-//!   f16 values, passes of 24 columns in registers ([`pv_4x3`], which also fetches the next
-//!   tile's keys); in other decode, value rows `j` and `j + n / 2` together into
-//!   accumulators in L1 (two streams again, each accumulator load and store shared by two
-//!   FMAs).
+//!   (`2 NR` accumulators over the tile), then 8, then the rest; in decode of two to four
+//!   rows with f16 values, passes of 24 columns in registers ([`pv_decode`]; for four rows
+//!   [`pv_4x3`]), each fetching its share of the next tile's keys; in other decode, value
+//!   rows `j` and `j + n / 2` together into accumulators in L1 (two streams again, each
+//!   accumulator load and store shared by two FMAs).
 //!
 //! Partial vectors (a head dimension or a key count that is not a multiple of 8) are read
 //! through zero-padded copies or masked loads and written through masked stores, so nothing
@@ -462,9 +462,9 @@ unsafe fn scores3<const NR: usize, const H: bool>(
 /// `acc_r += sum_j scores[r * tile + j] * v_j` for `r < NR`, `j < n`, the values f16 when `H`
 /// (converted in registers), else f32. In prefill, columns 24 at a time for four rows of f32
 /// values ([`fma_4x3`]), then 16 at a time, with the accumulators in registers over the
-/// tile. With `stream` (decode, where the values stream from memory): four rows of f16
-/// values in passes over column blocks with their accumulators in registers
-/// ([`pv_decode4`]; no values fetched ahead, each pass fetching its share of the next
+/// tile. With `stream` (decode, where the values stream from memory): two to four rows of
+/// f16 values in passes over column blocks with their accumulators in registers
+/// ([`pv_decode`]; no values fetched ahead, each pass fetching its share of the next
 /// tile's keys when `kf` is not null); otherwise two value rows at a time into accumulators
 /// in L1 ([`pv_rows`]), with the rows `ahead` rows on fetched ahead when `ahead` is above 0,
 /// and with `kf` not null the same rows of the next tile's keys (`kf` their first) fetched
@@ -487,15 +487,16 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     ahead: Ahead,
     kf: *const u8,
 ) {
-    // Decode of four rows with f16 values: the passes with their accumulators in
+    // Decode of two to four rows with f16 values: the passes with their accumulators in
     // registers. f16 decode is bound by its FMAs, and the accumulators in L1 cost a load and a
     // store per two FMAs; on one thread of a Zen 4 (Llama-3-8B heads, `ktune bench`, builds
     // alternating) KV 16384 ran 74-75 GFLOP/s against 50 (two threads 128-133 against
-    // 109-111), KV 4096 66-69 against 62-64, 8 query heads per KV head 75-77 against 53.
-    // f32 decode is bound by memory, and there the passes, each taking its part of every
+    // 109-111), KV 4096 66-69 against 62-64, 8 query heads per KV head 75-77 against 53;
+    // 3 query heads per KV head (three rows) 64-68 against 52-54, 2 (two rows) 49-50
+    // against 43-45. f32 decode is bound by memory, and there the passes, each taking its part of every
     // value row, read 19-22 GB/s against 23.5 for the two whole rows at a time below.
-    if stream && NR == 4 && H {
-        pv_decode4::<H>(acc, v, d, n, tile, scores, kf);
+    if stream && NR >= 2 && H {
+        pv_decode::<NR, H>(acc, v, d, n, tile, scores, kf);
         return;
     }
     if stream {
@@ -574,9 +575,9 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     }
 }
 
-/// Decode's `P V` for four rows: passes over the value rows, each for a block of columns
-/// whose four rows of accumulators stay in registers for the whole tile: 24 columns
-/// ([`pv_4x3`]: 12 accumulators), 16 where a head's columns leave 8 or 16 after the
+/// Decode's `P V` for `NR` rows (2 to 4): passes over the value rows, each for a block of
+/// columns whose rows of accumulators stay in registers for the whole tile: 24 columns
+/// ([`pv_4x3`] for four rows: 12 accumulators; [`pv_cols`] for fewer), 16 where a head's columns leave 8 or 16 after the
 /// 24-column passes (a head of 128: four passes of 24, two of 16), 8 for a head of 8, then
 /// a masked rest. Each value element is loaded (and converted, f16) once; the rows' parts
 /// past the first pass come from L2 (the cross fetch brings the values there as the scores
@@ -584,10 +585,10 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
 /// ([`Share`]), so memory streams through every pass.
 ///
 /// # Safety
-/// As for [`pv`] with four rows.
+/// As for [`pv`], with `NR <= 4`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn pv_decode4<const H: bool>(
+unsafe fn pv_decode<const NR: usize, const H: bool>(
     acc: *mut f32,
     v: *const u8,
     d: usize,
@@ -613,7 +614,7 @@ unsafe fn pv_decode4<const H: bool>(
             left.min(V)
         };
         let share = Share::of(kf, n, c * es, (c + w) * es);
-        if w == 3 * V {
+        if w == 3 * V && NR == 4 {
             let a: [[__m256; 3]; 4] = std::array::from_fn(|r| {
                 std::array::from_fn(|i| _mm256_loadu_ps(acc.add(r * d + c + i * V)))
             });
@@ -623,25 +624,27 @@ unsafe fn pv_decode4<const H: bool>(
                     _mm256_storeu_ps(acc.add(r * d + c + i * V), *ai);
                 }
             }
+        } else if w == 3 * V {
+            pv_cols::<NR, 3, H>(acc, v, d, n, tile, scores, c, V, share);
         } else if w == 2 * V {
-            pv_cols::<2, H>(acc, v, d, n, tile, scores, c, V, share);
+            pv_cols::<NR, 2, H>(acc, v, d, n, tile, scores, c, V, share);
         } else {
-            pv_cols::<1, H>(acc, v, d, n, tile, scores, c, w, share);
+            pv_cols::<NR, 1, H>(acc, v, d, n, tile, scores, c, w, share);
         }
         c += w;
     }
 }
 
 /// Columns `c..c + (W - 1) V + w` (`w <= V`; the last vector masked when below) of decode's
-/// `P V` for four rows, `4 W` accumulators in registers over the `n` value rows, value row
+/// `P V` for `NR` rows, `NR W` accumulators in registers over the `n` value rows, value row
 /// `j`'s share of the next tile's keys fetched as it is taken.
 ///
 /// # Safety
-/// As for [`pv`] with four rows, and `c + (W - 1) V + w <= d`.
+/// As for [`pv`], and `c + (W - 1) V + w <= d`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pv_cols<const W: usize, const H: bool>(
+unsafe fn pv_cols<const NR: usize, const W: usize, const H: bool>(
     acc: *mut f32,
     v: *const u8,
     d: usize,
@@ -654,7 +657,7 @@ unsafe fn pv_cols<const W: usize, const H: bool>(
 ) {
     let m = first(w);
     let width = |i: usize| if i + 1 == W { w } else { V };
-    let mut a: [[__m256; W]; 4] = std::array::from_fn(|r| {
+    let mut a: [[__m256; W]; NR] = std::array::from_fn(|r| {
         std::array::from_fn(|i| _mm256_maskload_ps(acc.add(r * d + c + i * V), first(width(i))))
     });
     for j in 0..n {
