@@ -935,7 +935,7 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
                 // The blocks, prefill or decode: in prefill, accumulators in registers over
                 // the tile; in decode the values stream from memory (fetched ahead where
                 // `ahead` asks and the form takes it), into registers on AVX-512 and for
-                // four rows of f16 on AVX2, else into L1 (AVX2 and NEON).
+                // two to four rows of f16 on AVX2, else into L1 (AVX2 and NEON).
                 let vt = vtile.slice(0..n * d);
                 let fetch = if fused { ahead } else { Ahead::NONE };
                 wide_pv::<CV>(nr, acc, vt, d, n, tile, scores, fused, fetch, kf);
@@ -969,6 +969,16 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
     }
 }
 
+/// [`body`] with blocks (FMA), the one-block form for tasks of at most `R` rows.
+#[inline(always)]
+fn body_by_rows<const CV: u8>(t: &Task, st: &mut Partial, scores: &mut [f32]) {
+    if st.m.len() <= R {
+        body::<true, CV, true>(t, st, scores)
+    } else {
+        body::<true, CV, false>(t, st, scores)
+    }
+}
+
 /// # Safety
 /// None beyond [`TaskFn`]'s: compiled for the baseline instruction set.
 unsafe fn plain(t: &Task, st: &mut Partial, scores: &mut [f32]) {
@@ -979,11 +989,7 @@ unsafe fn plain(t: &Task, st: &mut Partial, scores: &mut [f32]) {
 /// None beyond [`TaskFn`]'s: NEON is in every aarch64 CPU.
 #[cfg(target_arch = "aarch64")]
 unsafe fn neon(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    if st.m.len() <= R {
-        body::<true, CV_NEON, true>(t, st, scores)
-    } else {
-        body::<true, CV_NEON, false>(t, st, scores)
-    }
+    body_by_rows::<CV_NEON>(t, st, scores)
 }
 
 /// # Safety
@@ -991,11 +997,7 @@ unsafe fn neon(t: &Task, st: &mut Partial, scores: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn avx2(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    if st.m.len() <= R {
-        body::<true, CV_F16C, true>(t, st, scores)
-    } else {
-        body::<true, CV_F16C, false>(t, st, scores)
-    }
+    body_by_rows::<CV_F16C>(t, st, scores)
 }
 
 /// # Safety
@@ -1003,11 +1005,7 @@ unsafe fn avx2(t: &Task, st: &mut Partial, scores: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
 unsafe fn avx512(t: &Task, st: &mut Partial, scores: &mut [f32]) {
-    if st.m.len() <= R {
-        body::<true, CV_AVX512, true>(t, st, scores)
-    } else {
-        body::<true, CV_AVX512, false>(t, st, scores)
-    }
+    body_by_rows::<CV_AVX512>(t, st, scores)
 }
 
 #[cfg(test)]

@@ -122,8 +122,9 @@ pub fn default_cross(backend: Backend) -> bool {
     has_cross(backend)
 }
 
-/// Query lengths up to which `scores_bits` is searched: decode, whose tasks (up to
-/// `kernel::FUSE_ROWS` rows) take the score blocks it chooses between.
+/// The longest query of decode: its default takes all of a head's rows in one task, and
+/// `scores_bits` is searched there (decode's tasks, up to `kernel::FUSE_ROWS` rows, take
+/// the score blocks it chooses between).
 const DECODE_Q_LEN: usize = 8;
 
 /// Whether `backend` takes the `scores_bits` parameter: AVX-512, whose body can run its
@@ -283,8 +284,8 @@ pub fn default_config_kv(
     let threads = if flops > 1e7 { available_threads() } else { 1 };
     // Prefill with blocks transposes each key tile for outer-product scores, once for the
     // rows of a task ([`default_q_tile`]); the scalar backend takes 16.
-    let q_tile = if shape.q_len <= 8 {
-        8
+    let q_tile = if shape.q_len <= DECODE_Q_LEN {
+        DECODE_Q_LEN as i64
     } else if matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon) {
         default_q_tile(shape, threads) as i64
     } else {
