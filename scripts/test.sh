@@ -49,6 +49,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo clippy (ktune-kernels and ktune without the wgpu backend)"
 cargo clippy -p ktune-kernels -p ktune --no-default-features --all-targets --locked -- -D warnings
 
+step "cargo doc (warnings are errors: broken links, private items named from public docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --document-private-items
+
 native_require="${KTUNE_REQUIRE:-}"
 if [ -z "$native_require" ]; then
   native_require=wgpu

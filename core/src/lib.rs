@@ -9,7 +9,7 @@
 //! - [`record`] and [`result`]: a benchmark record and the records of the results database;
 //! - [`machine`], [`cache`], [`cpu`] and [`probe`]: the machine record, its hardware facts
 //!   and its probed ceilings;
-//! - [`file`]: atomic file writes.
+//! - [`file`](mod@file): atomic file writes.
 //!
 //! A leaderboard server or any reader of ktune's files depends on this crate alone, so it
 //! never compiles SIMD kernels.

@@ -276,7 +276,7 @@ fn reads_per_round(one_read: f64, max: usize) -> usize {
 /// Read and triad bandwidth in GB/s per thread count, over arrays of `bytes` each, and the
 /// reader that measured `read` at the most threads. Each thread count heats the two
 /// readers fastest on one thread and every sibling of the fastest (each read twice), then
-/// measures the best two in rounds of [`reads_per_round`] reads (at most `REPS / 2`) until
+/// measures the best two in rounds of `reads_per_round` reads (at most `REPS / 2`) until
 /// two rounds agree; the triad, the best of as many runs as fill five rounds (2 to `REPS`).
 pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
     let n = bytes / 4;
@@ -368,7 +368,7 @@ static BESIDE: Mutex<Option<AlignedBuf>> = Mutex::new(None);
 /// split among the threads as the probe splits it: the first time in a process for these
 /// threads, the best of two rounds of the probe's DRAM reader (named in `readers`, the
 /// probe's `read_reader`) and its siblings ([`Reader::siblings`]); after that, the best of
-/// three reads of the one that won ([`WINNERS`]). The siblings are read because the reader
+/// three reads of the one that won (kept per process). The siblings are read because the reader
 /// that wins on one thread is not always the one that wins on more (on a Zen 4 with two
 /// threads, four streams read 3-5% faster than the two that win on one). `None` where the
 /// probe names no DRAM reader this CPU runs, or the array would take more than a quarter of

@@ -81,8 +81,8 @@ pub fn scratch_len(
         }
 }
 
-/// Whether `backend`'s body has blocks: those of [`super::avx512`], [`super::avx2`] or
-/// [`super::neon`] (the scalar backend runs the portable code).
+/// Whether `backend`'s body has blocks: those of [`super::avx512`], [`super::avx2`] or,
+/// on aarch64, `super::neon` (the scalar backend runs the portable code).
 fn has_blocks(backend: Backend) -> bool {
     matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon)
 }
@@ -613,7 +613,7 @@ macro_rules! by_rows {
 }
 
 /// The `scores_t` of the blocks of the body with conversion `CV` ([`super::avx512`],
-/// [`super::avx2`] or [`super::neon`]) for `nr` rows (1 to `R`): prefill's scores from the
+/// [`super::avx2`] or `super::neon`) for `nr` rows (1 to `R`): prefill's scores from the
 /// transposed key tile.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]

@@ -1,6 +1,6 @@
 //! qgemv plans: validate the config, copy the weights once into aligned (huge-page) memory,
 //! then run: quantize the activations, split the rows into tasks of `rows`, run the row-block
-//! kernel on the threads of a [`Team`](crate::team::Team).
+//! kernel on the threads of a [`Team`].
 
 use crate::device::BackendExt;
 use std::sync::atomic::{AtomicUsize, Ordering};

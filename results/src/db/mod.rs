@@ -16,7 +16,7 @@
 //! - [`load_dir`], [`db_path`]: the files of a directory;
 //! - [`update`]: read, insert and write back one machine's file under an exclusive lock,
 //!   replacing it atomically, so concurrent writers lose nothing;
-//! - [`merge`]: fold databases from other directories or files into one directory,
+//! - `merge`: fold databases from other directories or files into one directory,
 //!   reporting results that disagree beyond their noise;
 //! - [`tuned_lookup`] and [`borrow`]: the record to take a config from for a problem on
 //!   this machine, and the one rule for borrowing it.
