@@ -277,6 +277,33 @@ unsafe fn scores_t_block<const NR: usize, const W: usize>(
     }
 }
 
+/// The arithmetic of one step of [`fma_4x3`] and [`pv_4x3`], as assembly text: for each of
+/// the four rows `r`, element `i` of `x` row `r` (operand `{xr}`, index operand `{i}`)
+/// broadcast into `ymm15` and multiplied into the row's three accumulators
+/// (`ymm{3r}..ymm{3r + 2}`) with the three vectors of `y` in `ymm12..ymm14`.
+macro_rules! fma_4x3_step {
+    () => {
+        concat!(
+            "vbroadcastss ymm15, dword ptr [{x0} + 4*{i}]\n",
+            "vfmadd231ps ymm0, ymm15, ymm12\n",
+            "vfmadd231ps ymm1, ymm15, ymm13\n",
+            "vfmadd231ps ymm2, ymm15, ymm14\n",
+            "vbroadcastss ymm15, dword ptr [{x1} + 4*{i}]\n",
+            "vfmadd231ps ymm3, ymm15, ymm12\n",
+            "vfmadd231ps ymm4, ymm15, ymm13\n",
+            "vfmadd231ps ymm5, ymm15, ymm14\n",
+            "vbroadcastss ymm15, dword ptr [{x2} + 4*{i}]\n",
+            "vfmadd231ps ymm6, ymm15, ymm12\n",
+            "vfmadd231ps ymm7, ymm15, ymm13\n",
+            "vfmadd231ps ymm8, ymm15, ymm14\n",
+            "vbroadcastss ymm15, dword ptr [{x3} + 4*{i}]\n",
+            "vfmadd231ps ymm9, ymm15, ymm12\n",
+            "vfmadd231ps ymm10, ymm15, ymm13\n",
+            "vfmadd231ps ymm11, ymm15, ymm14",
+        )
+    };
+}
+
 /// Four rows of 24 accumulators, stepped `n` times: `a[r][w] += x[r xs + i] * y[i ys + 8w..]`
 /// for `i < n` (lanes of `y` 8 apart), the `x` element broadcast. It is the 24-key step of
 /// [`scores_t_block`] (`x` the query rows, `y` the transposed key tile) and the 24-column
@@ -310,22 +337,7 @@ unsafe fn fma_4x3(
             "vmovups ymm12, ymmword ptr [{y}]",
             "vmovups ymm13, ymmword ptr [{y} + 32]",
             "vmovups ymm14, ymmword ptr [{y} + 64]",
-            "vbroadcastss ymm15, dword ptr [{x0} + 4*{i}]",
-            "vfmadd231ps ymm0, ymm15, ymm12",
-            "vfmadd231ps ymm1, ymm15, ymm13",
-            "vfmadd231ps ymm2, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{x1} + 4*{i}]",
-            "vfmadd231ps ymm3, ymm15, ymm12",
-            "vfmadd231ps ymm4, ymm15, ymm13",
-            "vfmadd231ps ymm5, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{x2} + 4*{i}]",
-            "vfmadd231ps ymm6, ymm15, ymm12",
-            "vfmadd231ps ymm7, ymm15, ymm13",
-            "vfmadd231ps ymm8, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{x3} + 4*{i}]",
-            "vfmadd231ps ymm9, ymm15, ymm12",
-            "vfmadd231ps ymm10, ymm15, ymm13",
-            "vfmadd231ps ymm11, ymm15, ymm14",
+            fma_4x3_step!(),
             "add {y}, {step}",
             "inc {i}",
             "cmp {i}, {n}",
@@ -722,22 +734,7 @@ unsafe fn pv_4x3<const H: bool>(
                     $l0,
                     $l1,
                     $l2,
-                    "vbroadcastss ymm15, dword ptr [{x0} + 4*{i}]",
-                    "vfmadd231ps ymm0, ymm15, ymm12",
-                    "vfmadd231ps ymm1, ymm15, ymm13",
-                    "vfmadd231ps ymm2, ymm15, ymm14",
-                    "vbroadcastss ymm15, dword ptr [{x1} + 4*{i}]",
-                    "vfmadd231ps ymm3, ymm15, ymm12",
-                    "vfmadd231ps ymm4, ymm15, ymm13",
-                    "vfmadd231ps ymm5, ymm15, ymm14",
-                    "vbroadcastss ymm15, dword ptr [{x2} + 4*{i}]",
-                    "vfmadd231ps ymm6, ymm15, ymm12",
-                    "vfmadd231ps ymm7, ymm15, ymm13",
-                    "vfmadd231ps ymm8, ymm15, ymm14",
-                    "vbroadcastss ymm15, dword ptr [{x3} + 4*{i}]",
-                    "vfmadd231ps ymm9, ymm15, ymm12",
-                    "vfmadd231ps ymm10, ymm15, ymm13",
-                    "vfmadd231ps ymm11, ymm15, ymm14",
+                    fma_4x3_step!(),
                     "add {y}, {ys}",
                     "add {pf}, {pfs}",
                     "inc {i}",
