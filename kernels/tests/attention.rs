@@ -187,10 +187,48 @@ fn every_tunable_at_its_edges() {
         let prefill = shape(1, 3, 1, 21, 45, 24, true);
         let decode = shape(2, 2, 2, 1, 300, 24, true);
         for s in [prefill, decode] {
-            let sp = space::space(backend, s).unwrap();
+            let sp = space::space(backend, s, Dtype::F32).unwrap();
             for c in sp.enumerate().step_by(7) {
                 check(backend, s, &c, 1.0);
             }
+        }
+    }
+}
+
+#[test]
+fn tasks_read_the_keys_as_stored_or_transposed_at_every_fuse_rows() {
+    for backend in common::cpu_backends() {
+        if !space::has_fuse_rows(backend) {
+            continue;
+        }
+        // Tasks of 40 and of 3 x 23 rows (a prefill tile, a decode KV group of 3 query
+        // heads), causal or not, head sizes with and without a rest past the blocks of 8
+        // (the transpose's) and tiles whose key counts leave one too; each limit puts them
+        // on one path or the other (0: as stored at any count).
+        for (s, tile) in [
+            (shape(1, 2, 1, 40, 57, 24, true), 32),
+            (shape(1, 3, 1, 23, 23, 19, false), 16),
+            (shape(1, 6, 2, 23, 61, 128, true), 61),
+        ] {
+            for rows in [0, 32, 64] {
+                let c = default(backend, s)
+                    .with("fuse_rows", rows)
+                    .with("kv_tile", tile)
+                    .with("q_tile", 64);
+                check(backend, s, &c, 1.0);
+                check_f16(backend, s, &c);
+            }
+        }
+        // The default follows the dtype, and is in the space of that dtype.
+        let s = shape(1, 2, 1, 40, 57, 24, true);
+        for dtype in [Dtype::F32, Dtype::F16] {
+            let c = space::default_config_kv(backend, s, dtype).unwrap();
+            let want = space::default_fuse_rows(backend, dtype) as i64;
+            assert_eq!(c.get("fuse_rows"), Some(want), "{backend} {dtype}");
+            space::space(backend, s, dtype)
+                .unwrap()
+                .validate(&c)
+                .unwrap();
         }
     }
 }

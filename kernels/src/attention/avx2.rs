@@ -165,6 +165,96 @@ impl Share {
     }
 }
 
+/// The key tile transposed for prefill's [`scores_t`]: `kt[c * n + j] = k_j[c]` for the `n`
+/// key rows of `d` elements at `k` (f16 when `H`, converted on the way, else f32), in
+/// blocks of 8 keys by 8 elements ([`transpose8`]), the rest element by element, fetching
+/// the block two blocks on into L2 (f32 keys arrive from memory here). It replaced the
+/// portable loop (16 keys at a time, scalar moves, f16 converted into scratch first), which
+/// cost about as much as the scores of 64 rows against the tile: on one Zen 4 thread
+/// (Llama-3-8B heads, KV 4096, f32, AVX-512, builds alternating) 16 queries per head ran
+/// 70.8 GFLOP/s against 81.8 after, 32 queries 84.2 against 91.4, and causal prefill 1-3%
+/// faster. AVX-512's body uses it too.
+///
+/// # Safety
+/// The CPU has AVX2 and F16C; `k` holds `n * d` elements and `kt` holds `d * n` floats.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn transpose_keys<const H: bool>(k: *const u8, d: usize, n: usize, kt: *mut f32) {
+    let one = |i: usize| -> f32 {
+        if H {
+            let b = k.add(2 * i);
+            crate::quant::f16::f16_to_f32(u16::from_le_bytes([*b, *b.add(1)]))
+        } else {
+            k.cast::<f32>().add(i).read_unaligned()
+        }
+    };
+    let row_bytes = d * if H { 2 } else { 4 };
+    let mut j = 0;
+    while j + V <= n {
+        // The block two blocks on, into L2 (a tile streams in from memory when the keys
+        // are f32; f16 keys too, read as stored).
+        fetch_lines(
+            k.wrapping_add((j + 2 * V) * row_bytes),
+            (V * row_bytes).div_ceil(64),
+            false,
+        );
+        let mut c = 0;
+        while c + V <= d {
+            let rows: [__m256; V] = std::array::from_fn(|i| ld::<H>(k, (j + i) * d + c, V));
+            for (i, col) in transpose8(rows).iter().enumerate() {
+                _mm256_storeu_ps(kt.add((c + i) * n + j), *col);
+            }
+            c += V;
+        }
+        for c in c..d {
+            for i in 0..V {
+                *kt.add(c * n + j + i) = one((j + i) * d + c);
+            }
+        }
+        j += V;
+    }
+    for j in j..n {
+        for c in 0..d {
+            *kt.add(c * n + j) = one(j * d + c);
+        }
+    }
+}
+
+/// The 8 x 8 block `a` (row `i` in `a[i]`) transposed: lane `i` of output `c` is lane `c` of
+/// `a[i]`. Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves swapped
+/// into place: 24 shuffles.
+///
+/// # Safety
+/// The CPU has AVX.
+#[inline]
+#[target_feature(enable = "avx")]
+unsafe fn transpose8(a: [__m256; 8]) -> [__m256; 8] {
+    // Rows 2p and 2p + 1 interleaved: [a0 b0 a1 b1 | a4 b4 a5 b5] and [a2 b2 a3 b3 | ...].
+    let lo: [__m256; 4] = std::array::from_fn(|p| _mm256_unpacklo_ps(a[2 * p], a[2 * p + 1]));
+    let hi: [__m256; 4] = std::array::from_fn(|p| _mm256_unpackhi_ps(a[2 * p], a[2 * p + 1]));
+    // Four rows' element e (and e + 4 in the upper half) together, for rows 0-3 and 4-7.
+    let quad = |x: &[__m256; 4], h: usize| {
+        [
+            _mm256_shuffle_ps::<0x44>(x[2 * h], x[2 * h + 1]),
+            _mm256_shuffle_ps::<0xee>(x[2 * h], x[2 * h + 1]),
+        ]
+    };
+    let [e0, e1] = quad(&lo, 0);
+    let [e2, e3] = quad(&hi, 0);
+    let [f0, f1] = quad(&lo, 1);
+    let [f2, f3] = quad(&hi, 1);
+    [
+        _mm256_permute2f128_ps::<0x20>(e0, f0),
+        _mm256_permute2f128_ps::<0x20>(e1, f1),
+        _mm256_permute2f128_ps::<0x20>(e2, f2),
+        _mm256_permute2f128_ps::<0x20>(e3, f3),
+        _mm256_permute2f128_ps::<0x31>(e0, f0),
+        _mm256_permute2f128_ps::<0x31>(e1, f1),
+        _mm256_permute2f128_ps::<0x31>(e2, f2),
+        _mm256_permute2f128_ps::<0x31>(e3, f3),
+    ]
+}
+
 /// `out` lane `i` = the sum of the lanes of `a[i]`, for 8 vectors: two levels of pairwise
 /// horizontal adds and one add of the 128-bit halves.
 ///
@@ -860,6 +950,53 @@ mod tests {
         }
         for (i, v) in vals.iter().enumerate() {
             assert_eq!(got[i], v.iter().sum::<f32>(), "lane {i}");
+        }
+    }
+
+    #[test]
+    fn transpose_keys_moves_every_element_of_every_shape() {
+        let f = crate::backend::CpuFeatures::get();
+        if !(f.avx2 && f.f16c) {
+            eprintln!("skipped: no AVX2 and F16C on this CPU");
+            return;
+        }
+        for (n, d) in [
+            (1, 1),
+            (8, 8),
+            (9, 7),
+            (16, 24),
+            (23, 33),
+            (40, 128),
+            (7, 64),
+        ] {
+            // Distinct values, each exact in f16.
+            let vals: Vec<f32> = (0..n * d).map(|i| (i % 2000) as f32 - 1000.0).collect();
+            let f32_bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let f16_bytes: Vec<u8> = vals
+                .iter()
+                .flat_map(|&v| crate::quant::f16::f32_to_f16(v).to_le_bytes())
+                .collect();
+            for h in [false, true] {
+                let mut kt = vec![f32::NAN; d * n];
+                // SAFETY: AVX2 and F16C were checked above; `k` holds `n * d` elements of
+                // its type and `kt` `d * n` floats.
+                unsafe {
+                    if h {
+                        transpose_keys::<true>(f16_bytes.as_ptr(), d, n, kt.as_mut_ptr())
+                    } else {
+                        transpose_keys::<false>(f32_bytes.as_ptr(), d, n, kt.as_mut_ptr())
+                    }
+                }
+                for j in 0..n {
+                    for c in 0..d {
+                        assert_eq!(
+                            kt[c * n + j],
+                            vals[j * d + c],
+                            "{n}x{d} f16 {h}: key {j}, element {c}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

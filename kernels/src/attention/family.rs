@@ -104,7 +104,7 @@ impl KernelFamily for Attention {
         if backend == Backend::Wgpu {
             return crate::gpu::attention::space(AttentionShape::of(problem)?);
         }
-        space::space(backend, AttentionShape::of(problem)?)
+        space::space(backend, AttentionShape::of(problem)?, problem.dtype)
     }
 
     fn default_config(

@@ -67,14 +67,15 @@ pub fn scratch_len(
     kv: &Kv,
     rows: usize,
     backend: Backend,
+    fuse_rows: usize,
 ) -> usize {
     let tile = kv_tile.max(1);
     SCRATCH_ROWS * tile
         + match kv {
-            Kv::F16(_) if !fuses(backend, rows) => 2 * tile * head_dim,
+            Kv::F16(_) if !fuses(backend, rows, fuse_rows) => 2 * tile * head_dim,
             _ => 0,
         }
-        + if transposes(backend, rows) {
+        + if transposes(backend, rows, fuse_rows) {
             tile * head_dim
         } else {
             0
@@ -87,34 +88,27 @@ fn has_blocks(backend: Backend) -> bool {
     matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon)
 }
 
-/// The most rows of a task whose blocks read the keys and values as they are stored (f16
-/// converted in registers), block after block, each block's pass after the first finding
-/// the tile in L2; past it the body transposes each key tile (and converts an f16 tile)
-/// once for all the task's blocks. That copy costs about as much as the scores of 16
-/// blocks: on one Zen 4 thread (Llama-3-8B heads, f32 K/V, AVX-512), decode of 2 queries
-/// per head (8 rows a task) ran 62 GFLOP/s read as stored against 23 transposed, 4 queries
-/// 67 against 37, 8 queries (32 rows) 70 against 53 (f16 77-80 against 32-64; AVX2 52-74
-/// against 18-63), 16 queries (64 rows) 69-81 either way, and 32 and 64 queries 70-73
-/// against 83-91; a prefill tile of 64 rows ran f32 67 against 74 and f16 75 against 69.
-const FUSE_ROWS: usize = 8 * R;
-
 /// Whether `backend`'s body transposes each key tile for a task of `rows` rows: its blocks,
-/// when more than [`FUSE_ROWS`] rows share a tile (prefill).
-fn transposes(backend: Backend, rows: usize) -> bool {
-    has_blocks(backend) && shares_tile(rows)
+/// past `fuse_rows` rows (see [`shares_tile`]).
+fn transposes(backend: Backend, rows: usize, fuse_rows: usize) -> bool {
+    has_blocks(backend) && shares_tile(rows, fuse_rows)
 }
 
-/// Whether a task of `rows` rows is past [`FUSE_ROWS`]: the one rule behind [`transposes`],
-/// [`fuses`] and the body's choice of path.
-fn shares_tile(rows: usize) -> bool {
-    rows > FUSE_ROWS
+/// Whether a task of `rows` rows is past `fuse_rows` (the tunable; 0: no limit), the one
+/// rule behind [`transposes`], [`fuses`] and the body's choice of path: up to it the blocks
+/// read the keys and values as stored (f16 converted in registers), block after block, each
+/// block after the first finding the tile in cache; past it the body transposes each key
+/// tile once for all the task's blocks, whose scores become outer products (see
+/// `space::default_fuse_rows`).
+fn shares_tile(rows: usize, fuse_rows: usize) -> bool {
+    fuse_rows > 0 && rows > fuse_rows
 }
 
 /// Whether `backend`'s body reads keys and values as they are stored in its blocks (f16
-/// converted in registers) instead of copying each tile into scratch: the decode blocks,
-/// for tasks of up to [`FUSE_ROWS`] rows (decode of one to eight queries per head).
-fn fuses(backend: Backend, rows: usize) -> bool {
-    has_blocks(backend) && !shares_tile(rows)
+/// converted in registers) instead of copying each tile into scratch: for tasks of up to
+/// `fuse_rows` rows (decode, and with the default on AVX2 more).
+fn fuses(backend: Backend, rows: usize, fuse_rows: usize) -> bool {
+    has_blocks(backend) && !shares_tile(rows, fuse_rows)
 }
 
 /// One task's inputs (see the module docs).
@@ -152,6 +146,9 @@ pub struct Task<'a> {
     /// Decode's scores on AVX-512 in 256-bit vectors, by AVX2's blocks (the tunable
     /// `scores_bits`; elsewhere ignored).
     pub narrow_scores: bool,
+    /// The most rows whose blocks read the keys and values as stored, past which the key
+    /// tile is transposed (the tunable `fuse_rows`; 0: no limit; see [`shares_tile`]).
+    pub fuse_rows: usize,
     /// Whether the keys stored right after the task's are the next this thread reads (one
     /// thread runs the tasks in order: the next part of the key range, or the next KV head),
     /// so that the cross fetch of its last tile takes them instead of nothing.
@@ -659,6 +656,33 @@ fn wide_scores<const CV: u8>(
     }
 }
 
+/// Whether the x86 bodies' transpose ([`super::avx2::transpose_keys`], used by AVX-512's
+/// body too) takes the keys as stored, converting f16 on the way; elsewhere the body converts
+/// an f16 tile first and transposes it with the portable [`transpose_keys`].
+const TRANSPOSE_CONVERTS: bool = cfg!(target_arch = "x86_64");
+
+/// The key tile `k` (`n` rows of `d`, f32 or f16) transposed into `kt` (`kt[c * n + j]`) by
+/// the x86 blocks; only called where [`TRANSPOSE_CONVERTS`] and `CV` has blocks.
+#[inline(always)]
+#[allow(unused_variables)]
+fn wide_transpose<const CV: u8>(k: Kv, d: usize, n: usize, kt: &mut [f32]) {
+    assert!(k.len() >= n * d && kt.len() >= d * n);
+    let (k, h) = bytes_of(k);
+    // SAFETY: the lengths were checked above; the bodies with blocks that call this are
+    // compiled with AVX2 and F16C (AVX-512's too) and run only where their backend's check
+    // passed.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        if h {
+            super::avx2::transpose_keys::<true>(k, d, n, kt.as_mut_ptr())
+        } else {
+            super::avx2::transpose_keys::<false>(k, d, n, kt.as_mut_ptr())
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("the transpose converts only on x86");
+}
+
 /// The `scores_rows` of the blocks of the body with conversion `CV` for `nr` rows (1 to
 /// `R`): decode's scores, from the keys at their own type; `vf`: the value rows to fetch
 /// into L2 beside the keys (null: none; only ever prefetched, so any address will do);
@@ -807,7 +831,7 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
     let (scores, rest) = scratch.split_at_mut((R * tile).min(scratch.len()));
     // AVX-512 and AVX2: the blocks; in prefill, the key tile transposed (see `scratch_len`).
     let blocks = CV != CV_PORTABLE;
-    let wide = blocks && shares_tile(rows);
+    let wide = blocks && shares_tile(rows, t.fuse_rows);
     // Their decode reads f16 keys and values as they are (see `fuses`).
     let fused = blocks && !wide;
     let (ktbuf, conv) = rest.split_at_mut(if wide { (tile * d).min(rest.len()) } else { 0 });
@@ -815,7 +839,12 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
     let mut j0 = t.kv_lo;
     while j0 < t.kv_hi {
         let j1 = (j0 + tile).min(t.kv_hi);
-        // This tile's keys and values: f32, or f16 converted here unless the blocks fuse it.
+        // Several row blocks share the tile (prefill): transpose the keys once for all (on
+        // x86 straight from the keys as stored, f16 converted on the way).
+        let transposed = wide && ktbuf.len() >= (j1 - j0) * d;
+        let keys_by_transpose = transposed && TRANSPOSE_CONVERTS && CV != CV_PORTABLE;
+        // This tile's keys and values: f32, or f16 converted here unless the blocks fuse it
+        // (or, for the keys, the transpose converts them).
         let (ktile, vtile) = match (t.k, t.v) {
             (Kv::F32(_), Kv::F32(_)) => (t.k.slice(j0 * d..j1 * d), t.v.slice(j0 * d..j1 * d)),
             (Kv::F16(_), Kv::F16(_)) if fused => {
@@ -823,15 +852,14 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
             }
             (Kv::F16(k), Kv::F16(v)) => {
                 let len = (j1 - j0) * d;
-                to_f32::<CV>(&k[2 * j0 * d..2 * j1 * d], &mut kbuf[..len]);
+                let klen = if keys_by_transpose { 0 } else { len };
+                to_f32::<CV>(&k[2 * j0 * d..2 * j1 * d], &mut kbuf[..klen]);
                 to_f32::<CV>(&v[2 * j0 * d..2 * j1 * d], &mut vbuf[..len]);
-                (Kv::F32(&kbuf[..len]), Kv::F32(&vbuf[..len]))
+                (Kv::F32(&kbuf[..klen]), Kv::F32(&vbuf[..len]))
             }
             // Planned with one type for both; a mix is never built.
             _ => return,
         };
-        // Several row blocks share the tile (prefill): transpose the keys once for all.
-        let transposed = wide && ktbuf.len() >= (j1 - j0) * d;
         // Decode's cross fetch (see `Task::cross`): this tile's values and the next tile's
         // keys (past the task's last key, those stored after it where they are the next this
         // thread reads, else none).
@@ -847,7 +875,9 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
         } else {
             (std::ptr::null(), std::ptr::null())
         };
-        if transposed {
+        if keys_by_transpose {
+            wide_transpose::<CV>(t.k.slice(j0 * d..j1 * d), d, j1 - j0, ktbuf);
+        } else if transposed {
             transpose_keys(f32s(ktile), d, j1 - j0, ktbuf);
         }
         let mut r0 = 0;
@@ -1138,6 +1168,7 @@ mod tests {
             ahead: Ahead::NONE,
             cross: false,
             narrow_scores: false,
+            fuse_rows: 0,
             keys_follow: false,
             causal: false,
         };

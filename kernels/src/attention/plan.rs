@@ -26,6 +26,7 @@ pub struct AttentionPlan {
     ahead_l1: bool,
     cross: bool,
     narrow_scores: bool,
+    fuse_rows: usize,
     team: Option<std::sync::Arc<Team>>,
 }
 
@@ -41,6 +42,7 @@ impl std::fmt::Debug for AttentionPlan {
             .field("ahead_l1", &self.ahead_l1)
             .field("cross", &self.cross)
             .field("narrow_scores", &self.narrow_scores)
+            .field("fuse_rows", &self.fuse_rows)
             .finish()
     }
 }
@@ -65,7 +67,7 @@ impl AttentionPlan {
         }
         shape.check()?;
         backend.require()?;
-        space::space(backend, shape)?.validate(config)?;
+        space::space(backend, shape, kv_dtype)?.validate(config)?;
         let kernel = kernel::kernel(backend).ok_or_else(|| {
             Error::Unsupported(format!("backend {backend} has no attention kernel"))
         })?;
@@ -96,6 +98,9 @@ impl AttentionPlan {
                     .get("scores_bits")
                     .map_or(space::default_scores_bits(), |v| v as usize)
                     == 256,
+            fuse_rows: config
+                .get("fuse_rows")
+                .map_or(space::default_fuse_rows(backend, kv_dtype), |v| v as usize),
             team: if threads > 1 {
                 Some(team(threads)?)
             } else {
@@ -295,7 +300,10 @@ impl AttentionPlan {
         let n = rows.q.len() / d;
         let mut st = Partial::new(n, d);
         let mut scores =
-            vec![0f32; kernel::scratch_len(self.kv_tile, d, &rows.k, n, self.id.backend)];
+            vec![
+                0f32;
+                kernel::scratch_len(self.kv_tile, d, &rows.k, n, self.id.backend, self.fuse_rows)
+            ];
         let t = Task {
             q: rows.q,
             k: rows.k,
@@ -313,6 +321,7 @@ impl AttentionPlan {
             },
             cross: self.cross,
             narrow_scores: self.narrow_scores,
+            fuse_rows: self.fuse_rows,
             // Without a team, one thread runs every task in the order of the keys.
             keys_follow: self.team.is_none(),
             causal: s.causal,

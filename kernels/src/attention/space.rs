@@ -20,6 +20,11 @@
 //! - `scores_bits` (AVX-512): the vector width of decode's scores, 512 (four keys at a time
 //!   in 16 lanes) or 256 (three keys in 8 lanes: AVX2's blocks, which take fewer shuffles
 //!   to sum their lanes), which is the machine's answer;
+//! - `fuse_rows` (AVX-512, AVX2 and NEON): the most rows of a task whose blocks read the
+//!   keys and values as stored (f16 converted in registers), each block after the first
+//!   finding the tile in cache; past it the key tile is transposed once for all of the task's
+//!   rows, and their scores become outer products; 0: no limit. Searched where a task can
+//!   have more rows than the smallest limit, else held at the default;
 //! - `threads`: worker threads.
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
@@ -35,7 +40,8 @@
 //! decode;
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
 //! `scores_bits` 256 where the CPU runs 512-bit FMAs as two halves, else 512
-//! ([`default_scores_bits`]);
+//! ([`default_scores_bits`]); `fuse_rows` 64 on AVX-512 and AVX2, no limit for f16 on AVX2,
+//! 32 on NEON ([`default_fuse_rows`]);
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; in decode
 //! (a head's rows in one task) `splits` enough that `batch * kv_heads * splits` tasks give
 //! every thread work (Llama-3-8B decode, 8 KV heads, on 16 threads: 2 splits), in prefill 1
@@ -123,9 +129,43 @@ pub fn default_cross(backend: Backend) -> bool {
 }
 
 /// The longest query of decode: its default takes all of a head's rows in one task, and
-/// `scores_bits` is searched there (decode's tasks, up to `kernel::FUSE_ROWS` rows, take
-/// the score blocks it chooses between).
+/// `scores_bits` is searched there (decode's tasks read the keys as stored, in the score
+/// blocks it chooses between; longer queries keep its default).
 const DECODE_Q_LEN: usize = 8;
+
+/// The candidates of `fuse_rows` (0: no limit).
+const FUSE_ROWS: [i64; 5] = [0, 32, 64, 128, 256];
+
+/// Whether `backend` takes the `fuse_rows` parameter: those whose bodies have blocks, which
+/// read the keys as stored or transpose them.
+pub fn has_fuse_rows(backend: Backend) -> bool {
+    matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon)
+}
+
+/// The default of `fuse_rows` on `backend` for K and V of `kv_dtype`: 64 rows (16 blocks
+/// of four: 16 queries per head with 4 query heads per KV head) on AVX-512 and AVX2, no
+/// limit for f16 on AVX2, and 32 on NEON (not measured). Up to 32 rows (decode of up to 8
+/// queries per head, 4 query heads per KV head) the keys as stored win by far everywhere
+/// (AVX-512 f32 on one Zen 4 thread: 2 queries 62 GFLOP/s against 32 transposed, 8
+/// queries 76 against 65). Past it, Llama-3-8B heads, one Zen 4 thread, KV 4096 (prefill:
+/// causal, the default tiles), GFLOP/s as stored against transposed, one interleaved run:
+///
+/// | rows a task | AVX-512 f32 | AVX-512 f16 | AVX2 f32 | AVX2 f16 |
+/// |---|---|---|---|---|
+/// | 64 (16 queries) | 82-83 / 77-84 | 87 / 83 | 78 / 68 | 84-86 / 70-73 |
+/// | 128 (32 queries) | 85-86 / 90-91 | 87 / 91 | 75 / 77 | 84-86 / 79-80 |
+/// | 256 (prefill of 512) | 78-80 / 85 | 80 / 82-84 | 70-72 / 77 | 77-80 / 75-77 |
+/// | 512 (prefill of 2048) | 83-85 / 96-97 | 86 / 96 | 79 / 82-83 | 83-85 / 81-82 |
+///
+/// AVX2's f16 keys and values as stored take its register passes for `P V` and half the
+/// bytes from cache, where the transposed path converts the value tile to f32 first.
+pub fn default_fuse_rows(backend: Backend, kv_dtype: Dtype) -> usize {
+    match (backend, kv_dtype) {
+        (Backend::Avx2, Dtype::F16) => 0,
+        (Backend::Avx2 | Backend::Avx512, _) => 64,
+        _ => 32,
+    }
+}
 
 /// Whether `backend` takes the `scores_bits` parameter: AVX-512, whose body can run its
 /// decode scores in either width.
@@ -149,8 +189,8 @@ pub fn default_scores_bits() -> usize {
     }
 }
 
-/// The tunable space of attention on `backend`.
-pub fn space(backend: Backend, shape: AttentionShape) -> Result<Space> {
+/// The tunable space of attention on `backend` for K and V of `kv_dtype`.
+pub fn space(backend: Backend, shape: AttentionShape, kv_dtype: Dtype) -> Result<Space> {
     if super::kernel::kernel(backend).is_none() {
         return Err(Error::Unsupported(format!(
             "backend {backend} has no attention kernel on this platform"
@@ -226,6 +266,35 @@ pub fn space(backend: Backend, shape: AttentionShape) -> Result<Space> {
             },
         );
     }
+    if has_fuse_rows(backend) {
+        let at = params.len() - 1;
+        // A task has at most a head's query rows, or in decode those of a KV group; where
+        // that is within the smallest limit every value runs the same.
+        let group = shape.q_heads / shape.kv_heads.max(1);
+        let most = shape.q_len.saturating_mul(group.max(1));
+        let smallest = FUSE_ROWS
+            .iter()
+            .copied()
+            .filter(|&r| r > 0)
+            .min()
+            .unwrap_or(1);
+        let candidates = if most as i64 > smallest {
+            FUSE_ROWS.to_vec()
+        } else {
+            vec![default_fuse_rows(backend, kv_dtype) as i64]
+        };
+        params.insert(
+            at,
+            Param {
+                name: "fuse_rows",
+                doc: "most rows of a task that read K/V as stored; past it the key tile is transposed (0: no limit)",
+                candidates,
+                min: 0,
+                max: 1 << 20,
+                step: 1,
+            },
+        );
+    }
     Ok(Space {
         params,
         constraints: Vec::new(),
@@ -271,7 +340,7 @@ pub fn default_config_kv(
     kv_dtype: Dtype,
 ) -> Result<Config> {
     shape.check()?;
-    space(backend, shape)?;
+    space(backend, shape, kv_dtype)?;
     let l2 = CacheInfo::get().l2.size.max(64 << 10);
     let kv_tile = KV_TILES
         .iter()
@@ -311,6 +380,9 @@ pub fn default_config_kv(
     }
     if has_scores_bits(backend) {
         config.set("scores_bits", default_scores_bits() as i64);
+    }
+    if has_fuse_rows(backend) {
+        config.set("fuse_rows", default_fuse_rows(backend, kv_dtype) as i64);
     }
     Ok(config)
 }
@@ -382,7 +454,7 @@ mod tests {
                 shape(8, 1, 1, 65536),
                 shape(32, 8, 2048, 2048),
             ] {
-                let Ok(sp) = space(backend, s) else {
+                let Ok(sp) = space(backend, s, Dtype::F32) else {
                     continue;
                 };
                 let c = default_config(backend, s).unwrap();
@@ -416,7 +488,7 @@ mod tests {
         };
         for backend in [Backend::Scalar, Backend::Avx2, Backend::Avx512] {
             for (s, searched) in [(decode, true), (prefill, false)] {
-                let Ok(sp) = space(backend, s) else {
+                let Ok(sp) = space(backend, s, Dtype::F32) else {
                     continue;
                 };
                 let p = sp.param("scores_bits");
@@ -461,7 +533,7 @@ mod tests {
             Backend::Neon,
         ] {
             // Backends with no attention kernel on this platform have no space.
-            let Ok(sp) = space(backend, shape) else {
+            let Ok(sp) = space(backend, shape, Dtype::F32) else {
                 continue;
             };
             seen += 1;
