@@ -113,13 +113,24 @@ fn edge_lengths_heads_and_dims() {
                 1.0,
             );
         }
-        // Prefill with many row blocks per key tile (AVX-512's transposed-key path): full
-        // and partial 32-key blocks, a masked column tail, tiles cut by the diagonal.
+        // Prefill with many row blocks per key tile, the key tile transposed (`fuse_rows`
+        // 32) and, where the default leaves these tasks below its limit, read as stored:
+        // full and partial 32-key blocks, a masked column tail, tiles cut by the diagonal.
         for (ql, kvl, d) in [(70, 100, 128), (67, 67, 80), (33, 129, 48)] {
             for causal in [true, false] {
                 let s = shape(1, 4, 2, ql, kvl, d, causal);
-                check(backend, s, &default(backend, s), 1.0);
-                check(backend, s, &default(backend, s).with("kv_tile", 32), 1.0);
+                let mut configs =
+                    vec![default(backend, s), default(backend, s).with("kv_tile", 32)];
+                if space::has_fuse_rows(backend) {
+                    let transposed: Vec<Config> = configs
+                        .iter()
+                        .map(|c| c.clone().with("fuse_rows", 32))
+                        .collect();
+                    configs.extend(transposed);
+                }
+                for c in &configs {
+                    check(backend, s, c, 1.0);
+                }
             }
         }
         // Tiles of more than 64 rows (the prefill default takes up to 512): several per
@@ -281,7 +292,8 @@ fn check_f16(backend: Backend, s: AttentionShape, config: &Config) {
 fn decode_of_several_queries_reads_the_keys_as_stored_block_after_block() {
     // 2 to 8 queries per head with 4 query heads per KV head: 8 to 32 rows a task, two to
     // eight blocks reading the keys and values as stored (the last ragged), causal or not,
-    // over several tiles with a ragged last one; and 36 rows, just past them (transposed).
+    // over several tiles with a ragged last one; and 36 rows, as stored by default and
+    // transposed past a `fuse_rows` of 32.
     for backend in common::cpu_backends() {
         for (ql, kvl, d) in [(2, 100, 64), (3, 517, 80), (8, 130, 64), (9, 70, 16)] {
             for causal in [true, false] {
@@ -290,6 +302,11 @@ fn decode_of_several_queries_reads_the_keys_as_stored_block_after_block() {
                 check(backend, s, &c, 1.0);
                 check_f16(backend, s, &c);
                 check(backend, s, &c.clone().with("splits", 3), 1.0);
+                if ql > 8 && space::has_fuse_rows(backend) {
+                    let t = c.clone().with("fuse_rows", 32);
+                    check(backend, s, &t, 1.0);
+                    check_f16(backend, s, &t);
+                }
             }
         }
     }

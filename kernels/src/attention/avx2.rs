@@ -969,8 +969,12 @@ mod tests {
             (40, 128),
             (7, 64),
         ] {
-            // Distinct values, each exact in f16.
-            let vals: Vec<f32> = (0..n * d).map(|i| (i % 2000) as f32 - 1000.0).collect();
+            // Distinct values, each exact in f16: the finite positive f16 bit patterns in
+            // turn (more than any shape here has elements), widened.
+            assert!(n * d < 0x7c00);
+            let vals: Vec<f32> = (0..n * d)
+                .map(|i| crate::quant::f16::f16_to_f32(i as u16))
+                .collect();
             let f32_bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
             let f16_bytes: Vec<u8> = vals
                 .iter()

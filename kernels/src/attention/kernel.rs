@@ -58,9 +58,10 @@ impl<'a> Kv<'a> {
 
 /// Floats of scratch a task of `rows` query rows needs on `backend`: the scores
 /// ([`SCRATCH_ROWS`] rows of `kv_tile`); for f16 keys and values, one converted tile of each
-/// (except where the blocks read f16 as it is: see `fuses`);
-/// and where the body transposes the key tile (AVX-512 prefill: the rows are more than one
-/// block), that tile.
+/// (except where the blocks read f16 as it is: see `fuses`; on x86's transposed path the
+/// key tile's copy goes unused, the transpose converting it);
+/// and where the body transposes the key tile (its blocks, past `fuse_rows` rows), that
+/// tile.
 pub fn scratch_len(
     kv_tile: usize,
     head_dim: usize,
@@ -147,7 +148,7 @@ pub struct Task<'a> {
     /// `scores_bits`; elsewhere ignored).
     pub narrow_scores: bool,
     /// The most rows whose blocks read the keys and values as stored, past which the key
-    /// tile is transposed (the tunable `fuse_rows`; 0: no limit; see [`shares_tile`]).
+    /// tile is transposed (the tunable `fuse_rows`; 0: no limit; see `shares_tile`).
     pub fuse_rows: usize,
     /// Whether the keys stored right after the task's are the next this thread reads (one
     /// thread runs the tasks in order: the next part of the key range, or the next KV head),

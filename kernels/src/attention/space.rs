@@ -30,7 +30,8 @@
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
 //! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2, so they stay there while the
 //! `q_tile` rows of a task pass over them; in prefill on AVX-512, AVX2 and NEON (whose
-//! prefill transposes each key tile once for all of a task's rows) `q_tile` the largest of
+//! tasks share each key tile they read, transposed once for all of their rows past
+//! `fuse_rows`, read from cache block after block below it) `q_tile` the largest of
 //! 64, 128, 256 and 512 rows below the query length that leaves 8 tasks per thread
 //! (`default_q_tile`): on one thread of a Zen 4, Llama-3-8B causal prefill of 2048 tokens ran
 //! 84 GFLOP/s with 64 rows and 95 with 512 on AVX-512, and 512 tokens 76 with 64 and 86 with
@@ -57,7 +58,8 @@ use crate::space::{Param, Space};
 use crate::Dtype;
 
 /// Up to 1024 rows: each key tile a prefill task reads is transposed (and, for f16,
-/// converted) once for all of its rows, and read from L3 into L2 once for them all, so more
+/// converted) once for all of its rows past `fuse_rows`, and read from L3 into L2 once for
+/// them all, so more
 /// rows per task spread that work; past 512 rows it stopped paying on a Zen 4 (Llama-3-8B
 /// causal prefill of 2048 tokens, one thread: 84 GFLOP/s with 64 rows, 91 with 128, 94 with
 /// 256, 95 with 512, 96-97 with 1024).
@@ -247,8 +249,9 @@ pub fn space(backend: Backend, shape: AttentionShape, kv_dtype: Dtype) -> Result
     }
     if has_scores_bits(backend) {
         let at = params.len() - 1;
-        // Prefill's scores take the transposed tile, where the width is not used: there the
-        // search keeps the default.
+        // Longer queries keep the default: their tasks past `fuse_rows` take the
+        // transposed tile, where the width is not used, and those within it (64 rows by
+        // default) run with the default width.
         let candidates = if shape.q_len <= DECODE_Q_LEN {
             vec![256, 512]
         } else {
@@ -351,8 +354,9 @@ pub fn default_config_kv(
     let flops =
         4.0 * shape.pairs_per_head() * shape.head_dim as f64 * (shape.batch * shape.q_heads) as f64;
     let threads = if flops > 1e7 { available_threads() } else { 1 };
-    // Prefill with blocks transposes each key tile for outer-product scores, once for the
-    // rows of a task ([`default_q_tile`]); the scalar backend takes 16.
+    // Prefill with blocks shares each key tile among the rows of a task (transposed for
+    // outer-product scores past `fuse_rows`: [`default_q_tile`]); the scalar backend takes
+    // 16.
     let q_tile = if shape.q_len <= DECODE_Q_LEN {
         DECODE_Q_LEN as i64
     } else if matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon) {
