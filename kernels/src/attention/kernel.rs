@@ -58,7 +58,7 @@ impl<'a> Kv<'a> {
 
 /// Floats of scratch a task of `rows` query rows needs on `backend`: the scores
 /// ([`SCRATCH_ROWS`] rows of `kv_tile`); for f16 keys and values, one converted tile of each
-/// (except where the blocks read f16 as it is: see `fuses`; on x86's transposed path the
+/// (except where the blocks read f16 as it is: see `fuses`; on the transposed path the
 /// key tile's copy goes unused, the transpose converting it);
 /// and where the body transposes the key tile (its blocks, past `fuse_rows` rows), that
 /// tile.
@@ -382,31 +382,6 @@ fn scores_block<const F: bool, const NR: usize>(
     }
 }
 
-/// `kt[c * n + j] = k[j * d + c]`: the `n` key rows of `k` transposed, so that the scores
-/// of a block of rows become outer products (no horizontal sums).
-/// In blocks of `L` keys, so that each row of `kt` is written a whole line at a time.
-#[inline(always)]
-fn transpose_keys(k: &[f32], d: usize, n: usize, kt: &mut [f32]) {
-    let mut j0 = 0;
-    while j0 + L <= n {
-        let block = &k[j0 * d..(j0 + L) * d];
-        for c in 0..d {
-            let out: &mut [f32; L] = (&mut kt[c * n + j0..c * n + j0 + L])
-                .try_into()
-                .expect("L floats");
-            for (jj, o) in out.iter_mut().enumerate() {
-                *o = block[jj * d + c];
-            }
-        }
-        j0 += L;
-    }
-    for j in j0..n {
-        for c in 0..d {
-            kt[c * n + j] = k[j * d + c];
-        }
-    }
-}
-
 /// `acc_i += sum_j p_ij v_j` for the `NR` rows of `acc` and the `n` value rows of `v`, with
 /// `p_ij = scores[i * tile + j]`: `L` columns at a time, whose `NR` accumulators stay in
 /// registers for the whole tile. (Wider blocks are the AVX-512 kernels' in
@@ -657,31 +632,37 @@ fn wide_scores<const CV: u8>(
     }
 }
 
-/// Whether the x86 bodies' transpose ([`super::avx2::transpose_keys`], used by AVX-512's
-/// body too) takes the keys as stored, converting f16 on the way; elsewhere the body converts
-/// an f16 tile first and transposes it with the portable [`transpose_keys`].
-const TRANSPOSE_CONVERTS: bool = cfg!(target_arch = "x86_64");
-
 /// The key tile `k` (`n` rows of `d`, f32 or f16) transposed into `kt` (`kt[c * n + j]`) by
-/// the x86 blocks; only called where [`TRANSPOSE_CONVERTS`] and `CV` has blocks.
+/// the blocks of the body with conversion `CV` ([`super::avx2::transpose_keys`] for both x86
+/// bodies, `neon::transpose_keys` on aarch64), f16 widened on the way, so that the scores of a
+/// block of rows become outer products (no horizontal sums).
 #[inline(always)]
 #[allow(unused_variables)]
 fn wide_transpose<const CV: u8>(k: Kv, d: usize, n: usize, kt: &mut [f32]) {
     assert!(k.len() >= n * d && kt.len() >= d * n);
     let (k, h) = bytes_of(k);
-    // SAFETY: the lengths were checked above; the bodies with blocks that call this are
-    // compiled with AVX2 and F16C (AVX-512's too) and run only where their backend's check
-    // passed.
-    #[cfg(target_arch = "x86_64")]
+    let kt = kt.as_mut_ptr();
+    // SAFETY: the lengths were checked above; only the bodies with blocks call this (CV not
+    // portable), each compiled with its blocks' instruction set (the x86 ones with AVX2 and
+    // F16C), each run only where its backend's check passed.
     unsafe {
-        if h {
-            super::avx2::transpose_keys::<true>(k, d, n, kt.as_mut_ptr())
-        } else {
-            super::avx2::transpose_keys::<false>(k, d, n, kt.as_mut_ptr())
+        #[cfg(target_arch = "x86_64")]
+        {
+            if h {
+                super::avx2::transpose_keys::<true>(k, d, n, kt)
+            } else {
+                super::avx2::transpose_keys::<false>(k, d, n, kt)
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if h {
+                super::neon::transpose_keys::<true>(k, d, n, kt)
+            } else {
+                super::neon::transpose_keys::<false>(k, d, n, kt)
+            }
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("the transpose converts only on x86");
 }
 
 /// The `scores_rows` of the blocks of the body with conversion `CV` for `nr` rows (1 to
@@ -840,10 +821,9 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
     let mut j0 = t.kv_lo;
     while j0 < t.kv_hi {
         let j1 = (j0 + tile).min(t.kv_hi);
-        // Several row blocks share the tile (prefill): transpose the keys once for all (on
-        // x86 straight from the keys as stored, f16 converted on the way).
+        // Several row blocks share the tile past `fuse_rows`: the blocks transpose the keys
+        // once for all, straight from the keys as stored (f16 widened on the way).
         let transposed = wide && ktbuf.len() >= (j1 - j0) * d;
-        let keys_by_transpose = transposed && TRANSPOSE_CONVERTS && CV != CV_PORTABLE;
         // This tile's keys and values: f32, or f16 converted here unless the blocks fuse it
         // (or, for the keys, the transpose converts them).
         let (ktile, vtile) = match (t.k, t.v) {
@@ -853,7 +833,7 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
             }
             (Kv::F16(k), Kv::F16(v)) => {
                 let len = (j1 - j0) * d;
-                let klen = if keys_by_transpose { 0 } else { len };
+                let klen = if transposed { 0 } else { len };
                 to_f32::<CV>(&k[2 * j0 * d..2 * j1 * d], &mut kbuf[..klen]);
                 to_f32::<CV>(&v[2 * j0 * d..2 * j1 * d], &mut vbuf[..len]);
                 (Kv::F32(&kbuf[..klen]), Kv::F32(&vbuf[..len]))
@@ -876,10 +856,8 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
         } else {
             (std::ptr::null(), std::ptr::null())
         };
-        if keys_by_transpose {
+        if transposed {
             wide_transpose::<CV>(t.k.slice(j0 * d..j1 * d), d, j1 - j0, ktbuf);
-        } else if transposed {
-            transpose_keys(f32s(ktile), d, j1 - j0, ktbuf);
         }
         let mut r0 = 0;
         while r0 < rows {
