@@ -107,7 +107,7 @@ fn shares_tile(rows: usize, fuse_rows: usize) -> bool {
 
 /// Whether `backend`'s body reads keys and values as they are stored in its blocks (f16
 /// converted in registers) instead of copying each tile into scratch: for tasks of up to
-/// `fuse_rows` rows (decode, and with the default on AVX2 more).
+/// `fuse_rows` rows (decode, and with some defaults more: see `space::default_fuse_rows`).
 fn fuses(backend: Backend, rows: usize, fuse_rows: usize) -> bool {
     has_blocks(backend) && !shares_tile(rows, fuse_rows)
 }

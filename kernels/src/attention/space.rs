@@ -41,8 +41,8 @@
 //! decode;
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
 //! `scores_bits` 256 where the CPU runs 512-bit FMAs as two halves, else 512
-//! ([`default_scores_bits`]); `fuse_rows` 64 on AVX-512 and AVX2, no limit for f16 on AVX2,
-//! 32 on NEON ([`default_fuse_rows`]);
+//! ([`default_scores_bits`]); `fuse_rows` 32, but 64 for f32 on AVX2 and f16 on AVX-512,
+//! and no limit for f16 on AVX2 ([`default_fuse_rows`]);
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; in decode
 //! (a head's rows in one task) `splits` enough that `batch * kv_heads * splits` tasks give
 //! every thread work (Llama-3-8B decode, 8 KV heads, on 16 threads: 2 splits), in prefill 1
@@ -144,9 +144,10 @@ pub fn has_fuse_rows(backend: Backend) -> bool {
     matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon)
 }
 
-/// The default of `fuse_rows` on `backend` for K and V of `kv_dtype`: 64 rows (16 blocks
-/// of four: 16 queries per head with 4 query heads per KV head) on AVX-512 and AVX2, no
-/// limit for f16 on AVX2, and 32 on NEON (not measured). Up to 32 rows (decode of up to 8
+/// The default of `fuse_rows` on `backend` for K and V of `kv_dtype`: 32 rows (eight blocks
+/// of four), but 64 (16 queries per head with 4 query heads per KV head) for f32 on AVX2
+/// and f16 on AVX-512, and no limit for f16 on AVX2; NEON keeps 32 (not measured). Up to
+/// 32 rows (decode of up to 8
 /// queries per head, 4 query heads per KV head) the keys as stored win by far everywhere
 /// (AVX-512 f32 on one Zen 4 thread: 2 queries 62 GFLOP/s against 32 transposed, 8
 /// queries 76 against 65). Past it, Llama-3-8B heads, one Zen 4 thread, KV 4096 (prefill:
@@ -159,12 +160,14 @@ pub fn has_fuse_rows(backend: Backend) -> bool {
 /// | 256 (prefill of 512) | 78-80 / 85 | 80 / 82-84 | 70-72 / 77 | 77-80 / 75-77 |
 /// | 512 (prefill of 2048) | 83-85 / 96-97 | 86 / 96 | 79 / 82-83 | 83-85 / 81-82 |
 ///
+/// and in a later run, 8 queries per head with 8 query heads per KV head (64 rows,
+/// Llama-3-70B's 64/8 heads): AVX-512 f32 76-79 / 81-84, f16 85-87 / 82.
 /// AVX2's f16 keys and values as stored take its register passes for `P V` and half the
 /// bytes from cache, where the transposed path converts the value tile to f32 first.
 pub fn default_fuse_rows(backend: Backend, kv_dtype: Dtype) -> usize {
     match (backend, kv_dtype) {
         (Backend::Avx2, Dtype::F16) => 0,
-        (Backend::Avx2 | Backend::Avx512, _) => 64,
+        (Backend::Avx2, _) | (Backend::Avx512, Dtype::F16) => 64,
         _ => 32,
     }
 }
@@ -250,7 +253,7 @@ pub fn space(backend: Backend, shape: AttentionShape, kv_dtype: Dtype) -> Result
     if has_scores_bits(backend) {
         let at = params.len() - 1;
         // Longer queries keep the default: their tasks past `fuse_rows` take the
-        // transposed tile, where the width is not used, and those within it (64 rows by
+        // transposed tile, where the width is not used, and those within it (up to 64 rows by
         // default) run with the default width.
         let candidates = if shape.q_len <= DECODE_Q_LEN {
             vec![256, 512]
