@@ -20,7 +20,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernel::{stream_group, stream_groups, Ahead};
+use super::kernel::{stream_group, stream_groups, transpose_rest, Ahead};
 
 /// Lanes of a vector.
 const V: usize = 8;
@@ -167,7 +167,7 @@ impl Share {
 
 /// The key tile transposed for prefill's [`scores_t`]: `kt[c * n + j] = k_j[c]` for the `n`
 /// key rows of `d` elements at `k` (f16 when `H`, converted on the way, else f32), in
-/// blocks of 8 keys by 8 elements ([`transpose8`]), the rest element by element, fetching
+/// blocks of 8 keys by 8 elements ([`transpose8`]), the rest by `transpose_rest`, fetching
 /// the block two blocks on into L2 (f32 keys arrive from memory here). It replaced the
 /// portable loop (16 keys at a time, scalar moves, f16 converted into scratch first), which
 /// cost about as much as the scores of 64 rows against the tile: on one Zen 4 thread
@@ -180,14 +180,6 @@ impl Share {
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
 pub(super) unsafe fn transpose_keys<const H: bool>(k: *const u8, d: usize, n: usize, kt: *mut f32) {
-    let one = |i: usize| -> f32 {
-        if H {
-            let b = k.add(2 * i);
-            crate::quant::f16::f16_to_f32(u16::from_le_bytes([*b, *b.add(1)]))
-        } else {
-            k.cast::<f32>().add(i).read_unaligned()
-        }
-    };
     let row_bytes = d * if H { 2 } else { 4 };
     let mut j = 0;
     while j + V <= n {
@@ -206,18 +198,9 @@ pub(super) unsafe fn transpose_keys<const H: bool>(k: *const u8, d: usize, n: us
             }
             c += V;
         }
-        for c in c..d {
-            for i in 0..V {
-                *kt.add(c * n + j + i) = one((j + i) * d + c);
-            }
-        }
         j += V;
     }
-    for j in j..n {
-        for c in 0..d {
-            *kt.add(c * n + j) = one(j * d + c);
-        }
-    }
+    transpose_rest(k, H, d, n, kt, V);
 }
 
 /// The 8 x 8 block `a` (row `i` in `a[i]`) transposed: lane `i` of output `c` is lane `c` of
@@ -960,7 +943,7 @@ mod tests {
             eprintln!("skipped: no AVX2 and F16C on this CPU");
             return;
         }
-        for (n, d) in [
+        let shapes = [
             (1, 1),
             (8, 8),
             (9, 7),
@@ -968,39 +951,17 @@ mod tests {
             (23, 33),
             (40, 128),
             (7, 64),
-        ] {
-            // Distinct values, each exact in f16: the finite positive f16 bit patterns in
-            // turn (more than any shape here has elements), widened.
-            assert!(n * d < 0x7c00);
-            let vals: Vec<f32> = (0..n * d)
-                .map(|i| crate::quant::f16::f16_to_f32(i as u16))
-                .collect();
-            let f32_bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let f16_bytes: Vec<u8> = vals
-                .iter()
-                .flat_map(|&v| crate::quant::f16::f32_to_f16(v).to_le_bytes())
-                .collect();
-            for h in [false, true] {
-                let mut kt = vec![f32::NAN; d * n];
-                // SAFETY: AVX2 and F16C were checked above; `k` holds `n * d` elements of
-                // its type and `kt` `d * n` floats.
-                unsafe {
-                    if h {
-                        transpose_keys::<true>(f16_bytes.as_ptr(), d, n, kt.as_mut_ptr())
-                    } else {
-                        transpose_keys::<false>(f32_bytes.as_ptr(), d, n, kt.as_mut_ptr())
-                    }
-                }
-                for j in 0..n {
-                    for c in 0..d {
-                        assert_eq!(
-                            kt[c * n + j],
-                            vals[j * d + c],
-                            "{n}x{d} f16 {h}: key {j}, element {c}"
-                        );
-                    }
+        ];
+        super::super::kernel::check_transpose(&shapes, |h, k, d, n, kt| {
+            // SAFETY: AVX2 and F16C were checked above; the check passes `n * d` elements
+            // and `d * n` floats.
+            unsafe {
+                if h {
+                    transpose_keys::<true>(k, d, n, kt)
+                } else {
+                    transpose_keys::<false>(k, d, n, kt)
                 }
             }
-        }
+        });
     }
 }

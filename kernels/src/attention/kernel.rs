@@ -546,6 +546,78 @@ fn to_f32<const CV: u8>(src: &[u8], dst: &mut [f32]) {
     }
 }
 
+/// The part of a key tile transpose (`kt[c * n + j] = k_j[c]`, `n` rows of `d` elements at
+/// `k`, f16 bits when `h`, else f32) that the blocks of `b x b` elements leave: the elements
+/// past the last whole column block (`c >= d - d % b`) of the keys in whole blocks, and every
+/// element of the last `n % b` keys, one at a time. Shared by `transpose_keys` on x86 and
+/// aarch64.
+///
+/// # Safety
+/// `k` holds `n * d` elements and `kt` holds `d * n` floats.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(super) unsafe fn transpose_rest(
+    k: *const u8,
+    h: bool,
+    d: usize,
+    n: usize,
+    kt: *mut f32,
+    b: usize,
+) {
+    let (jb, cb) = (n - n % b, d - d % b);
+    // SAFETY (both): element `j * d + c` of `k` and float `c * n + j` of `kt`, `j < n` and
+    // `c < d`, are in bounds by the caller's promise.
+    let one = |i: usize| -> f32 {
+        unsafe {
+            if h {
+                let p = k.add(2 * i);
+                crate::quant::f16::f16_to_f32(u16::from_le_bytes([*p, *p.add(1)]))
+            } else {
+                k.cast::<f32>().add(i).read_unaligned()
+            }
+        }
+    };
+    for j in 0..n {
+        for c in if j < jb { cb } else { 0 }..d {
+            unsafe { *kt.add(c * n + j) = one(j * d + c) };
+        }
+    }
+}
+
+/// Checks a key tile transpose (`transpose(h, k, d, n, kt)`, f16 bits when `h`) on shapes
+/// with and without rests past its blocks: every element of every shape, in both types,
+/// bit for bit (values distinct and exact in f16: the finite positive f16 bit patterns in
+/// turn).
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub(super) fn check_transpose(
+    shapes: &[(usize, usize)],
+    transpose: impl Fn(bool, *const u8, usize, usize, *mut f32),
+) {
+    for &(n, d) in shapes {
+        assert!(n * d < 0x7c00);
+        let bits: Vec<u16> = (0..n * d).map(|i| i as u16).collect();
+        let vals: Vec<f32> = bits
+            .iter()
+            .map(|&b| crate::quant::f16::f16_to_f32(b))
+            .collect();
+        let f32_bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f16_bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+        for h in [false, true] {
+            let mut kt = vec![f32::NAN; d * n];
+            let k = if h { &f16_bytes } else { &f32_bytes };
+            transpose(h, k.as_ptr(), d, n, kt.as_mut_ptr());
+            for j in 0..n {
+                for c in 0..d {
+                    assert_eq!(
+                        kt[c * n + j].to_bits(),
+                        vals[j * d + c].to_bits(),
+                        "{n}x{d} f16 {h}: key {j}, element {c}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The key groups of decode blocks that read a tile of `n` keys as `S` streams side by
 /// side: group `g` below `n / S` takes key `g` of each of the `S` parts of `n / S` keys;
 /// the last `n % S` keys make one more group, the last key standing in for the missing ones.

@@ -16,7 +16,7 @@
 
 use std::arch::aarch64::*;
 
-use super::kernel::{stream_group, stream_groups, Ahead};
+use super::kernel::{stream_group, stream_groups, transpose_rest, Ahead};
 
 /// Lanes of a vector.
 const V: usize = 4;
@@ -106,7 +106,7 @@ pub(super) fn reduce4(a: &[float32x4_t; 4]) -> float32x4_t {
 
 /// The key tile transposed for prefill's [`scores_t`]: `kt[c * n + j] = k_j[c]` for the `n`
 /// key rows of `d` elements at `k` (f16 when `H`, widened on the way, else f32), in blocks
-/// of 4 keys by 4 elements ([`transpose4`]), the rest element by element. The x86 bodies'
+/// of 4 keys by 4 elements ([`transpose4`]), the rest by `transpose_rest`. The x86 bodies'
 /// version of it (8 x 8) made 16 and 32 queries per head 8-15% faster there than the
 /// portable scalar loop; on aarch64 hardware it is unmeasured (qemu checks it).
 ///
@@ -116,16 +116,6 @@ pub(super) fn reduce4(a: &[float32x4_t; 4]) -> float32x4_t {
 pub(super) unsafe fn transpose_keys<const H: bool>(k: *const u8, d: usize, n: usize, kt: *mut f32) {
     // SAFETY (all below): reads elements `j * d + c` with `j < n`, `c < d`, and writes
     // `c * n + j` likewise, in bounds by the caller's promise.
-    let one = |i: usize| -> f32 {
-        unsafe {
-            if H {
-                let b = k.add(2 * i);
-                crate::quant::f16::f16_to_f32(u16::from_le_bytes([*b, *b.add(1)]))
-            } else {
-                k.cast::<f32>().add(i).read_unaligned()
-            }
-        }
-    };
     let mut j = 0;
     while j + V <= n {
         let mut c = 0;
@@ -137,18 +127,9 @@ pub(super) unsafe fn transpose_keys<const H: bool>(k: *const u8, d: usize, n: us
             }
             c += V;
         }
-        for c in c..d {
-            for i in 0..V {
-                unsafe { *kt.add(c * n + j + i) = one((j + i) * d + c) };
-            }
-        }
         j += V;
     }
-    for j in j..n {
-        for c in 0..d {
-            unsafe { *kt.add(c * n + j) = one(j * d + c) };
-        }
-    }
+    unsafe { transpose_rest(k, H, d, n, kt, V) };
 }
 
 /// The 4 x 4 block `a` (row `i` in `a[i]`) transposed: lane `i` of output `c` is lane `c` of
@@ -465,7 +446,7 @@ mod tests {
 
     #[test]
     fn transpose_keys_moves_every_element_of_every_shape() {
-        for (n, d) in [
+        let shapes = [
             (1, 1),
             (4, 4),
             (5, 3),
@@ -473,35 +454,16 @@ mod tests {
             (11, 17),
             (40, 128),
             (3, 64),
-        ] {
-            // Distinct values, each exact in f16: the finite positive f16 bit patterns in
-            // turn, widened.
-            assert!(n * d < 0x7c00);
-            let vals: Vec<f32> = (0..n * d)
-                .map(|i| crate::quant::f16::f16_to_f32(i as u16))
-                .collect();
-            let f32_bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let f16_bytes: Vec<u8> = (0..n * d).flat_map(|i| (i as u16).to_le_bytes()).collect();
-            for h in [false, true] {
-                let mut kt = vec![f32::NAN; d * n];
-                // SAFETY: `k` holds `n * d` elements of its type and `kt` `d * n` floats.
-                unsafe {
-                    if h {
-                        transpose_keys::<true>(f16_bytes.as_ptr(), d, n, kt.as_mut_ptr())
-                    } else {
-                        transpose_keys::<false>(f32_bytes.as_ptr(), d, n, kt.as_mut_ptr())
-                    }
-                }
-                for j in 0..n {
-                    for c in 0..d {
-                        assert_eq!(
-                            kt[c * n + j].to_bits(),
-                            vals[j * d + c].to_bits(),
-                            "{n}x{d} f16 {h}: key {j}, element {c}"
-                        );
-                    }
+        ];
+        super::super::kernel::check_transpose(&shapes, |h, k, d, n, kt| {
+            // SAFETY: the check passes `n * d` elements and `d * n` floats.
+            unsafe {
+                if h {
+                    transpose_keys::<true>(k, d, n, kt)
+                } else {
+                    transpose_keys::<false>(k, d, n, kt)
                 }
             }
-        }
+        });
     }
 }
