@@ -57,11 +57,10 @@ impl<'a> Kv<'a> {
 }
 
 /// Floats of scratch a task of `rows` query rows needs on `backend`: the scores
-/// ([`SCRATCH_ROWS`] rows of `kv_tile`); for f16 keys and values, one converted tile of each
-/// (except where the blocks read f16 as it is: see `fuses`; on the transposed path the
-/// key tile's copy goes unused, the transpose converting it);
-/// and where the body transposes the key tile (its blocks, past `fuse_rows` rows), that
-/// tile.
+/// ([`SCRATCH_ROWS`] rows of `kv_tile`); where the body transposes the key tile (its blocks,
+/// past `fuse_rows` rows), that tile (f16 keys converted on the way); and for f16 keys and
+/// values, one converted tile of each that the body does not read as stored or transpose:
+/// both on the scalar backend, the values on the transposed path (see `fuses`).
 pub fn scratch_len(
     kv_tile: usize,
     head_dim: usize,
@@ -71,16 +70,13 @@ pub fn scratch_len(
     fuse_rows: usize,
 ) -> usize {
     let tile = kv_tile.max(1);
-    SCRATCH_ROWS * tile
-        + match kv {
-            Kv::F16(_) if !fuses(backend, rows, fuse_rows) => 2 * tile * head_dim,
-            _ => 0,
-        }
-        + if transposes(backend, rows, fuse_rows) {
-            tile * head_dim
-        } else {
-            0
-        }
+    let transposed = transposes(backend, rows, fuse_rows);
+    let converted = match kv {
+        Kv::F16(_) if transposed => 1,
+        Kv::F16(_) if !fuses(backend, rows, fuse_rows) => 2,
+        _ => 0,
+    };
+    SCRATCH_ROWS * tile + (converted + transposed as usize) * tile * head_dim
 }
 
 /// Whether `backend`'s body has blocks: those of [`super::avx512`], [`super::avx2`] or,
@@ -889,13 +885,12 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
     // Their decode reads f16 keys and values as they are (see `fuses`).
     let fused = blocks && !wide;
     let (ktbuf, conv) = rest.split_at_mut(if wide { (tile * d).min(rest.len()) } else { 0 });
-    let (kbuf, vbuf) = conv.split_at_mut((tile * d).min(conv.len()));
+    // f16 tiles converted here: keys and values, or, where the transpose converts the keys,
+    // the values alone.
+    let (kbuf, vbuf) = conv.split_at_mut(if wide { 0 } else { (tile * d).min(conv.len()) });
     let mut j0 = t.kv_lo;
     while j0 < t.kv_hi {
         let j1 = (j0 + tile).min(t.kv_hi);
-        // Several row blocks share the tile past `fuse_rows`: the blocks transpose the keys
-        // once for all, straight from the keys as stored (f16 widened on the way).
-        let transposed = wide && ktbuf.len() >= (j1 - j0) * d;
         // This tile's keys and values: f32, or f16 converted here unless the blocks fuse it
         // (or, for the keys, the transpose converts them).
         let (ktile, vtile) = match (t.k, t.v) {
@@ -905,7 +900,7 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
             }
             (Kv::F16(k), Kv::F16(v)) => {
                 let len = (j1 - j0) * d;
-                let klen = if transposed { 0 } else { len };
+                let klen = if wide { 0 } else { len };
                 to_f32::<CV>(&k[2 * j0 * d..2 * j1 * d], &mut kbuf[..klen]);
                 to_f32::<CV>(&v[2 * j0 * d..2 * j1 * d], &mut vbuf[..len]);
                 (Kv::F32(&kbuf[..klen]), Kv::F32(&vbuf[..len]))
@@ -928,7 +923,9 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
         } else {
             (std::ptr::null(), std::ptr::null())
         };
-        if transposed {
+        // Several row blocks share the tile past `fuse_rows`: the blocks transpose the keys
+        // once for all, straight from the keys as stored (f16 widened on the way).
+        if wide {
             wide_transpose::<CV>(t.k.slice(j0 * d..j1 * d), d, j1 - j0, ktbuf);
         }
         let mut r0 = 0;
@@ -960,7 +957,7 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
             let n = block_hi - j0;
             let qb = &t.q[r0 * d..(r0 + nr) * d];
             // Scores of the block, row-major in `scores` (`R * tile`).
-            if transposed {
+            if wide {
                 // The transposed tile has `j1 - j0` keys per row; this block uses the first n.
                 let w = j1 - j0;
                 wide_scores::<CV>(nr, qb, &ktbuf[..w * d], d, w, n, tile, t.scale, scores);
