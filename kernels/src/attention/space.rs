@@ -478,9 +478,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn scores_bits_is_searched_in_decode_on_avx512_only() {
-        let decode = AttentionShape {
+    /// Decode of 4 query heads on one KV head, 64 keys of 64 elements.
+    fn small_decode() -> AttentionShape {
+        AttentionShape {
             batch: 1,
             q_heads: 4,
             kv_heads: 1,
@@ -488,7 +488,12 @@ mod tests {
             kv_len: 64,
             head_dim: 64,
             causal: true,
-        };
+        }
+    }
+
+    #[test]
+    fn scores_bits_is_searched_in_decode_on_avx512_only() {
+        let decode = small_decode();
         let prefill = AttentionShape {
             q_len: 64,
             ..decode
@@ -523,15 +528,7 @@ mod tests {
 
     #[test]
     fn ahead_is_searched_only_where_the_blocks_fetch_rows() {
-        let shape = AttentionShape {
-            batch: 1,
-            q_heads: 4,
-            kv_heads: 1,
-            q_len: 1,
-            kv_len: 64,
-            head_dim: 64,
-            causal: true,
-        };
+        let shape = small_decode();
         let mut seen = 0;
         for backend in [
             Backend::Scalar,
