@@ -81,7 +81,7 @@ pub fn scratch_len(
 
 /// Whether `backend`'s body has blocks: those of [`super::avx512`], [`super::avx2`] or,
 /// on aarch64, `super::neon` (the scalar backend runs the portable code).
-fn has_blocks(backend: Backend) -> bool {
+pub(super) fn has_blocks(backend: Backend) -> bool {
     matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon)
 }
 

@@ -141,7 +141,7 @@ const FUSE_ROWS: [i64; 5] = [0, 32, 64, 128, 256];
 /// Whether `backend` takes the `fuse_rows` parameter: those whose bodies have blocks, which
 /// read the keys as stored or transpose them.
 pub fn has_fuse_rows(backend: Backend) -> bool {
-    matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon)
+    super::kernel::has_blocks(backend)
 }
 
 /// The default of `fuse_rows` on `backend` for K and V of `kv_dtype`: 32 rows (eight blocks
@@ -362,7 +362,7 @@ pub fn default_config_kv(
     // 16.
     let q_tile = if shape.q_len <= DECODE_Q_LEN {
         DECODE_Q_LEN as i64
-    } else if matches!(backend, Backend::Avx512 | Backend::Avx2 | Backend::Neon) {
+    } else if super::kernel::has_blocks(backend) {
         default_q_tile(shape, threads) as i64
     } else {
         16
