@@ -61,22 +61,20 @@ pub(super) unsafe fn scores_t<const NR: usize>(
 ) {
     let sc = _mm512_set1_ps(scale);
     let mut j = 0;
-    while j + 2 * V <= n {
-        let mut a = [[_mm512_setzero_ps(); 2]; NR];
-        for c in 0..d {
-            let row = kt.add(c * stride + j);
-            let (k0, k1) = (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(V)));
-            for (r, ar) in a.iter_mut().enumerate() {
-                let qv = _mm512_set1_ps(*q.add(r * d + c));
-                ar[0] = _mm512_fmadd_ps(qv, k0, ar[0]);
-                ar[1] = _mm512_fmadd_ps(qv, k1, ar[1]);
-            }
+    // 16 accumulators for up to four rows, 24 for eight (three vectors of keys).
+    if NR > 4 {
+        while j + 3 * V <= n {
+            scores_t_block::<NR, 3>(q, kt, d, stride, j, tile, sc, scores);
+            j += 3 * V;
         }
-        for (r, ar) in a.iter().enumerate() {
-            let out = scores.add(r * tile + j);
-            _mm512_storeu_ps(out, _mm512_mul_ps(ar[0], sc));
-            _mm512_storeu_ps(out.add(V), _mm512_mul_ps(ar[1], sc));
+    } else {
+        while j + 4 * V <= n {
+            scores_t_block::<NR, 4>(q, kt, d, stride, j, tile, sc, scores);
+            j += 4 * V;
         }
+    }
+    if j + 2 * V <= n {
+        scores_t_block::<NR, 2>(q, kt, d, stride, j, tile, sc, scores);
         j += 2 * V;
     }
     while j < n {
@@ -93,6 +91,43 @@ pub(super) unsafe fn scores_t<const NR: usize>(
             _mm512_mask_storeu_ps(scores.add(r * tile + j), m, _mm512_mul_ps(*ar, sc));
         }
         j += V;
+    }
+}
+
+/// Keys `j..j + W V` of [`scores_t`]: `NR W` accumulators over the head's columns.
+///
+/// # Safety
+/// The CPU has AVX-512 F; `q` holds `NR * d` floats, `kt` holds `d` rows of `stride >= j +
+/// W V` floats, and `scores` holds `(NR - 1) * tile + j + W V` floats.
+#[inline]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn scores_t_block<const NR: usize, const W: usize>(
+    q: *const f32,
+    kt: *const f32,
+    d: usize,
+    stride: usize,
+    j: usize,
+    tile: usize,
+    sc: __m512,
+    scores: *mut f32,
+) {
+    let mut a = [[_mm512_setzero_ps(); W]; NR];
+    for c in 0..d {
+        let row = kt.add(c * stride + j);
+        let k: [__m512; W] = std::array::from_fn(|w| _mm512_loadu_ps(row.add(w * V)));
+        for (r, ar) in a.iter_mut().enumerate() {
+            let qv = _mm512_set1_ps(*q.add(r * d + c));
+            for (aw, kw) in ar.iter_mut().zip(&k) {
+                *aw = _mm512_fmadd_ps(qv, *kw, *aw);
+            }
+        }
+    }
+    for (r, ar) in a.iter().enumerate() {
+        let out = scores.add(r * tile + j);
+        for (w, aw) in ar.iter().enumerate() {
+            _mm512_storeu_ps(out.add(w * V), _mm512_mul_ps(*aw, sc));
+        }
     }
 }
 
@@ -185,6 +220,19 @@ pub(super) unsafe fn pv<const NR: usize, const H: bool>(
     if !stream || H {
         let mut c = 0;
         let mut kf = Share::rows(kf, d * es);
+        if NR > 4 {
+            // Prefill's eight rows: 48 columns at a time (24 accumulators), then 32.
+            while c + 3 * V <= d {
+                pv_block::<NR, 3, H>(acc, v, d, n, tile, scores, c, Ahead::NONE, kf);
+                kf = Share::NONE;
+                c += 3 * V;
+            }
+            if c + 2 * V <= d {
+                pv_block::<NR, 2, H>(acc, v, d, n, tile, scores, c, Ahead::NONE, kf);
+                kf = Share::NONE;
+                c += 2 * V;
+            }
+        }
         while c + 4 * V <= d {
             pv_block::<NR, 4, H>(acc, v, d, n, tile, scores, c, Ahead::NONE, kf);
             kf = Share::NONE;

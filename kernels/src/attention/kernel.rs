@@ -16,12 +16,13 @@
 //! exponential is [`exp`], a polynomial with a stated error bound, not the libm call.
 
 use crate::backend::Backend;
+use crate::buf::AlignedBuf;
 
 /// Lanes of the dot products' partial sums.
 const L: usize = 16;
 
 /// Rows of scores the scratch must hold: `SCRATCH_ROWS * kv_tile` floats.
-pub const SCRATCH_ROWS: usize = R;
+pub const SCRATCH_ROWS: usize = R2;
 
 /// Keys or values: f32, or f16 as little-endian bytes (converted to f32 a tile at a time,
 /// with F16C or AVX-512 where the body is compiled for them).
@@ -176,8 +177,9 @@ pub struct Partial {
     pub m: Vec<f32>,
     /// Running sum per row.
     pub l: Vec<f32>,
-    /// Accumulators, `rows * head_dim`.
-    pub acc: Vec<f32>,
+    /// Accumulators, `rows * head_dim`, aligned to a cache line (the blocks load and store
+    /// them in whole vectors).
+    pub acc: AlignedBuf,
 }
 
 impl Partial {
@@ -186,7 +188,7 @@ impl Partial {
         Partial {
             m: vec![f32::NEG_INFINITY; rows],
             l: vec![0.0; rows],
-            acc: vec![0.0; rows * head_dim],
+            acc: AlignedBuf::zeroed(rows * head_dim),
         }
     }
 
@@ -288,6 +290,11 @@ fn exp_with<const F: bool>(x: f32) -> f32 {
 
 /// Query rows computed together: each key and value row is loaded once for all of them.
 const R: usize = 4;
+
+/// Query rows computed together by AVX-512's blocks on the transposed path (prefill): with
+/// 32 registers, eight rows share each key and value vector they load from L2, half the
+/// traffic of four (see `body`).
+const R2: usize = 2 * R;
 
 /// `a * b + c`, fused where the body is compiled with FMA (`F`), else a multiply and an add
 /// (a fused multiply-add without the instruction would be a slow library call).
@@ -654,7 +661,7 @@ macro_rules! by_rows {
 }
 
 /// The `scores_t` of the blocks of the body with conversion `CV` ([`super::avx512`],
-/// [`super::avx2`] or `super::neon`) for `nr` rows (1 to `R`): prefill's scores from the
+/// [`super::avx2`] or `super::neon`) for `nr` rows (1 to `R`, or `R2` on AVX-512): prefill's scores from the
 /// transposed key tile.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, unused_variables)]
@@ -689,7 +696,9 @@ fn wide_scores<const CV: u8>(
     unsafe {
         #[cfg(target_arch = "x86_64")]
         {
-            if CV == CV_AVX512 {
+            if CV == CV_AVX512 && nr == R2 {
+                super::avx512::scores_t::<R2>(q, kt, d, stride, n, tile, scale, out)
+            } else if CV == CV_AVX512 {
                 rows!(super::avx512::scores_t)
             } else {
                 rows!(super::avx2::scores_t)
@@ -810,7 +819,7 @@ fn wide_scores_rows<const CV: u8>(
     }
 }
 
-/// The `pv` of the blocks of the body with conversion `CV` for `nr` rows (1 to `R`), from the
+/// The `pv` of the blocks of the body with conversion `CV` for `nr` rows (1 to `R`, or `R2` on AVX-512), from the
 /// values at their own type; `stream` in decode, where the values stream from memory (with
 /// `ahead` above 0, value rows fetched that far ahead where the blocks' form takes it, and
 /// `kf`, where not null, the next tile's key rows fetched into L2 beside them).
@@ -836,7 +845,13 @@ fn wide_pv<const CV: u8>(
     unsafe {
         #[cfg(target_arch = "x86_64")]
         {
-            if CV == CV_AVX512 {
+            if CV == CV_AVX512 && nr == R2 {
+                if h {
+                    super::avx512::pv::<R2, true>(a, v, d, n, tile, p, st, f, kf)
+                } else {
+                    super::avx512::pv::<R2, false>(a, v, d, n, tile, p, st, f, kf)
+                }
+            } else if CV == CV_AVX512 {
                 by_rows!(nr, h, super::avx512::pv, a, v, d, n, tile, p, st, f, kf)
             } else {
                 by_rows!(nr, h, super::avx2::pv, a, v, d, n, tile, p, st, f, kf)
@@ -877,8 +892,8 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
     let rows = st.m.len();
     let tile = t.kv_tile.max(1);
     let per_head = t.rows_per_head.max(1);
-    // scores: R rows of `tile` each; then, for f16, a converted key tile and value tile.
-    let (scores, rest) = scratch.split_at_mut((R * tile).min(scratch.len()));
+    // scores: R2 rows of `tile` each; then, for f16, a converted key tile and value tile.
+    let (scores, rest) = scratch.split_at_mut((SCRATCH_ROWS * tile).min(scratch.len()));
     // AVX-512 and AVX2: the blocks; in prefill, the key tile transposed (see `scratch_len`).
     let blocks = CV != CV_PORTABLE;
     let wide = blocks && shares_tile(rows, t.fuse_rows);
@@ -930,7 +945,12 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
         }
         let mut r0 = 0;
         while r0 < rows {
-            let nr = (rows - r0).min(R);
+            // AVX-512's blocks take eight rows at a time on the transposed path (prefill).
+            let nr = if wide && CV == CV_AVX512 && rows - r0 >= R2 {
+                R2
+            } else {
+                (rows - r0).min(R)
+            };
             // The first block asks for the rows ahead and the cross fetch; the later blocks
             // of the task (decode of several queries per head) read the same tile from cache
             // and ask for nothing. (Where a causal mask leaves the first block fewer keys of
@@ -941,7 +961,7 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
                 (std::ptr::null(), std::ptr::null(), Ahead::NONE)
             };
             // Each row's last visible key in this tile (exclusive), and the block's.
-            let mut limit = [j0; R];
+            let mut limit = [j0; R2];
             for (i, l) in limit.iter_mut().enumerate().take(nr) {
                 *l = if t.causal {
                     j1.min(t.q_pos + (r0 + i) % per_head + 1)
@@ -986,7 +1006,7 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
                 }
             }
             // Online softmax per row; masked keys get weight exactly 0.
-            let mut corr = [1f32; R];
+            let mut corr = [1f32; R2];
             for i in 0..nr {
                 let r = r0 + i;
                 let vis = limit[i].saturating_sub(j0);

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use super::kernel::{self, Kv, Partial, Task, TaskFn};
 use super::{space, AttentionShape};
 use crate::backend::Backend;
+use crate::buf::AlignedBuf;
 use crate::config::Config;
 use crate::device::BackendExt;
 use crate::error::{Error, Result};
@@ -299,11 +300,16 @@ impl AttentionPlan {
         let d = s.head_dim;
         let n = rows.q.len() / d;
         let mut st = Partial::new(n, d);
-        let mut scores =
-            vec![
-                0f32;
-                kernel::scratch_len(self.kv_tile, d, &rows.k, n, self.id.backend, self.fuse_rows)
-            ];
+        // Aligned to a cache line: the blocks' vector loads of the scores and of the
+        // transposed key tile then never straddle two lines.
+        let mut scores = AlignedBuf::zeroed(kernel::scratch_len(
+            self.kv_tile,
+            d,
+            &rows.k,
+            n,
+            self.id.backend,
+            self.fuse_rows,
+        ));
         let t = Task {
             q: rows.q,
             k: rows.k,
