@@ -41,8 +41,9 @@
 //! decode;
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
 //! `scores_bits` 256 where the CPU runs 512-bit FMAs as two halves, else 512
-//! ([`default_scores_bits`]); `fuse_rows` 32, but 64 for f32 on AVX2 and f16 on AVX-512,
-//! and no limit for f16 on AVX2 ([`default_fuse_rows`]);
+//! ([`default_scores_bits`]); `fuse_rows` 32, but 64 for f32 on AVX2 and for f16 on AVX-512
+//! where 512-bit FMAs run as two halves, and no limit for f16 on AVX2
+//! ([`default_fuse_rows`]);
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; in decode
 //! (a head's rows in one task) `splits` enough that `batch * kv_heads * splits` tasks give
 //! every thread work (Llama-3-8B decode, 8 KV heads, on 16 threads: 2 splits), in prefill 1
@@ -164,10 +165,18 @@ pub fn has_fuse_rows(backend: Backend) -> bool {
 /// Llama-3-70B's 64/8 heads): AVX-512 f32 76-79 / 81-84, f16 85-87 / 82.
 /// AVX2's f16 keys and values as stored take its register passes for `P V` and half the
 /// bytes from cache, where the transposed path converts the value tile to f32 first.
+///
+/// The AVX-512 f16 row holds where 512-bit FMAs run as two halves
+/// ([`ktune_core::cpu::fma512_halved`]: the Zen 4 above). Where they run whole, as on an
+/// Intel Xeon (AVX-512, 2 FMA ports), the transposed path's eight-row blocks win from 64 rows
+/// on for both types: one thread, KV 4096, GFLOP/s as stored against transposed, one
+/// interleaved run: 16 queries f32 72 / 90, f16 79 / 96; 32 queries f32 73 / 101, f16 80 /
+/// 116.
 pub fn default_fuse_rows(backend: Backend, kv_dtype: Dtype) -> usize {
     match (backend, kv_dtype) {
         (Backend::Avx2, Dtype::F16) => 0,
-        (Backend::Avx2, _) | (Backend::Avx512, Dtype::F16) => 64,
+        (Backend::Avx2, _) => 64,
+        (Backend::Avx512, Dtype::F16) if ktune_core::cpu::fma512_halved() => 64,
         _ => 32,
     }
 }
