@@ -51,6 +51,17 @@
 //! At batch 8, 2 KiB was the fastest for q4_0 and q8_0 (none: 1.26-1.60x slower), and none
 //! the fastest for q4_K (16-22%).
 //!
+//! An Intel Xeon (AVX-512, 2 cores, about 16 GB/s of DRAM read per thread) disagrees: its
+//! hardware prefetchers do not keep one thread's stream fed. `ktune-peers --variant
+//! prefetch=N`, 14336 x 4096, huge pages, one interleaved run each, GB/s on one / two
+//! threads, none against 4 KiB ahead: batch 1 q4_0 7.9 / 17.4 against 10.7 / 23.5, q8_0 11.0
+//! / 23.8 against 11.7 / 25.0, q4_K 8.6 / 16.9 against 10.7 / 22.7 (2 and 8 KiB within a few
+//! per cent of 4); batch 8 q4_0 6.0 / 10.0 against 9.5 / 15.0, q8_0 7.4 / 13.3 against 10.7 /
+//! 19.3, q4_K 4.1 / 9.4 against 5.8 / 11.4. So the rule above holds only where
+//! [`ktune_core::cpu::prefetch_slows_streams`] says so (AMD's family 19h, the Zen 4 it was
+//! measured on); elsewhere the default fetches 4 KiB ahead, as the Zen 5 figures above also
+//! favour.
+//!
 //! `act`: quantized activations are the default (the integer kernels are the fast ones);
 //! f32 activations trade speed for exactness: their error is f32 rounding alone (about 1e-8
 //! of `sum |w x|` against 1e-3 for 8-bit activations), and on the Zen 5 machine 14336 x 4096
@@ -186,10 +197,19 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
     })
 }
 
-/// Bytes of W the x86 kernels fetch ahead by default for `dtype` at `batch` (see the module
-/// docs): none at batch 1 and for q4_K, 2 KiB otherwise.
+/// Bytes of W the x86 kernels fetch ahead by default for `dtype` at `batch` on this CPU
+/// (see the module docs and [`default_prefetch_on`]).
 pub fn default_prefetch(dtype: Dtype, batch: usize) -> usize {
-    if batch <= 1 || dtype == Dtype::Q4K {
+    default_prefetch_on(dtype, batch, ktune_core::cpu::prefetch_slows_streams())
+}
+
+/// [`default_prefetch`] on a CPU where software prefetch slows a single stream (`slows`:
+/// AMD's family 19h, see [`ktune_core::cpu::prefetch_slows_streams`]) or not: there, none
+/// at batch 1 and for q4_K, 2 KiB otherwise; elsewhere 4 KiB for every type and batch.
+pub fn default_prefetch_on(dtype: Dtype, batch: usize, slows: bool) -> usize {
+    if !slows {
+        4096
+    } else if batch <= 1 || dtype == Dtype::Q4K {
         0
     } else {
         2048
@@ -232,12 +252,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefetch_default_is_none_at_batch_one_and_for_q4k() {
-        assert_eq!(default_prefetch(Dtype::Q4_0, 1), 0);
-        assert_eq!(default_prefetch(Dtype::Q8_0, 1), 0);
-        assert_eq!(default_prefetch(Dtype::Q4K, 8), 0);
-        assert_eq!(default_prefetch(Dtype::Q4_0, 8), 2048);
-        assert_eq!(default_prefetch(Dtype::Q8_0, 2), 2048);
+    fn prefetch_default_is_none_at_batch_one_and_for_q4k_where_prefetch_slows_streams() {
+        assert_eq!(default_prefetch_on(Dtype::Q4_0, 1, true), 0);
+        assert_eq!(default_prefetch_on(Dtype::Q8_0, 1, true), 0);
+        assert_eq!(default_prefetch_on(Dtype::Q4K, 8, true), 0);
+        assert_eq!(default_prefetch_on(Dtype::Q4_0, 8, true), 2048);
+        assert_eq!(default_prefetch_on(Dtype::Q8_0, 2, true), 2048);
+        // Elsewhere 4 KiB throughout, a candidate of the space.
+        for dtype in [Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {
+            for batch in [1, 8] {
+                assert_eq!(default_prefetch_on(dtype, batch, false), 4096);
+            }
+        }
         // Every default is a candidate of the space, where the space has the parameter.
         for backend in [Backend::Scalar, Backend::Avx2, Backend::Avx512] {
             for dtype in [Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {
