@@ -17,8 +17,13 @@ pub fn available_threads() -> usize {
 /// (cores with one 512-bit FMA port, and reportedly some Zen 5 parts); the defaults that read
 /// this are tunables, and the tuner finds their answer there. Read once.
 pub fn fma512_halved() -> bool {
-    static HALVED: OnceLock<bool> = OnceLock::new();
-    *HALVED.get_or_init(|| {
+    amd_family_19h()
+}
+
+/// Whether this is an AMD family 19h CPU (Zen 3 and Zen 4), from `cpuid`. Read once.
+fn amd_family_19h() -> bool {
+    static FAMILY_19H: OnceLock<bool> = OnceLock::new();
+    *FAMILY_19H.get_or_init(|| {
         let (vendor, family) = vendor_family();
         vendor == *b"AuthenticAMD" && family == 0x19
     })
@@ -28,14 +33,10 @@ pub fn fma512_halved() -> bool {
 /// on this CPU, so that the defaults leave it to the hardware prefetchers: a heuristic from
 /// `cpuid`'s vendor and family, true for AMD's family 19h (measured on a Zen 4, where
 /// fetching 1-8 KiB ahead made qgemv at batch 1 2-12% slower, and q4_K's 77-91%), false
-/// elsewhere (on an Intel Xeon fetching 4 KiB ahead made it 7-45% faster; on a Zen 5 it
+/// elsewhere (on an Intel Xeon fetching 4 KiB ahead made it 5-58% faster; on a Zen 5 it
 /// helped too). The defaults that read this are tunables. Read once.
 pub fn prefetch_slows_streams() -> bool {
-    static SLOWS: OnceLock<bool> = OnceLock::new();
-    *SLOWS.get_or_init(|| {
-        let (vendor, family) = vendor_family();
-        vendor == *b"AuthenticAMD" && family == 0x19
-    })
+    amd_family_19h()
 }
 
 /// The `cpuid` vendor string and family (base family plus extended family where the base is

@@ -115,7 +115,8 @@ fn edge_lengths_heads_and_dims() {
         }
         // Prefill with many row blocks per key tile, the key tile transposed (`fuse_rows`
         // 32) and, where the default leaves these tasks below its limit, read as stored:
-        // full and partial 32-key blocks, a masked column tail, tiles cut by the diagonal.
+        // full and partial key blocks (64 or 48 keys on AVX-512, 24 on AVX2), eight-row
+        // blocks and their rest on AVX-512, a masked column tail, tiles cut by the diagonal.
         for (ql, kvl, d) in [(70, 100, 128), (67, 67, 80), (33, 129, 48)] {
             for causal in [true, false] {
                 let s = shape(1, 4, 2, ql, kvl, d, causal);

@@ -491,6 +491,20 @@ const CV_AVX512: u8 = 2;
 #[cfg(target_arch = "aarch64")]
 const CV_NEON: u8 = 3;
 
+/// Whether the body with conversion `cv` takes `R2` rows per block on its transposed path
+/// (AVX-512's, whose blocks have the registers for it).
+const fn takes_r2(cv: u8) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        cv == CV_AVX512
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = cv;
+        false
+    }
+}
+
 /// Converts the f16 little-endian bytes `src` into `dst` (as many as both hold), exactly.
 /// With `CV` other than portable, the caller is compiled with that instruction set.
 #[inline(always)]
@@ -879,7 +893,8 @@ fn f32s<'a>(kv: Kv<'a>) -> &'a [f32] {
     }
 }
 
-/// The body (see the module docs): for each key tile, rows in blocks of `R`. `ONE`: the task
+/// The body (see the module docs): for each key tile, rows in blocks of `R` (of `R2` on
+/// AVX-512's transposed path, the rest in blocks of up to `R`). `ONE`: the task
 /// has one block of rows (at most `R`), compiled apart so that the later blocks' handling
 /// costs single-query decode nothing (it had cost it 3%).
 #[inline(always)]
@@ -946,7 +961,7 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
         let mut r0 = 0;
         while r0 < rows {
             // AVX-512's blocks take eight rows at a time on the transposed path (prefill).
-            let nr = if wide && CV == CV_AVX512 && rows - r0 >= R2 {
+            let nr = if wide && takes_r2(CV) && rows - r0 >= R2 {
                 R2
             } else {
                 (rows - r0).min(R)
@@ -976,7 +991,7 @@ fn body<const F: bool, const CV: u8, const ONE: bool>(
             }
             let n = block_hi - j0;
             let qb = &t.q[r0 * d..(r0 + nr) * d];
-            // Scores of the block, row-major in `scores` (`R * tile`).
+            // Scores of the block, row-major in `scores` (`nr * tile`, up to `SCRATCH_ROWS * tile`).
             if wide {
                 // The transposed tile has `j1 - j0` keys per row; this block uses the first n.
                 let w = j1 - j0;

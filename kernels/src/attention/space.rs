@@ -145,9 +145,16 @@ pub fn has_fuse_rows(backend: Backend) -> bool {
     super::kernel::has_blocks(backend)
 }
 
-/// The default of `fuse_rows` on `backend` for K and V of `kv_dtype`: 32 rows (eight blocks
-/// of four), but 64 (16 queries per head with 4 query heads per KV head) for f32 on AVX2
-/// and f16 on AVX-512, and no limit for f16 on AVX2; NEON keeps 32 (not measured). Up to
+/// The default of `fuse_rows` on `backend` for K and V of `kv_dtype` on this CPU (see
+/// [`default_fuse_rows_on`]).
+pub fn default_fuse_rows(backend: Backend, kv_dtype: Dtype) -> usize {
+    default_fuse_rows_on(backend, kv_dtype, ktune_core::cpu::fma512_halved())
+}
+
+/// The default of `fuse_rows` on `backend` for K and V of `kv_dtype`, on a CPU whose 512-bit
+/// FMAs run as two halves (`halved`) or not: 32 rows (eight blocks of four), but 64 (16
+/// queries per head with 4 query heads per KV head) for f32 on AVX2 and, where `halved`,
+/// f16 on AVX-512, and no limit for f16 on AVX2; NEON keeps 32 (not measured). Up to
 /// 32 rows (decode of up to 8
 /// queries per head, 4 query heads per KV head) the keys as stored win by far everywhere
 /// (AVX-512 f32 on one Zen 4 thread: 2 queries 62 GFLOP/s against 32 transposed, 8
@@ -167,16 +174,16 @@ pub fn has_fuse_rows(backend: Backend) -> bool {
 /// bytes from cache, where the transposed path converts the value tile to f32 first.
 ///
 /// The AVX-512 f16 row holds where 512-bit FMAs run as two halves
-/// ([`ktune_core::cpu::fma512_halved`]: the Zen 4 above). Where they run whole, as on an
+/// (`halved`, [`ktune_core::cpu::fma512_halved`]: the Zen 4 above). Where they run whole, as on an
 /// Intel Xeon (AVX-512, 2 FMA ports), the transposed path's eight-row blocks win from 64 rows
 /// on for both types: one thread, KV 4096, GFLOP/s as stored against transposed, one
 /// interleaved run: 16 queries f32 72 / 90, f16 79 / 96; 32 queries f32 73 / 101, f16 80 /
 /// 116.
-pub fn default_fuse_rows(backend: Backend, kv_dtype: Dtype) -> usize {
+pub fn default_fuse_rows_on(backend: Backend, kv_dtype: Dtype, halved: bool) -> usize {
     match (backend, kv_dtype) {
         (Backend::Avx2, Dtype::F16) => 0,
         (Backend::Avx2, _) => 64,
-        (Backend::Avx512, Dtype::F16) if ktune_core::cpu::fma512_halved() => 64,
+        (Backend::Avx512, Dtype::F16) if halved => 64,
         _ => 32,
     }
 }
@@ -406,6 +413,28 @@ pub fn default_config_kv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fuse_rows_defaults_follow_the_backend_the_type_and_the_fma_width() {
+        for halved in [false, true] {
+            assert_eq!(default_fuse_rows_on(Backend::Avx2, Dtype::F16, halved), 0);
+            assert_eq!(default_fuse_rows_on(Backend::Avx2, Dtype::F32, halved), 64);
+            assert_eq!(
+                default_fuse_rows_on(Backend::Avx512, Dtype::F32, halved),
+                32
+            );
+            assert_eq!(default_fuse_rows_on(Backend::Neon, Dtype::F16, halved), 32);
+            // Every default is a candidate.
+            for backend in [Backend::Avx2, Backend::Avx512, Backend::Neon] {
+                for dtype in [Dtype::F32, Dtype::F16] {
+                    let v = default_fuse_rows_on(backend, dtype, halved) as i64;
+                    assert!(FUSE_ROWS.contains(&v), "{backend} {dtype}: {v}");
+                }
+            }
+        }
+        assert_eq!(default_fuse_rows_on(Backend::Avx512, Dtype::F16, true), 64);
+        assert_eq!(default_fuse_rows_on(Backend::Avx512, Dtype::F16, false), 32);
+    }
 
     #[test]
     fn default_splits_give_every_thread_a_task() {

@@ -125,8 +125,8 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
             Param::new("mc", "rows of A per packed block (L2)", mc, 1, 1 << 16, 1),
             Param::new(
                 "kc",
-                "depth of packed blocks (L1)",
-                vec![64, 128, 192, 256, 384, 512, 768],
+                "depth of packed blocks (default: the micro-panels in a quarter of L2)",
+                vec![64, 128, 192, 256, 384, 512, 768, 1024],
                 1,
                 1 << 16,
                 1,

@@ -41,7 +41,7 @@
 //! 14.5 at 2 KiB; at batch 8, q4_0 and q8_0 were fastest at 2 KiB (10.4 and 11.7 GB/s against
 //! 7.1 and 9.4 without) and q4_K without (7.4 against 6.4). At batch 1 the hardware
 //! prefetchers keep up with a kernel that does little per byte, and the prefetches only take
-//! fill buffers from the loads. So the default is none at batch 1 and for q4_K (whose block
+//! fill buffers from the loads. So on that CPU the default is none at batch 1 and for q4_K (whose block
 //! group is 2.3 KiB, more than a short distance), and 2 KiB for q4_0 and q8_0 at larger
 //! batches; the tuner decides on each machine. The plan's copy of W sat in 4 KiB pages when
 //! those figures were taken (its buffer was written before the huge-page advice, see
