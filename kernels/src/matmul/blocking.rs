@@ -67,10 +67,15 @@ pub const STREAM_MAX_M: usize = 2;
 pub const DIRECT_B_MAX_M: usize = 32;
 
 /// Deepest k block when B is read in place: each of its rows lies on a different page of B
-/// (rows are `ldb` apart), and the pages of a block must stay in the TLB while the panels
-/// of the block are swept. On a Zen 5 core, 16x4096x4096 ran at 117 GFLOP/s with 256 and
-/// 86 with 1024.
-pub const DIRECT_B_MAX_KC: usize = 256;
+/// (rows are `ldb` apart), and as the panels of the block are swept each row is a stream of
+/// its own, which the pages in the TLB and the streams the hardware prefetchers track must
+/// cover. On a Zen 5 core, 16x4096x4096 ran at 117 GFLOP/s with 256 and 86 with 1024. On an
+/// Intel Xeon (AVX-512, `ktune-peers --variant kc=N`, B rotated out of cache, one
+/// interleaved run each) smaller was faster still: 16x4096x4096 on one / two threads 35 / 64
+/// GFLOP/s with 256, 46 / 85 with 128, 58 / 103 with 64, 58 / 101 with 32 (MKL beside it
+/// 29 / 85); 4x4096x4096 16 / 30 with 256 and 19-21 / 31-32 with 32-128. Huge pages or not
+/// made no difference there. 64 is not measured on a Zen core; the tuner's `kc` covers it.
+pub const DIRECT_B_MAX_KC: usize = 64;
 
 /// The microkernels of `backend`, or an error when it has none on this platform.
 pub fn kernels_of(backend: Backend) -> Result<&'static [MicroKernel]> {
@@ -259,7 +264,8 @@ pub fn model(k: MicroKernel, cache: &CacheInfo, hw_threads: usize, s: MatmulShap
         1
     };
 
-    // kc: the A and B micro-panels take a quarter of L2; with B in place, at most 256 rows.
+    // kc: the A and B micro-panels take a quarter of L2; with B in place, at most
+    // DIRECT_B_MAX_KC rows.
     let l2 = cache.l2;
     let mut kc_model = ((l2.size / 4) / ((mr + nr) * F)).clamp(256, 1024);
     if pack == 2 {
