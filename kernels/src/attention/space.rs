@@ -46,8 +46,9 @@
 //! ([`default_fuse_rows`]);
 //! `threads` every hardware thread when the work is over about 10 MFLOP, else 1; in decode
 //! (a head's rows in one task) `splits` enough that `batch * kv_heads * splits` tasks give
-//! every thread work (Llama-3-8B decode, 8 KV heads, on 16 threads: 2 splits), in prefill 1
-//! (its parts would run one after another).
+//! every thread [`DECODE_TASKS_PER_THREAD`] tasks (Llama-3-8B decode, 8 KV heads: 1 split
+//! on 1 and 2 threads, 8 on 16), on one thread 1; in prefill 1 (its parts would run one
+//! after another).
 
 use super::AttentionShape;
 use crate::backend::Backend;
@@ -323,13 +324,26 @@ pub fn space(backend: Backend, shape: AttentionShape, kv_dtype: Dtype) -> Result
     })
 }
 
-/// The fewest of `candidates` splits that give `tasks * splits` at least `threads` tasks
-/// (the most there are, where none does).
+/// Decode tasks (KV head and part) per thread that the default splits make at least, when
+/// there are several threads. Tasks are taken from a shared counter, so more of them than
+/// threads lets a thread that runs slowly (a busy sibling hyperthread, a virtual CPU that
+/// the host holds back) take fewer. On a 16-core Xeon VM (Emerald Rapids, Llama-3-8B
+/// decode, KV 4096 and 16384, f16 and f32, `ktune-peers --variant splits=N`, two runs) 8
+/// splits (4 tasks per thread) took 0.74-0.98 of the time of 2 (one task per thread), with
+/// 4 and 16 splits between; on 8 threads, 4-8 tasks per thread took 0.82-1.09 of one.
+pub const DECODE_TASKS_PER_THREAD: usize = 4;
+
+/// The fewest of `candidates` splits that give `tasks * splits` at least
+/// [`DECODE_TASKS_PER_THREAD`] tasks per thread (the most there are, where none does); 1 on
+/// one thread, where parts would only add merges.
 fn default_splits(tasks: usize, threads: usize, candidates: &[i64]) -> i64 {
+    if threads <= 1 {
+        return 1;
+    }
     candidates
         .iter()
         .copied()
-        .find(|&s| tasks * s as usize >= threads)
+        .find(|&s| tasks * s as usize >= DECODE_TASKS_PER_THREAD.saturating_mul(threads))
         .unwrap_or_else(|| candidates.last().copied().unwrap_or(1))
 }
 
@@ -437,13 +451,18 @@ mod tests {
     }
 
     #[test]
-    fn default_splits_give_every_thread_a_task() {
+    fn default_splits_give_every_thread_several_tasks() {
         let c: Vec<i64> = vec![1, 2, 4, 8, 16, 32, 64];
         // Llama-3-8B decode: 8 KV groups.
+        assert_eq!(default_splits(8, 1, &c), 1);
         assert_eq!(default_splits(8, 2, &c), 1);
-        assert_eq!(default_splits(8, 16, &c), 2);
-        assert_eq!(default_splits(8, 12, &c), 2);
-        // One KV group on 64 threads; more threads than any candidate covers.
+        assert_eq!(default_splits(8, 4, &c), 2);
+        assert_eq!(default_splits(8, 16, &c), 8);
+        assert_eq!(default_splits(8, 12, &c), 8);
+        // One KV group: none on one thread, 4 parts per thread on more.
+        assert_eq!(default_splits(1, 1, &c), 1);
+        assert_eq!(default_splits(1, 2, &c), 8);
+        // More threads than any candidate covers.
         assert_eq!(default_splits(1, 64, &c), 64);
         assert_eq!(default_splits(1, 500, &c), 64);
     }
