@@ -51,11 +51,26 @@ fn threads_of(args: &Args) -> Vec<usize> {
 /// The config the library itself would use for `problem` on `threads` threads: the tuned
 /// one where a database is installed (`KTUNE_DB`), else the default model's for that count.
 fn ktune_config(problem: &Problem, backend: Backend, threads: usize) -> Result<Config, String> {
-    let pinned = Config::new().with("threads", threads as i64);
+    variant_config(problem, backend, threads, &Config::new())
+}
+
+/// The config of a `--variant`: ktune's (tuned or default) with `overrides` pinned, so that
+/// the values that follow them are derived again as `ktune bench --config` does (a variant
+/// `mr=8,nr=48` gets the blocking of that tile, not the default tile's `nc`).
+fn variant_config(
+    problem: &Problem,
+    backend: Backend,
+    threads: usize,
+    overrides: &Config,
+) -> Result<Config, String> {
+    let pinned = Config::new()
+        .with("threads", threads as i64)
+        .merged(overrides);
     let config = match tuned::lookup(problem, backend, threads) {
-        Some(stored) => ktune_kernels::family::complete_config(backend, problem, &stored)
-            .map_err(|e| e.to_string())?
-            .merged(&pinned),
+        Some(stored) => {
+            ktune_kernels::family::complete_config(backend, problem, &stored.merged(&pinned))
+                .map_err(|e| e.to_string())?
+        }
         None => ktune_kernels::family::default_config(backend, problem, &pinned)
             .map_err(|e| e.to_string())?,
     };
@@ -284,7 +299,9 @@ fn qgemv(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
                 // Variants: the same kernel family with config overrides, as more sides.
                 let mut variants = Vec::new();
                 for v in &args.variant {
-                    let vc = config.merged(v);
+                    let vc = variant_config(&shape.problem(dtype), backend, t, v)
+                        .map_err(|e| format!("variant [{v}]: {e}"))?;
+                    eprintln!("  variant [{v}]: [{vc}]");
                     let vp: Vec<QgemvPlan> = (0..copies)
                         .map(|_| QgemvPlan::new(backend, &qm, batch, &vc))
                         .collect::<Result<_, _>>()
@@ -393,7 +410,10 @@ fn sgemm(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
             }
             let mut variants = Vec::new();
             for v in &args.variant {
-                let mut vp = MatmulPlan::new(backend, shape, &config.merged(v))
+                let vcfg = variant_config(&shape.problem(), backend, t, v)
+                    .map_err(|e| format!("variant [{v}]: {e}"))?;
+                eprintln!("  variant [{v}]: [{vcfg}]");
+                let mut vp = MatmulPlan::new(backend, shape, &vcfg)
                     .map_err(|e| format!("variant [{v}]: {e}"))?;
                 let mut vc = vec![0f32; m * n];
                 vp.run(&a[0], k, &b[0], n, &mut vc, n)
@@ -516,7 +536,10 @@ fn attention(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<()
                 );
                 let mut variants = Vec::new();
                 for v in &args.variant {
-                    let mut vp = AttentionPlan::with_kv(backend, kv_dtype, s, &config.merged(v))
+                    let vcfg = variant_config(&problem, backend, t, v)
+                        .map_err(|e| format!("variant [{v}]: {e}"))?;
+                    eprintln!("  variant [{v}]: [{vcfg}]");
+                    let mut vp = AttentionPlan::with_kv(backend, kv_dtype, s, &vcfg)
                         .map_err(|e| format!("variant [{v}]: {e}"))?;
                     let mut vo = vec![0f32; s.q_elems()];
                     vp.run_kv(&q, k0, v0, &mut vo).map_err(|e| e.to_string())?;
