@@ -29,6 +29,13 @@ fn amd_family_19h() -> bool {
     })
 }
 
+/// Whether this is an Intel CPU (`cpuid` vendor `GenuineIntel`), for defaults measured to
+/// differ there (see their docs). Read once.
+pub fn intel() -> bool {
+    static INTEL: OnceLock<bool> = OnceLock::new();
+    *INTEL.get_or_init(|| vendor_family().0 == *b"GenuineIntel")
+}
+
 /// Whether software prefetch is known to slow down a single sequential stream of weights
 /// on this CPU, so that the defaults leave it to the hardware prefetchers: a heuristic from
 /// `cpuid`'s vendor and family, true for AMD's family 19h (measured on a Zen 4, where

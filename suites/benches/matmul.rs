@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gemm::Parallelism;
-use ktune_kernels::cache::CacheInfo;
 use ktune_kernels::matmul::{self, blocking, MatmulPlan};
 use ktune_kernels::pool::{available_threads, pool};
 use ktune_kernels::{Backend, Config, MatmulShape};
@@ -78,11 +77,7 @@ fn ktune_config(backend: Backend, shape: MatmulShape, threads: usize) -> Config 
     } else {
         // The same model as the default, told about the thread count of this run, so that
         // the values that depend on it (loop to parallelise, stream chunks) follow it.
-        let kernel = blocking::pick_kernel(
-            blocking::kernels_of(backend).expect("backend has kernels"),
-            shape.m,
-        );
-        blocking::model(kernel, CacheInfo::get(), threads, shape)
+        blocking::default_config_on(backend, shape, threads).expect("default config")
     };
     // Every library gets the same threads, even where the model would use fewer.
     config.set("threads", threads as i64);

@@ -43,10 +43,14 @@
 //!   B, and packing B would triple that traffic: 0 (stream) for `m <= 2`, where one pass of
 //!   rows of B feeds every row of C; 2 (B in place) for `m <= 32`, where register tiles
 //!   are worth it; else 1.
-//! - `mr`, `nr`: the backend's first microkernel, unless another computes at least 10% fewer
-//!   padded rows for this m (see [`pick_kernel`]).
-//! - `par`: 0 (rows) when there are at least two register tiles of rows per thread,
-//!   else 1 (columns).
+//! - `mr`, `nr`: the backend's preferred microkernel (its first, but 8x48 on AVX-512 on an
+//!   Intel CPU: see [`preferred_kernel`]), unless another computes at least 10% fewer padded
+//!   rows for this m (see [`pick_kernel`]).
+//! - `par`: 1 (columns) when there are fewer than two register tiles of rows per thread, or
+//!   fewer than [`PAR_ROWS_MIN`] rows per thread while the columns make at least four
+//!   micro-panels per thread; else 0 (rows). Splitting rows, each thread reads the whole
+//!   block of B for its rows of A; splitting columns, each reads all of the (small) block of
+//!   A and its share of B: with few rows, B is the larger operand and the columns win.
 //!
 //! `mc` is an upper bound: with several threads on the IC loop the driver splits m into a
 //! multiple of `threads` blocks of equal size so that no thread idles on the last block.
@@ -62,6 +66,12 @@ use crate::space::{Constraint, Param, Space};
 
 /// Largest m for which the default takes the stream path.
 pub const STREAM_MAX_M: usize = 2;
+
+/// Fewest rows per thread for which the default splits rows among threads (`par = 0`)
+/// rather than columns. On a 2-core Intel Xeon VM (AVX-512, 8x48, `ktune-peers --variant
+/// par=1`, interleaved) columns took 0.77, 0.83, 0.88 and 0.95 of the time of rows for m =
+/// 48, 64, 96 (x4096x4096) and 64x11008x4096, and 0.97-1.02 for m = 128 and 256.
+pub const PAR_ROWS_MIN: usize = 64;
 
 /// Largest m for which the default reads B in place instead of packing it.
 pub const DIRECT_B_MAX_M: usize = 32;
@@ -201,7 +211,9 @@ pub fn default_config(backend: Backend, shape: MatmulShape) -> Result<Config> {
 /// that depend on the count (the loop to parallelise, the stream path's column chunks)
 /// follow it.
 pub fn default_config_on(backend: Backend, shape: MatmulShape, threads: usize) -> Result<Config> {
-    let uk = pick_kernel(kernels_of(backend)?, shape.m);
+    let ks = kernels_of(backend)?;
+    let first = preferred_kernel(backend, ks, ktune_core::cpu::intel());
+    let uk = pick_kernel(ks, first, shape.m);
     Ok(model(uk, CacheInfo::get(), threads.max(1), shape))
 }
 
@@ -233,12 +245,30 @@ pub fn default_config_for_on(
     Ok(model(uk, CacheInfo::get(), threads.max(1), shape))
 }
 
-/// The microkernel for `m` rows: the backend's first (its best on large problems), unless
-/// another pads clearly fewer rows, `ceil(m/mr)*mr` being the rows actually computed (with
-/// m = 16, a 14-row tile computes 28 rows where an 8-row one computes 16).
-pub fn pick_kernel(ks: &[MicroKernel], m: usize) -> MicroKernel {
+/// The microkernel the default takes for large problems: the backend's first, but on
+/// AVX-512 on an Intel CPU the 8x48 tile. On a 2-core Intel Xeon VM (Emerald Rapids,
+/// `ktune-peers --variant mr=8,nr=48`, interleaved, four runs over two sessions) 8x48 took
+/// 0.89-0.97 of the time of 14x32 for SGEMM at 2048^3 and 4096^3 on one and two threads;
+/// 14x32 was chosen on AMD Zen 4 and Zen 5 cores, where 8x48 is not measured. A guess on
+/// the cause: the 14 rows of a C tile whose rows are a power of two apart fall in one set of
+/// a 12-way L1, the 8 of 8x48 do not. `mr` and `nr` are tunables.
+pub fn preferred_kernel(backend: Backend, ks: &[MicroKernel], intel: bool) -> MicroKernel {
+    let wanted = if backend == Backend::Avx512 && intel {
+        Some((8, 48))
+    } else {
+        None
+    };
+    wanted
+        .and_then(|(mr, nr)| ks.iter().find(|k| k.mr == mr && k.nr == nr))
+        .copied()
+        .unwrap_or(ks[0])
+}
+
+/// The microkernel for `m` rows: `first` (the preferred one, best on large problems), unless
+/// another of `ks` pads clearly fewer rows, `ceil(m/mr)*mr` being the rows actually
+/// computed (with m = 16, a 14-row tile computes 28 rows where an 8-row one computes 16).
+pub fn pick_kernel(ks: &[MicroKernel], first: MicroKernel, m: usize) -> MicroKernel {
     let computed = |k: &MicroKernel| m.max(1).next_multiple_of(k.mr) as f64;
-    let first = ks[0];
     let best = ks
         .iter()
         .copied()
@@ -292,7 +322,9 @@ pub fn model(k: MicroKernel, cache: &CacheInfo, hw_threads: usize, s: MatmulShap
         hw_threads.min((flops / 4e6) as usize).max(1)
     };
 
-    let par = usize::from(s.m < 2 * mr * threads);
+    let few_tiles = s.m < 2 * mr * threads;
+    let few_rows = s.m < PAR_ROWS_MIN * threads && s.n.div_ceil(nr) >= 4 * threads;
+    let par = usize::from(few_tiles || few_rows);
 
     let nc = if pack == 0 {
         // Stream path: one chunk per thread, so that each thread's C rows stay in L2.
@@ -402,9 +434,50 @@ mod tests {
     #[test]
     fn kernel_choice_follows_padding() {
         let ks = [fake_kernel(14, 32), fake_kernel(8, 48), fake_kernel(4, 64)];
-        assert_eq!(pick_kernel(&ks, 1000).mr, 14);
-        assert_eq!(pick_kernel(&ks, 16).mr, 8);
-        assert_eq!(pick_kernel(&ks, 4).mr, 4);
-        assert_eq!(pick_kernel(&ks, 14).mr, 14);
+        assert_eq!(pick_kernel(&ks, ks[0], 1000).mr, 14);
+        assert_eq!(pick_kernel(&ks, ks[0], 16).mr, 8);
+        assert_eq!(pick_kernel(&ks, ks[0], 4).mr, 4);
+        assert_eq!(pick_kernel(&ks, ks[0], 14).mr, 14);
+        // 8x48 preferred: kept where it pads little, left where another pads clearly less.
+        assert_eq!(pick_kernel(&ks, ks[1], 1000).mr, 8);
+        assert_eq!(pick_kernel(&ks, ks[1], 14).mr, 14);
+        assert_eq!(pick_kernel(&ks, ks[1], 4).mr, 4);
+    }
+
+    #[test]
+    fn few_rows_per_thread_split_columns() {
+        let c = CacheInfo {
+            l1d: level(1, 48 << 10, 12),
+            l2: level(2, 2 << 20, 16),
+            l3: Some(level(3, 64 << 20, 16)),
+            source: "test".into(),
+        };
+        let k = fake_kernel(8, 48);
+        let par = |m, n, threads| {
+            let s = MatmulShape { m, n, k: 4096 };
+            model(k, &c, threads, s).get("par")
+        };
+        assert_eq!(par(64, 4096, 2), Some(1));
+        assert_eq!(par(96, 4096, 2), Some(1));
+        assert_eq!(par(128, 4096, 2), Some(0));
+        assert_eq!(par(2048, 2048, 16), Some(0));
+        // Columns too few to share: rows, as long as each thread has two tiles of them.
+        assert_eq!(par(1000, 1000, 16), Some(0));
+        assert_eq!(par(512, 4096, 16), Some(1));
+    }
+
+    #[test]
+    fn intel_prefers_8x48_on_avx512_only() {
+        let ks = [fake_kernel(14, 32), fake_kernel(8, 48), fake_kernel(4, 64)];
+        let pick = |b, intel| {
+            let k = preferred_kernel(b, &ks, intel);
+            (k.mr, k.nr)
+        };
+        assert_eq!(pick(Backend::Avx512, true), (8, 48));
+        assert_eq!(pick(Backend::Avx512, false), (14, 32));
+        assert_eq!(pick(Backend::Avx2, true), (14, 32));
+        // A list without the tile keeps its first.
+        let first = preferred_kernel(Backend::Avx512, &ks[..1], true);
+        assert_eq!((first.mr, first.nr), (14, 32));
     }
 }

@@ -13,7 +13,8 @@ use std::arch::x86_64::*;
 use super::{prefetch_c, prefetch_row, stream_rest, write_edge, MicroKernel, Stream, Tile};
 use crate::backend::Backend;
 
-/// The AVX-512 microkernels, the default first.
+/// The AVX-512 microkernels, the default first (on Intel CPUs the default takes 8x48: see
+/// `blocking::preferred_kernel`).
 pub static MICROKERNELS: &[MicroKernel] = &[
     MicroKernel {
         backend: Backend::Avx512,
