@@ -14,7 +14,8 @@
 #             (llama-cpp-sys-2 passes `GGML_*` variables to CMake; ggml's AMX code tests
 #             GCC's macro `__AMX_INT8__`, which clang 14 does not define: without the
 #             CFLAGS the binary has no AMX code. `objdump -d | grep -c tdpb` counts it.)
-#   OUT=DIR   where the log and figures go (default: host-check)
+#   OUT=DIR   where the log and figures go (default: host-check); relative paths in BIN and
+#             OUT are taken from the repository's root
 #   THREADS=N every thread (default: nproc)
 #
 # Needs about 6 minutes on a 16-core Xeon. A step that fails is logged and the next one
@@ -28,9 +29,17 @@ LOG="$OUT/log.txt"
 : >"$LOG"
 if [ -z "${BIN:-}" ]; then
   cargo build --release --locked -p ktune || exit 1
-  BIN=target/release
+  BIN=$(mktemp -d)
+  cp "${CARGO_TARGET_DIR:-target}/release/ktune" "$BIN/"
+  # scripts/peers.sh builds ktune-peers (llama.cpp beside ktune) into target/peers.
+  if [ -x target/peers/release/ktune-peers ]; then
+    cp target/peers/release/ktune-peers "$BIN/"
+  fi
 fi
 N=${THREADS:-$(nproc)}
+# One thread and every thread, once each where they are the same.
+counts=(1)
+[ "$N" != 1 ] && counts+=("$N")
 K="$BIN/ktune"
 export KTUNE_CACHE_DIR="$OUT/cache"
 failed=0
@@ -51,6 +60,7 @@ bench() {
   if ! "$K" bench "$@" --format json >"$OUT/$name.json" 2>>"$LOG"; then
     echo "(failed)" | tee -a "$LOG"
     failed=1
+    return
   fi
   python3 - "$OUT/$name.json" <<'PY' 2>&1 | tee -a "$LOG"
 import json, sys
@@ -68,14 +78,14 @@ step "$K" probe --force
 "$K" probe --format json >"$OUT/probe.json" 2>/dev/null
 
 dec=(--family attention --shape 1x32x8x1x4096x128,causal --shape 1x32x8x1x16384x128,causal)
-for t in 1 "$N"; do
+for t in "${counts[@]}"; do
   for d in f16 f32; do
     bench "decode-$d-t$t" "${dec[@]}" --dtype $d --threads "$t" --max-time 2s
   done
 done
 bench "prefill-t$N" --family attention --shape 1x32x8x2048x2048x128,causal --dtype f32 \
   --threads "$N" --max-time 3s
-for t in 1 "$N"; do
+for t in "${counts[@]}"; do
   for d in q4_0 q8_0 q4_k; do
     bench "qgemv-$d-t$t" --family qgemv --dtype $d --shape 14336x4096 --shape 14336x4096x8 \
       --threads "$t" --max-time 2s
@@ -86,10 +96,13 @@ bench "sgemm-t1" --shape 2048x2048x2048 --shape 1x4096x4096 --shape 16x4096x4096
 bench "sgemm-t$N" --shape 2048x2048x2048 --shape 4096x4096x4096 --shape 1x4096x4096 \
   --shape 16x4096x4096 --threads "$N" --max-time 2s
 
-if [ -x "$BIN/ktune-peers" ]; then
+if ! [ -x "$BIN/ktune-peers" ]; then
+  echo "(peers skipped: no $BIN/ktune-peers; scripts/peers.sh builds it)" | tee -a "$LOG"
+else
   P=("$BIN/ktune-peers" --rounds 3 --per-round-ms 150 --settle-ms 100)
-  step "${P[@]}" --family qgemv --threads 1 --threads "$N" --json "$OUT/peers-qgemv.json"
-  step "${P[@]}" --family attention --threads 1 --threads "$N" \
+  tc=$(IFS=,; echo "${counts[*]}")
+  step "${P[@]}" --family qgemv --threads "$tc" --json "$OUT/peers-qgemv.json"
+  step "${P[@]}" --family attention --threads "$tc" \
     --attention-shape 32x8x1x4096x128 --attention-shape 32x8x1x16384x128 \
     --json "$OUT/peers-decode.json"
   step "${P[@]}" --family attention --threads "$N" --kv-dtype f32 \

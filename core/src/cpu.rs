@@ -29,8 +29,10 @@ fn amd_family_19h() -> bool {
     })
 }
 
-/// Whether this is an Intel CPU (`cpuid` vendor `GenuineIntel`), for defaults measured to
-/// differ there (see their docs). Read once.
+/// Whether this is an Intel CPU (`cpuid` vendor `GenuineIntel`; false off x86-64), for
+/// defaults measured to differ there: the AVX-512 SGEMM tile
+/// (`ktune_kernels::matmul::blocking::preferred_kernel`, measured on Emerald Rapids only).
+/// Read once.
 pub fn intel() -> bool {
     static INTEL: OnceLock<bool> = OnceLock::new();
     *INTEL.get_or_init(|| vendor_family().0 == *b"GenuineIntel")

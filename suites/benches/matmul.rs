@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gemm::Parallelism;
-use ktune_kernels::matmul::{self, blocking, MatmulPlan};
-use ktune_kernels::pool::{available_threads, pool};
+use ktune_kernels::matmul::{blocking, MatmulPlan};
+use ktune_kernels::pool::pool;
 use ktune_kernels::{Backend, Config, MatmulShape};
 use ktune_suites::{matmul_flops, matmul_suite};
 use rand::rngs::StdRng;
@@ -72,13 +72,9 @@ fn shapes(suite: &str) -> Vec<MatmulShape> {
 
 /// ktune's analytical default config for `shape`, on `threads` threads.
 fn ktune_config(backend: Backend, shape: MatmulShape, threads: usize) -> Config {
-    let mut config = if threads == available_threads() {
-        matmul::default_config(backend, shape).expect("default config")
-    } else {
-        // The same model as the default, told about the thread count of this run, so that
-        // the values that depend on it (loop to parallelise, stream chunks) follow it.
-        blocking::default_config_on(backend, shape, threads).expect("default config")
-    };
+    // The default's model told the thread count of this run, so that the values that depend
+    // on it (loop to parallelise, stream chunks) follow it.
+    let mut config = blocking::default_config_on(backend, shape, threads).expect("default config");
     // Every library gets the same threads, even where the model would use fewer.
     config.set("threads", threads as i64);
     config

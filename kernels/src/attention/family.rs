@@ -111,13 +111,20 @@ impl KernelFamily for Attention {
         &self,
         backend: Backend,
         problem: &Problem,
-        _pinned: &Config,
+        pinned: &Config,
     ) -> Result<Config> {
         #[cfg(feature = "wgpu")]
         if backend == Backend::Wgpu {
             return crate::gpu::attention::default_config(AttentionShape::of(problem)?);
         }
-        space::default_config_kv(backend, AttentionShape::of(problem)?, problem.dtype)
+        // A pinned thread count shapes the model (decode's splits, prefill's query tiles).
+        let threads = pinned.get("threads").map(|t| t.max(1) as usize);
+        space::default_config_kv_on(
+            backend,
+            AttentionShape::of(problem)?,
+            problem.dtype,
+            threads,
+        )
     }
 
     fn operands(

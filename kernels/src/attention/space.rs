@@ -81,10 +81,12 @@ const KV_TILES: [i64; 8] = [16, 32, 64, 128, 256, 512, 1024, 2048];
 /// The largest `splits` a config may name.
 const MAX_SPLITS: i64 = 4096;
 
-/// The splits searched: powers of two up to 16, or up to the thread count's next power of
-/// two where that is more (one KV head of decode on 64 threads wants 64 parts).
+/// The splits searched: powers of two up to 16, or up to the next power of two of
+/// [`DECODE_TASKS_PER_THREAD`] times the thread count where that is more (one KV head of
+/// decode on 64 threads wants 256 parts).
 fn splits() -> Vec<i64> {
-    let top = (available_threads().next_power_of_two().max(16) as i64).min(MAX_SPLITS);
+    let want = DECODE_TASKS_PER_THREAD.saturating_mul(available_threads());
+    let top = (want.next_power_of_two().max(16) as i64).min(MAX_SPLITS);
     std::iter::successors(Some(1i64), |s| Some(s * 2))
         .take_while(|&s| s <= top)
         .collect()
@@ -375,6 +377,17 @@ pub fn default_config_kv(
     shape: AttentionShape,
     kv_dtype: Dtype,
 ) -> Result<Config> {
+    default_config_kv_on(backend, shape, kv_dtype, None)
+}
+
+/// [`default_config_kv`] for a pinned thread count, where there is one: the values that
+/// follow the count (`splits`, prefill's `q_tile`) are derived for it.
+pub fn default_config_kv_on(
+    backend: Backend,
+    shape: AttentionShape,
+    kv_dtype: Dtype,
+    pinned_threads: Option<usize>,
+) -> Result<Config> {
     shape.check()?;
     space(backend, shape, kv_dtype)?;
     let l2 = CacheInfo::get().l2.size.max(64 << 10);
@@ -386,7 +399,11 @@ pub fn default_config_kv(
         .unwrap_or(KV_TILES[0]);
     let flops =
         4.0 * shape.pairs_per_head() * shape.head_dim as f64 * (shape.batch * shape.q_heads) as f64;
-    let threads = if flops > 1e7 { available_threads() } else { 1 };
+    let threads = match pinned_threads {
+        Some(t) => t.max(1),
+        None if flops > 1e7 => available_threads(),
+        None => 1,
+    };
     // Prefill with blocks shares each key tile among the rows of a task (transposed for
     // outer-product scores past `fuse_rows`: [`default_q_tile`]); the scalar backend takes
     // 16.
@@ -448,6 +465,36 @@ mod tests {
         }
         assert_eq!(default_fuse_rows_on(Backend::Avx512, Dtype::F16, true), 64);
         assert_eq!(default_fuse_rows_on(Backend::Avx512, Dtype::F16, false), 32);
+    }
+
+    #[test]
+    fn a_pinned_thread_count_sets_the_splits() {
+        let decode = AttentionShape {
+            batch: 1,
+            q_heads: 32,
+            kv_heads: 8,
+            q_len: 1,
+            kv_len: 16384,
+            head_dim: 128,
+            causal: true,
+        };
+        let splits = |t| {
+            default_config_kv_on(Backend::Scalar, decode, Dtype::F32, Some(t))
+                .unwrap()
+                .get("splits")
+        };
+        assert_eq!(splits(1), Some(1));
+        assert_eq!(splits(2), Some(1));
+        assert_eq!(splits(16), Some(8));
+        // Through the family, as `ktune bench --threads` pins it.
+        let p = decode.problem();
+        let one = Config::new().with("threads", 1);
+        let c = crate::family::default_config(Backend::Scalar, &p, &one).unwrap();
+        assert_eq!(
+            (c.get("splits"), c.get("threads")),
+            (Some(1), Some(1)),
+            "{c}"
+        );
     }
 
     #[test]

@@ -47,8 +47,9 @@
 //!   Intel CPU: see [`preferred_kernel`]), unless another computes at least 10% fewer padded
 //!   rows for this m (see [`pick_kernel`]).
 //! - `par`: 1 (columns) when there are fewer than two register tiles of rows per thread, or
-//!   fewer than [`PAR_ROWS_MIN`] rows per thread while the columns make at least four
-//!   micro-panels per thread; else 0 (rows). Splitting rows, each thread reads the whole
+//!   fewer than [`PAR_ROWS_MIN`] rows per thread (counting at most two threads: measured
+//!   on two) while a block of `nc` columns makes at least four micro-panels per thread;
+//!   else 0 (rows). Splitting rows, each thread reads the whole
 //!   block of B for its rows of A; splitting columns, each reads all of the (small) block of
 //!   A and its share of B: with few rows, B is the larger operand and the columns win.
 //!
@@ -70,7 +71,8 @@ pub const STREAM_MAX_M: usize = 2;
 /// Fewest rows per thread for which the default splits rows among threads (`par = 0`)
 /// rather than columns. On a 2-core Intel Xeon VM (AVX-512, 8x48, `ktune-peers --variant
 /// par=1`, interleaved) columns took 0.77, 0.83, 0.88 and 0.95 of the time of rows for m =
-/// 48, 64, 96 (x4096x4096) and 64x11008x4096, and 0.97-1.02 for m = 128 and 256.
+/// 48, 64, 96 (x4096x4096) and 64x11008x4096, and 0.97-1.02 for m = 128 and 256. Not
+/// measured on more threads, so the default applies it as if there were at most two.
 pub const PAR_ROWS_MIN: usize = 64;
 
 /// Largest m for which the default reads B in place instead of packing it.
@@ -247,11 +249,16 @@ pub fn default_config_for_on(
 
 /// The microkernel the default takes for large problems: the backend's first, but on
 /// AVX-512 on an Intel CPU the 8x48 tile. On a 2-core Intel Xeon VM (Emerald Rapids,
-/// `ktune-peers --variant mr=8,nr=48`, interleaved, four runs over two sessions) 8x48 took
-/// 0.89-0.97 of the time of 14x32 for SGEMM at 2048^3 and 4096^3 on one and two threads;
-/// 14x32 was chosen on AMD Zen 4 and Zen 5 cores, where 8x48 is not measured. A guess on
-/// the cause: the 14 rows of a C tile whose rows are a power of two apart fall in one set of
-/// a 12-way L1, the 8 of 8x48 do not. `mr` and `nr` are tunables.
+/// `ktune-peers --variant`, interleaved, four runs over two sessions) 8x48 took 0.89-0.97
+/// of the time of 14x32 for SGEMM at 2048^3 and 4096^3 on one and two threads, and
+/// 0.78-0.93 at 1000^3, 3000^3 and 64x4096x4096 (1.03 and 0.93 at 512x4096x4096); 14x32 was
+/// chosen on AMD Zen 4 and Zen 5 cores, where 8x48 is not measured. Measured on Emerald
+/// Rapids only, applied to every Intel CPU with AVX-512 (older cores have a smaller L1 and
+/// one 512-bit FMA port on some parts); the cause is not established (8x48 loads fewer
+/// values per FMA: 11 for 24, against 16 for 28). `mr` and `nr` are tunables.
+///
+/// # Panics
+/// If `ks` is empty ([`kernels_of`] never returns an empty list).
 pub fn preferred_kernel(backend: Backend, ks: &[MicroKernel], intel: bool) -> MicroKernel {
     let wanted = if backend == Backend::Avx512 && intel {
         Some((8, 48))
@@ -261,7 +268,7 @@ pub fn preferred_kernel(backend: Backend, ks: &[MicroKernel], intel: bool) -> Mi
     wanted
         .and_then(|(mr, nr)| ks.iter().find(|k| k.mr == mr && k.nr == nr))
         .copied()
-        .unwrap_or(ks[0])
+        .unwrap_or_else(|| ks[0])
 }
 
 /// The microkernel for `m` rows: `first` (the preferred one, best on large problems), unless
@@ -323,7 +330,8 @@ pub fn model(k: MicroKernel, cache: &CacheInfo, hw_threads: usize, s: MatmulShap
     };
 
     let few_tiles = s.m < 2 * mr * threads;
-    let few_rows = s.m < PAR_ROWS_MIN * threads && s.n.div_ceil(nr) >= 4 * threads;
+    // Measured on two threads only: past two, the rows a thread needs stay those of two.
+    let few_rows = s.m < PAR_ROWS_MIN * threads.min(2) && nc.div_ceil(nr) >= 4 * threads;
     let par = usize::from(few_tiles || few_rows);
 
     let nc = if pack == 0 {
@@ -461,9 +469,9 @@ mod tests {
         assert_eq!(par(96, 4096, 2), Some(1));
         assert_eq!(par(128, 4096, 2), Some(0));
         assert_eq!(par(2048, 2048, 16), Some(0));
-        // Columns too few to share: rows, as long as each thread has two tiles of them.
-        assert_eq!(par(1000, 1000, 16), Some(0));
-        assert_eq!(par(512, 4096, 16), Some(1));
+        assert_eq!(par(512, 4096, 16), Some(0));
+        // Fewer than two tiles of rows per thread: columns, as before.
+        assert_eq!(par(200, 4096, 16), Some(1));
     }
 
     #[test]

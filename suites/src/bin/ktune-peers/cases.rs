@@ -54,9 +54,10 @@ fn ktune_config(problem: &Problem, backend: Backend, threads: usize) -> Result<C
     variant_config(problem, backend, threads, &Config::new())
 }
 
-/// The config of a `--variant`: ktune's (tuned or default) with `overrides` pinned, so that
-/// the values that follow them are derived again as `ktune bench --config` does (a variant
-/// `mr=8,nr=48` gets the blocking of that tile, not the default tile's `nc`).
+/// The config of a `--variant`: ktune's (tuned or default) with `overrides` pinned. On the
+/// default path the values that follow them are derived again, as `ktune bench --config`
+/// does (a variant `mr=8,nr=48` gets the blocking of that tile, not the default tile's
+/// `nc`); a tuned config keeps its stored values beside the overrides.
 fn variant_config(
     problem: &Problem,
     backend: Backend,
