@@ -13,9 +13,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${OUT:-gpu-check}
-mkdir -p "$OUT"
-LOG="$OUT/log.txt"
-: >"$LOG"
+# shellcheck source=scripts/check_log.sh
+. scripts/check_log.sh
 if [ -z "${BIN:-}" ]; then
   cargo build --release --locked -p ktune || exit 1
   BIN=$(mktemp -d)
@@ -33,16 +32,6 @@ for l in sys.stdin:
 fi
 export KTUNE_CACHE_DIR="$OUT/cache"
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
-failed=0
-step() {
-  printf '\n==> %s\n' "$*" | tee -a "$LOG"
-  "$@" 2>&1 | tee -a "$LOG"
-  local rc=${PIPESTATUS[0]}
-  if [ "$rc" != 0 ]; then
-    echo "(exit $rc)" | tee -a "$LOG"
-    failed=1
-  fi
-}
 K="$BIN/ktune"
 step "$K" list --adapters
 step "$K" probe --backend wgpu --force

@@ -24,9 +24,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${OUT:-host-check}
-mkdir -p "$OUT"
-LOG="$OUT/log.txt"
-: >"$LOG"
+# shellcheck source=scripts/check_log.sh
+. scripts/check_log.sh
 if [ -z "${BIN:-}" ]; then
   cargo build --release --locked -p ktune || exit 1
   BIN=$(mktemp -d)
@@ -42,16 +41,6 @@ counts=(1)
 [ "$N" != 1 ] && counts+=("$N")
 K="$BIN/ktune"
 export KTUNE_CACHE_DIR="$OUT/cache"
-failed=0
-step() {
-  printf '\n==> %s\n' "$*" | tee -a "$LOG"
-  "$@" 2>&1 | tee -a "$LOG"
-  local rc=${PIPESTATUS[0]}
-  if [ "$rc" != 0 ]; then
-    echo "(exit $rc)" | tee -a "$LOG"
-    failed=1
-  fi
-}
 # Bench: the JSON in OUT/NAME.json, one line per result in the log.
 bench() {
   local name=$1
