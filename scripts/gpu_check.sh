@@ -16,9 +16,7 @@ OUT=${OUT:-gpu-check}
 # shellcheck source=scripts/check_log.sh
 . scripts/check_log.sh
 if [ -z "${BIN:-}" ]; then
-  cargo build --release --locked -p ktune || exit 1
-  BIN=$(mktemp -d)
-  cp target/release/ktune "$BIN/"
+  build_bin
   for t in wgpu lib; do
     args=(--test wgpu)
     [ $t = lib ] && args=(--lib)

@@ -27,9 +27,7 @@ OUT=${OUT:-host-check}
 # shellcheck source=scripts/check_log.sh
 . scripts/check_log.sh
 if [ -z "${BIN:-}" ]; then
-  cargo build --release --locked -p ktune || exit 1
-  BIN=$(mktemp -d)
-  cp "${CARGO_TARGET_DIR:-target}/release/ktune" "$BIN/"
+  build_bin
   # scripts/peers.sh builds ktune-peers (llama.cpp beside ktune) into target/peers.
   if [ -x target/peers/release/ktune-peers ]; then
     cp target/peers/release/ktune-peers "$BIN/"

@@ -78,6 +78,20 @@ fn variant_config(
     Ok(config)
 }
 
+/// [`variant_config`] for the `--variant` `v`, its errors naming it, the config it resolved
+/// to printed.
+fn resolved_variant(
+    problem: &Problem,
+    backend: Backend,
+    threads: usize,
+    v: &Config,
+) -> Result<Config, String> {
+    let config =
+        variant_config(problem, backend, threads, v).map_err(|e| format!("variant [{v}]: {e}"))?;
+    eprintln!("  variant [{v}]: [{config}]");
+    Ok(config)
+}
+
 pub fn run(args: &Args) -> Result<(), String> {
     match ktune_results::dispatch::install_from_env() {
         Ok(Some(n)) => eprintln!("tuned configs: {n} results for this machine from $KTUNE_DB"),
@@ -300,9 +314,7 @@ fn qgemv(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
                 // Variants: the same kernel family with config overrides, as more sides.
                 let mut variants = Vec::new();
                 for v in &args.variant {
-                    let vc = variant_config(&shape.problem(dtype), backend, t, v)
-                        .map_err(|e| format!("variant [{v}]: {e}"))?;
-                    eprintln!("  variant [{v}]: [{vc}]");
+                    let vc = resolved_variant(&shape.problem(dtype), backend, t, v)?;
                     let vp: Vec<QgemvPlan> = (0..copies)
                         .map(|_| QgemvPlan::new(backend, &qm, batch, &vc))
                         .collect::<Result<_, _>>()
@@ -411,9 +423,7 @@ fn sgemm(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
             }
             let mut variants = Vec::new();
             for v in &args.variant {
-                let vcfg = variant_config(&shape.problem(), backend, t, v)
-                    .map_err(|e| format!("variant [{v}]: {e}"))?;
-                eprintln!("  variant [{v}]: [{vcfg}]");
+                let vcfg = resolved_variant(&shape.problem(), backend, t, v)?;
                 let mut vp = MatmulPlan::new(backend, shape, &vcfg)
                     .map_err(|e| format!("variant [{v}]: {e}"))?;
                 let mut vc = vec![0f32; m * n];
@@ -537,9 +547,7 @@ fn attention(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<()
                 );
                 let mut variants = Vec::new();
                 for v in &args.variant {
-                    let vcfg = variant_config(&problem, backend, t, v)
-                        .map_err(|e| format!("variant [{v}]: {e}"))?;
-                    eprintln!("  variant [{v}]: [{vcfg}]");
+                    let vcfg = resolved_variant(&problem, backend, t, v)?;
                     let mut vp = AttentionPlan::with_kv(backend, kv_dtype, s, &vcfg)
                         .map_err(|e| format!("variant [{v}]: {e}"))?;
                     let mut vo = vec![0f32; s.q_elems()];
