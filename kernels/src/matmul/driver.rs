@@ -13,6 +13,12 @@
 //! The first pc block overwrites C and the later ones accumulate, so C is never read
 //! before it is written and needs no initialisation (k = 0 zeroes it explicitly).
 //!
+//! B's panels are packed for the whole block before any tile when blocks of rows run in
+//! parallel (every thread reads every panel). Otherwise (one thread, or threads sharing the
+//! columns, each always the same panels) packing is fused into LOOP 2: in the first block
+//! of rows, each panel is packed by the thread that computes it just before its tiles, so
+//! they read it from L1 and L2 instead of from L3 after the whole block was written out.
+//!
 //! Direct-B path (`pack = 2`): the same loops, but B is not packed: microkernels read full
 //! micro-panels of B in place (row stride `ldb`) and prefetch the next one; only a partial
 //! last micro-panel is packed. For few rows of A, where B is used once or twice, this reads
@@ -253,6 +259,14 @@ impl MatmulPlan {
         } else {
             self.mc.min(m.next_multiple_of(mr))
         };
+        // Fused packing of B: where each micro-panel of B is computed by one thread (one
+        // thread, or threads sharing the columns), that thread packs it just before its first
+        // use, so the packed panel is still in L1 and L2 when the tiles read it, rather than
+        // written out to L3 for the whole block first and read back.
+        let fused = pack_b && (team.is_none() || !par_rows);
+        debug_assert!(
+            !pack_b || self.bpack.len() >= self.nc.min(n).next_multiple_of(nr) * self.kc.min(k)
+        );
         for jc in (0..n).step_by(self.nc) {
             let nb = self.nc.min(n - jc);
             let panels = nb.div_ceil(nr);
@@ -263,20 +277,26 @@ impl MatmulPlan {
                 let pack_one = |panel: usize, out: &mut [f32]| {
                     pack_b_panel(kb, nb, bsrc, x.ldb, nr, panel, out)
                 };
+                // Holds `panels` panels when B is packed (used only then).
+                let bpack = SendPtr(self.bpack.as_mut_ptr());
+                // Packs panel `panel` of this block.
+                // SAFETY (for callers): no other thread reads or writes that panel meanwhile;
+                // readers of it run after this returns (same thread, or after a join).
+                let pack_panel = |panel: usize| {
+                    // SAFETY: with B packed the buffer holds `panels` panels of `kb * nr`
+                    // floats (sized in `new`), `panel` is one of them, and its writer is
+                    // alone on it (see above).
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(bpack.ptr().add(panel * kb * nr), kb * nr)
+                    };
+                    pack_one(panel, out);
+                };
                 let b = if pack_b {
-                    let bpack = SendPtr(self.bpack[..panels * kb * nr].as_mut_ptr());
-                    for_each_task(team, panels, &|panel| {
-                        // SAFETY: the buffer holds `panels` panels of `kb * nr` floats, and
-                        // each task writes its own panel alone.
-                        let out = unsafe {
-                            std::slice::from_raw_parts_mut(
-                                bpack.ptr().add(panel * kb * nr),
-                                kb * nr,
-                            )
-                        };
-                        pack_one(panel, out);
-                    });
-                    BSource::Packed(&self.bpack[..panels * kb * nr])
+                    if !fused {
+                        // Each task packs its own panel; all finish before any compute.
+                        for_each_task(team, panels, &|panel| pack_panel(panel));
+                    }
+                    BSource::Packed(bpack)
                 } else {
                     let full = nb / nr;
                     if full < panels {
@@ -302,11 +322,24 @@ impl MatmulPlan {
                 let slot = kb * mc.next_multiple_of(mr);
                 let apack = SendPtr(self.apack.as_mut_ptr());
                 let ic_blocks = m.div_ceil(mc);
+                // The tiles of rows `ic..ic+mb` and panels `jr`, packing each panel first in
+                // the first block of rows when packing is fused.
+                let compute = |ib: usize, mb: usize, abuf: &[f32], jr: std::ops::Range<usize>| {
+                    let ic = ib * mc;
+                    if fused && ib == 0 {
+                        for panel in jr {
+                            pack_panel(panel);
+                            block.compute(ic, mb, abuf, panel..panel + 1);
+                        }
+                    } else {
+                        block.compute(ic, mb, abuf, jr);
+                    }
+                };
                 let run_ic = |ib: usize, abuf: &mut [f32], jr: std::ops::Range<usize>| {
                     let ic = ib * mc;
                     let mb = mc.min(m - ic);
                     pack_a(mb, kb, &x.a[ic * x.lda + pc..], x.lda, mr, abuf);
-                    block.compute(ic, mb, abuf, jr);
+                    compute(ib, mb, abuf, jr);
                 };
                 match team {
                     Some(team) if !par_rows => {
@@ -317,9 +350,11 @@ impl MatmulPlan {
                             pack_a(mb, kb, &x.a[ic * x.lda + pc..], x.lda, mr, abuf);
                             let abuf = &self.apack[..slot];
                             let chunk = panels.div_ceil(threads);
+                            // Share `t` always takes the same panels, so that with fused
+                            // packing the thread that packed a panel is the one that reads it.
                             team.run(threads, &|t| {
                                 let jr = (t * chunk).min(panels)..((t + 1) * chunk).min(panels);
-                                block.compute(ic, mb, abuf, jr);
+                                compute(ib, mb, abuf, jr);
                             });
                         }
                     }
@@ -384,8 +419,9 @@ struct Args<'a> {
 
 /// Where the micro-panels of one (pc, jc) block of B come from.
 enum BSource<'a> {
-    /// Packed panels of `kb * nr` floats, one after another.
-    Packed(&'a [f32]),
+    /// Packed panels of `kb * nr` floats, one after another (a pointer, not a slice: with
+    /// fused packing, panels are written while other threads read theirs).
+    Packed(SendPtr),
     /// In place: `b` starts at the block's first element, rows `ldb` apart; the first `full`
     /// panels are read there, a partial last one from `edge` (packed).
     Direct {
@@ -418,7 +454,13 @@ impl Block<'_> {
             let n = nr.min(self.nb - j);
             // (panel start, row stride, next panel to prefetch)
             let (b, ldb, b_next) = match self.b {
-                BSource::Packed(p) => (p[panel * kb * nr..].as_ptr(), nr, std::ptr::null()),
+                // SAFETY: the packed buffer holds the block's panels; `panel` is one of them,
+                // written before this read (see `run_packed`).
+                BSource::Packed(p) => (
+                    unsafe { p.ptr().add(panel * kb * nr) }.cast_const(),
+                    nr,
+                    std::ptr::null(),
+                ),
                 BSource::Direct { b, ldb, full, .. } if panel < full => {
                     let next = if panel + 1 < full {
                         b[(panel + 1) * nr..].as_ptr()
