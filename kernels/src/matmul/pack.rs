@@ -66,6 +66,9 @@ fn pack_a_any(mb: usize, kb: usize, a: &[f32], lda: usize, mr: usize, dst: &mut 
 /// Packs panel `panel` (columns `panel*nr ..`) of the `kb x nb` block of row-major `b`
 /// (row stride `ldb`) into `out`, `kb * nr` floats: `out[p*nr + j] = b[p*ldb + panel*nr + j]`.
 /// Panels are independent so that threads can pack them in parallel.
+///
+/// Rows of a panel are `ldb` apart, a pattern the hardware prefetchers do not follow, so
+/// each row asks for the one [`PACK_B_AHEAD`] rows further on into L2 as it is copied.
 pub fn pack_b_panel(
     kb: usize,
     nb: usize,
@@ -78,10 +81,39 @@ pub fn pack_b_panel(
     let j0 = panel * nr;
     let cols = nr.min(nb - j0);
     for (p, row) in out.chunks_exact_mut(nr).take(kb).enumerate() {
+        // Past the block's last row this points at later rows of B or past its end, which a
+        // prefetch tolerates.
+        fetch_row_l2(b.as_ptr().wrapping_add((p + PACK_B_AHEAD) * ldb + j0), cols);
         let src = &b[p * ldb + j0..][..cols];
         row[..cols].copy_from_slice(src);
         row[cols..].iter_mut().for_each(|x| *x = 0.0);
     }
+}
+
+/// Rows of B that [`pack_b_panel`] fetches ahead of the one it copies. On one thread of an
+/// Intel Xeon (AVX-512, 8x48; 64x4096x4096, B rotated out of cache, packed a panel at a time
+/// into one slot: in-process, alternating) 16 rows into L2 took the product from 76 to 84
+/// GFLOP/s, 32 rows 82; 8 rows into L1 (`prefetcht0`) 65 where 16 into L2 ran 71. Packing the
+/// whole block before any tile, it changed nothing (56 either way).
+pub const PACK_B_AHEAD: usize = 16;
+
+/// Asks for the cache lines of the `len` floats at `row` (any alignment, `len >= 1`) to come
+/// into L2; nothing on other architectures than x86-64.
+#[inline(always)]
+fn fetch_row_l2(row: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        // SAFETY: a prefetch is a hint; it never faults and reads nothing observable.
+        unsafe {
+            for off in (0..len).step_by(16) {
+                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(off).cast());
+            }
+            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(len - 1).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (row, len);
 }
 
 #[cfg(test)]
