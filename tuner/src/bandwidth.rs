@@ -7,7 +7,9 @@
 //! A cache level is measured on a working set of half the cache (per thread: half of the
 //! share of the instance the thread uses), read over and over by each thread from its own
 //! buffer; DRAM on arrays of at least [`DRAM_SET_FACTOR`] times the last-level cache, split
-//! among the threads.
+//! among the threads: in one share each, or (on several threads) in tasks of [`TASK_BYTES`]
+//! that the threads take from a shared counter, as the kernels take theirs, so that a
+//! thread slowed by the machine's other work does not hold the figure back.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -34,7 +36,14 @@ pub struct Reader {
     pub streams: usize,
     /// Whether it prefetches ahead in software.
     pub prefetch: bool,
+    /// On several threads, whether they take the data in tasks of [`TASK_BYTES`] from a
+    /// shared counter rather than a share each (one thread reads it all either way).
+    pub tasks: bool,
 }
+
+/// The size of the tasks of a reader with `tasks`: 1 MiB, about what a task of qgemv or of
+/// decode attention reads on a large model.
+pub const TASK_BYTES: usize = 1 << 20;
 
 impl Reader {
     /// Every reader this CPU can run (prefetch only where it is a different reader).
@@ -50,6 +59,7 @@ impl Reader {
                         backend,
                         streams,
                         prefetch,
+                        tasks: false,
                     });
                 }
             }
@@ -58,13 +68,25 @@ impl Reader {
     }
 
     /// This reader and every other of its backend's (each number of streams, with and
-    /// without prefetch): the ones to try where the best of one backend's loads is wanted
-    /// but which of its readers wins depends on the thread count.
-    pub fn siblings(&self) -> Vec<Reader> {
-        Reader::all()
+    /// without prefetch; on more than one thread, in shares and in tasks): the ones to try
+    /// where the best of one backend's loads is wanted but which of its readers wins
+    /// depends on the thread count.
+    pub fn siblings(&self, threads: usize) -> Vec<Reader> {
+        let same: Vec<Reader> = Reader::all()
             .into_iter()
             .filter(|r| r.backend == self.backend)
-            .collect()
+            .collect();
+        let tasks = same.iter().map(|r| r.in_tasks());
+        let tasks = tasks.filter(|_| threads > 1).collect::<Vec<_>>();
+        same.into_iter().chain(tasks).collect()
+    }
+
+    /// The same reader, the data taken in tasks from a shared counter.
+    pub fn in_tasks(self) -> Reader {
+        Reader {
+            tasks: true,
+            ..self
+        }
     }
 
     /// Reads `data` `passes` times; returns a value to consume.
@@ -74,17 +96,26 @@ impl Reader {
 
     /// The reader named `name` (as [`Reader::name`] writes it), if this CPU can run it.
     pub fn from_name(name: &str) -> Option<Reader> {
-        Reader::all().into_iter().find(|r| r.name() == name.trim())
+        let name = name.trim();
+        let (base, tasks) = match name.strip_suffix(", tasks") {
+            Some(base) => (base, true),
+            None => (name, false),
+        };
+        Reader::all()
+            .into_iter()
+            .find(|r| r.name() == base)
+            .map(|r| Reader { tasks, ..r })
     }
 
-    /// `avx512, 4 streams, prefetch`.
+    /// `avx512, 4 streams, prefetch` (`, tasks` after it for a reader with `tasks`).
     pub fn name(&self) -> String {
         format!(
-            "{}, {} stream{}{}",
+            "{}, {} stream{}{}{}",
             self.backend,
             self.streams,
             if self.streams == 1 { "" } else { "s" },
-            if self.prefetch { ", prefetch" } else { "" }
+            if self.prefetch { ", prefetch" } else { "" },
+            if self.tasks { ", tasks" } else { "" }
         )
     }
 }
@@ -289,11 +320,13 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
     // with more threads another number of streams can read faster.
     crate::probe::progress("DRAM: every reader ranked on one thread");
     let mut finalists: Vec<Reader> = ranked(&b, 1).into_iter().take(FINALISTS).collect();
-    for r in finalists[0].siblings() {
+    for r in finalists[0].siblings(1) {
         if !finalists.contains(&r) {
             finalists.push(r);
         }
     }
+    // On several threads, each also taking the data in tasks.
+    let in_tasks: Vec<Reader> = finalists.iter().map(|r| r.in_tasks()).collect();
     let (mut read, mut triad) = (PerThreads::new(), PerThreads::new());
     let mut spread = 0f64;
     // The reader that measured the figure of the most threads.
@@ -307,9 +340,10 @@ pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
         let chunk = n.div_ceil(t).next_multiple_of(1024);
         // Thread `i` reads share `i` (none past the last).
         let shares: Vec<&[f32]> = b.chunks(chunk).collect();
-        let rate = |r: Reader| shares_rate(&p, &shares, r, bytes);
+        let rate = |r: Reader| split_rate(&p, &b, &shares, r);
         // Every finalist read twice, interleaved; the best two are measured in full.
-        let mut heats: Vec<(f64, Reader)> = finalists.iter().map(|&r| (0.0, r)).collect();
+        let candidates = finalists.iter().chain(in_tasks.iter().filter(|_| t > 1));
+        let mut heats: Vec<(f64, Reader)> = candidates.map(|&r| (0.0, r)).collect();
         for _ in 0..2 {
             for h in heats.iter_mut() {
                 h.0 = h.0.max(rate(h.1));
@@ -401,7 +435,7 @@ pub fn dram_read_now(readers: &str, bytes: usize, threads: usize) -> Result<Opti
     let n = b.len();
     let chunk = n.div_ceil(threads.max(1)).next_multiple_of(1024);
     let shares: Vec<&[f32]> = b.chunks(chunk).collect();
-    let rate = |r: Reader| shares_rate(&p, &shares, r, 4 * n);
+    let rate = |r: Reader| split_rate(&p, b, &shares, r);
     let mut winners = WINNERS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(&(_, _, w)) = winners
         .iter()
@@ -410,7 +444,7 @@ pub fn dram_read_now(readers: &str, bytes: usize, threads: usize) -> Result<Opti
         return Ok(Some((0..3).map(|_| rate(w)).fold(0f64, f64::max)));
     }
     let mut best = (0f64, reader);
-    let siblings = reader.siblings();
+    let siblings = reader.siblings(threads);
     for &r in siblings.iter().chain(&siblings) {
         let v = rate(r);
         if v > best.0 {
@@ -425,6 +459,34 @@ pub fn dram_read_now(readers: &str, bytes: usize, threads: usize) -> Result<Opti
 /// count in this process, which later reads use alone (best of three): every sibling twice
 /// takes 0.1-0.2 s on a 256 MiB array, and a bench reads before and after each result.
 static WINNERS: Mutex<Vec<(Reader, usize, Reader)>> = Mutex::new(Vec::new());
+
+/// GB/s of one read of `data` with `reader` on the threads of `p`: in tasks of
+/// [`TASK_BYTES`] from a shared counter where the reader says so, else thread `i` reading
+/// `shares[i]` (the shares cover `data`).
+fn split_rate(p: &rayon::ThreadPool, data: &[f32], shares: &[&[f32]], reader: Reader) -> f64 {
+    if !reader.tasks {
+        return shares_rate(p, shares, reader, 4 * data.len());
+    }
+    let start = Instant::now();
+    std::hint::black_box(read_in_tasks(p, data, reader));
+    4.0 * data.len() as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
+/// Reads `data` once with `reader` on the threads of `p`, each taking the next task of
+/// [`TASK_BYTES`] from a shared counter until none is left; returns the sum of every task.
+fn read_in_tasks(p: &rayon::ThreadPool, data: &[f32], reader: Reader) -> f32 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tasks: Vec<&[f32]> = data.chunks(TASK_BYTES / 4).collect();
+    let next = AtomicUsize::new(0);
+    let sums: Vec<f32> = p.broadcast(|_| {
+        let mut sum = 0f32;
+        while let Some(task) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
+            sum += reader.read(task, 1);
+        }
+        sum
+    });
+    sums.iter().sum()
+}
 
 /// GB/s of one read of `shares` (`bytes` in all) with `reader`, thread `i` of `p` reading
 /// share `i` (none past the last).
@@ -517,14 +579,36 @@ mod tests {
     }
 
     #[test]
+    fn readers_in_tasks_read_every_element_once() {
+        let p = pool(2).unwrap();
+        // Two and a half tasks, so that the last is partial.
+        let n = 5 * TASK_BYTES / 8;
+        let data = vec![1f32; n];
+        for r in Reader::all() {
+            let sum = read_in_tasks(&p, &data, r.in_tasks());
+            assert_eq!(sum, n as f32, "{}", r.name());
+            assert!(split_rate(&p, &data, &[&data], r.in_tasks()) > 0.0);
+        }
+    }
+
+    #[test]
     fn readers_are_found_by_name_and_dram_is_read_now() {
         for r in Reader::all() {
             assert_eq!(Reader::from_name(&r.name()), Some(r));
+            let t = r.in_tasks();
+            assert_eq!(Reader::from_name(&t.name()), Some(t));
+            assert!(t.name().ends_with(", tasks"), "{}", t.name());
         }
         assert_eq!(Reader::from_name("scalar, 3 streams"), None);
-        // A reader's siblings: itself and each other reader of its backend, no other.
+        // A reader's siblings: itself and each other reader of its backend, no other; on
+        // several threads each also in tasks.
         for r in Reader::all() {
-            let sib = r.siblings();
+            let sib = r.siblings(1);
+            let many = r.siblings(2);
+            assert_eq!(many.len(), 2 * sib.len(), "{}", r.name());
+            assert!(sib
+                .iter()
+                .all(|s| !s.tasks && many.contains(s) && many.contains(&s.in_tasks())));
             assert!(sib.contains(&r), "{}", r.name());
             assert!(sib.iter().all(|s| s.backend == r.backend));
             for streams in loops::READ_STREAMS {
@@ -557,7 +641,7 @@ mod tests {
             .filter(|(named, t, _)| *named == first && *t == 2)
             .collect();
         assert_eq!(won.len(), 1, "one winner kept per reader and thread count");
-        assert!(first.siblings().contains(&won[0].2));
+        assert!(first.siblings(2).contains(&won[0].2));
         assert_eq!(
             dram_read_now("scalar, 1 stream (L1)", 4 << 20, 1).unwrap(),
             None
