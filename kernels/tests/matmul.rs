@@ -170,6 +170,26 @@ fn sgemm_public_api() {
             "{r:?}"
         );
     }
+    // With one row of B its stride is never stepped, so any stride is valid, however large
+    // (the packing's look-ahead must not overflow computing rows past the block).
+    for backend in cpu_backends() {
+        let (m, n) = (40, 5);
+        let a: Vec<f32> = (0..m).map(|i| i as f32).collect();
+        let b = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let shape = MatmulShape::new(m, n, 1);
+        for pack in [1, 2] {
+            let cfg = matmul::default_config(backend, shape)
+                .unwrap()
+                .with("pack", pack);
+            let mut plan = MatmulPlan::new(backend, shape, &cfg).unwrap();
+            let mut c = vec![0f32; m * n];
+            plan.run(&a, 1, &b, usize::MAX / 2, &mut c, n).unwrap();
+            for (i, row) in c.chunks(n).enumerate() {
+                let want: Vec<f32> = b.iter().map(|x| x * i as f32).collect();
+                assert_eq!(row, &want[..], "{backend} pack {pack} row {i}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -37,7 +37,7 @@ pub struct Reader {
     /// Whether it prefetches ahead in software.
     pub prefetch: bool,
     /// On several threads, whether they take the data in tasks of [`TASK_BYTES`] from a
-    /// shared counter rather than a share each (one thread reads it all either way).
+    /// shared counter rather than a share each (one thread reads every task in turn).
     pub tasks: bool,
 }
 
@@ -67,8 +67,9 @@ impl Reader {
         v
     }
 
-    /// This reader and every other of its backend's (each number of streams, with and
-    /// without prefetch; on more than one thread, in shares and in tasks): the ones to try
+    /// Every reader of this one's backend (each number of streams, with and without
+    /// prefetch; on more than one thread, in shares and in tasks, so that it includes this
+    /// one; on one thread the readers in shares, which read as its tasks do): the ones to try
     /// where the best of one backend's loads is wanted but which of its readers wins
     /// depends on the thread count.
     pub fn siblings(&self, threads: usize) -> Vec<Reader> {
@@ -306,7 +307,8 @@ fn reads_per_round(one_read: f64, max: usize) -> usize {
 
 /// Read and triad bandwidth in GB/s per thread count, over arrays of `bytes` each, and the
 /// reader that measured `read` at the most threads. Each thread count heats the two
-/// readers fastest on one thread and every sibling of the fastest (each read twice), then
+/// readers fastest on one thread and every sibling of the fastest (each read twice; on
+/// several threads each of them in shares and in tasks), then
 /// measures the best two in rounds of `reads_per_round` reads (at most `REPS / 2`) until
 /// two rounds agree; the triad, the best of as many runs as fill five rounds (2 to `REPS`).
 pub fn dram(bytes: usize, threads: &[usize]) -> Result<Dram> {
@@ -402,7 +404,8 @@ static BESIDE: Mutex<Option<AlignedBuf>> = Mutex::new(None);
 /// split among the threads as the probe splits it: the first time in a process for these
 /// threads, the best of two rounds of the probe's DRAM reader (named in `readers`, the
 /// probe's `read_reader`) and its siblings ([`Reader::siblings`]); after that, the best of
-/// three reads of the one that won (kept per process). The siblings are read because the reader
+/// three reads of the one that won (kept per process; on several threads the siblings
+/// include each in tasks). The siblings are read because the reader
 /// that wins on one thread is not always the one that wins on more (on a Zen 4 with two
 /// threads, four streams read 3-5% faster than the two that win on one). `None` where the
 /// probe names no DRAM reader this CPU runs, or the array would take more than a quarter of
@@ -457,7 +460,8 @@ pub fn dram_read_now(readers: &str, bytes: usize, threads: usize) -> Result<Opti
 
 /// The sibling that won [`dram_read_now`]'s first read of each probe reader and thread
 /// count in this process, which later reads use alone (best of three): every sibling twice
-/// takes 0.1-0.2 s on a 256 MiB array, and a bench reads before and after each result.
+/// takes 0.1-0.4 s on a 256 MiB array (twice as many on several threads, in shares and in
+/// tasks), and a bench reads before and after each result.
 static WINNERS: Mutex<Vec<(Reader, usize, Reader)>> = Mutex::new(Vec::new());
 
 /// GB/s of one read of `data` with `reader` on the threads of `p`: in tasks of
@@ -598,6 +602,8 @@ mod tests {
             let t = r.in_tasks();
             assert_eq!(Reader::from_name(&t.name()), Some(t));
             assert!(t.name().ends_with(", tasks"), "{}", t.name());
+            // A tasks reader's siblings on several threads include it.
+            assert!(t.siblings(2).contains(&t), "{}", t.name());
         }
         assert_eq!(Reader::from_name("scalar, 3 streams"), None);
         // A reader's siblings: itself and each other reader of its backend, no other; on

@@ -49,8 +49,9 @@
 //! - `par`: 1 (columns) when there are fewer than two register tiles of rows per thread, or
 //!   fewer than [`PAR_ROWS_MIN`] rows per thread (counting at most two threads: measured
 //!   on two) while a block of `nc` columns makes at least four micro-panels per thread, or
-//!   (on at most two threads, where it was measured) B is packed and m fits in one block
-//!   of `mc` rows, with those four micro-panels per thread: then each thread packs its own
+//!   (on two threads, where it was measured; one thread packs that way whatever `par`
+//!   says) B is packed and m fits in one block of `mc` rows, with those four micro-panels
+//!   per thread: then each thread packs its own
 //!   panels a panel at a time into a slot that stays in cache (the driver's
 //!   `ring_packing`; on a 2-core Intel Xeon, B rotated out of cache, 128, 256 and 512
 //!   x4096x4096 ran 171, 192 and 205 GFLOP/s over columns against 130, 165 and 190 over
@@ -76,7 +77,8 @@ pub const STREAM_MAX_M: usize = 2;
 /// Fewest rows per thread for which the default splits rows among threads (`par = 0`)
 /// rather than columns. On a 2-core Intel Xeon VM (AVX-512, 8x48, `ktune-peers --variant
 /// par=1`, interleaved) columns took 0.77, 0.83, 0.88 and 0.95 of the time of rows for m =
-/// 48, 64, 96 (x4096x4096) and 64x11008x4096, and 0.97-1.02 for m = 128 and 256. Not
+/// 48, 64, 96 (x4096x4096) and 64x11008x4096, and 0.97-1.02 for m = 128 and 256 (before
+/// a slot per thread made columns faster for every m of one block: see the module docs). Not
 /// measured on more threads, so the default applies it as if there were at most two.
 pub const PAR_ROWS_MIN: usize = 64;
 
@@ -340,7 +342,7 @@ pub fn model(k: MicroKernel, cache: &CacheInfo, hw_threads: usize, s: MatmulShap
     let few_rows = s.m < PAR_ROWS_MIN * threads.min(2) && panels_each;
     // One block of rows with B packed: over columns, each thread packs its panels a panel
     // at a time into a slot that stays in cache (the driver's `ring_packing`).
-    let one_block = threads <= 2 && pack == 1 && s.m <= mc && panels_each;
+    let one_block = threads == 2 && pack == 1 && s.m <= mc && panels_each;
     let par = usize::from(few_tiles || few_rows || one_block);
 
     let nc = if pack == 0 {

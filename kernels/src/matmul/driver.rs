@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! LOOP 5  jc: columns of B and C in blocks of nc          (B block -> L3)
-//! LOOP 4  pc: depth in blocks of kc; pack B[pc, jc]        (parallel over micro-panels)
+//! LOOP 4  pc: depth in blocks of kc; pack B[pc, jc]        (parallel over micro-panels,
+//!                                                          or fused into LOOP 2: below)
 //! LOOP 3  ic: rows of A and C in blocks of mc; pack A     (parallel here when par = 0)
 //! LOOP 2  jr: micro-panels of B, nr columns              (parallel here when par = 1)
 //! LOOP 1  ir: micro-panels of A, mr rows -> microkernel
@@ -56,9 +57,10 @@ pub const MAX_SCRATCH_BYTES: u128 = 4 << 30;
 /// Whether a packed plan packs B a panel at a time into one slot per thread: where B is
 /// packed, fused into LOOP 2 (one thread, or `par = 1`, each thread computing all the tiles
 /// of its panels) and `m <= mc` (one block of rows, so that a panel is never read after its
-/// tiles). On one thread of an Intel Xeon (AVX-512, 8x48, B rotated out of cache) this took
-/// 64x4096x4096 from 74 to 84 GFLOP/s (in-process, alternating) beside fused packing into
-/// the block, and that from 59 with the block packed before any tile.
+/// tiles). On an Intel Xeon (AVX-512, 8x48, B rotated out of cache; in-process, alternating)
+/// 64x4096x4096 ran 56 / 93 GFLOP/s on one / two threads with the block packed before any
+/// tile, 66-74 / 105 with fused packing into the block, and 76 / 111 with a slot per thread
+/// (84 / 138 once `pack_b_panel` fetched rows ahead: see `pack::PACK_B_AHEAD`).
 fn ring_packing(pack_b: bool, threads: usize, par_rows: bool, m: usize, mc: usize) -> bool {
     pack_b && (threads == 1 || !par_rows) && m <= mc
 }
@@ -315,10 +317,15 @@ impl MatmulPlan {
                 // with `ring`).
                 // SAFETY (for callers): no other thread reads or writes that slot meanwhile;
                 // readers of it run after this returns (same thread, or after a join).
+                let bpack_len = self.bpack.len();
                 let pack_panel = |panel: usize, slot: usize| {
-                    // SAFETY: with B packed the buffer holds `panels` slots of `kb * nr`
-                    // floats, or `threads` with `ring` (sized in `new`), `slot` is one of
-                    // them, and its writer is alone on it (see above).
+                    // `new` sized the buffer for `panels` slots, or `threads` with `ring`.
+                    assert!(
+                        (slot + 1) * kb * nr <= bpack_len,
+                        "B slot {slot} out of range"
+                    );
+                    // SAFETY: the slot lies in the buffer (checked above), and its writer is
+                    // alone on it (see above).
                     let out = unsafe {
                         std::slice::from_raw_parts_mut(bpack.ptr().add(slot * kb * nr), kb * nr)
                     };
@@ -329,7 +336,10 @@ impl MatmulPlan {
                         // Each task packs its own panel; all finish before any compute.
                         for_each_task(team, panels, &|panel| pack_panel(panel, panel));
                     }
-                    BSource::Packed(bpack)
+                    BSource::Packed {
+                        ptr: bpack,
+                        len: bpack_len,
+                    }
                 } else {
                     let full = nb / nr;
                     if full < panels {
@@ -457,7 +467,12 @@ struct Args<'a> {
 enum BSource<'a> {
     /// Packed panels of `kb * nr` floats, one after another (a pointer, not a slice: with
     /// fused packing, panels are written while other threads read theirs).
-    Packed(SendPtr),
+    Packed {
+        /// The first slot's first float.
+        ptr: SendPtr,
+        /// Floats the buffer holds.
+        len: usize,
+    },
     /// In place: `b` starts at the block's first element, rows `ldb` apart; the first `full`
     /// panels are read there, a partial last one from `edge` (packed).
     Direct {
@@ -499,13 +514,14 @@ impl Block<'_> {
             let n = nr.min(self.nb - j);
             // (panel start, row stride, next panel to prefetch)
             let (b, ldb, b_next) = match self.b {
-                // SAFETY: the packed buffer holds the slots `slot..` of the panels `jr`,
-                // written before this read (see `run_packed`).
-                BSource::Packed(p) => (
-                    unsafe { p.ptr().add((slot + panel - first) * kb * nr) }.cast_const(),
-                    nr,
-                    std::ptr::null(),
-                ),
+                BSource::Packed { ptr, len } => {
+                    let at = (slot + panel - first) * kb * nr;
+                    assert!(at + kb * nr <= len, "B panel {panel} outside the buffer");
+                    // SAFETY: the panel lies in the buffer (checked above), and was written
+                    // before this read (see `run_packed`).
+                    let p = unsafe { ptr.ptr().add(at) }.cast_const();
+                    (p, nr, std::ptr::null())
+                }
                 BSource::Direct { b, ldb, full, .. } if panel < full => {
                     let next = if panel + 1 < full {
                         b[(panel + 1) * nr..].as_ptr()

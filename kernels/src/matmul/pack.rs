@@ -82,8 +82,9 @@ pub fn pack_b_panel(
     let cols = nr.min(nb - j0);
     for (p, row) in out.chunks_exact_mut(nr).take(kb).enumerate() {
         // Past the block's last row this points at later rows of B or past its end, which a
-        // prefetch tolerates.
-        fetch_row_l2(b.as_ptr().wrapping_add((p + PACK_B_AHEAD) * ldb + j0), cols);
+        // prefetch tolerates (wrapping: with one row, `ldb` may be anything).
+        let ahead = (p + PACK_B_AHEAD).wrapping_mul(ldb).wrapping_add(j0);
+        fetch_row_l2(b.as_ptr().wrapping_add(ahead), cols);
         let src = &b[p * ldb + j0..][..cols];
         row[..cols].copy_from_slice(src);
         row[cols..].iter_mut().for_each(|x| *x = 0.0);
