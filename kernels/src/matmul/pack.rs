@@ -3,6 +3,8 @@
 //! Rows past the end of A and columns past the end of B are filled with zeros so that every
 //! micro-panel is full and the microkernels never branch on edges inside their k loop.
 
+use super::ukernel::prefetch_row_l2;
+
 /// Packs the `mb x kb` block of row-major `a` (row stride `lda`) into `ceil(mb/mr)` panels
 /// of `kb * mr` floats: `dst[panel*kb*mr + p*mr + i] = a[(panel*mr + i)*lda + p]`.
 pub fn pack_a(mb: usize, kb: usize, a: &[f32], lda: usize, mr: usize, dst: &mut [f32]) {
@@ -84,7 +86,7 @@ pub fn pack_b_panel(
         // Past the block's last row this points at later rows of B or past its end, which a
         // prefetch tolerates (wrapping: with one row, `ldb` may be anything).
         let ahead = (p + PACK_B_AHEAD).wrapping_mul(ldb).wrapping_add(j0);
-        fetch_row_l2(b.as_ptr().wrapping_add(ahead), cols);
+        prefetch_row_l2(b.as_ptr().wrapping_add(ahead), cols);
         let src = &b[p * ldb + j0..][..cols];
         row[..cols].copy_from_slice(src);
         row[cols..].iter_mut().for_each(|x| *x = 0.0);
@@ -97,25 +99,6 @@ pub fn pack_b_panel(
 /// GFLOP/s, 32 rows 82; 8 rows into L1 (`prefetcht0`) 65 where 16 into L2 ran 71. Packing the
 /// whole block before any tile, it changed nothing (56 either way).
 pub const PACK_B_AHEAD: usize = 16;
-
-/// Asks for the cache lines of the `len` floats at `row` (any alignment, `len >= 1`) to come
-/// into L2; nothing on other architectures than x86-64.
-#[inline(always)]
-fn fetch_row_l2(row: *const f32, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        // SAFETY: a prefetch is a hint; it never faults and reads nothing observable.
-        unsafe {
-            for off in (0..len).step_by(16) {
-                _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(off).cast());
-            }
-            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(len - 1).cast());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (row, len);
-}
 
 #[cfg(test)]
 mod tests {

@@ -179,24 +179,45 @@ pub(crate) fn prefetch_c(t: &Tile, mr: usize, nr: usize) {
     }
 }
 
-/// Prefetches the lines of one row of `len` floats at `row` (any alignment).
+/// Prefetches the lines of one row of `len` floats at `row` (any alignment, `len >= 1`)
+/// into L1.
 // Used by the x86 kernels only.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn prefetch_row(row: *const f32, len: usize) {
+    fetch_row(row, len, true)
+}
+
+/// Prefetches the lines of one row of `len` floats at `row` (any alignment, `len >= 1`)
+/// into L2; nothing on other architectures than x86-64.
+#[inline(always)]
+pub(crate) fn prefetch_row_l2(row: *const f32, len: usize) {
+    fetch_row(row, len, false)
+}
+
+/// The lines of one row of `len` floats at `row`, into L1 (`prefetcht0`) or L2
+/// (`prefetcht1`).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+#[inline(always)]
+fn fetch_row(row: *const f32, len: usize, l1: bool) {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is a hint; it never faults and reads nothing observable.
-        unsafe {
-            for off in (0..len).step_by(16) {
-                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(off).cast());
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+        let one = |p: *const f32| {
+            // SAFETY: a prefetch is a hint; it never faults and reads nothing observable.
+            unsafe {
+                if l1 {
+                    _mm_prefetch::<_MM_HINT_T0>(p.cast())
+                } else {
+                    _mm_prefetch::<_MM_HINT_T1>(p.cast())
+                }
             }
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(len - 1).cast());
+        };
+        for off in (0..len).step_by(16) {
+            one(row.wrapping_add(off));
         }
+        one(row.wrapping_add(len - 1));
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (row, len);
 }
 
 /// Writes the valid `t.m x t.n` corner of a full tile held in `buf` (row stride `nr`) to C,
