@@ -73,13 +73,15 @@ impl Reader {
     /// where the best of one backend's loads is wanted but which of its readers wins
     /// depends on the thread count.
     pub fn siblings(&self, threads: usize) -> Vec<Reader> {
-        let same: Vec<Reader> = Reader::all()
+        let mut same: Vec<Reader> = Reader::all()
             .into_iter()
             .filter(|r| r.backend == self.backend)
             .collect();
-        let tasks = same.iter().map(|r| r.in_tasks());
-        let tasks = tasks.filter(|_| threads > 1).collect::<Vec<_>>();
-        same.into_iter().chain(tasks).collect()
+        if threads > 1 {
+            let tasks: Vec<Reader> = same.iter().map(|r| r.in_tasks()).collect();
+            same.extend(tasks);
+        }
+        same
     }
 
     /// The same reader, the data taken in tasks from a shared counter.

@@ -93,8 +93,6 @@ pub struct MatmulPlan {
     /// The threads of a call (none for one thread): a team, not a rayon pool, so that
     /// back-to-back calls wake no one (see [`crate::team`]).
     team: Option<Arc<Team>>,
-    /// B packed a panel at a time into one slot per thread ([`ring_packing`]).
-    ring: bool,
     bpack: AlignedBuf,
     apack: AlignedBuf,
 }
@@ -204,7 +202,6 @@ impl MatmulPlan {
             nc,
             threads,
             team,
-            ring,
             bpack,
             apack,
         })
@@ -293,8 +290,8 @@ impl MatmulPlan {
         // use, so the packed panel is still in L1 and L2 when the tiles read it, rather than
         // written out to L3 for the whole block first and read back.
         let fused = pack_b && (team.is_none() || !par_rows);
-        let ring = self.ring;
-        debug_assert!(!ring || (fused && m <= mc));
+        // As `new` sized the buffer.
+        let ring = ring_packing(pack_b, threads, par_rows, m, self.mc);
         debug_assert!(
             !pack_b
                 || ring
@@ -313,11 +310,11 @@ impl MatmulPlan {
                 // Holds `panels` panels when B is packed, or with `ring` a panel per thread
                 // (used only then).
                 let bpack = SendPtr(self.bpack.as_mut_ptr());
+                let bpack_len = self.bpack.len();
                 // Packs panel `panel` of this block into slot `slot` (`panel` itself but
                 // with `ring`).
                 // SAFETY (for callers): no other thread reads or writes that slot meanwhile;
                 // readers of it run after this returns (same thread, or after a join).
-                let bpack_len = self.bpack.len();
                 let pack_panel = |panel: usize, slot: usize| {
                     // `new` sized the buffer for `panels` slots, or `threads` with `ring`.
                     assert!(
@@ -378,7 +375,8 @@ impl MatmulPlan {
                                 block.compute(ic, mb, abuf, panel..panel + 1, slot);
                             }
                         } else {
-                            block.compute(ic, mb, abuf, jr.clone(), jr.start);
+                            let first = jr.start;
+                            block.compute(ic, mb, abuf, jr, first);
                         }
                     };
                 let run_ic = |t: usize, ib: usize, abuf: &mut [f32], jr: std::ops::Range<usize>| {
