@@ -75,7 +75,15 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                                 .filter(|_| f32_acts),
                         );
                     let unrolls = space.param("unroll").unwrap().candidates.clone();
+                    let levels = space.param("prefetch_level").unwrap().candidates.clone();
                     for (n, (threads, per_task, layout, prefetch, act)) in cases.enumerate() {
+                        // Where something is fetched, into L1 and L2 in turn (where the
+                        // backend has both).
+                        let level = if prefetch == 0 {
+                            1
+                        } else {
+                            levels[n % levels.len()]
+                        };
                         // Every unroll the interleaved kernels have, in turn.
                         let unroll = if layout == 2 {
                             unrolls[n % unrolls.len()]
@@ -89,6 +97,7 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                             .with("threads", threads)
                             .with("rows", per_task)
                             .with("prefetch", prefetch)
+                            .with("prefetch_level", level)
                             .with("act", act)
                             .with("unroll", unroll)
                             .with("order", order)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::act::QuantizedActs;
 use super::kernels::interleave::{interleave, interleaved_row_bytes, GROUP};
-use super::kernels::{kernel_for, split_row, Layout, RowBlock, RowsFn};
+use super::kernels::{kernel_for, split_row, Layout, Prefetch, RowBlock, RowsFn};
 use super::{kernel_id, space, QMatrix};
 use crate::backend::Backend;
 use crate::buf::AlignedBuf;
@@ -33,7 +33,7 @@ pub struct QgemvPlan {
     group_bytes: usize,
     rows_per_task: usize,
     /// Bytes of W prefetched ahead (config `prefetch`).
-    prefetch: usize,
+    prefetch: Prefetch,
     /// Blocks per loop iteration (config `unroll`).
     unroll: usize,
     /// Threads take tasks in turn from a shared counter (config `order` = 1) instead of
@@ -119,7 +119,11 @@ impl QgemvPlan {
             ))
         })?;
         let threads = config.require("threads")? as usize;
-        let prefetch = config.require("prefetch")? as usize;
+        let prefetch = Prefetch {
+            bytes: config.require("prefetch")? as usize,
+            // Added after configs were stored: those without it fetch into L1, as they ran.
+            l2: config.get("prefetch_level").unwrap_or(1) == 2,
+        };
         let unroll = config.require("unroll")? as usize;
         // Added after configs were stored: those without it run as before.
         let in_turn = config.get("order").unwrap_or(0) == 1;

@@ -5,6 +5,7 @@
 //! | `threads` | worker threads                                             |
 //! | `rows`    | rows of W per task: the unit of work a thread takes at once |
 //! | `prefetch`| bytes of W fetched ahead of the block being computed, 0 for none (x86 kernels) |
+//! | `prefetch_level` | the cache those bytes go into: 1 L1 (`prefetcht0`), 2 L2 (`prefetcht1`) |
 //! | `unroll`  | blocks per loop iteration of the interleaved q4_0/q8_0 kernels: 1, 2 or 4 |
 //! | `act`     | activations: 0 quantized to 8 bits like llama.cpp (integer dot products), 1 f32 (no activation-quantization error; GGML layout only) |
 //! | `order`   | how threads share the tasks: 0 each a contiguous run (then helping the others with what they have left), 1 in turn from a shared counter (the threads stream neighbouring rows) |
@@ -62,6 +63,20 @@
 //! measured on); elsewhere the default fetches 4 KiB ahead, as the Zen 5 figures above also
 //! favour.
 //!
+//! `prefetch_level`: on that Xeon (family 6 model 207, huge pages, 14336 x 4096, one process
+//! alternating configs over six rotated copies of W, a plain read of the same bytes beside
+//! them), lines fetched into L2 instead of L1 took batch 1 on one thread from 12.6 to 13.6
+//! GB/s for q4_0 (83% to 90% of the read beside it), 14.3 to 14.8 for q8_0, and with q4_K's
+//! 36-line group-block fetched an eighth per sub-block instead of all at once, q4_K from 13.1
+//! to 14.3 (81% to 89%); on two threads 5-7% for q4_0 and q4_K, 2% for q8_0; batches 2 and
+//! 4 of q4_0 4-8%, batch 8 the same either way. 8 and 16 KiB into L2 were within 2% of each
+//! other, 4 KiB slightly behind, and 1 KiB into L1 on top of them added nothing. A plain
+//! stream on the same machine tells why: 4 streams fetched into L2 moved 17 GB/s where
+//! into L1 they moved 13 (likely: a line bound for L1 holds one of its few fill buffers
+//! until it arrives). So on
+//! Intel the default fetches 8 KiB into L2 up to batch 4 ([`INTEL_L2_BATCH`]); elsewhere
+//! into L1 as before, unmeasured, and the tuner searches both.
+//!
 //! `act`: quantized activations are the default (the integer kernels are the fast ones);
 //! f32 activations trade speed for exactness: their error is f32 rounding alone (about 1e-8
 //! of `sum |w x|` against 1e-3 for 8-bit activations), and on the Zen 5 machine 14336 x 4096
@@ -76,7 +91,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pool::{available_threads, thread_counts};
 use crate::problem::{Dtype, QgemvShape};
-use crate::qgemv::kernels::{self, Layout};
+use crate::qgemv::kernels::{self, Layout, Prefetch};
 use crate::space::{Constraint, Param, Space};
 
 /// The tunable space of qgemv on `backend` for weights of `dtype` and `shape`.
@@ -100,11 +115,16 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
         vec![0]
     };
     // Only the x86 kernels prefetch: elsewhere the parameter would change nothing.
-    let prefetch = if cfg!(target_arch = "x86_64") && backend != Backend::Neon {
+    let x86 = cfg!(target_arch = "x86_64") && backend != Backend::Neon;
+    let prefetch = if x86 {
         vec![0, 1024, 2048, 4096, 8192, 16384]
     } else {
         vec![0]
     };
+    // The cache the fetched lines go into: searched where the kernels fetch. (With
+    // `prefetch` 0 it changes nothing; no constraint ties it to 1 there, so that a user's
+    // `prefetch=0` on top of a default that fetches into L2 stays a valid config.)
+    let levels = if x86 { vec![1, 2] } else { vec![1] };
     // Only the interleaved q4_0 and q8_0 kernels unroll; elsewhere it would change nothing.
     let unrolls = if backend == Backend::Avx512 && dtype != Dtype::Q4K && layouts.contains(&2) {
         vec![1, 2, 4]
@@ -141,6 +161,14 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
                 min: 0,
                 max: 1 << 20,
                 step: 64,
+            },
+            Param {
+                name: "prefetch_level",
+                doc: "the cache W is prefetched into: 1 L1 (prefetcht0), 2 L2 (prefetcht1)",
+                candidates: levels,
+                min: 1,
+                max: 2,
+                step: 1,
             },
             Param {
                 name: "unroll",
@@ -197,23 +225,39 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
     })
 }
 
-/// Bytes of W the x86 kernels fetch ahead by default for `dtype` at `batch` on this CPU
-/// (see the module docs and [`default_prefetch_on`]).
-pub fn default_prefetch(dtype: Dtype, batch: usize) -> usize {
-    default_prefetch_on(dtype, batch, ktune_core::cpu::prefetch_slows_streams())
+/// The largest batch at which the default fetches W into L2 on Intel (see the module docs):
+/// on the Xeon it was measured on, batches 1, 2 and 4 of q4_0 ran 4-8% faster so, and 8 the
+/// same either way.
+pub const INTEL_L2_BATCH: usize = 4;
+
+/// The fetch of W ahead that the x86 kernels make by default for `dtype` at `batch` on this
+/// CPU (see the module docs and [`default_prefetch_on`]).
+pub fn default_prefetch(dtype: Dtype, batch: usize) -> Prefetch {
+    default_prefetch_on(
+        dtype,
+        batch,
+        ktune_core::cpu::prefetch_slows_streams(),
+        ktune_core::cpu::intel(),
+    )
 }
 
 /// [`default_prefetch`] on a CPU where software prefetch slows a single stream (`slows`:
-/// AMD's family 19h, see [`ktune_core::cpu::prefetch_slows_streams`]) or not: there, none
-/// at batch 1 and for q4_K, 2 KiB otherwise; elsewhere 4 KiB for every type and batch.
-pub fn default_prefetch_on(dtype: Dtype, batch: usize, slows: bool) -> usize {
-    if !slows {
-        4096
-    } else if batch <= 1 || dtype == Dtype::Q4K {
-        0
+/// AMD's family 19h, see [`ktune_core::cpu::prefetch_slows_streams`]) or not, and Intel's or
+/// not: where it slows, none at batch 1 and for q4_K, 2 KiB into L1 otherwise; on Intel up
+/// to batch [`INTEL_L2_BATCH`], 8 KiB into L2; elsewhere 4 KiB into L1.
+pub fn default_prefetch_on(dtype: Dtype, batch: usize, slows: bool, intel: bool) -> Prefetch {
+    let (bytes, l2) = if slows {
+        if batch <= 1 || dtype == Dtype::Q4K {
+            (0, false)
+        } else {
+            (2048, false)
+        }
+    } else if intel && batch <= INTEL_L2_BATCH {
+        (8192, true)
     } else {
-        2048
-    }
+        (4096, false)
+    };
+    Prefetch { bytes, l2 }
 }
 
 /// The default config (see the module docs).
@@ -230,17 +274,16 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
         available_threads()
     };
     let rows = (shape.rows / (threads * 16)).clamp(8, 512);
+    let prefetch = if cfg!(target_arch = "x86_64") && backend != Backend::Neon {
+        default_prefetch(dtype, shape.batch)
+    } else {
+        Prefetch::default()
+    };
     Ok(Config::new()
         .with("threads", threads as i64)
         .with("rows", rows as i64)
-        .with(
-            "prefetch",
-            if cfg!(target_arch = "x86_64") {
-                default_prefetch(dtype, shape.batch) as i64
-            } else {
-                0
-            },
-        )
+        .with("prefetch", prefetch.bytes as i64)
+        .with("prefetch_level", if prefetch.l2 { 2 } else { 1 })
         .with("act", 0)
         .with("unroll", 1)
         .with("order", 0)
@@ -253,15 +296,28 @@ mod tests {
 
     #[test]
     fn prefetch_default_is_none_at_batch_one_and_for_q4k_where_prefetch_slows_streams() {
-        assert_eq!(default_prefetch_on(Dtype::Q4_0, 1, true), 0);
-        assert_eq!(default_prefetch_on(Dtype::Q8_0, 1, true), 0);
-        assert_eq!(default_prefetch_on(Dtype::Q4K, 8, true), 0);
-        assert_eq!(default_prefetch_on(Dtype::Q4_0, 8, true), 2048);
-        assert_eq!(default_prefetch_on(Dtype::Q8_0, 2, true), 2048);
-        // Elsewhere 4 KiB throughout, a candidate of the space.
+        let bytes = |dtype, batch, slows, intel| default_prefetch_on(dtype, batch, slows, intel);
+        let l1 = |bytes| Prefetch { bytes, l2: false };
+        assert_eq!(bytes(Dtype::Q4_0, 1, true, false), l1(0));
+        assert_eq!(bytes(Dtype::Q8_0, 1, true, false), l1(0));
+        assert_eq!(bytes(Dtype::Q4K, 8, true, false), l1(0));
+        assert_eq!(bytes(Dtype::Q4_0, 8, true, false), l1(2048));
+        assert_eq!(bytes(Dtype::Q8_0, 2, true, false), l1(2048));
+        // On Intel, 8 KiB into L2 up to batch 4 and 4 KiB into L1 above; elsewhere 4 KiB
+        // into L1 throughout.
         for dtype in [Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {
+            for batch in [1, INTEL_L2_BATCH] {
+                assert_eq!(
+                    bytes(dtype, batch, false, true),
+                    Prefetch {
+                        bytes: 8192,
+                        l2: true
+                    }
+                );
+            }
+            assert_eq!(bytes(dtype, 8, false, true), l1(4096));
             for batch in [1, 8] {
-                assert_eq!(default_prefetch_on(dtype, batch, false), 4096);
+                assert_eq!(bytes(dtype, batch, false, false), l1(4096));
             }
         }
         // Every default is a candidate of the space, where the space has the parameter.

@@ -413,7 +413,6 @@ unsafe fn group<const NB: usize, const K: bool>(k: &RowBlock, g: usize, b0: usiz
     let mut unpacked = [0u8; Q4K_UNPACKED];
     for i in 0..blocks {
         let blk = gw.add(i * gb);
-        super::prefetch(blk, k.prefetch, gb);
         if K {
             // The scales and mins first, so that the first half takes the group-block's
             // lines in order (the hardware prefetchers follow a stream that does not step
@@ -421,6 +420,9 @@ unsafe fn group<const NB: usize, const K: bool>(k: &RowBlock, g: usize, b0: usiz
             q4k_unpack(blk.add(Q4K_SCALES_AT), unpacked.as_mut_ptr());
         }
         for (half, ah) in acc.iter_mut().enumerate() {
+            // The group-block's lines ahead, half before each half: spread over the block's
+            // work (a q4_K group-block is 36 lines) instead of all at once.
+            super::prefetch(blk.add(half * gb / 2), k.prefetch, gb / 2);
             if K {
                 half_block_q4_k::<NB>(k, blk, unpacked.as_ptr(), i, blocks, half, b0, ah);
             } else {

@@ -481,7 +481,6 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     let mut scales = [0u8; 128];
     for i in 0..blocks {
         let blk = gw.add(i * GB);
-        super::prefetch(blk, k.prefetch, GB);
         // The scales and mins first, so that the group-block's lines are read in order (the
         // hardware prefetchers follow a stream that does not step back).
         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
@@ -489,6 +488,9 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
         let mins = q4k_unpack(blk.add(Q4K_SCALES_AT), scales.as_mut_ptr());
         let mut isum = [_mm512_setzero_si512(); NB];
         for s in 0..8 {
+            // The group-block's lines ahead, an eighth per sub-block: spread over the
+            // block's work instead of 36 requests at once.
+            super::prefetch(blk.add(s * (GB / 8)), k.prefetch, GB / 8);
             let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(scales.as_ptr().add(16 * s).cast()));
             let q = blk.add(Q4K_QUANTS_AT + 256 * s);
             let v = nibbles16(q);

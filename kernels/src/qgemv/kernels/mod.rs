@@ -42,9 +42,9 @@ pub struct RowBlock<'a> {
     pub y: *mut f32,
     /// Distance between the vectors of `y` (the total number of rows).
     pub ldy: usize,
-    /// Bytes of W to fetch ahead of the bytes being computed (0: leave it to the hardware
-    /// prefetcher). Used by the x86 kernels.
-    pub prefetch: usize,
+    /// How far ahead of the bytes being computed the x86 kernels fetch W, and into which
+    /// cache.
+    pub prefetch: Prefetch,
     /// Blocks per loop iteration of the interleaved q4_0/q8_0 kernels (1, 2 or 4).
     pub unroll: usize,
 }
@@ -63,26 +63,42 @@ pub(crate) unsafe fn store_lanes(k: &RowBlock, b: usize, first: usize, lanes: &[
     }
 }
 
-/// Prefetches into L1 the cache lines of `len` bytes starting `ahead` bytes after `p`;
-/// nothing when `ahead` is 0. The address may lie past the end of the weights: it is
-/// computed with wrapping arithmetic, and a prefetch never faults or reads anything back.
+/// The software fetch of W ahead of the kernels (the tunables `prefetch` and
+/// `prefetch_level`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prefetch {
+    /// Bytes ahead of the bytes being computed; 0: none (left to the hardware prefetchers).
+    pub bytes: usize,
+    /// Into L2 (`prefetcht1`) instead of L1 (`prefetcht0`).
+    pub l2: bool,
+}
+
+/// Fetches the cache lines of `len` bytes starting `ahead.bytes` after `p` into L1, or into
+/// L2 where `ahead.l2`; nothing when `ahead.bytes` is 0. The address may lie past the end of
+/// the weights: it is computed with wrapping arithmetic, and a prefetch never faults or
+/// reads anything back.
 ///
 /// # Safety
 /// None beyond the CPU having SSE (every x86-64 CPU): no memory is accessed.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn prefetch(p: *const u8, ahead: usize, len: usize) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    if ahead == 0 {
+pub(crate) unsafe fn prefetch(p: *const u8, ahead: Prefetch, len: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+    if ahead.bytes == 0 {
         return;
     }
-    let start = p.wrapping_add(ahead);
+    let start = p.wrapping_add(ahead.bytes);
     let first = (start as usize) & !63;
     let last = (start as usize).wrapping_add(len.max(1) - 1) & !63;
     let lines = last.wrapping_sub(first) / 64 + 1;
     for n in 0..lines {
         let line = first.wrapping_add(64 * n);
-        _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(line.wrapping_sub(start as usize)).cast());
+        let at = start.wrapping_add(line.wrapping_sub(start as usize)).cast();
+        if ahead.l2 {
+            _mm_prefetch::<_MM_HINT_T1>(at);
+        } else {
+            _mm_prefetch::<_MM_HINT_T0>(at);
+        }
     }
 }
 
