@@ -7,7 +7,10 @@
 
 use std::arch::x86_64::*;
 
-use super::{prefetch_c, prefetch_row, stream_rest, write_edge, MicroKernel, Stream, Tile};
+use super::{
+    fetch_panels_ahead, prefetch_c, prefetch_row, stream_rest, write_edge, MicroKernel, Stream,
+    Tile,
+};
 use crate::backend::Backend;
 
 /// The AVX2 microkernels, the default first.
@@ -41,6 +44,8 @@ unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
         if PF {
             prefetch_row(next, 8 * NV);
             next = next.wrapping_add(t.ldb);
+        } else {
+            fetch_panels_ahead(a, MR, b, t.ldb, 8 * NV);
         }
         let mut bv = [_mm256_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {

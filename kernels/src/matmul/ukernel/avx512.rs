@@ -10,7 +10,10 @@
 
 use std::arch::x86_64::*;
 
-use super::{prefetch_c, prefetch_row, stream_rest, write_edge, MicroKernel, Stream, Tile};
+use super::{
+    fetch_panels_ahead, prefetch_c, prefetch_row, stream_rest, write_edge, MicroKernel, Stream,
+    Tile,
+};
 use crate::backend::Backend;
 
 /// The AVX-512 microkernels, the default first (on Intel CPUs the default takes 8x48: see
@@ -46,20 +49,6 @@ pub static MICROKERNELS: &[MicroKernel] = &[
     },
 ];
 
-/// Steps of k ahead of the one being computed whose packed A the packed loop fetches into
-/// L1, and ([`B_AHEAD`]) rows of packed B: the panels stream from L2 (a `kc x 48` B panel
-/// of a deep block is larger than L1), and the core's own prefetchers left the kernel
-/// waiting on them. On a 2-core Intel Xeon (family 6 model 207; one process alternating
-/// plans, B rotated out of cache) 2048^3 went from 138-142 to 143-145 GFLOP/s on one thread
-/// and from 259 to 276 on two, 4096^3 from 141 to 145 and from 264 to 274,
-/// 64x4096x4096 from 157 to 167 on two threads (95 to 96 on one), 512x4096x4096 from 247
-/// to 255 on two; half the distances (16 and 8) measured the same or less. Not measured on
-/// AMD cores.
-const A_AHEAD: usize = 32;
-
-/// Rows of packed B ahead that the packed loop fetches into L1 (see [`A_AHEAD`]).
-const B_AHEAD: usize = 16;
-
 /// `MR x (16*NV)` tile; accumulators are an array of registers that the compiler unrolls.
 ///
 /// # Safety
@@ -74,13 +63,7 @@ unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
             prefetch_row(next, 16 * NV);
             next = next.wrapping_add(t.ldb);
         } else {
-            // Packed panels, from L2: their lines ahead into L1 (see `A_AHEAD`). Past the
-            // panels' ends these addresses are only ever prefetched, which never faults.
-            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(MR * A_AHEAD).cast());
-            let ahead = b.wrapping_add(t.ldb * B_AHEAD);
-            for v in 0..NV {
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16 * v).cast());
-            }
+            fetch_panels_ahead(a, MR, b, t.ldb, 16 * NV);
         }
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
