@@ -31,7 +31,9 @@ fn amd_family_19h() -> bool {
 
 /// Whether this is an Intel CPU (`cpuid` vendor `GenuineIntel`; false off x86-64), for
 /// defaults measured to differ there: the AVX-512 SGEMM tile
-/// (`ktune_kernels::matmul::blocking::preferred_kernel`, measured on Emerald Rapids only).
+/// (`ktune_kernels::matmul::blocking::preferred_kernel`) and qgemv's fetch of the weights
+/// into L2 (`ktune_kernels::qgemv::space::default_prefetch`), both measured on Emerald
+/// Rapids only.
 /// Read once.
 pub fn intel() -> bool {
     static INTEL: OnceLock<bool> = OnceLock::new();

@@ -32,7 +32,7 @@ pub struct QgemvPlan {
     /// Task slices end on a multiple of this (a group of 16 rows when interleaved).
     group_bytes: usize,
     rows_per_task: usize,
-    /// Bytes of W prefetched ahead (config `prefetch`).
+    /// How far ahead W is fetched, and into which cache (`prefetch`, `prefetch_level`).
     prefetch: Prefetch,
     /// Blocks per loop iteration (config `unroll`).
     unroll: usize,
@@ -119,10 +119,11 @@ impl QgemvPlan {
             ))
         })?;
         let threads = config.require("threads")? as usize;
+        // (Stored configs tuned before `prefetch_level` existed get the default's level,
+        // as every parameter added since a config was tuned does: `complete_config`.)
         let prefetch = Prefetch {
             bytes: config.require("prefetch")? as usize,
-            // Added after configs were stored: those without it fetch into L1, as they ran.
-            l2: config.get("prefetch_level").unwrap_or(1) == 2,
+            l2: config.require("prefetch_level")? == 2,
         };
         let unroll = config.require("unroll")? as usize;
         // Added after configs were stored: those without it run as before.

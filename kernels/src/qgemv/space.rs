@@ -61,7 +61,7 @@
 //! 19.3, q4_K 4.1 / 9.4 against 5.8 / 11.4. So the rule above holds only where
 //! [`ktune_core::cpu::prefetch_slows_streams`] says so (AMD's family 19h, the Zen 4 it was
 //! measured on); elsewhere the default fetches 4 KiB ahead, as the Zen 5 figures above also
-//! favour.
+//! favour (on Intel up to batch 4, 8 KiB into L2: see `prefetch_level` below).
 //!
 //! `prefetch_level`: on that Xeon (family 6 model 207, huge pages, 14336 x 4096, one process
 //! alternating configs over six rotated copies of W, a plain read of the same bytes beside
@@ -335,6 +335,17 @@ mod tests {
                         continue;
                     };
                     space.validate(&c).unwrap();
+                    // A user's `prefetch=0` on top of a default that fetches into L2 stays
+                    // valid (the level is moot then).
+                    let none = c.clone().with("prefetch", 0).with("prefetch_level", 2);
+                    if space
+                        .param("prefetch_level")
+                        .unwrap()
+                        .candidates
+                        .contains(&2)
+                    {
+                        space.validate(&none).unwrap();
+                    }
                 }
             }
         }

@@ -200,10 +200,13 @@ pub(crate) fn prefetch_row_l2(row: *const f32, len: usize) {
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 #[inline(always)]
 fn fetch_row(row: *const f32, len: usize, l1: bool) {
-    for off in (0..len).step_by(16) {
-        fetch_line(row.wrapping_add(off), l1);
+    #[cfg(target_arch = "x86_64")]
+    {
+        for off in (0..len).step_by(16) {
+            fetch_line(row.wrapping_add(off), l1);
+        }
+        fetch_line(row.wrapping_add(len.saturating_sub(1)), l1);
     }
-    fetch_line(row.wrapping_add(len - 1), l1);
 }
 
 /// The line holding `p`, into L1 (`prefetcht0`) or L2 (`prefetcht1`); nothing on other
@@ -242,13 +245,16 @@ pub(crate) const PACKED_A_AHEAD: usize = 32;
 pub(crate) const PACKED_B_AHEAD: usize = 16;
 
 /// The packed loop's fetch ahead at one step of k: the line of packed A
-/// [`PACKED_A_AHEAD`] steps on (`mr` floats a step from `a`) and the lines of the row of
-/// packed B [`PACKED_B_AHEAD`] rows on (`nr` floats, rows `ldb` apart from `b`), into L1.
+/// [`PACKED_A_AHEAD`] steps on (`mr` floats a step from `a`; one line a step covers every
+/// line of A while `mr <= 16`, as every tile's is) and the lines of the row of B
+/// [`PACKED_B_AHEAD`] rows on (`nr` floats, rows `ldb` apart from `b`: packed, or the last
+/// panel of a block of B read in place, which the packed entry point computes), into L1.
 /// Past the panels' ends these addresses are only ever prefetched, which never faults.
 // Used by the x86 kernels only.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn fetch_panels_ahead(a: *const f32, mr: usize, b: *const f32, ldb: usize, nr: usize) {
+    debug_assert!(mr <= 16, "one line of A a step covers at most 16 rows");
     fetch_line(a.wrapping_add(mr * PACKED_A_AHEAD), true);
     let row = b.wrapping_add(ldb * PACKED_B_AHEAD);
     for off in (0..nr).step_by(16) {

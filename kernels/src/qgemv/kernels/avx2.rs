@@ -420,9 +420,14 @@ unsafe fn group<const NB: usize, const K: bool>(k: &RowBlock, g: usize, b0: usiz
             q4k_unpack(blk.add(Q4K_SCALES_AT), unpacked.as_mut_ptr());
         }
         for (half, ah) in acc.iter_mut().enumerate() {
-            // The group-block's lines ahead, half before each half: spread over the block's
-            // work (a q4_K group-block is 36 lines) instead of all at once.
-            super::prefetch(blk.add(half * gb / 2), k.prefetch, gb / 2);
+            // The group-block's lines ahead: a q4_K group-block (36 lines) half before each
+            // half, spread over the block's work instead of all at once; q4_0's (4.5 lines)
+            // all before the first.
+            if K {
+                super::prefetch(blk.add(half * gb / 2), k.prefetch, gb / 2);
+            } else if half == 0 {
+                super::prefetch(blk, k.prefetch, gb);
+            }
             if K {
                 half_block_q4_k::<NB>(k, blk, unpacked.as_ptr(), i, blocks, half, b0, ah);
             } else {
