@@ -118,7 +118,7 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
         vec![0]
     };
     // Only the x86 kernels prefetch: elsewhere the parameter would change nothing.
-    let x86 = cfg!(target_arch = "x86_64") && backend != Backend::Neon;
+    let x86 = fetches_ahead(backend);
     let prefetch = if x86 {
         vec![0, 1024, 2048, 4096, 8192, 16384]
     } else {
@@ -228,6 +228,12 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
     })
 }
 
+/// Whether `backend`'s kernels fetch W ahead in software (the x86 ones), so that `prefetch`
+/// and `prefetch_level` change anything.
+fn fetches_ahead(backend: Backend) -> bool {
+    cfg!(target_arch = "x86_64") && backend != Backend::Neon
+}
+
 /// The largest batch at which the default fetches W into L2 on Intel (see the module docs):
 /// on the Xeon it was measured on, batches 1, 2 and 4 of q4_0 ran 4-8% faster so, and 8 the
 /// same either way.
@@ -277,7 +283,7 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
         available_threads()
     };
     let rows = (shape.rows / (threads * 16)).clamp(8, 512);
-    let prefetch = if cfg!(target_arch = "x86_64") && backend != Backend::Neon {
+    let prefetch = if fetches_ahead(backend) {
         default_prefetch(dtype, shape.batch)
     } else {
         Prefetch::default()
@@ -299,28 +305,28 @@ mod tests {
 
     #[test]
     fn prefetch_default_is_none_at_batch_one_and_for_q4k_where_prefetch_slows_streams() {
-        let bytes = |dtype, batch, slows, intel| default_prefetch_on(dtype, batch, slows, intel);
+        let fetch = |dtype, batch, slows, intel| default_prefetch_on(dtype, batch, slows, intel);
         let l1 = |bytes| Prefetch { bytes, l2: false };
-        assert_eq!(bytes(Dtype::Q4_0, 1, true, false), l1(0));
-        assert_eq!(bytes(Dtype::Q8_0, 1, true, false), l1(0));
-        assert_eq!(bytes(Dtype::Q4K, 8, true, false), l1(0));
-        assert_eq!(bytes(Dtype::Q4_0, 8, true, false), l1(2048));
-        assert_eq!(bytes(Dtype::Q8_0, 2, true, false), l1(2048));
+        assert_eq!(fetch(Dtype::Q4_0, 1, true, false), l1(0));
+        assert_eq!(fetch(Dtype::Q8_0, 1, true, false), l1(0));
+        assert_eq!(fetch(Dtype::Q4K, 8, true, false), l1(0));
+        assert_eq!(fetch(Dtype::Q4_0, 8, true, false), l1(2048));
+        assert_eq!(fetch(Dtype::Q8_0, 2, true, false), l1(2048));
         // On Intel, 8 KiB into L2 up to batch 4 and 4 KiB into L1 above; elsewhere 4 KiB
         // into L1 throughout.
         for dtype in [Dtype::Q4_0, Dtype::Q8_0, Dtype::Q4K] {
             for batch in [1, INTEL_L2_BATCH] {
                 assert_eq!(
-                    bytes(dtype, batch, false, true),
+                    fetch(dtype, batch, false, true),
                     Prefetch {
                         bytes: 8192,
                         l2: true
                     }
                 );
             }
-            assert_eq!(bytes(dtype, 8, false, true), l1(4096));
+            assert_eq!(fetch(dtype, 8, false, true), l1(4096));
             for batch in [1, 8] {
-                assert_eq!(bytes(dtype, batch, false, false), l1(4096));
+                assert_eq!(fetch(dtype, batch, false, false), l1(4096));
             }
         }
         // Every default is a candidate of the space, where the space has the parameter.

@@ -425,12 +425,11 @@ unsafe fn group<const NB: usize, const K: bool>(k: &RowBlock, g: usize, b0: usiz
             // all before the first.
             if K {
                 super::prefetch(blk.add(half * gb / 2), k.prefetch, gb / 2);
-            } else if half == 0 {
-                super::prefetch(blk, k.prefetch, gb);
-            }
-            if K {
                 half_block_q4_k::<NB>(k, blk, unpacked.as_ptr(), i, blocks, half, b0, ah);
             } else {
+                if half == 0 {
+                    super::prefetch(blk, k.prefetch, gb);
+                }
                 half_block::<NB>(k, blk, i, blocks, half, b0, ah);
             }
         }
