@@ -217,9 +217,13 @@ fn abs_max(x: &[f32]) -> f32 {
 /// none).
 #[inline(always)]
 fn signed_max(x: &[f32]) -> f32 {
-    x.iter()
-        .copied()
-        .fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m })
+    // The magnitude in vector maxima, then the first value that has it: a scan without the
+    // serial compare-and-select chain of a fold (a fifth of a 256-row q4_K call's time).
+    let m = abs_max(x);
+    if m == 0.0 {
+        return 0.0;
+    }
+    x.iter().copied().find(|v| v.abs() == m).unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -279,6 +283,39 @@ mod tests {
         for i in -2540..=2540 {
             let v = i as f32 * 0.05;
             assert_eq!(round_small(v), v.round_ties_even(), "{v}");
+        }
+    }
+
+    #[test]
+    fn signed_max_is_the_first_value_of_largest_magnitude() {
+        // The definition, as a fold: the first of equal magnitudes wins.
+        let fold = |x: &[f32]| {
+            x.iter()
+                .copied()
+                .fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m })
+        };
+        let bits = |v: f32| v.to_bits();
+        for (x, want) in [
+            (vec![], 0.0f32),
+            (vec![0.0; 256], 0.0),
+            (vec![-0.0, 0.0, -0.0], 0.0),
+            (vec![1.0, -3.0, 3.0, 2.0], -3.0),
+            (vec![1.0, 3.0, -3.0, 2.0], 3.0),
+            (vec![f32::NAN, -2.0, 1.0], -2.0),
+        ] {
+            assert_eq!(bits(signed_max(&x)), bits(want), "{x:?}");
+            assert_eq!(bits(fold(&x)), bits(want), "{x:?}");
+        }
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for len in [1, 7, 8, 9, 31, 256, 257] {
+            for _ in 0..50 {
+                // Few distinct magnitudes of both signs, so that ties are common.
+                let x: Vec<f32> = (0..len)
+                    .map(|_| (rng.gen_range(0..9) as f32 - 4.0) * 0.25)
+                    .collect();
+                assert_eq!(bits(signed_max(&x)), bits(fold(&x)), "{x:?}");
+            }
         }
     }
 

@@ -473,6 +473,8 @@ unsafe fn q4k_unpack(p: *const u8, scales: *mut u8) -> [__m512i; 4] {
 #[inline]
 unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     const GB: usize = super::interleave::Q4K_GROUP_BLOCK;
+    // The fetches below cover a group-block as 4 x (5 + 4) lines.
+    const _: () = assert!(GB == 4 * 9 * 64);
     let x = k.x;
     let blocks = x.cols / 256;
     let gw = k.w.as_ptr().add(g * blocks * GB);
@@ -488,9 +490,15 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
         let mins = q4k_unpack(blk.add(Q4K_SCALES_AT), scales.as_mut_ptr());
         let mut isum = [_mm512_setzero_si512(); NB];
         for s in 0..8 {
-            // The group-block's lines ahead, an eighth per sub-block: spread over the
-            // block's work instead of 36 requests at once.
-            super::prefetch(blk.add(s * (GB / 8)), k.prefetch, GB / 8);
+            // The group-block's 36 lines ahead, spread over its sub-blocks (5 and 4 in
+            // turn) instead of 36 requests at once. Group-blocks start lines (the weights
+            // are line-aligned, 2304 bytes each, and `prefetch` a multiple of 64), so the
+            // counts are exact and need no arithmetic on the address.
+            if s % 2 == 0 {
+                super::prefetch_lines::<5>(blk.add(s / 2 * 576), k.prefetch);
+            } else {
+                super::prefetch_lines::<4>(blk.add(s / 2 * 576 + 320), k.prefetch);
+            }
             let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(scales.as_ptr().add(16 * s).cast()));
             let q = blk.add(Q4K_QUANTS_AT + 256 * s);
             let v = nibbles16(q);

@@ -102,6 +102,33 @@ pub(crate) unsafe fn prefetch(p: *const u8, ahead: Prefetch, len: usize) {
     }
 }
 
+/// Fetches the `N` cache lines from `p + ahead.bytes` into L1, or into L2 where `ahead.l2`;
+/// nothing when `ahead.bytes` is 0. Straight-line code for a block whose lines are known
+/// when the kernel is compiled (where [`prefetch`] computes them from the address); the
+/// lines it covers are whole only where `p + ahead.bytes` starts a line. Addresses are
+/// computed as in [`prefetch`].
+///
+/// # Safety
+/// As for [`prefetch`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn prefetch_lines<const N: usize>(p: *const u8, ahead: Prefetch) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+    if ahead.bytes == 0 {
+        return;
+    }
+    let start = p.wrapping_add(ahead.bytes);
+    if ahead.l2 {
+        for n in 0..N {
+            _mm_prefetch::<_MM_HINT_T1>(start.wrapping_add(64 * n).cast());
+        }
+    } else {
+        for n in 0..N {
+            _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64 * n).cast());
+        }
+    }
+}
+
 /// A row-block kernel.
 ///
 /// # Safety
