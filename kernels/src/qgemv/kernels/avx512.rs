@@ -228,6 +228,8 @@ trait Interleaved {
 
 /// q4_0, interleaved.
 struct I4;
+// What `group_block`'s fetch relies on.
+const _: () = assert!(I4::GB % 32 == 0 && I8::GB % 32 == 0);
 /// q8_0, interleaved.
 struct I8;
 
@@ -334,8 +336,10 @@ unsafe fn group_block<B: Interleaved, const NB: usize>(
     {
         let blk = gw.add(i * B::GB);
         // The group's weights are one sequential stream; fetching ahead keeps the loads off
-        // the critical path while the vectors of this block are computed.
-        super::prefetch(blk, k.prefetch, B::GB);
+        // the critical path while the vectors of this block are computed. Group-blocks are
+        // a multiple of 32 bytes from a line (groups start lines or half-lines, `prefetch`
+        // is a multiple of 64), so `ceil(GB / 64)` lines cover one.
+        super::prefetch_lines(blk, k.prefetch, B::GB.div_ceil(64));
         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
         let v = B::decode(blk.add(32));
         // One vector of the batch; written out per index (not as a loop) so that the
@@ -495,9 +499,9 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
             // are line-aligned, 2304 bytes each, and `prefetch` a multiple of 64), so the
             // counts are exact and need no arithmetic on the address.
             if s % 2 == 0 {
-                super::prefetch_lines::<5>(blk.add(s / 2 * 576), k.prefetch);
+                super::prefetch_lines(blk.add(s / 2 * 576), k.prefetch, 5);
             } else {
-                super::prefetch_lines::<4>(blk.add(s / 2 * 576 + 320), k.prefetch);
+                super::prefetch_lines(blk.add(s / 2 * 576 + 320), k.prefetch, 4);
             }
             let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(scales.as_ptr().add(16 * s).cast()));
             let q = blk.add(Q4K_QUANTS_AT + 256 * s);

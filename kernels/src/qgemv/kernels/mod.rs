@@ -102,29 +102,31 @@ pub(crate) unsafe fn prefetch(p: *const u8, ahead: Prefetch, len: usize) {
     }
 }
 
-/// Fetches the `N` cache lines from `p + ahead.bytes` into L1, or into L2 where `ahead.l2`;
-/// nothing when `ahead.bytes` is 0. Straight-line code for a block whose lines are known
-/// when the kernel is compiled (where [`prefetch`] computes them from the address); the
-/// lines it covers are whole only where `p + ahead.bytes` starts a line. Addresses are
-/// computed as in [`prefetch`].
+/// Fetches the `n` cache lines holding `p + ahead.bytes + 64 * j` (`j < n`) into L1, or
+/// into L2 where `ahead.l2`; nothing when `ahead.bytes` is 0. For blocks whose size the
+/// kernel knows when it is compiled: `n` a constant, the loop unrolls into straight-line
+/// code with no arithmetic on the address (where [`prefetch`] computes the lines of a
+/// range). `ceil(len / 64)` lines cover a block of `len` bytes that starts at most
+/// `64 * ceil(len / 64) - len` bytes into a line (a q4_0 group-block of 288 bytes starts 0
+/// or 32 bytes in, a q8_0 one of 544 the same); addresses are computed as in [`prefetch`].
 ///
 /// # Safety
 /// As for [`prefetch`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn prefetch_lines<const N: usize>(p: *const u8, ahead: Prefetch) {
+pub(crate) unsafe fn prefetch_lines(p: *const u8, ahead: Prefetch, n: usize) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
     if ahead.bytes == 0 {
         return;
     }
     let start = p.wrapping_add(ahead.bytes);
     if ahead.l2 {
-        for n in 0..N {
-            _mm_prefetch::<_MM_HINT_T1>(start.wrapping_add(64 * n).cast());
+        for j in 0..n {
+            _mm_prefetch::<_MM_HINT_T1>(start.wrapping_add(64 * j).cast());
         }
     } else {
-        for n in 0..N {
-            _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64 * n).cast());
+        for j in 0..n {
+            _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64 * j).cast());
         }
     }
 }
