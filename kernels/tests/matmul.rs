@@ -27,6 +27,9 @@ fn edge_configs(backend: Backend, shape: MatmulShape) -> Vec<Config> {
     for uk in ukernel::microkernels(backend) {
         let (mr, nr) = (uk.mr as i64, uk.nr as i64);
         for (mc, kc, nc) in [(mr, 1, nr), (mr, 7, 2 * nr), (3 * mr, 64, 4 * nr)] {
+            // Kernels that fetch their panels ahead run both forms: without the fetch in
+            // the middle blocking.
+            let fetch = i64::from(uk.fetches() && kc != 7);
             for (threads, par, pack) in [(1, 0, 1), (2, 0, 1), (2, 1, 1), (1, 0, 2), (2, 1, 2)] {
                 out.push(
                     base.clone()
@@ -37,7 +40,8 @@ fn edge_configs(backend: Backend, shape: MatmulShape) -> Vec<Config> {
                         .with("nc", nc)
                         .with("threads", threads)
                         .with("par", par)
-                        .with("pack", pack),
+                        .with("pack", pack)
+                        .with("fetch", fetch),
                 );
             }
         }
@@ -203,6 +207,8 @@ fn invalid_configs_are_errors() {
         base.clone().with("kc", 0),
         base.clone().with("threads", 0),
         base.clone().with("pack", 3),
+        // The scalar kernel has no fetch ahead.
+        base.clone().with("fetch", 1),
         base.clone().with("bogus", 1),
     ] {
         let r = MatmulPlan::new(backend, shape, &bad);
@@ -268,7 +274,8 @@ proptest! {
                 .with("kc", kc)
                 .with("nc", nr * (1 + ((pick >> 8) % 7) as i64))
                 .with("threads", threads).with("par", par)
-                .with("pack", if m <= 64 { pack } else { 1 + pack % 2 });
+                .with("pack", if m <= 64 { pack } else { 1 + pack % 2 })
+                .with("fetch", i64::from(uk.fetches() && (pick >> 12) % 2 == 1));
             let case = Case::new(seed, m, n, k, pad);
             let c = run(backend, &case, &cfg);
             case.check(&c, &format!("{backend} {m}x{n}x{k} pad {pad} [{cfg}]"));

@@ -123,6 +123,18 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
         vec![1, 2]
     };
     let pairs: Vec<(i64, i64)> = ks.iter().map(|k| (k.mr as i64, k.nr as i64)).collect();
+    // The microkernels whose packed loops fetch the panels ahead, for which `fetch` is
+    // searched.
+    let fetching: Vec<(i64, i64)> = ks
+        .iter()
+        .filter(|k| k.fetches())
+        .map(|k| (k.mr as i64, k.nr as i64))
+        .collect();
+    let fetch = if fetching.is_empty() {
+        vec![0]
+    } else {
+        vec![0, 1]
+    };
     let pairs_text = ks
         .iter()
         .map(|k| k.variant())
@@ -180,6 +192,15 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
                 2,
                 1,
             ),
+            Param::new(
+                "fetch",
+                "1 the microkernel fetches its packed panels ahead into L1, 0 leaves them to \
+                 the hardware (x86 kernels written in Rust)",
+                fetch,
+                0,
+                1,
+                1,
+            ),
         ],
         constraints: vec![
             Constraint::new("(mr, nr) is a microkernel", move |c| {
@@ -189,6 +210,17 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
                     Ok(())
                 } else {
                     Err(format!("no {mr}x{nr} microkernel (have {pairs_text})"))
+                }
+            }),
+            Constraint::new("fetch = 1 needs a kernel that fetches", move |c| {
+                let mr = c.get("mr").unwrap_or(0);
+                let nr = c.get("nr").unwrap_or(0);
+                if c.get("fetch") != Some(1) || fetching.contains(&(mr, nr)) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the {mr}x{nr} microkernel does not fetch ahead (fetch=1)"
+                    ))
                 }
             }),
             Constraint::new("mc % mr == 0", |c| {
@@ -363,6 +395,7 @@ pub fn model(k: MicroKernel, cache: &CacheInfo, hw_threads: usize, s: MatmulShap
         .with("threads", threads as i64)
         .with("par", par as i64)
         .with("pack", pack as i64)
+        .with("fetch", i64::from(k.fetches()))
 }
 
 #[cfg(test)]
@@ -488,6 +521,44 @@ mod tests {
         assert_eq!(par(512, 4096, 16), Some(0));
         // Fewer than two tiles of rows per thread: columns, as before.
         assert_eq!(par(200, 4096, 16), Some(1));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fetch_is_searched_for_the_kernels_that_fetch_and_on_by_default() {
+        let shape = MatmulShape::new(512, 512, 512);
+        for backend in [Backend::Avx2, Backend::Avx512] {
+            let space = space(backend, shape).unwrap();
+            assert_eq!(space.param("fetch").unwrap().candidates, vec![0, 1]);
+            for k in kernels_of(backend).unwrap() {
+                let c = default_config_for(backend, shape, k.mr, k.nr).unwrap();
+                space.validate(&c).unwrap();
+                assert_eq!(
+                    c.get("fetch"),
+                    Some(i64::from(k.fetches())),
+                    "{}",
+                    k.variant()
+                );
+                // Both forms where the kernel has both; fetch=1 is an error where it has one.
+                let other = c.clone().with("fetch", 1 - c.get("fetch").unwrap());
+                assert_eq!(
+                    space.validate(&other).is_ok(),
+                    k.fetches(),
+                    "{}",
+                    k.variant()
+                );
+            }
+        }
+        // AVX2's `asm!` 4x24 has no fetch ahead; its Rust 6x16 has.
+        let fetching: Vec<String> = kernels_of(Backend::Avx2)
+            .unwrap()
+            .iter()
+            .filter(|k| k.fetches())
+            .map(|k| k.variant())
+            .collect();
+        assert_eq!(fetching, vec!["6x16"]);
+        let scalar = space(Backend::Scalar, shape).unwrap();
+        assert_eq!(scalar.param("fetch").unwrap().candidates, vec![0]);
     }
 
     #[test]

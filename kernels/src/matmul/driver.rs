@@ -118,10 +118,11 @@ impl MatmulPlan {
         let get = |name: &str| config.require(name).map(|v| v as usize);
         let (mr, nr) = (get("mr")?, get("nr")?);
         let (mc, kc, nc, threads) = (get("mc")?, get("kc")?, get("nc")?, get("threads")?);
-        let uk = *kernels_of(backend)?
+        let uk = kernels_of(backend)?
             .iter()
             .find(|k| k.mr == mr && k.nr == nr)
-            .ok_or_else(|| Error::InvalidConfig(format!("no {mr}x{nr} microkernel")))?;
+            .ok_or_else(|| Error::InvalidConfig(format!("no {mr}x{nr} microkernel")))?
+            .with_fetch(get("fetch")? == 1);
         let pack = get("pack")?;
         let path = if pack >= 1 {
             Path::Packed {

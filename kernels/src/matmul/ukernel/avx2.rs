@@ -19,24 +19,28 @@ pub static MICROKERNELS: &[MicroKernel] = &[
         backend: Backend::Avx2,
         mr: 6,
         nr: 16,
-        run: tile::<6, 2, false>,
-        run_in_place: tile::<6, 2, true>,
+        run: tile::<6, 2, false, true>,
+        run_unfetched: Some(tile::<6, 2, false, false>),
+        run_in_place: tile::<6, 2, true, false>,
     },
     MicroKernel {
         backend: Backend::Avx2,
         mr: 4,
         nr: 24,
         run: tile_4x24::<false>,
+        run_unfetched: None,
         run_in_place: tile_4x24::<true>,
     },
 ];
 
 /// `MR x (8*NV)` tile; accumulators are an array of registers that the compiler unrolls.
+/// `PF`: B read in place, the next call's panel (`b_next`) prefetched row by row; else
+/// packed, with the panels fetched ahead ([`fetch_panels_ahead`]) where `FETCH`.
 ///
 /// # Safety
 /// See [`super::TileFn`]; the CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
+unsafe fn tile<const MR: usize, const NV: usize, const PF: bool, const FETCH: bool>(t: &Tile) {
     prefetch_c(t, MR, 8 * NV);
     let mut acc = [[_mm256_setzero_ps(); NV]; MR];
     let (mut a, mut b, mut next) = (t.a, t.b, t.b_next);
@@ -44,7 +48,7 @@ unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
         if PF {
             prefetch_row(next, 8 * NV);
             next = next.wrapping_add(t.ldb);
-        } else {
+        } else if FETCH {
             fetch_panels_ahead(a, MR, b, t.ldb, 8 * NV);
         }
         let mut bv = [_mm256_setzero_ps(); NV];

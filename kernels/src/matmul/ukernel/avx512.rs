@@ -23,38 +23,44 @@ pub static MICROKERNELS: &[MicroKernel] = &[
         backend: Backend::Avx512,
         mr: 14,
         nr: 32,
-        run: tile::<14, 2, false>,
-        run_in_place: tile::<14, 2, true>,
+        run: tile::<14, 2, false, true>,
+        run_unfetched: Some(tile::<14, 2, false, false>),
+        run_in_place: tile::<14, 2, true, false>,
     },
     MicroKernel {
         backend: Backend::Avx512,
         mr: 8,
         nr: 48,
-        run: tile::<8, 3, false>,
-        run_in_place: tile::<8, 3, true>,
+        run: tile::<8, 3, false, true>,
+        run_unfetched: Some(tile::<8, 3, false, false>),
+        run_in_place: tile::<8, 3, true, false>,
     },
     MicroKernel {
         backend: Backend::Avx512,
         mr: 4,
         nr: 64,
-        run: tile::<4, 4, false>,
-        run_in_place: tile::<4, 4, true>,
+        run: tile::<4, 4, false, true>,
+        run_unfetched: Some(tile::<4, 4, false, false>),
+        run_in_place: tile::<4, 4, true, false>,
     },
     MicroKernel {
         backend: Backend::Avx512,
         mr: 6,
         nr: 48,
-        run: tile::<6, 3, false>,
-        run_in_place: tile::<6, 3, true>,
+        run: tile::<6, 3, false, true>,
+        run_unfetched: Some(tile::<6, 3, false, false>),
+        run_in_place: tile::<6, 3, true, false>,
     },
 ];
 
 /// `MR x (16*NV)` tile; accumulators are an array of registers that the compiler unrolls.
+/// `PF`: B read in place, the next call's panel (`b_next`) prefetched row by row; else
+/// packed, with the panels fetched ahead ([`fetch_panels_ahead`]) where `FETCH`.
 ///
 /// # Safety
 /// See [`super::TileFn`]; the CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
+unsafe fn tile<const MR: usize, const NV: usize, const PF: bool, const FETCH: bool>(t: &Tile) {
     prefetch_c(t, MR, 16 * NV);
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     let (mut a, mut b, mut next) = (t.a, t.b, t.b_next);
@@ -62,7 +68,7 @@ unsafe fn tile<const MR: usize, const NV: usize, const PF: bool>(t: &Tile) {
         if PF {
             prefetch_row(next, 16 * NV);
             next = next.wrapping_add(t.ldb);
-        } else {
+        } else if FETCH {
             fetch_panels_ahead(a, MR, b, t.ldb, 16 * NV);
         }
         let mut bv = [_mm512_setzero_ps(); NV];

@@ -116,6 +116,10 @@ pub struct MicroKernel {
     pub nr: usize,
     /// The entry point for packed B (`b_next` null).
     pub run: TileFn,
+    /// For kernels whose packed loop fetches the panels ahead ([`fetch_panels_ahead`]),
+    /// the same loop without that fetch (config `fetch = 0`); `None` for kernels that do
+    /// not fetch.
+    pub run_unfetched: Option<TileFn>,
     /// The entry point for B in place, prefetching `b_next` (the same as `run` for kernels
     /// that do not prefetch). Two functions, so the packed loop carries no prefetch test.
     pub run_in_place: TileFn,
@@ -125,6 +129,20 @@ impl MicroKernel {
     /// The variant name in kernel ids, `MRxNR`.
     pub fn variant(&self) -> String {
         format!("{}x{}", self.mr, self.nr)
+    }
+
+    /// Whether its packed loop fetches the panels ahead (and so has a `fetch = 0` form).
+    pub fn fetches(&self) -> bool {
+        self.run_unfetched.is_some()
+    }
+
+    /// This kernel with the packed entry point for config `fetch` (0: without the fetch
+    /// ahead, where the kernel has that form; anything else: as it is).
+    pub fn with_fetch(self, fetch: bool) -> MicroKernel {
+        match self.run_unfetched {
+            Some(plain) if !fetch => MicroKernel { run: plain, ..self },
+            _ => self,
+        }
     }
 }
 
@@ -230,7 +248,9 @@ fn fetch_line(p: *const f32, l1: bool) {
 
 /// Steps of k ahead of the one being computed whose packed A the x86 microkernels' packed
 /// loops (AVX-512's, and AVX2's written in Rust) fetch into L1, and ([`PACKED_B_AHEAD`]) rows
-/// of packed B: the panels stream from L2 (a `kc x 48` B panel of a deep block is larger
+/// of packed B, by default (config `fetch = 1`; `fetch = 0` leaves the panels to the
+/// hardware, for the tuner to choose on cores where the fetch does not pay): the panels
+/// stream from L2 (a `kc x 48` B panel of a deep block is larger
 /// than L1), and the core's own prefetchers left the kernels waiting on them. On a 2-core
 /// Intel Xeon (family 6 model 207; one process alternating plans with the fetch on and off,
 /// B rotated out of cache), AVX-512 8x48: 2048^3 from 138-142 to 143-145 GFLOP/s on one

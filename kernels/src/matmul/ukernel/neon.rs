@@ -16,6 +16,7 @@ pub static MICROKERNELS: &[MicroKernel] = &[
         mr: 8,
         nr: 12,
         run: tile::<8, 2, 3>,
+        run_unfetched: None,
         run_in_place: tile::<8, 2, 3>,
     },
     MicroKernel {
@@ -23,6 +24,7 @@ pub static MICROKERNELS: &[MicroKernel] = &[
         mr: 4,
         nr: 16,
         run: tile::<4, 1, 4>,
+        run_unfetched: None,
         run_in_place: tile::<4, 1, 4>,
     },
 ];

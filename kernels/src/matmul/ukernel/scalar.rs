@@ -10,6 +10,7 @@ pub static MICROKERNELS: &[MicroKernel] = &[MicroKernel {
     mr: 4,
     nr: 8,
     run: tile::<4, 8>,
+    run_unfetched: None,
     run_in_place: tile::<4, 8>,
 }];
 
