@@ -262,10 +262,9 @@ fn every_kernel_that_runs_is_listed() {
                 .map(|&l| (l, 0))
                 .chain(f32_acts.then_some((0, 1)));
             for (layout, act) in configs {
-                let cfg = qgemv::space::default_config(backend, dtype, shape)
-                    .unwrap()
-                    .with("layout", layout)
-                    .with("act", act);
+                let pinned = Config::new().with("layout", layout).with("act", act);
+                let cfg =
+                    qgemv::space::default_config_with(backend, dtype, shape, &pinned).unwrap();
                 let id = QgemvPlan::new(backend, &w, 1, &cfg)
                     .unwrap()
                     .kernel_id()

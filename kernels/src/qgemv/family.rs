@@ -135,13 +135,13 @@ impl KernelFamily for Qgemv {
         &self,
         backend: Backend,
         problem: &Problem,
-        _pinned: &Config,
+        pinned: &Config,
     ) -> Result<Config> {
         #[cfg(feature = "wgpu")]
         if backend == Backend::Wgpu {
             return crate::gpu::qgemv::default_config(problem.dtype, QgemvShape::of(problem)?);
         }
-        space::default_config(backend, problem.dtype, QgemvShape::of(problem)?)
+        space::default_config_with(backend, problem.dtype, QgemvShape::of(problem)?, pinned)
     }
 
     fn operands(

@@ -274,6 +274,22 @@ pub fn default_prefetch_on(dtype: Dtype, batch: usize, slows: bool, intel: bool)
     Prefetch { bytes, l2 }
 }
 
+/// The default config with `pinned` on top, the defaults that depend on a pinned value
+/// following it: `unroll` is 1 unless the layout in effect is the interleaved one (the
+/// only one that unrolls), so that pinning `layout=0` at batch 1 gives a valid config.
+pub fn default_config_with(
+    backend: Backend,
+    dtype: Dtype,
+    shape: QgemvShape,
+    pinned: &Config,
+) -> Result<Config> {
+    let mut c = default_config(backend, dtype, shape)?.merged(pinned);
+    if pinned.get("unroll").is_none() && c.get("layout") != Some(2) {
+        c.set("unroll", 1);
+    }
+    Ok(c)
+}
+
 /// Blocks per loop iteration by default: 4 at batch 1 where the kernel unrolls (`unrolls`,
 /// the space's candidates, holds 4), else 1 (see the module docs).
 fn default_unroll(unrolls: &[i64], batch: usize) -> i64 {
@@ -370,6 +386,13 @@ mod tests {
                     assert_eq!(c.get("unroll"), Some(want), "{backend} {dtype} {batch}");
                     if backend == Backend::Avx512 && dtype != Dtype::Q4K {
                         assert!(unrolls.contains(&4), "{dtype}");
+                    }
+                    // Every layout pinned on top of the default is valid.
+                    for &layout in &space.param("layout").unwrap().candidates {
+                        let pinned = Config::new().with("layout", layout);
+                        let c = default_config_with(backend, dtype, shape, &pinned).unwrap();
+                        space.validate(&c).unwrap();
+                        assert_eq!(c.get("layout"), Some(layout));
                     }
                     // A user's `prefetch=0` on top of a default that fetches into L2 stays
                     // valid (the level is moot then).
