@@ -228,8 +228,6 @@ trait Interleaved {
 
 /// q4_0, interleaved.
 struct I4;
-// What `group_block`'s fetch relies on.
-const _: () = assert!(I4::GB % 32 == 0 && I8::GB % 32 == 0);
 /// q8_0, interleaved.
 struct I8;
 
@@ -336,10 +334,8 @@ unsafe fn group_block<B: Interleaved, const NB: usize>(
     {
         let blk = gw.add(i * B::GB);
         // The group's weights are one sequential stream; fetching ahead keeps the loads off
-        // the critical path while the vectors of this block are computed. Group-blocks are
-        // a multiple of 32 bytes from a line (groups start lines or half-lines, `prefetch`
-        // is a multiple of 64), so `ceil(GB / 64)` lines cover one.
-        super::prefetch_lines(blk, k.prefetch, B::GB.div_ceil(64));
+        // the critical path while the vectors of this block are computed.
+        super::prefetch(blk, k.prefetch, B::GB);
         let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
         let v = B::decode(blk.add(32));
         // One vector of the batch; written out per index (not as a loop) so that the
@@ -477,8 +473,8 @@ unsafe fn q4k_unpack(p: *const u8, scales: *mut u8) -> [__m512i; 4] {
 #[inline]
 unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     const GB: usize = super::interleave::Q4K_GROUP_BLOCK;
-    // The fetches below cover a group-block as 4 x (5 + 4) lines.
-    const _: () = assert!(GB == 4 * 9 * 64);
+    // The fetches below cover a group-block as 4 x (320 + 256) bytes.
+    const _: () = assert!(GB == 4 * 576);
     let x = k.x;
     let blocks = x.cols / 256;
     let gw = k.w.as_ptr().add(g * blocks * GB);
@@ -495,13 +491,13 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
         let mut isum = [_mm512_setzero_si512(); NB];
         for s in 0..8 {
             // The group-block's 36 lines ahead, spread over its sub-blocks (5 and 4 in
-            // turn) instead of 36 requests at once. Group-blocks start lines (the weights
-            // are line-aligned, 2304 bytes each, and `prefetch` a multiple of 64), so the
-            // counts are exact and need no arithmetic on the address.
+            // turn) instead of 36 requests at once: group-blocks start lines (the weights
+            // are line-aligned, 2304 bytes each, and `prefetch` a multiple of 64), so each
+            // line is asked for once.
             if s % 2 == 0 {
-                super::prefetch_lines(blk.add(s / 2 * 576), k.prefetch, 5);
+                super::prefetch(blk.add(s / 2 * 576), k.prefetch, 320);
             } else {
-                super::prefetch_lines(blk.add(s / 2 * 576 + 320), k.prefetch, 4);
+                super::prefetch(blk.add(s / 2 * 576 + 320), k.prefetch, 256);
             }
             let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(scales.as_ptr().add(16 * s).cast()));
             let q = blk.add(Q4K_QUANTS_AT + 256 * s);
