@@ -19,6 +19,7 @@ pub mod attention;
 pub mod buf;
 pub mod device;
 pub mod family;
+mod fetch;
 #[cfg(feature = "wgpu")]
 pub mod gpu;
 pub mod matmul;

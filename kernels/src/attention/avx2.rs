@@ -21,6 +21,7 @@
 use std::arch::x86_64::*;
 
 use super::kernel::{stream_group, stream_groups, transpose_rest, Ahead};
+use crate::fetch::{self, Level};
 
 /// Lanes of a vector.
 const V: usize = 8;
@@ -62,57 +63,41 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, k: usize) -> __m256 {
     }
 }
 
-/// Asks for `lines` cache lines from `at` on, into L2 (`prefetcht1`), or into L1
-/// (`prefetcht0`) with `l1`: decode's `ahead` rows (the tunables `ahead` and `ahead_level`).
-/// Addresses past the operands (the last rows' lookahead) are harmless: a prefetch never
-/// faults. Which cache is better is the machine's answer; on a Zen 4 (Llama-3-8B decode, KV
-/// 16384, AVX-512, alternating in one process, K and V as a `Vec` leaves them, 16 bytes past
-/// a cache line) L2 was: f16 on one thread read 17.2 GB/s with 8 rows into L1 against 17.7
-/// into L2, on two threads 29.1 against 30.7; f32 on one thread 20.7 with 8 rows into L1,
-/// 21.6 with none, 24.5 with 8 into L2.
-#[inline(always)]
-pub(super) fn fetch_lines(at: *const u8, lines: usize, l1: bool) {
-    for l in 0..lines {
-        let p = at.wrapping_add(64 * l).cast();
-        // SAFETY: a prefetch neither faults nor changes memory, whatever the address.
-        unsafe {
-            if l1 {
-                _mm_prefetch::<_MM_HINT_T0>(p)
-            } else {
-                _mm_prefetch::<_MM_HINT_T1>(p)
-            }
-        };
-    }
-}
-
 /// Decode's `ahead`: with `ahead.rows` above 0, the whole rows that far past each of `rows`
-/// (rows of `row_bytes` from `base`, one per stream) asked for ([`fetch_lines`]).
+/// (rows of `row_bytes` from `base`, one per stream) asked for, into L2, or into L1 with
+/// `ahead.l1` (the tunables `ahead` and `ahead_level`). Addresses past the operands (the
+/// last rows' lookahead) are harmless: a prefetch never faults. Which cache is better is the
+/// machine's answer; on a Zen 4 (Llama-3-8B decode, KV 16384, AVX-512, alternating in one
+/// process, K and V as a `Vec` leaves them, 16 bytes past a cache line) L2 was: f16 on one
+/// thread read 17.2 GB/s with 8 rows into L1 against 17.7 into L2, on two threads 29.1
+/// against 30.7; f32 on one thread 20.7 with 8 rows into L1, 21.6 with none, 24.5 with 8
+/// into L2.
 #[inline(always)]
 pub(super) fn fetch_rows(base: *const u8, rows: &[usize], ahead: Ahead, row_bytes: usize) {
     if ahead.rows > 0 {
         for &row in rows {
-            fetch_lines(
+            fetch::lines(
                 base.wrapping_add((row + ahead.rows) * row_bytes),
                 row_bytes.div_ceil(64),
-                ahead.l1,
+                Level::l1_if(ahead.l1),
             );
         }
     }
 }
 
 /// Decode's cross fetch (see `Task::cross`): the whole rows `rows` (of `row_bytes` from
-/// `base`) asked for into L2; nothing when `base` is null. Like [`fetch_lines`], harmless on
-/// any address.
+/// `base`) asked for into L2; nothing when `base` is null. Like every prefetch
+/// ([`crate::fetch`]), harmless on any address.
 #[inline(always)]
 pub(super) fn fetch_rows_l2(base: *const u8, rows: &[usize], row_bytes: usize) {
     if base.is_null() {
         return;
     }
     for &row in rows {
-        fetch_lines(
+        fetch::lines(
             base.wrapping_add(row * row_bytes),
             row_bytes.div_ceil(64),
-            false,
+            Level::L2,
         );
     }
 }
@@ -156,10 +141,10 @@ impl Share {
     #[inline(always)]
     pub(super) fn fetch(self, j: usize) {
         if !self.base.is_null() {
-            fetch_lines(
+            fetch::lines(
                 self.base.wrapping_add(self.lo + j * self.w),
                 self.w.div_ceil(64),
-                false,
+                Level::L2,
             );
         }
     }
@@ -185,10 +170,10 @@ pub(super) unsafe fn transpose_keys<const H: bool>(k: *const u8, d: usize, n: us
     while j + V <= n {
         // The block two blocks on, into L2 (a tile streams in from memory when the keys
         // are f32; f16 keys too, read as stored).
-        fetch_lines(
+        fetch::lines(
             k.wrapping_add((j + 2 * V) * row_bytes),
             (V * row_bytes).div_ceil(64),
-            false,
+            Level::L2,
         );
         let mut c = 0;
         while c + V <= d {

@@ -37,8 +37,9 @@
 
 use std::arch::x86_64::*;
 
-use super::avx2::{fetch_lines, fetch_rows, fetch_rows_l2, Share};
+use super::avx2::{fetch_rows, fetch_rows_l2, Share};
 use super::kernel::{stream_group, stream_groups, Ahead};
+use crate::fetch::{self, Level};
 
 /// Lanes of a vector.
 const V: usize = 16;
@@ -429,10 +430,10 @@ unsafe fn store_acc<const NR: usize, const W: usize>(
 fn fetch_ahead<const H: bool>(v: *const u8, d: usize, c: usize, w: usize, j: usize, ahead: Ahead) {
     if ahead.rows > 0 {
         let es = if H { 2 } else { 4 };
-        fetch_lines(
+        fetch::lines(
             v.wrapping_add(((j + ahead.rows) * d + c) * es),
             (w * V * es).div_ceil(64),
-            ahead.l1,
+            Level::l1_if(ahead.l1),
         );
     }
 }

@@ -93,7 +93,7 @@ fn splits() -> Vec<i64> {
 }
 const AHEADS: [i64; 5] = [0, 4, 8, 16, 32];
 /// The default of `ahead` on `backend`: 8 rows where the blocks fetch rows in software
-/// (AVX-512 and AVX2, into L2: see `avx2::fetch_lines`), none elsewhere (NEON's blocks take
+/// (AVX-512 and AVX2, into L2: see `avx2::fetch_rows`), none elsewhere (NEON's blocks take
 /// it and fetch nothing). On a Zen 4 (Llama-3-8B decode, KV 16384, the cross fetch on,
 /// alternating in one process, K and V 16 bytes past a cache line as a `Vec` leaves them):
 /// - AVX-512, one thread: f32 22.6-24.5 GB/s with 8 rows, 22.1-24.6 with 16, 20.8-21.6 with
@@ -111,7 +111,7 @@ pub fn default_ahead(backend: Backend, _kv_dtype: Dtype) -> usize {
     }
 }
 
-/// The default of `ahead_level`: rows fetched ahead go into L2 (see `avx2::fetch_lines`).
+/// The default of `ahead_level`: rows fetched ahead go into L2 (see `avx2::fetch_rows`).
 pub const DEFAULT_AHEAD_LEVEL: usize = 2;
 
 /// Whether `backend`'s decode blocks take the `cross` parameter: AVX-512 and AVX2, whose

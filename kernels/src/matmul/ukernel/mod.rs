@@ -34,6 +34,7 @@
 //! exactly once at full memory bandwidth, where packing would read it twice and write it once.
 
 use crate::backend::Backend;
+use crate::fetch::{self, Level};
 
 pub mod scalar;
 
@@ -203,47 +204,14 @@ pub(crate) fn prefetch_c(t: &Tile, mr: usize, nr: usize) {
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn prefetch_row(row: *const f32, len: usize) {
-    fetch_row(row, len, true)
+    fetch::range(row.cast(), 4 * len, Level::L1)
 }
 
 /// Prefetches the lines of one row of `len` floats at `row` (any alignment, `len >= 1`)
 /// into L2; nothing on other architectures than x86-64.
 #[inline(always)]
 pub(crate) fn prefetch_row_l2(row: *const f32, len: usize) {
-    fetch_row(row, len, false)
-}
-
-/// The lines of one row of `len` floats at `row`, into L1 (`prefetcht0`) or L2
-/// (`prefetcht1`).
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-#[inline(always)]
-fn fetch_row(row: *const f32, len: usize, l1: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        for off in (0..len).step_by(16) {
-            fetch_line(row.wrapping_add(off), l1);
-        }
-        fetch_line(row.wrapping_add(len.saturating_sub(1)), l1);
-    }
-}
-
-/// The line holding `p`, into L1 (`prefetcht0`) or L2 (`prefetcht1`); nothing on other
-/// architectures than x86-64.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-#[inline(always)]
-fn fetch_line(p: *const f32, l1: bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
-        // SAFETY: a prefetch is a hint; it never faults and reads nothing observable.
-        unsafe {
-            if l1 {
-                _mm_prefetch::<_MM_HINT_T0>(p.cast())
-            } else {
-                _mm_prefetch::<_MM_HINT_T1>(p.cast())
-            }
-        }
-    }
+    fetch::range(row.cast(), 4 * len, Level::L2)
 }
 
 /// Steps of k ahead of the one being computed whose packed A the x86 microkernels' packed
@@ -275,10 +243,10 @@ pub(crate) const PACKED_B_AHEAD: usize = 16;
 #[inline(always)]
 pub(crate) fn fetch_panels_ahead(a: *const f32, mr: usize, b: *const f32, ldb: usize, nr: usize) {
     debug_assert!(mr <= 16, "one line of A a step covers at most 16 rows");
-    fetch_line(a.wrapping_add(mr * PACKED_A_AHEAD), true);
+    fetch::line(a.wrapping_add(mr * PACKED_A_AHEAD).cast(), Level::L1);
     let row = b.wrapping_add(ldb * PACKED_B_AHEAD);
     for off in (0..nr).step_by(16) {
-        fetch_line(row.wrapping_add(off), true);
+        fetch::line(row.wrapping_add(off).cast(), Level::L1);
     }
 }
 

@@ -13,6 +13,8 @@
 //! all vectors of the batch: a batch of 8 costs little more memory traffic than one vector.
 
 use crate::backend::Backend;
+#[cfg(target_arch = "x86_64")]
+use crate::fetch::Level;
 use crate::problem::Dtype;
 use crate::qgemv::act::QuantizedActs;
 
@@ -83,27 +85,14 @@ pub struct Prefetch {
 /// computing the exact lines of each block's range cost AVX-512's q4_0 kernel a fifth of
 /// its speed in L2 (33.9 against 41.9 GB/s, 43.8 without fetching). The address may lie
 /// past the end of the weights: it is computed with wrapping arithmetic, and a prefetch
-/// never faults or reads anything back.
-///
-/// # Safety
-/// None beyond the CPU having SSE (every x86-64 CPU): no memory is accessed.
+/// never faults or reads anything back ([`crate::fetch`]).
+// Used by the x86 kernels only.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn prefetch(p: *const u8, ahead: Prefetch, len: usize) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
-    if ahead.bytes == 0 {
-        return;
-    }
-    let start = p.wrapping_add(ahead.bytes);
-    let lines = len.div_ceil(64);
-    if ahead.l2 {
-        for j in 0..lines {
-            _mm_prefetch::<_MM_HINT_T1>(start.wrapping_add(64 * j).cast());
-        }
-    } else {
-        for j in 0..lines {
-            _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(64 * j).cast());
-        }
+pub(crate) fn prefetch(p: *const u8, ahead: Prefetch, len: usize) {
+    if ahead.bytes > 0 {
+        let level = Level::l1_if(!ahead.l2);
+        crate::fetch::lines(p.wrapping_add(ahead.bytes), len.div_ceil(64), level);
     }
 }
 
