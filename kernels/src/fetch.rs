@@ -39,7 +39,7 @@ pub(crate) fn line(p: *const u8, level: Level) {
 /// `n` lines at 64-byte steps from `p`: the lines of `64 n` bytes from a line start, or,
 /// called for each block of a sequential walk with `n = ceil(block / 64)`, every line of
 /// the walk whatever the blocks' alignment (each block's last request falls within 64 bytes
-/// of the next block's first). With `n` a constant the loop unrolls into straight-line code
+/// of the next block's first), but possibly the last partial line of the walk's last block. With `n` a constant the loop unrolls into straight-line code
 /// with no arithmetic on the address; the level is tested once, outside the loop.
 // Used by the x86 kernels only.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]

@@ -11,8 +11,10 @@
 //! | `threads` | worker threads                                                       |
 //! | `par`     | parallel loop of the packed path: 0 = blocks of rows (IC), 1 = micro-panels of columns (JR) |
 //! | `pack`    | 1 = pack A and B (BLIS), 2 = pack A, read B in place, 0 = stream path without packing |
+//! | `fetch`   | 1 = the microkernel fetches its packed panels ahead into L1, 0 = it leaves them to the hardware; 1 only for kernels that have the fetch (x86 kernels written in Rust), the default there |
 //!
-//! The stream path uses only `nc` and `threads`; the other values are ignored there.
+//! The stream path uses only `nc` and `threads`; the other values are ignored there. With
+//! B in place (`pack = 2`) `fetch` matters only for the packed last panel of a block.
 //!
 //! ## The default: an analytical cache model
 //!

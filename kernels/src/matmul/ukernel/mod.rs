@@ -117,7 +117,7 @@ pub struct MicroKernel {
     pub nr: usize,
     /// The entry point for packed B (`b_next` null).
     pub run: TileFn,
-    /// For kernels whose packed loop fetches the panels ahead ([`fetch_panels_ahead`]),
+    /// For kernels whose packed loop fetches the panels ahead (`fetch_panels_ahead`),
     /// the same loop without that fetch (config `fetch = 0`); `None` for kernels that do
     /// not fetch.
     pub run_unfetched: Option<TileFn>,

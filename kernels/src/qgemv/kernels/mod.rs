@@ -80,7 +80,8 @@ pub struct Prefetch {
 /// `ceil(len / 64)` lines, at 64-byte steps from `p + ahead.bytes`: the kernels call it for
 /// each block of a sequential walk, and each block's last request falls within 64 bytes of
 /// the next block's first, so every line of the walk is fetched whatever the blocks'
-/// alignment (a line in two blocks may be asked for twice). With `len` a constant, as at
+/// alignment, but possibly the last partial line of a walk's last block (a line shared by
+/// small blocks may be asked for more than once). With `len` a constant, as at
 /// every call, the loop unrolls into straight-line code with no arithmetic on the address:
 /// computing the exact lines of each block's range cost AVX-512's q4_0 kernel a fifth of
 /// its speed in L2 (33.9 against 41.9 GB/s, 43.8 without fetching). The address may lie
