@@ -36,15 +36,16 @@ pub(crate) fn line(p: *const u8, level: Level) {
     }
 }
 
-/// `n` lines at 64-byte steps from `p`: the lines of `64 n` bytes from a line start, or,
-/// called for each block of a sequential walk with `n = ceil(block / 64)`, every line of
-/// the walk whatever the blocks' alignment (each block's last request falls within 64 bytes
-/// of the next block's first), but possibly the last partial line of the walk's last block. With `n` a constant the loop unrolls into straight-line code
-/// with no arithmetic on the address; the level is tested once, outside the loop.
-// Used by the x86 kernels only.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+/// A block of `len` bytes at `p`: `ceil(len / 64)` lines at 64-byte steps from `p`. Whole
+/// where `p` starts a line; called for each block of a sequential walk, every line of the
+/// walk whatever the blocks' alignment (each block's last request falls within 64 bytes of
+/// the next block's first), but possibly the last partial line of the walk's last block
+/// ([`range`] covers a range exactly, at the cost of arithmetic on the address). With
+/// `len` a constant the loop unrolls into straight-line code; the level is tested once,
+/// outside the loop.
 #[inline(always)]
-pub(crate) fn lines(p: *const u8, n: usize, level: Level) {
+pub(crate) fn block(p: *const u8, len: usize, level: Level) {
+    let n = len.div_ceil(64);
     match level {
         Level::L1 => (0..n).for_each(|j| hint::<true>(p.wrapping_add(64 * j))),
         Level::L2 => (0..n).for_each(|j| hint::<false>(p.wrapping_add(64 * j))),

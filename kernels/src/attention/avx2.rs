@@ -76,9 +76,9 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, k: usize) -> __m256 {
 pub(super) fn fetch_rows(base: *const u8, rows: &[usize], ahead: Ahead, row_bytes: usize) {
     if ahead.rows > 0 {
         for &row in rows {
-            fetch::lines(
+            fetch::block(
                 base.wrapping_add((row + ahead.rows) * row_bytes),
-                row_bytes.div_ceil(64),
+                row_bytes,
                 Level::l1_if(ahead.l1),
             );
         }
@@ -94,11 +94,7 @@ pub(super) fn fetch_rows_l2(base: *const u8, rows: &[usize], row_bytes: usize) {
         return;
     }
     for &row in rows {
-        fetch::lines(
-            base.wrapping_add(row * row_bytes),
-            row_bytes.div_ceil(64),
-            Level::L2,
-        );
+        fetch::block(base.wrapping_add(row * row_bytes), row_bytes, Level::L2);
     }
 }
 
@@ -141,9 +137,9 @@ impl Share {
     #[inline(always)]
     pub(super) fn fetch(self, j: usize) {
         if !self.base.is_null() {
-            fetch::lines(
+            fetch::block(
                 self.base.wrapping_add(self.lo + j * self.w),
-                self.w.div_ceil(64),
+                self.w,
                 Level::L2,
             );
         }
@@ -170,9 +166,9 @@ pub(super) unsafe fn transpose_keys<const H: bool>(k: *const u8, d: usize, n: us
     while j + V <= n {
         // The block two blocks on, into L2 (a tile streams in from memory when the keys
         // are f32; f16 keys too, read as stored).
-        fetch::lines(
+        fetch::block(
             k.wrapping_add((j + 2 * V) * row_bytes),
-            (V * row_bytes).div_ceil(64),
+            V * row_bytes,
             Level::L2,
         );
         let mut c = 0;

@@ -430,9 +430,9 @@ unsafe fn store_acc<const NR: usize, const W: usize>(
 fn fetch_ahead<const H: bool>(v: *const u8, d: usize, c: usize, w: usize, j: usize, ahead: Ahead) {
     if ahead.rows > 0 {
         let es = if H { 2 } else { 4 };
-        fetch::lines(
+        fetch::block(
             v.wrapping_add(((j + ahead.rows) * d + c) * es),
-            (w * V * es).div_ceil(64),
+            w * V * es,
             Level::l1_if(ahead.l1),
         );
     }

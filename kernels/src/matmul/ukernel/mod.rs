@@ -244,10 +244,11 @@ pub(crate) const PACKED_B_AHEAD: usize = 16;
 pub(crate) fn fetch_panels_ahead(a: *const f32, mr: usize, b: *const f32, ldb: usize, nr: usize) {
     debug_assert!(mr <= 16, "one line of A a step covers at most 16 rows");
     fetch::line(a.wrapping_add(mr * PACKED_A_AHEAD).cast(), Level::L1);
-    let row = b.wrapping_add(ldb * PACKED_B_AHEAD);
-    for off in (0..nr).step_by(16) {
-        fetch::line(row.wrapping_add(off).cast(), Level::L1);
-    }
+    fetch::block(
+        b.wrapping_add(ldb * PACKED_B_AHEAD).cast(),
+        4 * nr,
+        Level::L1,
+    );
 }
 
 /// Writes the valid `t.m x t.n` corner of a full tile held in `buf` (row stride `nr`) to C,

@@ -75,25 +75,20 @@ pub struct Prefetch {
     pub l2: bool,
 }
 
-/// Fetches, for a block of `len` bytes at `p`, the lines `ahead.bytes` further on into L1,
-/// or into L2 where `ahead.l2`; nothing when `ahead.bytes` is 0. It asks for
-/// `ceil(len / 64)` lines, at 64-byte steps from `p + ahead.bytes`: the kernels call it for
-/// each block of a sequential walk, and each block's last request falls within 64 bytes of
-/// the next block's first, so every line of the walk is fetched whatever the blocks'
-/// alignment, but possibly the last partial line of a walk's last block (a line shared by
-/// small blocks may be asked for more than once). With `len` a constant, as at
-/// every call, the loop unrolls into straight-line code with no arithmetic on the address:
-/// computing the exact lines of each block's range cost AVX-512's q4_0 kernel a fifth of
-/// its speed in L2 (33.9 against 41.9 GB/s, 43.8 without fetching). The address may lie
-/// past the end of the weights: it is computed with wrapping arithmetic, and a prefetch
-/// never faults or reads anything back ([`crate::fetch`]).
+/// Fetches the block of `len` bytes `ahead.bytes` after `p` into L1, or into L2 where
+/// `ahead.l2`; nothing when `ahead.bytes` is 0. The kernels call it for each block of a
+/// sequential walk, so [`crate::fetch::block`] (whole lines at 64-byte steps, no arithmetic
+/// on the address) fetches every line of the walk; computing the exact lines of each
+/// block's range instead cost AVX-512's q4_0 kernel a fifth of its speed in L2 (33.9
+/// against 41.9 GB/s, 43.8 without fetching). The address may lie past the end of the
+/// weights: it is computed with wrapping arithmetic, and a prefetch never faults.
 // Used by the x86 kernels only.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn prefetch(p: *const u8, ahead: Prefetch, len: usize) {
     if ahead.bytes > 0 {
         let level = Level::l1_if(!ahead.l2);
-        crate::fetch::lines(p.wrapping_add(ahead.bytes), len.div_ceil(64), level);
+        crate::fetch::block(p.wrapping_add(ahead.bytes), len, level);
     }
 }
 
