@@ -4,6 +4,11 @@
 //! what a search visits; its legal ranges decide what a hand-written config may use. A config
 //! is valid when every parameter of the space is set, within its range and a multiple of its
 //! step, no unknown name is present, and every constraint holds.
+//!
+//! Some parameters matter only on some paths: a space may name them [`Inert`] when another
+//! parameter takes a value (matmul's `mr` when `pack = 0` selects the stream path), so that
+//! configs differing only there count as one ([`Space::effective`]) and a search measures
+//! one of them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -100,6 +105,19 @@ impl fmt::Debug for Constraint {
     }
 }
 
+/// Parameters without effect while another parameter holds one value: e.g. the tile sizes
+/// of a path the config does not take. They stay part of a valid config (set and in
+/// range); only searches treat configs differing in them alone as the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inert {
+    /// The parameter that selects the path.
+    pub when: &'static str,
+    /// The value of `when` under which `params` have no effect.
+    pub equals: i64,
+    /// The parameters ignored then.
+    pub params: Vec<&'static str>,
+}
+
 /// The parameters of one kernel for one problem.
 #[derive(Debug, Clone, Default)]
 pub struct Space {
@@ -107,6 +125,8 @@ pub struct Space {
     pub params: Vec<Param>,
     /// Rules every valid config satisfies.
     pub constraints: Vec<Constraint>,
+    /// Parameters that have no effect under a condition (see [`Inert`]).
+    pub inert: Vec<Inert>,
 }
 
 impl Space {
@@ -135,6 +155,21 @@ impl Space {
             })?;
         }
         Ok(())
+    }
+
+    /// `c` without the parameters that have no effect in it (see [`Inert`]): two valid
+    /// configs with the same effective config run the same code.
+    pub fn effective(&self, c: &Config) -> Config {
+        let ignored = |name: &str| {
+            self.inert
+                .iter()
+                .any(|i| c.get(i.when) == Some(i.equals) && i.params.contains(&name))
+        };
+        let mut out = Config::new();
+        for (k, v) in c.iter().filter(|(k, _)| !ignored(k)) {
+            out.set(k, v);
+        }
+        out
     }
 
     /// Whether the config is valid.
@@ -218,7 +253,22 @@ mod tests {
                     Err(format!("a={a} > b={b}"))
                 }
             })],
+            inert: vec![Inert {
+                when: "a",
+                equals: 1,
+                params: vec!["b"],
+            }],
         }
+    }
+
+    #[test]
+    fn effective_drops_inert_parameters_only_under_their_condition() {
+        let s = demo();
+        let c = |t: &str| -> Config { t.parse().unwrap() };
+        assert_eq!(s.effective(&c("a=1,b=4")).to_string(), "a=1");
+        assert_eq!(s.effective(&c("a=1,b=8")), s.effective(&c("a=1,b=2")));
+        assert_eq!(s.effective(&c("a=2,b=4")).to_string(), "a=2,b=4");
+        assert_ne!(s.effective(&c("a=2,b=4")), s.effective(&c("a=2,b=8")));
     }
 
     #[test]

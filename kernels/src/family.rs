@@ -230,3 +230,45 @@ pub fn complete_config(backend: Backend, problem: &Problem, stored: &Config) -> 
     space(backend, problem)?.validate(&config)?;
     Ok(config)
 }
+
+/// A stored (tuned) config with `overrides` on top (`ktune bench --tuned --config`, a peers
+/// `--variant` over a tuned config), and the names of the stored values it had to drop.
+///
+/// Where the stored values and the overrides make a valid config together, that config
+/// ([`complete_config`]) and nothing dropped. Otherwise a stored value may no longer fit
+/// (a stored `mc` that is not a multiple of an overridden `mr`, a stored `fetch = 1` for an
+/// overridden kernel without the fetch, a stored `unroll` beside an overridden `layout`):
+/// the stored values are then pinned one at a time, in name order, beside the overrides,
+/// each kept only where the default completed around them stays valid; the dropped ones
+/// take the default derived for the rest, as `--config` on the default path does. An
+/// invalid override is an error, whatever was stored.
+pub fn complete_config_with(
+    backend: Backend,
+    problem: &Problem,
+    stored: &Config,
+    overrides: &Config,
+) -> Result<(Config, Vec<String>)> {
+    if let Ok(config) = complete_config(backend, problem, &stored.merged(overrides)) {
+        return Ok((config, Vec::new()));
+    }
+    let space = space(backend, problem)?;
+    let fits = |pinned: &Config| {
+        default_config(backend, problem, pinned).is_ok_and(|c| space.is_valid(&c))
+    };
+    let mut pinned = overrides.clone();
+    let mut dropped = Vec::new();
+    for (name, value) in stored.iter() {
+        if overrides.get(name).is_some() {
+            continue;
+        }
+        let trial = pinned.clone().with(name, value);
+        if fits(&trial) {
+            pinned = trial;
+        } else {
+            dropped.push(name.to_string());
+        }
+    }
+    let config = default_config(backend, problem, &pinned)?;
+    space.validate(&config)?;
+    Ok((config, dropped))
+}

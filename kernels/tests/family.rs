@@ -88,3 +88,67 @@ fn bad_configs_are_errors_of_their_kind() {
     assert!(device::availability(Backend::Cuda).is_err());
     assert!(Backend::Scalar.is_available());
 }
+
+/// A stored config whose values no longer fit the overrides keeps the ones that do: the
+/// others are derived again around the overrides and named.
+#[test]
+fn a_stored_config_yields_where_overrides_make_it_invalid() {
+    // A backend with two tile shapes, from the first (stored) to the second (overridden).
+    #[cfg(target_arch = "x86_64")]
+    let (backend, from, to) = (Backend::Avx2, (6, 16), (4, 24));
+    #[cfg(target_arch = "aarch64")]
+    let (backend, from, to) = (Backend::Neon, (8, 12), (4, 16));
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        eprintln!("skipped: no backend with two matmul tiles on this architecture");
+        return;
+    }
+    let p = family::parse_problem("matmul", None, "512x512x512").unwrap();
+    let pin = Config::new().with("mr", from.0).with("nr", from.1);
+    // An nc that is a multiple of the stored nr but not of the overridden one.
+    let nc = from.1 * 127;
+    assert_ne!(nc % to.1, 0);
+    let stored = family::default_config(backend, &p, &pin)
+        .unwrap()
+        .with("nc", nc)
+        .with("kc", 192);
+    family::complete_config(backend, &p, &stored).expect("the stored config is valid");
+    let overrides = Config::new().with("mr", to.0).with("nr", to.1);
+    assert!(family::complete_config(backend, &p, &stored.merged(&overrides)).is_err());
+
+    let (config, dropped) = family::complete_config_with(backend, &p, &stored, &overrides)
+        .expect("the overrides are valid");
+    assert_eq!(
+        (config.get("mr"), config.get("nr")),
+        (Some(to.0), Some(to.1))
+    );
+    assert!(dropped.contains(&"nc".to_string()), "{dropped:?}");
+    assert_eq!(config.get("nc").unwrap() % to.1, 0, "{config}");
+    assert_eq!(
+        config.get("kc"),
+        Some(192),
+        "a value that fits is kept: {config}"
+    );
+    assert!(!dropped.contains(&"kc".to_string()));
+    #[cfg(target_arch = "x86_64")]
+    {
+        // AVX2's 6x16 fetches its panels ahead, its 4x24 cannot.
+        assert_eq!(stored.get("fetch"), Some(1));
+        assert_eq!(config.get("fetch"), Some(0), "{config}");
+        assert!(dropped.contains(&"fetch".to_string()), "{dropped:?}");
+    }
+    family::space(backend, &p)
+        .unwrap()
+        .validate(&config)
+        .unwrap();
+
+    // Nothing to drop: the merged config as it is.
+    let (same, none) =
+        family::complete_config_with(backend, &p, &stored, &Config::new().with("kc", 256)).unwrap();
+    assert!(none.is_empty());
+    assert_eq!(same, stored.clone().with("kc", 256));
+
+    // An invalid override stays an error.
+    let bad = Config::new().with("mr", 3).with("nr", 5);
+    assert!(family::complete_config_with(backend, &p, &stored, &bad).is_err());
+}

@@ -659,12 +659,26 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
                         r.problem, b.kind, rec.shape, rec.threads, rec.config
                     );
                     // Parameters the stored config lacks take the default; threads are
-                    // capped at the budget; --config applies on top.
-                    let mut tuned = family::complete_config(backend, &r.problem, &rec.config)?;
-                    if tuned.get("threads").is_some_and(|t| t > threads as i64) {
-                        tuned.set("threads", threads as i64);
+                    // capped at the budget; --config applies on top, and stored values it
+                    // makes invalid are derived again around it.
+                    let mut stored = rec.config.clone();
+                    if stored.get("threads").is_some_and(|t| t > threads as i64) {
+                        stored.set("threads", threads as i64);
                     }
-                    cfg = tuned.merged(&r.overrides);
+                    let (tuned, dropped) =
+                        family::complete_config_with(backend, &r.problem, &stored, &r.overrides)
+                            .with_context(|| format!("{}: --config {}", r.problem, r.overrides))?;
+                    if !dropped.is_empty() {
+                        eprintln!(
+                            "{}: the tuned {} do{} not fit --config {}: default{} used",
+                            r.problem,
+                            dropped.join(", "),
+                            if dropped.len() == 1 { "es" } else { "" },
+                            r.overrides,
+                            if dropped.len() == 1 { "" } else { "s" },
+                        );
+                    }
+                    cfg = tuned;
                 }
                 None => eprintln!(
                     "{}: no tuned config in {} for this machine; using the default",

@@ -199,6 +199,68 @@ fn tune_writes_journal_and_database_then_resumes() {
     );
 }
 
+/// `bench --tuned --config` over a stored config whose values the override makes invalid
+/// (AVX2's 6x16 fetches ahead, its 4x24 does not; nc 2032 is no multiple of 24): those take
+/// their defaults, named, and the bench runs.
+#[test]
+fn bench_tuned_with_an_override_rederives_what_no_longer_fits() {
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2 = false;
+    if !avx2 {
+        eprintln!("skipped: needs AVX2 and FMA (two AVX2 tiles, one that fetches)");
+        return;
+    }
+    let s = Scratch::new("override");
+    let (db, journals) = (s.arg("db"), s.arg("journals"));
+    let mut args = vec![
+        "tune",
+        "--backend",
+        "avx2",
+        "--shape",
+        "96x96x96",
+        "--fix",
+        "mr=6,nr=16,fetch=1,pack=1,nc=2032",
+        "--budget",
+        "2",
+        "--db",
+        &db,
+        "--journal-dir",
+        &journals,
+    ];
+    args.extend_from_slice(QUICK);
+    let o = ktune(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let bench = |config: &str| {
+        ktune(&[
+            "bench",
+            "--backend",
+            "avx2",
+            "--shape",
+            "96x96x96",
+            "--tuned",
+            "--db",
+            &db,
+            "--config",
+            config,
+            "--max-time",
+            "30ms",
+        ])
+    };
+    let o = bench("mr=4,nr=24");
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("tuned config (exact"), "{err}");
+    assert!(
+        err.contains("the tuned fetch, nc do not fit --config mr=4,nr=24"),
+        "{err}"
+    );
+    // An override that is itself invalid is still an error.
+    let o = bench("mr=4,nr=16");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
 #[test]
 fn sigkill_loses_at_most_the_candidate_in_flight() {
     let s = Scratch::new("kill");

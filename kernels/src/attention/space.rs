@@ -13,7 +13,8 @@
 //!   0: none, left to the hardware prefetchers; searched only there (AVX-512 and AVX2), and
 //!   held at 0 elsewhere, where the blocks take it without using it;
 //! - `ahead_level` (AVX-512 and AVX2): the cache those rows go into, 1 (L1, `prefetcht0`) or
-//!   2 (L2, `prefetcht1`), which is the machine's answer;
+//!   2 (L2, `prefetcht1`), which is the machine's answer; without effect when `ahead` is 0
+//!   (the space names it inert there, so a search times one of the two);
 //! - `cross` (AVX-512 and AVX2): decode's cross fetch, 1 to fetch into L2, as a tile's scores
 //!   run, its value rows, and as its `P V` runs, the next tile's key rows (so that memory
 //!   streams during both phases), 0 to leave both to the hardware;
@@ -56,7 +57,7 @@ use crate::cache::CacheInfo;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pool::{available_threads, thread_counts};
-use crate::space::{Param, Space};
+use crate::space::{Inert, Param, Space};
 use crate::Dtype;
 
 /// Up to 1024 rows: each key tile a prefill task reads is transposed (and, for f16,
@@ -320,7 +321,18 @@ pub fn space(backend: Backend, shape: AttentionShape, kv_dtype: Dtype) -> Result
             },
         );
     }
+    // Without rows fetched ahead their cache level is never used.
+    let inert = if has_cross(backend) {
+        vec![Inert {
+            when: "ahead",
+            equals: 0,
+            params: vec!["ahead_level"],
+        }]
+    } else {
+        Vec::new()
+    };
     Ok(Space {
+        inert,
         params,
         constraints: Vec::new(),
     })

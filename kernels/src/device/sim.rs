@@ -84,6 +84,7 @@ impl SimDevice {
             candidates,
         };
         Space {
+            inert: Vec::new(),
             params: vec![
                 param(
                     "block",

@@ -86,6 +86,7 @@ pub fn space_for(s: AttentionShape, limits: &wgpu::Limits) -> Result<Space> {
     let smem = i64::from(limits.max_compute_workgroup_storage_size);
     let (r, d, kv) = (rows(s) as i64, s.head_dim as i64, s.kv_len as i64);
     Ok(Space {
+        inert: Vec::new(),
         params: vec![
             Param::new(
                 "wg",

@@ -91,6 +91,7 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
         let m = shape.m as i64;
         let k = shape.k as i64;
         Space {
+            inert: Vec::new(),
             params: vec![
                 Param::new(
                     "wg",
@@ -147,6 +148,7 @@ pub fn space_for(shape: MatmulShape, limits: &wgpu::Limits) -> Space {
     } else {
         let tiles = vec![32, 64, 128];
         Space {
+            inert: Vec::new(),
             params: vec![
                 Param::new("bm", "rows of C per workgroup", tiles.clone(), 1, 256, 1),
                 Param::new("bn", "columns of C per workgroup", tiles, 1, 256, 1),

@@ -87,6 +87,7 @@ pub fn space_for(dtype: Dtype, shape: QgemvShape, limits: &wgpu::Limits) -> Resu
     let (rows, batch) = (shape.rows as i64, shape.batch as i64);
     let pow2 = |v: i64| v > 0 && v & (v - 1) == 0;
     Ok(Space {
+        inert: Vec::new(),
         params: vec![
             Param::new(
                 "wg",

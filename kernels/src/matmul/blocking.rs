@@ -13,7 +13,9 @@
 //! | `pack`    | 1 = pack A and B (BLIS), 2 = pack A, read B in place, 0 = stream path without packing |
 //! | `fetch`   | 1 = the microkernel fetches its packed panels ahead into L1, 0 = it leaves them to the hardware; 1 only for kernels that have the fetch (x86 kernels written in Rust), the default there |
 //!
-//! The stream path uses only `nc` and `threads`; the other values are ignored there. With
+//! The stream path uses only `nc` and `threads`; the other values are ignored there (the
+//! space names them inert under `pack = 0`, so a search measures one config per `nc` and
+//! `threads` on that path). With
 //! B in place (`pack = 2`) `fetch` matters only for the packed last panel of a block.
 //!
 //! ## The default: an analytical cache model
@@ -71,7 +73,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pool::{available_threads, thread_counts};
 use crate::problem::MatmulShape;
-use crate::space::{Constraint, Param, Space};
+use crate::space::{Constraint, Inert, Param, Space};
 
 /// Largest m for which the default takes the stream path.
 pub const STREAM_MAX_M: usize = 2;
@@ -143,6 +145,13 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
         .collect::<Vec<_>>()
         .join(", ");
     Ok(Space {
+        // The stream path (pack = 0) reads A and B in place with its own kernel: only `nc`
+        // (its column chunk) and `threads` reach it.
+        inert: vec![Inert {
+            when: "pack",
+            equals: 0,
+            params: vec!["mr", "nr", "mc", "kc", "par", "fetch"],
+        }],
         params: vec![
             Param::new(
                 "mr",

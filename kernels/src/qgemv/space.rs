@@ -145,6 +145,7 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
         vec![0]
     };
     Ok(Space {
+        inert: Vec::new(),
         params: vec![
             Param {
                 name: "threads",

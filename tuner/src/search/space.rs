@@ -34,8 +34,10 @@ pub struct SearchSpace {
 impl SearchSpace {
     /// From a kernel's [`Space`]: the candidates of each parameter, extended with the values
     /// of the `extra` configs (e.g. the analytical default, whose values may not be
-    /// candidates), sorted and deduplicated. The points are all valid configs of that
-    /// extended grid, in grid order (last parameter fastest).
+    /// candidates), sorted and deduplicated. The points are the valid configs of that
+    /// extended grid, in grid order (last parameter fastest), one per effective config
+    /// ([`Space::effective`]: configs differing only in parameters without effect run the
+    /// same code): an extra config's own point where it is one, else the first.
     ///
     /// `fixed` pins parameters to one value (only that value is a candidate). Extra values
     /// outside a parameter's legal range are ignored. Errors on a name the space does not
@@ -55,7 +57,13 @@ impl SearchSpace {
             values.push(param_values(p, extra, fixed)?);
         }
         let names: Vec<String> = space.params.iter().map(|p| p.name.to_string()).collect();
-        let points = valid_grid_points(space, &names, &values);
+        let points = distinct_effects(
+            space,
+            &names,
+            &values,
+            valid_grid_points(space, &names, &values),
+            extra,
+        );
         if points.is_empty() {
             return Err(format!(
                 "no valid config in the search space ({} grid points, constraints: {})",
@@ -361,6 +369,49 @@ fn valid_grid_points(space: &Space, names: &[String], values: &[Vec<i64>]) -> Ve
     }
 }
 
+/// `points` with one point per effective config of `space` (see [`Space::effective`]): the
+/// point of the first `extra` config in its class where that is one of `points`, else the
+/// class's first point. Order is kept.
+fn distinct_effects(
+    space: &Space,
+    names: &[String],
+    values: &[Vec<i64>],
+    points: Vec<Vec<u16>>,
+    extra: &[&Config],
+) -> Vec<Vec<u16>> {
+    if space.inert.is_empty() {
+        return points;
+    }
+    let config_of = |p: &[u16]| {
+        let mut c = Config::new();
+        for (j, &v) in p.iter().enumerate() {
+            c.set(&names[j], values[j][v as usize]);
+        }
+        c
+    };
+    let mut chosen: HashMap<Config, Vec<u16>> = HashMap::new();
+    for c in extra {
+        if let Ok(p) = point_from_config(names, values, c) {
+            if space.is_valid(c) {
+                chosen.entry(space.effective(c)).or_insert(p);
+            }
+        }
+    }
+    let mut kept = Vec::with_capacity(points.len());
+    for p in points {
+        let key = space.effective(&config_of(&p));
+        match chosen.get(&key) {
+            Some(q) if *q != p => {}
+            Some(_) => kept.push(p),
+            None => {
+                chosen.insert(key, p.clone());
+                kept.push(p);
+            }
+        }
+    }
+    kept
+}
+
 /// Moves the odometer one grid point forward, updating `config`; false after the last.
 fn advance(digits: &mut [u16], values: &[Vec<i64>], names: &[String], config: &mut Config) -> bool {
     for j in (0..digits.len()).rev() {
@@ -449,6 +500,7 @@ mod tests {
     /// `mr` and `nr` must be equal, `mc` a multiple of `mr`, `kc` free.
     fn coupled() -> Space {
         Space {
+            inert: Vec::new(),
             params: vec![
                 param("mr", vec![2, 4, 8]),
                 param("nr", vec![2, 4, 8]),
@@ -494,6 +546,42 @@ mod tests {
         assert_eq!(s.point_of(&cfg("mr=2,nr=2,mc=8")), None);
         assert_eq!(s.point_of(&cfg("mr=2,nr=2,mc=8,kc=1,x=1")), None);
         assert_eq!(s.domains()[2], ("mc".to_string(), vec![8, 12, 16, 24, 32]));
+    }
+
+    #[test]
+    fn configs_differing_only_in_inert_parameters_are_one_point() {
+        // kc has no effect when mr = 2: one point per (mc) there, kc's first value or the
+        // extra config's.
+        let mut space = coupled();
+        space.inert.push(ktune_kernels::space::Inert {
+            when: "mr",
+            equals: 2,
+            params: vec!["kc"],
+        });
+        let s = SearchSpace::from_space(&space, &[], &Config::new()).unwrap();
+        assert_eq!(s.len(), 5 + (5 + 4) * 3);
+        assert!(s.point_of(&cfg("mr=2,nr=2,mc=8,kc=1")).is_some());
+        assert_eq!(s.point_of(&cfg("mr=2,nr=2,mc=8,kc=2")), None);
+        assert!(s.point_of(&cfg("mr=4,nr=4,mc=8,kc=2")).is_some());
+
+        let default = cfg("mr=2,nr=2,mc=12,kc=3");
+        let s = SearchSpace::from_space(&space, &[&default], &Config::new()).unwrap();
+        assert_eq!(s.len(), 5 + (5 + 4) * 3);
+        assert!(
+            s.point_of(&default).is_some(),
+            "the extra config represents its class"
+        );
+        assert_eq!(s.point_of(&cfg("mr=2,nr=2,mc=12,kc=1")), None);
+        assert!(s.point_of(&cfg("mr=2,nr=2,mc=16,kc=1")).is_some());
+        let configs: Vec<Config> = (0..s.len()).map(|i| s.config(i)).collect();
+        let mut effects: Vec<Config> = configs.iter().map(|c| space.effective(c)).collect();
+        effects.sort();
+        effects.dedup();
+        assert_eq!(
+            effects.len(),
+            configs.len(),
+            "no two points run the same code"
+        );
     }
 
     #[test]

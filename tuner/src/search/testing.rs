@@ -31,6 +31,7 @@ fn param(name: &'static str, n: i64) -> Param {
 /// Five parameters, `a <= b` and `c + d` even: 2160 valid points of a 7776-point grid.
 pub(crate) fn landscape_space() -> Space {
     Space {
+        inert: Vec::new(),
         params: vec![
             param("a", 9),
             param("b", 9),

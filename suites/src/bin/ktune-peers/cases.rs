@@ -57,7 +57,8 @@ fn ktune_config(problem: &Problem, backend: Backend, threads: usize) -> Result<C
 /// The config of a `--variant`: ktune's (tuned or default) with `overrides` pinned. On the
 /// default path the values that follow them are derived again, as `ktune bench --config`
 /// does (a variant `mr=8,nr=48` gets the blocking of that tile, not the default tile's
-/// `nc`); a tuned config keeps its stored values beside the overrides.
+/// `nc`); a tuned config keeps its stored values beside the overrides where they fit
+/// ([`complete_config_with`](ktune_kernels::family::complete_config_with)).
 fn variant_config(
     problem: &Problem,
     backend: Backend,
@@ -69,8 +70,16 @@ fn variant_config(
         .merged(overrides);
     let config = match tuned::lookup(problem, backend, threads) {
         Some(stored) => {
-            ktune_kernels::family::complete_config(backend, problem, &stored.merged(&pinned))
-                .map_err(|e| e.to_string())?
+            let (config, dropped) =
+                ktune_kernels::family::complete_config_with(backend, problem, &stored, &pinned)
+                    .map_err(|e| e.to_string())?;
+            if !dropped.is_empty() {
+                eprintln!(
+                    "variant [{overrides}]: tuned {} replaced by the default around it",
+                    dropped.join(", ")
+                );
+            }
+            config
         }
         None => ktune_kernels::family::default_config(backend, problem, &pinned)
             .map_err(|e| e.to_string())?,
