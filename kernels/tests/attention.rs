@@ -383,7 +383,7 @@ fn decode_with_and_without_the_cross_fetch_and_rows_ahead_into_either_cache() {
         );
         assert_eq!(
             default(backend, s).get("ahead_level"),
-            has.then_some(2),
+            has.then_some(space::default_ahead_level() as i64),
             "{backend}"
         );
         if !has {

@@ -89,7 +89,7 @@ impl AttentionPlan {
             // Likewise for the rest: stored configs without them get the backend's default.
             ahead_l1: config
                 .get("ahead_level")
-                .map_or(space::DEFAULT_AHEAD_LEVEL, |v| v as usize)
+                .map_or_else(space::default_ahead_level, |v| v as usize)
                 == 1,
             cross: config
                 .get("cross")

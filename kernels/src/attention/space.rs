@@ -40,7 +40,8 @@
 //! 71-77% with 512, 512 tokens 59% with 64 and 64% with 256 (at 512 tokens, 16 rows had run
 //! 49.6 GFLOP/s and 32 rows 60.1 against 65.9 with 64); 16 on the scalar backend, 8 for
 //! decode;
-//! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L2;
+//! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L1
+//! on Intel and L2 elsewhere ([`default_ahead_level`]);
 //! `scores_bits` 256 where the CPU runs 512-bit FMAs as two halves, else 512
 //! ([`default_scores_bits`]); `fuse_rows` 32, but 64 for f32 on AVX2 and for f16 on AVX-512
 //! where 512-bit FMAs run as two halves, and no limit for f16 on AVX2
@@ -94,7 +95,7 @@ fn splits() -> Vec<i64> {
 }
 const AHEADS: [i64; 5] = [0, 4, 8, 16, 32];
 /// The default of `ahead` on `backend`: 8 rows where the blocks fetch rows in software
-/// (AVX-512 and AVX2, into L2: see `avx2::fetch_rows`), none elsewhere (NEON's blocks take
+/// (AVX-512 and AVX2, into the cache of [`default_ahead_level`]), none elsewhere (NEON's blocks take
 /// it and fetch nothing). On a Zen 4 (Llama-3-8B decode, KV 16384, the cross fetch on,
 /// alternating in one process, K and V 16 bytes past a cache line as a `Vec` leaves them):
 /// - AVX-512, one thread: f32 22.6-24.5 GB/s with 8 rows, 22.1-24.6 with 16, 20.8-21.6 with
@@ -112,8 +113,24 @@ pub fn default_ahead(backend: Backend, _kv_dtype: Dtype) -> usize {
     }
 }
 
-/// The default of `ahead_level`: rows fetched ahead go into L2 (see `avx2::fetch_rows`).
-pub const DEFAULT_AHEAD_LEVEL: usize = 2;
+/// The default of `ahead_level`: on Intel the rows fetched ahead go into L1, elsewhere into
+/// L2 (see `avx2::fetch_rows`), which is each vendor's measured answer. On a Zen 4 L2 won
+/// (numbers at `avx2::fetch_rows`: f32 on one thread 24.5 GB/s into L2 against 20.7 into
+/// L1). On a 2-core Intel Xeon (Emerald Rapids; Llama-3-8B decode, K/V rotated out of
+/// cache, one process alternating, against a plain read of the same bytes beside them at
+/// 15.8-16.2 GB/s on one thread and 28.7-29.3 on two): AVX-512 at KV 16384 read f32 at
+/// 13.4 GB/s into L1 against 12.3-12.5 into L2 and f16 at 11.7 against 11.4 on one thread,
+/// f32 25.2 against 23.8 and f16 23.4 against 22.4 on two; at KV 4096 f32 13.1 against 12.3
+/// and f16 13.3 against 12.3; AVX2 at KV 16384 f16 11.3 against 10.6 and f32 11.4 against
+/// 10.5 on one thread (a read of 13.1-13.4 that run), 20.6 against 19.5 and 19.8 against
+/// 19.7 on two.
+pub fn default_ahead_level() -> usize {
+    if ktune_core::cpu::intel() {
+        1
+    } else {
+        2
+    }
+}
 
 /// Whether `backend`'s decode blocks take the `cross` parameter: AVX-512 and AVX2, whose
 /// blocks fetch rows in software.
@@ -441,7 +458,7 @@ pub fn default_config_kv_on(
         .with("ahead", default_ahead(backend, kv_dtype) as i64)
         .with("threads", threads as i64);
     if has_cross(backend) {
-        config.set("ahead_level", DEFAULT_AHEAD_LEVEL as i64);
+        config.set("ahead_level", default_ahead_level() as i64);
         config.set("cross", default_cross(backend) as i64);
     }
     if has_scores_bits(backend) {
