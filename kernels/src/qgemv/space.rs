@@ -5,7 +5,7 @@
 //! | `threads` | worker threads                                             |
 //! | `rows`    | rows of W per task: the unit of work a thread takes at once |
 //! | `prefetch`| bytes of W fetched ahead of the block being computed, 0 for none (x86 kernels) |
-//! | `prefetch_level` | the cache those bytes go into: 1 L1 (`prefetcht0`), 2 L2 (`prefetcht1`) |
+//! | `prefetch_level` | the cache those bytes go into: 1 L1 (`prefetcht0`), 2 L2 (`prefetcht1`); without effect (inert) when `prefetch` is 0 |
 //! | `unroll`  | blocks per loop iteration of the interleaved q4_0/q8_0 kernels: 1, 2 or 4 |
 //! | `act`     | activations: 0 quantized to 8 bits like llama.cpp (integer dot products), 1 f32 (no activation-quantization error; GGML layout only) |
 //! | `order`   | how threads share the tasks: 0 each a contiguous run (then helping the others with what they have left), 1 in turn from a shared counter (the threads stream neighbouring rows) |
@@ -100,7 +100,7 @@ use crate::error::{Error, Result};
 use crate::pool::{available_threads, thread_counts};
 use crate::problem::{Dtype, QgemvShape};
 use crate::qgemv::kernels::{self, Layout, Prefetch};
-use crate::space::{Constraint, Param, Space};
+use crate::space::{Constraint, Inert, Param, Space};
 
 /// The tunable space of qgemv on `backend` for weights of `dtype` and `shape`.
 pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space> {
@@ -145,7 +145,12 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
         vec![0]
     };
     Ok(Space {
-        inert: Vec::new(),
+        // Nothing fetched ahead: the cache it would go into is never used.
+        inert: vec![Inert {
+            when: "prefetch",
+            equals: 0,
+            params: vec!["prefetch_level"],
+        }],
         params: vec![
             Param {
                 name: "threads",
