@@ -107,7 +107,8 @@ impl fmt::Debug for Constraint {
 
 /// Parameters without effect while another parameter holds one value: e.g. the tile sizes
 /// of a path the config does not take. They stay part of a valid config (set and in
-/// range); only searches treat configs differing in them alone as the same.
+/// range); configs differing in them alone count as one ([`Space::effective`],
+/// [`Space::size`]), and a search measures one of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inert {
     /// The parameter that selects the path.

@@ -238,9 +238,10 @@ pub fn complete_config(backend: Backend, problem: &Problem, stored: &Config) -> 
 /// ([`complete_config`]) and nothing dropped. Otherwise a stored value may no longer fit
 /// (a stored `mc` that is not a multiple of an overridden `mr`, a stored `fetch = 1` for an
 /// overridden kernel without the fetch, a stored `unroll` beside an overridden `layout`):
-/// the stored values are then pinned one at a time, in name order, beside the overrides,
-/// each kept only where the default completed around them stays valid; the dropped ones
-/// take the default derived for the rest, as `--config` on the default path does. An
+/// the stored values are then pinned one at a time, in name order and in passes until one
+/// keeps nothing more, beside the overrides, each kept only where the default completed
+/// around them stays valid; the dropped ones take the default derived for the rest, as
+/// `--config` on the default path does. An
 /// invalid override is an error, whatever was stored.
 pub fn complete_config_with(
     backend: Backend,
@@ -256,18 +257,28 @@ pub fn complete_config_with(
         default_config(backend, problem, pinned).is_ok_and(|c| space.is_valid(&c))
     };
     let mut pinned = overrides.clone();
-    let mut dropped = Vec::new();
-    for (name, value) in stored.iter() {
-        if overrides.get(name).is_some() {
-            continue;
-        }
-        let trial = pinned.clone().with(name, value);
-        if fits(&trial) {
-            pinned = trial;
-        } else {
-            dropped.push(name.to_string());
+    let mut dropped: Vec<(&str, i64)> = stored
+        .iter()
+        .filter(|(name, _)| overrides.get(name).is_none())
+        .collect();
+    // Passes until one keeps nothing more: a value may fit only once another stored value
+    // after it in name order is back (a stored `mc` beside its own `mr`).
+    loop {
+        let before = dropped.len();
+        dropped.retain(|&(name, value)| {
+            let trial = pinned.clone().with(name, value);
+            if fits(&trial) {
+                pinned = trial;
+                false
+            } else {
+                true
+            }
+        });
+        if dropped.len() == before {
+            break;
         }
     }
+    let dropped = dropped.into_iter().map(|(n, _)| n.to_string()).collect();
     let config = default_config(backend, problem, &pinned)?;
     space.validate(&config)?;
     Ok((config, dropped))

@@ -667,15 +667,31 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
                     }
                     let (tuned, dropped) =
                         family::complete_config_with(backend, &r.problem, &stored, &r.overrides)
-                            .with_context(|| format!("{}: --config {}", r.problem, r.overrides))?;
+                            .with_context(|| {
+                                if r.overrides.is_empty() {
+                                    format!("{}: the tuned config", r.problem)
+                                } else {
+                                    format!(
+                                        "{}: the tuned config with --config {}",
+                                        r.problem, r.overrides
+                                    )
+                                }
+                            })?;
                     if !dropped.is_empty() {
+                        let (what, verb, their) = if dropped.len() == 1 {
+                            ("value", "does", "its default is")
+                        } else {
+                            ("values", "do", "their defaults are")
+                        };
+                        let with = if r.overrides.is_empty() {
+                            "this problem".to_string()
+                        } else {
+                            format!("--config {}", r.overrides)
+                        };
                         eprintln!(
-                            "{}: the tuned {} do{} not fit --config {}: default{} used",
+                            "{}: the tuned {what} of {} {verb} not fit {with}; {their} used",
                             r.problem,
-                            dropped.join(", "),
-                            if dropped.len() == 1 { "es" } else { "" },
-                            r.overrides,
-                            if dropped.len() == 1 { "" } else { "s" },
+                            dropped.join(" and "),
                         );
                     }
                     cfg = tuned;

@@ -561,8 +561,8 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, m: __mmask16) -> __m512 {
 /// chunks loaded beside each key chunk (five loads per four FMAs) read 10-11; two rows'
 /// queries held in registers, the tile read once per pair of rows, read 16.1 where the
 /// quarters read 21.1 (one Llama-3-8B KV head at KV 16384, alternating in one process).
-/// With `ahead` above 0, the keys `ahead` rows on in each quarter are fetched into L2 as a
-/// group runs, and with `vf` not null the same rows of the values (`vf` their first) into L2
+/// With `ahead` above 0, the keys `ahead` rows on in each quarter are fetched into the cache
+/// `ahead` names (L1 or L2, `ahead_level`) as a group runs, and with `vf` not null the same rows of the values (`vf` their first) into L2
 /// ([`fetch_rows_l2`]). The last `n % 4` keys make a group of their own.
 ///
 /// # Safety
@@ -611,7 +611,8 @@ pub(super) unsafe fn scores_rows<const NR: usize, const H: bool>(
 }
 
 /// Group `g`'s keys for [`scores_rows`] (one per quarter, [`stream_group`]), with the keys
-/// `ahead` rows on fetched, and the same rows of the values (`vf`) into L2. Always inlined:
+/// `ahead` rows on fetched (into the cache `ahead` names), and the same rows of the values
+/// (`vf`) into L2. Always inlined:
 /// as a closure the compiler called it out of line (its prefetches unrolled, 2.3 KB), a call
 /// and a `vzeroupper` per group of four keys; inline, `ktune bench` on one Zen 4 thread
 /// (Llama-3-8B decode, builds alternating) read f16 at 17.4-17.8 GB/s against 16.7 and f32

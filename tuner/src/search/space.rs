@@ -27,6 +27,9 @@ pub struct SearchSpace {
     index: HashMap<Vec<u16>, usize>,
     /// `buckets[param][value]`: the points whose `param` has candidate index `value`.
     buckets: Vec<Vec<Vec<usize>>>,
+    /// The space's inert rules by index: while parameter `.0` has candidate index `.1`,
+    /// parameters `.2` have no effect (see [`Space::effective`]).
+    inert: Vec<(usize, u16, Vec<usize>)>,
     /// Neighbourhoods computed so far, shared by every search over this space.
     neighbour_cache: Mutex<HashMap<usize, Arc<[usize]>>>,
 }
@@ -71,7 +74,9 @@ impl SearchSpace {
                 constraint_names(space)
             ));
         }
-        Ok(SearchSpace::build(names, values, points))
+        let mut built = SearchSpace::build(names, values, points);
+        built.inert = inert_indices(space, &built.names, &built.values);
+        Ok(built)
     }
 
     /// From explicit domains and a list of configs, e.g. the configs recorded in a journal.
@@ -119,6 +124,7 @@ impl SearchSpace {
             points,
             index,
             buckets,
+            inert: Vec::new(),
             neighbour_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -243,7 +249,10 @@ impl SearchSpace {
     }
 
     /// The point with candidate `value` for parameter `param` nearest to `here` in the other
-    /// parameters, if any point has that value.
+    /// parameters, if any point has that value. A parameter inert in both points (see
+    /// [`Space::effective`]) adds nothing to the distance: on matmul's stream path, where a
+    /// point stands for every tile size, the next `nc` is the stream point with that `nc`,
+    /// not a packed one whose tile happens to match.
     fn nearest_with(&self, here: &[u16], param: usize, value: u16) -> Option<usize> {
         let mut key = here.to_vec();
         key[param] = value;
@@ -252,7 +261,7 @@ impl SearchSpace {
         }
         let mut best: Option<(usize, usize)> = None;
         for &p in &self.buckets[param][value as usize] {
-            let d = l1_except(here, &self.points[p], param);
+            let d = self.distance_except(here, &self.points[p], param);
             if best.is_none_or(|(bd, _)| d < bd) {
                 best = Some((d, p));
                 if d <= 1 {
@@ -264,14 +273,42 @@ impl SearchSpace {
     }
 }
 
-/// L1 distance between two index vectors, ignoring parameter `skip`.
-fn l1_except(a: &[u16], b: &[u16], skip: usize) -> usize {
-    a.iter()
-        .zip(b)
-        .enumerate()
-        .filter(|(j, _)| *j != skip)
-        .map(|(_, (&x, &y))| x.abs_diff(y) as usize)
-        .sum()
+impl SearchSpace {
+    /// L1 distance between two index vectors, ignoring parameter `skip` and the parameters
+    /// inert in both.
+    fn distance_except(&self, a: &[u16], b: &[u16], skip: usize) -> usize {
+        let inert_in_both = |j: usize| {
+            self.inert.iter().any(|(when, equals, params)| {
+                a[*when] == *equals && b[*when] == *equals && params.contains(&j)
+            })
+        };
+        a.iter()
+            .zip(b)
+            .enumerate()
+            .filter(|(j, _)| *j != skip && !inert_in_both(*j))
+            .map(|(_, (&x, &y))| x.abs_diff(y) as usize)
+            .sum()
+    }
+}
+
+/// `space`'s inert rules in candidate indices over `names` and `values`; a rule whose
+/// condition is not a candidate never applies and is left out.
+fn inert_indices(
+    space: &Space,
+    names: &[String],
+    values: &[Vec<i64>],
+) -> Vec<(usize, u16, Vec<usize>)> {
+    let at = |name: &str| names.iter().position(|n| n == name);
+    space
+        .inert
+        .iter()
+        .filter_map(|rule| {
+            let when = at(rule.when)?;
+            let equals = values[when].binary_search(&rule.equals).ok()? as u16;
+            let params = rule.params.iter().filter_map(|p| at(p)).collect();
+            Some((when, equals, params))
+        })
+        .collect()
 }
 
 /// The index of the candidate nearest to `v` (the lower one on a tie).
@@ -560,6 +597,7 @@ mod tests {
         });
         let s = SearchSpace::from_space(&space, &[], &Config::new()).unwrap();
         assert_eq!(s.len(), 5 + (5 + 4) * 3);
+        assert_eq!(s.len(), space.size());
         assert!(s.point_of(&cfg("mr=2,nr=2,mc=8,kc=1")).is_some());
         assert_eq!(s.point_of(&cfg("mr=2,nr=2,mc=8,kc=2")), None);
         assert!(s.point_of(&cfg("mr=4,nr=4,mc=8,kc=2")).is_some());
@@ -582,6 +620,22 @@ mod tests {
             configs.len(),
             "no two points run the same code"
         );
+
+        // From a default whose inert kc is far from its class's other points (kc=5 against
+        // their kc=1), moving mc stays at mr = 2: the inert kc counts for nothing there,
+        // where a packed-like mr = 4 point with kc=5 would otherwise be nearer.
+        let default = cfg("mr=2,nr=2,mc=12,kc=5");
+        let s = SearchSpace::from_space(&space, &[&default], &Config::new()).unwrap();
+        let p = s.point_of(&default).expect("the default is a point");
+        let near: Vec<Config> = s.neighbours(p).iter().map(|&n| s.config(n)).collect();
+        for mc in [8, 16, 24] {
+            let at = |mr| {
+                near.iter()
+                    .any(|c| c.get("mc") == Some(mc) && c.get("mr") == Some(mr))
+            };
+            assert!(at(2), "mc={mc}: {near:?}");
+            assert!(!at(4), "mc={mc}: {near:?}");
+        }
     }
 
     #[test]

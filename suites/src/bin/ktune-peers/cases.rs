@@ -74,9 +74,14 @@ fn variant_config(
                 ktune_kernels::family::complete_config_with(backend, problem, &stored, &pinned)
                     .map_err(|e| e.to_string())?;
             if !dropped.is_empty() {
+                let whose = if overrides.is_empty() {
+                    "the tuned config".to_string()
+                } else {
+                    format!("variant [{overrides}]")
+                };
                 eprintln!(
-                    "variant [{overrides}]: tuned {} replaced by the default around it",
-                    dropped.join(", ")
+                    "{whose}: the stored {} of the tuned config did not fit; defaults used",
+                    dropped.join(" and ")
                 );
             }
             config
