@@ -29,7 +29,8 @@
 //! - `threads`: worker threads.
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
-//! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2, so they stay there while the
+//! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2 (in decode on Intel 256, which
+//! measured faster there: [`default_kv_tile`]), so they stay there while the
 //! `q_tile` rows of a task pass over them; in prefill on AVX-512, AVX2 and NEON (whose
 //! tasks share each key tile they read, transposed once for all of their rows past
 //! `fuse_rows`, read from cache block after block below it) `q_tile` the largest of
@@ -80,6 +81,36 @@ const TASKS_PER_THREAD: usize = 8;
 /// AVX-512 f32 read 17.5-17.7 against 18.8 and f16 16.6-16.9 against 16.0. So the tuner
 /// decides.
 const KV_TILES: [i64; 8] = [16, 32, 64, 128, 256, 512, 1024, 2048];
+/// Decode's default `kv_tile` on Intel (see [`default_kv_tile`]).
+pub const INTEL_DECODE_KV_TILE: i64 = 256;
+
+/// The default `kv_tile` for `shape` with `l2` bytes of L2, on Intel or not: the largest
+/// candidate whose K and V tiles at f32 fit in half of L2 (see the module docs), except in
+/// decode on Intel, [`INTEL_DECODE_KV_TILE`]. Decode streams each tile once, as two phases
+/// (the scores reading keys, `P V` reading values, each fetching the other's rows ahead), and
+/// on an Intel Xeon (Emerald Rapids, 2 MiB of L2, where the model says 1024) shorter phases
+/// kept memory busier: Llama-3-8B decode, K/V rotated out of cache, one process alternating
+/// with a plain read of the same bytes beside it at 15.7-16.3 GB/s on one thread, AVX-512
+/// read f16 at 14.5-14.8 GB/s with 256 keys against 13.0-13.6 with 1024 (12.7 with 512, 14.5
+/// with 128, 13.8 with 64) and f32 at 14.7-14.8 against 13.2-13.6; on two threads (read
+/// 28.2-28.8) f16 28.2 against 25.5 and f32 26.2 against 24.0; AVX2 f16 14.7 against 13.4
+/// and f32 13.8 against 12.6; head dim 64 f16 12.0 against 11.4; KV 4096 f16 11.7 against
+/// 11.0. The gain adds to that of `ahead_level` 1 (f32: 12.3 GB/s with 1024 keys into L2,
+/// 13.2 into L1, 14.0 with 256 into L2, 14.7 with 256 into L1). On a Zen 4 the model's 512
+/// was the best of 512 to 2048 for AVX-512 f32 and the worst for f16 (the notes on the
+/// candidates, `KV_TILES`); 256 was not measured there.
+pub fn default_kv_tile(shape: AttentionShape, l2: usize, intel: bool) -> i64 {
+    if intel && shape.q_len <= DECODE_Q_LEN {
+        return INTEL_DECODE_KV_TILE;
+    }
+    KV_TILES
+        .iter()
+        .copied()
+        .filter(|&t| 2 * t as usize * shape.head_dim * 4 <= l2 / 2)
+        .max()
+        .unwrap_or(KV_TILES[0])
+}
+
 /// The largest `splits` a config may name.
 const MAX_SPLITS: i64 = 4096;
 
@@ -420,12 +451,7 @@ pub fn default_config_kv_on(
     shape.check()?;
     space(backend, shape, kv_dtype)?;
     let l2 = CacheInfo::get().l2.size.max(64 << 10);
-    let kv_tile = KV_TILES
-        .iter()
-        .copied()
-        .filter(|&t| 2 * t as usize * shape.head_dim * 4 <= l2 / 2)
-        .max()
-        .unwrap_or(KV_TILES[0]);
+    let kv_tile = default_kv_tile(shape, l2, ktune_core::cpu::intel());
     let flops =
         4.0 * shape.pairs_per_head() * shape.head_dim as f64 * (shape.batch * shape.q_heads) as f64;
     let threads = match pinned_threads {
@@ -473,6 +499,37 @@ pub fn default_config_kv_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kv_tile_default_follows_l2_except_in_decode_on_intel() {
+        let shape = |q_len| AttentionShape {
+            batch: 1,
+            q_heads: 32,
+            kv_heads: 8,
+            q_len,
+            kv_len: 4096,
+            head_dim: 128,
+            causal: true,
+        };
+        for intel in [false, true] {
+            // Prefill: K and V tiles at f32 in half of L2.
+            assert_eq!(default_kv_tile(shape(2048), 1 << 20, intel), 512);
+            assert_eq!(default_kv_tile(shape(2048), 2 << 20, intel), 1024);
+            assert_eq!(default_kv_tile(shape(2048), 64 << 10, intel), 32);
+        }
+        assert_eq!(default_kv_tile(shape(1), 2 << 20, false), 1024);
+        assert_eq!(default_kv_tile(shape(1), 1 << 20, false), 512);
+        for q_len in 1..=DECODE_Q_LEN {
+            assert_eq!(
+                default_kv_tile(shape(q_len), 2 << 20, true),
+                INTEL_DECODE_KV_TILE
+            );
+        }
+        assert_ne!(
+            default_kv_tile(shape(DECODE_Q_LEN + 1), 2 << 20, true),
+            INTEL_DECODE_KV_TILE
+        );
+    }
 
     #[test]
     fn fuse_rows_defaults_follow_the_backend_the_type_and_the_fma_width() {
