@@ -97,10 +97,12 @@ pub const INTEL_DECODE_KV_TILE: i64 = 256;
 /// 28.2-28.8) f16 28.2 against 25.5 and f32 26.2 against 24.0; AVX2 f16 14.7 against 13.4
 /// and f32 13.8 against 12.6; head dim 64 f16 12.0 against 11.4; KV 4096 f16 11.7 against
 /// 11.0. The gain adds to that of `ahead_level` 1 (f32: 12.3 GB/s with 1024 keys into L2,
-/// 13.2 into L1, 14.0 with 256 into L2, 14.7 with 256 into L1). Rotated through 2.1 GiB,
-/// the median of every call: f16 14.7 GB/s with 256 keys into L1 against 13.4 with 1024
-/// into L1 and 12.6 with 1024 into L2 (a read of 16.0), f32 12.0, 11.3 and 10.7 (a read of
-/// 13.6); `ktune-peers` (docs/peers.md) 1.03-1.24 times the previous defaults. On a Zen 4 the model's 512
+/// 13.2 into L1, 14.0 with 256 into L2, 14.7 with 256 into L1). Those runs rotated too
+/// little to leave the 260 MiB L3 out; rotated through 2.1 GiB (the median of every call,
+/// three runs) f32 read 14.6 GB/s with 256 keys into L1 against 13.0 with 1024 into L1 and
+/// 12.4 with 1024 into L2 (a read of 15.9), f16 11.9-12.0 against 11.6-11.8 and 11.2-11.7
+/// (a read of 15.8-16.0); `ktune-peers` (docs/peers.md) measured 1.03-1.24 times the
+/// previous defaults. On a Zen 4 the model's 512
 /// was the best of 512 to 2048 for AVX-512 f32 and the worst for f16 (the notes on the
 /// candidates, `KV_TILES`); 256 was not measured there.
 pub fn default_kv_tile(shape: AttentionShape, l2: usize, intel: bool) -> i64 {
@@ -151,10 +153,10 @@ pub fn default_ahead(backend: Backend, _kv_dtype: Dtype) -> usize {
 /// The default of `ahead_level`: on Intel the rows fetched ahead go into L1, elsewhere into
 /// L2 (see `avx2::fetch_rows`), which is each vendor's measured answer. On a Zen 4 L2 won
 /// (numbers at `avx2::fetch_rows`: f32 on one thread 24.5 GB/s into L2 against 20.7 into
-/// L1). On a 2-core Intel Xeon (Emerald Rapids; Llama-3-8B decode, K/V rotated through 1
-/// GiB, one process alternating, best of three calls a round, against a plain read of the
-/// same bytes beside them at
-/// 15.8-16.2 GB/s on one thread and 28.7-29.3 on two): AVX-512 at KV 16384 read f32 at
+/// L1). On a 2-core Intel Xeon (Emerald Rapids; Llama-3-8B decode, K/V rotated through 512
+/// MiB (f16) or 1 GiB (f32), one process alternating, best of three calls a round, against a
+/// plain read of the same bytes beside them at 15.8-16.2 GB/s on one thread and 28.7-29.3
+/// on two): AVX-512 at KV 16384 read f32 at
 /// 13.4 GB/s into L1 against 12.3-12.5 into L2 and f16 at 11.7 against 11.4 on one thread,
 /// f32 25.2 against 23.8 and f16 23.4 against 22.4 on two; at KV 4096 f32 13.1 against 12.3
 /// and f16 13.3 against 12.3; AVX2 at KV 16384 f16 11.3 against 10.6 and f32 11.4 against
