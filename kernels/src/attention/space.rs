@@ -29,8 +29,9 @@
 //! - `threads`: worker threads.
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
-//! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2 (in decode on Intel 256, which
-//! measured faster there: [`default_kv_tile`]), so they stay there while the
+//! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2 (at most 256 in decode on Intel
+//! with AVX-512 or AVX2, which measured faster there; see [`default_kv_tile`]), so they stay
+//! there while the
 //! `q_tile` rows of a task pass over them; in prefill on AVX-512, AVX2 and NEON (whose
 //! tasks share each key tile they read, transposed once for all of their rows past
 //! `fuse_rows`, read from cache block after block below it) `q_tile` the largest of
@@ -84,9 +85,11 @@ const KV_TILES: [i64; 8] = [16, 32, 64, 128, 256, 512, 1024, 2048];
 /// Decode's default `kv_tile` on Intel (see [`default_kv_tile`]).
 pub const INTEL_DECODE_KV_TILE: i64 = 256;
 
-/// The default `kv_tile` for `shape` with `l2` bytes of L2, on Intel or not: the largest
-/// candidate whose K and V tiles at f32 fit in half of L2 (see the module docs), except in
-/// decode on Intel, [`INTEL_DECODE_KV_TILE`]. Decode streams each tile once, as two phases
+/// The default `kv_tile` for `shape` on `backend` with `l2` bytes of L2, on Intel or not:
+/// the largest candidate whose K and V tiles at f32 fit in half of L2 (see the module
+/// docs), at most [`INTEL_DECODE_KV_TILE`] in decode on Intel where the backend's blocks
+/// fetch rows ahead (AVX-512 and AVX2, the ones measured; one query per head was, the other
+/// decode lengths follow it). Decode streams each tile once, as two phases
 /// (the scores reading keys, `P V` reading values, each fetching the other's rows ahead), and
 /// on an Intel Xeon (Emerald Rapids, 2 MiB of L2, where the model says 1024) shorter phases
 /// kept memory busier: Llama-3-8B decode, K/V rotated through 512 MiB, one process
@@ -97,24 +100,27 @@ pub const INTEL_DECODE_KV_TILE: i64 = 256;
 /// 28.2-28.8) f16 28.2 against 25.5 and f32 26.2 against 24.0; AVX2 f16 14.7 against 13.4
 /// and f32 13.8 against 12.6; head dim 64 f16 12.0 against 11.4; KV 4096 f16 11.7 against
 /// 11.0. The gain adds to that of `ahead_level` 1 (f32: 12.3 GB/s with 1024 keys into L2,
-/// 13.2 into L1, 14.0 with 256 into L2, 14.7 with 256 into L1). Those runs rotated too
-/// little to leave the 260 MiB L3 out; rotated through 2.1 GiB (the median of every call,
+/// 13.2 into L1, 14.0 with 256 into L2, 14.7 with 256 into L1). Those runs rotated
+/// through too little memory to keep the 260 MiB L3 from serving part of it; rotated through
+/// 2.1 GiB (the median of every call,
 /// three runs) f32 read 14.6 GB/s with 256 keys into L1 against 13.0 with 1024 into L1 and
 /// 12.4 with 1024 into L2 (a read of 15.9), f16 11.9-12.0 against 11.6-11.8 and 11.2-11.7
 /// (a read of 15.8-16.0); `ktune-peers` (docs/peers.md) measured 1.03-1.24 times the
 /// previous defaults. On a Zen 4 the model's 512
 /// was the best of 512 to 2048 for AVX-512 f32 and the worst for f16 (the notes on the
 /// candidates, `KV_TILES`); 256 was not measured there.
-pub fn default_kv_tile(shape: AttentionShape, l2: usize, intel: bool) -> i64 {
-    if intel && shape.q_len <= DECODE_Q_LEN {
-        return INTEL_DECODE_KV_TILE;
-    }
-    KV_TILES
+pub fn default_kv_tile(backend: Backend, shape: AttentionShape, l2: usize, intel: bool) -> i64 {
+    let model = KV_TILES
         .iter()
         .copied()
         .filter(|&t| 2 * t as usize * shape.head_dim * 4 <= l2 / 2)
         .max()
-        .unwrap_or(KV_TILES[0])
+        .unwrap_or(KV_TILES[0]);
+    if intel && has_cross(backend) && shape.q_len <= DECODE_Q_LEN {
+        model.min(INTEL_DECODE_KV_TILE)
+    } else {
+        model
+    }
 }
 
 /// The largest `splits` a config may name.
@@ -161,7 +167,9 @@ pub fn default_ahead(backend: Backend, _kv_dtype: Dtype) -> usize {
 /// f32 25.2 against 23.8 and f16 23.4 against 22.4 on two; at KV 4096 f32 13.1 against 12.3
 /// and f16 13.3 against 12.3; AVX2 at KV 16384 f16 11.3 against 10.6 and f32 11.4 against
 /// 10.5 on one thread (a read of 13.1-13.4 that run), 20.6 against 19.5 and 19.8 against
-/// 19.7 on two.
+/// 19.7 on two. Rotated through 2.1 GiB (which keeps the 260 MiB L3 from serving part of
+/// it; the median of every call, 1024-key tiles) f32 read 13.0 GB/s into L1 against 12.4
+/// into L2 (a read of 15.9).
 pub fn default_ahead_level() -> usize {
     if ktune_core::cpu::intel() {
         1
@@ -458,7 +466,7 @@ pub fn default_config_kv_on(
     shape.check()?;
     space(backend, shape, kv_dtype)?;
     let l2 = CacheInfo::get().l2.size.max(64 << 10);
-    let kv_tile = default_kv_tile(shape, l2, ktune_core::cpu::intel());
+    let kv_tile = default_kv_tile(backend, shape, l2, ktune_core::cpu::intel());
     let flops =
         4.0 * shape.pairs_per_head() * shape.head_dim as f64 * (shape.batch * shape.q_heads) as f64;
     let threads = match pinned_threads {
@@ -518,24 +526,31 @@ mod tests {
             head_dim: 128,
             causal: true,
         };
+        let (avx512, scalar) = (Backend::Avx512, Backend::Scalar);
         for intel in [false, true] {
             // Prefill: K and V tiles at f32 in half of L2.
-            assert_eq!(default_kv_tile(shape(2048), 1 << 20, intel), 512);
-            assert_eq!(default_kv_tile(shape(2048), 2 << 20, intel), 1024);
-            assert_eq!(default_kv_tile(shape(2048), 64 << 10, intel), 32);
-        }
-        assert_eq!(default_kv_tile(shape(1), 2 << 20, false), 1024);
-        assert_eq!(default_kv_tile(shape(1), 1 << 20, false), 512);
-        for q_len in 1..=DECODE_Q_LEN {
+            assert_eq!(default_kv_tile(avx512, shape(2048), 1 << 20, intel), 512);
+            assert_eq!(default_kv_tile(avx512, shape(2048), 2 << 20, intel), 1024);
+            assert_eq!(default_kv_tile(avx512, shape(2048), 64 << 10, intel), 32);
             assert_eq!(
-                default_kv_tile(shape(q_len), 2 << 20, true),
-                INTEL_DECODE_KV_TILE
+                default_kv_tile(avx512, shape(DECODE_Q_LEN + 1), 2 << 20, intel),
+                1024
             );
+            // Backends without the fetching blocks keep the model.
+            assert_eq!(default_kv_tile(scalar, shape(1), 2 << 20, intel), 1024);
         }
-        assert_ne!(
-            default_kv_tile(shape(DECODE_Q_LEN + 1), 2 << 20, true),
-            INTEL_DECODE_KV_TILE
-        );
+        assert_eq!(default_kv_tile(avx512, shape(1), 2 << 20, false), 1024);
+        assert_eq!(default_kv_tile(avx512, shape(1), 1 << 20, false), 512);
+        for q_len in 1..=DECODE_Q_LEN {
+            for backend in [Backend::Avx512, Backend::Avx2] {
+                assert_eq!(
+                    default_kv_tile(backend, shape(q_len), 2 << 20, true),
+                    INTEL_DECODE_KV_TILE
+                );
+            }
+        }
+        // Never above the model: a small L2 keeps its smaller tile.
+        assert_eq!(default_kv_tile(avx512, shape(1), 256 << 10, true), 128);
     }
 
     #[test]
