@@ -1,7 +1,7 @@
 //! The finite space a search walks: parameters with candidate values, the valid configs as
 //! vectors of candidate indices, and neighbourhoods in that index space.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ktune_kernels::space::Param;
@@ -27,9 +27,8 @@ pub struct SearchSpace {
     index: HashMap<Vec<u16>, usize>,
     /// `buckets[param][value]`: the points whose `param` has candidate index `value`.
     buckets: Vec<Vec<Vec<usize>>>,
-    /// The space's inert rules by index: while parameter `.0` has candidate index `.1`,
-    /// parameters `.2` have no effect (see [`Space::effective`]).
-    inert: Vec<(usize, u16, Vec<usize>)>,
+    /// The space's parameters without effect, by candidate index (see [`InertRules`]).
+    inert: InertRules,
     /// Neighbourhoods computed so far, shared by every search over this space.
     neighbour_cache: Mutex<HashMap<usize, Arc<[usize]>>>,
 }
@@ -60,13 +59,14 @@ impl SearchSpace {
             values.push(param_values(p, extra, fixed)?);
         }
         let names: Vec<String> = space.params.iter().map(|p| p.name.to_string()).collect();
-        let points = distinct_effects(
-            space,
-            &names,
-            &values,
-            valid_grid_points(space, &names, &values),
-            extra,
-        );
+        let inert = InertRules::of(space, &names, &values);
+        // The extra configs' own points, where they are valid ones: their classes keep them.
+        let preferred: Vec<Vec<u16>> = extra
+            .iter()
+            .filter(|c| space.is_valid(c))
+            .filter_map(|c| point_from_config(&names, &values, c).ok())
+            .collect();
+        let points = inert.distinct(valid_grid_points(space, &names, &values), &preferred);
         if points.is_empty() {
             return Err(format!(
                 "no valid config in the search space ({} grid points, constraints: {})",
@@ -74,9 +74,7 @@ impl SearchSpace {
                 constraint_names(space)
             ));
         }
-        let mut built = SearchSpace::build(names, values, points);
-        built.inert = inert_indices(space, &built.names, &built.values);
-        Ok(built)
+        Ok(SearchSpace::build(names, values, points, inert))
     }
 
     /// From explicit domains and a list of configs, e.g. the configs recorded in a journal.
@@ -102,10 +100,20 @@ impl SearchSpace {
             }
             points.push(point);
         }
-        Ok(SearchSpace::build(names, values, points))
+        Ok(SearchSpace::build(
+            names,
+            values,
+            points,
+            InertRules::default(),
+        ))
     }
 
-    fn build(names: Vec<String>, values: Vec<Vec<i64>>, points: Vec<Vec<u16>>) -> SearchSpace {
+    fn build(
+        names: Vec<String>,
+        values: Vec<Vec<i64>>,
+        points: Vec<Vec<u16>>,
+        inert: InertRules,
+    ) -> SearchSpace {
         let index = points
             .iter()
             .enumerate()
@@ -124,7 +132,7 @@ impl SearchSpace {
             points,
             index,
             buckets,
-            inert: Vec::new(),
+            inert,
             neighbour_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -277,11 +285,7 @@ impl SearchSpace {
     /// L1 distance between two index vectors, ignoring parameter `skip` and the parameters
     /// inert in both.
     fn distance_except(&self, a: &[u16], b: &[u16], skip: usize) -> usize {
-        let inert_in_both = |j: usize| {
-            self.inert.iter().any(|(when, equals, params)| {
-                a[*when] == *equals && b[*when] == *equals && params.contains(&j)
-            })
-        };
+        let inert_in_both = |j: usize| self.inert.holds(a, j) && self.inert.holds(b, j);
         a.iter()
             .zip(b)
             .enumerate()
@@ -291,24 +295,69 @@ impl SearchSpace {
     }
 }
 
-/// `space`'s inert rules in candidate indices over `names` and `values`; a rule whose
-/// condition is not a candidate never applies and is left out.
-fn inert_indices(
-    space: &Space,
-    names: &[String],
-    values: &[Vec<i64>],
-) -> Vec<(usize, u16, Vec<usize>)> {
-    let at = |name: &str| names.iter().position(|n| n == name);
-    space
-        .inert
-        .iter()
-        .filter_map(|rule| {
-            let when = at(rule.when)?;
-            let equals = values[when].binary_search(&rule.equals).ok()? as u16;
-            let params = rule.params.iter().filter_map(|p| at(p)).collect();
-            Some((when, equals, params))
-        })
-        .collect()
+/// A space's [`Inert`](ktune_kernels::space::Inert) rules over candidate indices: while
+/// parameter `.0` has candidate index `.1`, parameters `.2` have no effect. The one form of
+/// them the search uses, both to keep one point per effective config and to measure
+/// distances between points.
+#[derive(Debug, Default)]
+struct InertRules(Vec<(usize, u16, Vec<usize>)>);
+
+impl InertRules {
+    /// `space`'s rules over `names` and `values`; a rule whose condition is not a
+    /// candidate never applies and is left out.
+    fn of(space: &Space, names: &[String], values: &[Vec<i64>]) -> InertRules {
+        let at = |name: &str| names.iter().position(|n| n == name);
+        InertRules(
+            space
+                .inert
+                .iter()
+                .filter_map(|rule| {
+                    let when = at(rule.when)?;
+                    let equals = values[when].binary_search(&rule.equals).ok()? as u16;
+                    let params = rule.params.iter().filter_map(|p| at(p)).collect();
+                    Some((when, equals, params))
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether parameter `j` has no effect at point `p`.
+    fn holds(&self, p: &[u16], j: usize) -> bool {
+        self.0
+            .iter()
+            .any(|(when, equals, params)| p[*when] == *equals && params.contains(&j))
+    }
+
+    /// `points` with one point per effective config (the same but for parameters without
+    /// effect): the first of `preferred` in its class where that is one of `points`, else
+    /// the class's first point. Order is kept.
+    fn distinct(&self, points: Vec<Vec<u16>>, preferred: &[Vec<u16>]) -> Vec<Vec<u16>> {
+        if self.0.is_empty() {
+            return points;
+        }
+        let key = |p: &[u16]| -> Vec<u16> {
+            (0..p.len())
+                .map(|j| if self.holds(p, j) { u16::MAX } else { p[j] })
+                .collect()
+        };
+        let mut chosen: HashMap<Vec<u16>, &[u16]> = HashMap::new();
+        for p in preferred {
+            chosen.entry(key(p)).or_insert(p);
+        }
+        let mut kept = Vec::with_capacity(points.len());
+        let mut taken: HashSet<Vec<u16>> = HashSet::new();
+        for p in points {
+            let k = key(&p);
+            let keep = match chosen.get(&k) {
+                Some(q) => *q == p.as_slice(),
+                None => taken.insert(k),
+            };
+            if keep {
+                kept.push(p);
+            }
+        }
+        kept
+    }
 }
 
 /// The index of the candidate nearest to `v` (the lower one on a tie).
@@ -404,49 +453,6 @@ fn valid_grid_points(space: &Space, names: &[String], values: &[Vec<i64>]) -> Ve
             return points;
         }
     }
-}
-
-/// `points` with one point per effective config of `space` (see [`Space::effective`]): the
-/// point of the first `extra` config in its class where that is one of `points`, else the
-/// class's first point. Order is kept.
-fn distinct_effects(
-    space: &Space,
-    names: &[String],
-    values: &[Vec<i64>],
-    points: Vec<Vec<u16>>,
-    extra: &[&Config],
-) -> Vec<Vec<u16>> {
-    if space.inert.is_empty() {
-        return points;
-    }
-    let config_of = |p: &[u16]| {
-        let mut c = Config::new();
-        for (j, &v) in p.iter().enumerate() {
-            c.set(&names[j], values[j][v as usize]);
-        }
-        c
-    };
-    let mut chosen: HashMap<Config, Vec<u16>> = HashMap::new();
-    for c in extra {
-        if let Ok(p) = point_from_config(names, values, c) {
-            if space.is_valid(c) {
-                chosen.entry(space.effective(c)).or_insert(p);
-            }
-        }
-    }
-    let mut kept = Vec::with_capacity(points.len());
-    for p in points {
-        let key = space.effective(&config_of(&p));
-        match chosen.get(&key) {
-            Some(q) if *q != p => {}
-            Some(_) => kept.push(p),
-            None => {
-                chosen.insert(key, p.clone());
-                kept.push(p);
-            }
-        }
-    }
-    kept
 }
 
 /// Moves the odometer one grid point forward, updating `config`; false after the last.
