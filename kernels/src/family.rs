@@ -235,14 +235,14 @@ pub fn complete_config(backend: Backend, problem: &Problem, stored: &Config) -> 
 /// `--variant` over a tuned config), and the names of the stored values it had to drop.
 ///
 /// Where the stored values and the overrides make a valid config together, that config
-/// ([`complete_config`]) and nothing dropped. Otherwise a stored value may no longer fit
-/// (a stored `mc` that is not a multiple of an overridden `mr`, a stored `fetch = 1` for an
+/// ([`complete_config`]) and nothing dropped. Otherwise a stored value may no longer fit (a
+/// stored `mc` that is not a multiple of an overridden `mr`, a stored `fetch = 1` for an
 /// overridden kernel without the fetch, a stored `unroll` beside an overridden `layout`):
 /// the stored values are then pinned one at a time, in name order and in passes until one
 /// keeps nothing more, beside the overrides, each kept only where the default completed
 /// around them stays valid; the dropped ones take the default derived for the rest, as
-/// `--config` on the default path does. An
-/// invalid override is an error, whatever was stored.
+/// `--config` on the default path does. An invalid override is an error, whatever was
+/// stored.
 pub fn complete_config_with(
     backend: Backend,
     problem: &Problem,

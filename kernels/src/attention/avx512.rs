@@ -561,9 +561,10 @@ unsafe fn ld<const H: bool>(p: *const u8, i: usize, m: __mmask16) -> __m512 {
 /// chunks loaded beside each key chunk (five loads per four FMAs) read 10-11; two rows'
 /// queries held in registers, the tile read once per pair of rows, read 16.1 where the
 /// quarters read 21.1 (one Llama-3-8B KV head at KV 16384, alternating in one process).
-/// With `ahead` above 0, the keys `ahead` rows on in each quarter are fetched into the cache
-/// `ahead` names (L1 or L2, `ahead_level`) as a group runs, and with `vf` not null the same rows of the values (`vf` their first) into L2
-/// ([`fetch_rows_l2`]). The last `n % 4` keys make a group of their own.
+/// With `ahead` above 0, the keys `ahead` rows on in each quarter are fetched into the
+/// cache `ahead` names (L1 or L2, `ahead_level`) as a group runs, and with `vf` not null
+/// the same rows of the values (`vf` their first) into L2 ([`fetch_rows_l2`]). The last
+/// `n % 4` keys make a group of their own.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VL; `q` holds `NR * d` floats, `k` holds `n * d` elements,

@@ -30,16 +30,15 @@
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
 //! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2 (at most 256 in decode on Intel
-//! with AVX-512 or AVX2, which measured faster there; see [`default_kv_tile`]), so they stay
-//! there while the
-//! `q_tile` rows of a task pass over them; in prefill on AVX-512, AVX2 and NEON (whose
-//! tasks share each key tile they read, transposed once for all of their rows past
-//! `fuse_rows`, read from cache block after block below it) `q_tile` the largest of
-//! 64, 128, 256 and 512 rows below the query length that leaves 8 tasks per thread
-//! (`default_q_tile`): on one thread of a Zen 4, Llama-3-8B causal prefill of 2048 tokens ran
-//! 84 GFLOP/s with 64 rows and 95 with 512 on AVX-512, and 512 tokens 76 with 64 and 86 with
-//! 256; AVX2 (its scores' step written out) 2048 tokens 64% of its FMA peak with 64 and
-//! 71-77% with 512, 512 tokens 59% with 64 and 64% with 256 (at 512 tokens, 16 rows had run
+//! with AVX-512 or AVX2, which measured faster there; see [`default_kv_tile`]), so they
+//! stay there while the `q_tile` rows of a task pass over them; in prefill on AVX-512, AVX2
+//! and NEON (whose tasks share each key tile they read, transposed once for all of their
+//! rows past `fuse_rows`, read from cache block after block below it) `q_tile` the largest
+//! of 64, 128, 256 and 512 rows below the query length that leaves 8 tasks per thread
+//! (`default_q_tile`): on one thread of a Zen 4, Llama-3-8B causal prefill of 2048 tokens
+//! ran 84 GFLOP/s with 64 rows and 95 with 512 on AVX-512, and 512 tokens 76 with 64 and 86
+//! with 256; AVX2 (its scores' step written out) 2048 tokens 64% of its FMA peak with 64
+//! and 71-77% with 512, 512 tokens 59% with 64 and 64% with 256 (at 512 tokens, 16 rows had run
 //! 49.6 GFLOP/s and 32 rows 60.1 against 65.9 with 64); 16 on the scalar backend, 8 for
 //! decode;
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L1
@@ -89,26 +88,24 @@ pub const INTEL_DECODE_KV_TILE: i64 = 256;
 /// the largest candidate whose K and V tiles at f32 fit in half of L2 (see the module
 /// docs), at most [`INTEL_DECODE_KV_TILE`] in decode on Intel where the backend's blocks
 /// fetch rows ahead (AVX-512 and AVX2, the ones measured; one query per head was, the other
-/// decode lengths follow it). Decode streams each tile once, as two phases
-/// (the scores reading keys, `P V` reading values, each fetching the other's rows ahead), and
-/// on an Intel Xeon (Emerald Rapids, 2 MiB of L2, where the model says 1024) shorter phases
-/// kept memory busier: Llama-3-8B decode, K/V rotated through 512 MiB, one process
-/// alternating (best of three calls a round) with a plain read of the same bytes beside it
-/// at 15.7-16.3 GB/s on one thread, AVX-512
-/// read f16 at 14.5-14.8 GB/s with 256 keys against 13.0-13.6 with 1024 (12.7 with 512, 14.5
-/// with 128, 13.8 with 64) and f32 at 14.7-14.8 against 13.2-13.6; on two threads (read
-/// 28.2-28.8) f16 28.2 against 25.5 and f32 26.2 against 24.0; AVX2 f16 14.7 against 13.4
-/// and f32 13.8 against 12.6; head dim 64 f16 12.0 against 11.4; KV 4096 f16 11.7 against
-/// 11.0. The gain adds to that of `ahead_level` 1 (f32: 12.3 GB/s with 1024 keys into L2,
-/// 13.2 into L1, 14.0 with 256 into L2, 14.7 with 256 into L1). Those runs rotated
-/// through too little memory to keep the 260 MiB L3 from serving part of it; rotated through
-/// 2.1 GiB (the median of every call,
-/// three runs) f32 read 14.6 GB/s with 256 keys into L1 against 13.0 with 1024 into L1 and
-/// 12.4 with 1024 into L2 (a read of 15.9), f16 11.9-12.0 against 11.6-11.8 and 11.2-11.7
-/// (a read of 15.8-16.0); `ktune-peers` (docs/peers.md) measured 1.03-1.24 times the
-/// previous defaults. On a Zen 4 the model's 512
-/// was the best of 512 to 2048 for AVX-512 f32 and the worst for f16 (the notes on the
-/// candidates, `KV_TILES`); 256 was not measured there.
+/// decode lengths follow it). Decode streams each tile once, as two phases (the scores
+/// reading keys, `P V` reading values, each fetching the other's rows ahead), and on an
+/// Intel Xeon (Emerald Rapids, 2 MiB of L2, where the model says 1024) shorter phases kept
+/// memory busier: Llama-3-8B decode, K/V rotated through 512 MiB, one process alternating
+/// (best of three calls a round) with a plain read of the same bytes beside it at 15.7-16.3
+/// GB/s on one thread, AVX-512 read f16 at 14.5-14.8 GB/s with 256 keys against 13.0-13.6
+/// with 1024 (12.7 with 512, 14.5 with 128, 13.8 with 64) and f32 at 14.7-14.8 against
+/// 13.2-13.6; on two threads (read 28.2-28.8) f16 28.2 against 25.5 and f32 26.2 against
+/// 24.0; AVX2 f16 14.7 against 13.4 and f32 13.8 against 12.6; head dim 64 f16 12.0 against
+/// 11.4; KV 4096 f16 11.7 against 11.0. The gain adds to that of `ahead_level` 1 (f32: 12.3
+/// GB/s with 1024 keys into L2, 13.2 into L1, 14.0 with 256 into L2, 14.7 with 256 into
+/// L1). Those runs rotated through too little memory to keep the 260 MiB L3 from serving
+/// part of it; rotated through 2.1 GiB (the median of every call, three runs) f32 read 14.6
+/// GB/s with 256 keys into L1 against 13.0 with 1024 into L1 and 12.4 with 1024 into L2 (a
+/// read of 15.9), f16 11.9-12.0 against 11.6-11.8 and 11.2-11.7 (a read of 15.8-16.0);
+/// `ktune-peers` (docs/peers.md) measured 1.03-1.24 times the previous defaults. On a Zen 4
+/// the model's 512 was the best of 512 to 2048 for AVX-512 f32 and the worst for f16 (the
+/// notes on the candidates, `KV_TILES`); 256 was not measured there.
 pub fn default_kv_tile(backend: Backend, shape: AttentionShape, l2: usize, intel: bool) -> i64 {
     let model = KV_TILES
         .iter()
@@ -138,9 +135,10 @@ fn splits() -> Vec<i64> {
 }
 const AHEADS: [i64; 5] = [0, 4, 8, 16, 32];
 /// The default of `ahead` on `backend`: 8 rows where the blocks fetch rows in software
-/// (AVX-512 and AVX2, into the cache of [`default_ahead_level`]), none elsewhere (NEON's blocks take
-/// it and fetch nothing). On a Zen 4 (Llama-3-8B decode, KV 16384, the cross fetch on,
-/// alternating in one process, K and V 16 bytes past a cache line as a `Vec` leaves them):
+/// (AVX-512 and AVX2, into the cache of [`default_ahead_level`]), none elsewhere (NEON's
+/// blocks take it and fetch nothing). On a Zen 4 (Llama-3-8B decode, KV 16384, the cross
+/// fetch on, alternating in one process, K and V 16 bytes past a cache line as a `Vec`
+/// leaves them):
 /// - AVX-512, one thread: f32 22.6-24.5 GB/s with 8 rows, 22.1-24.6 with 16, 20.8-21.6 with
 ///   none; f16 17.7-17.9 with 8, 16.7-17.4 with 16, 17.7 with none, and 17.2 with the
 ///   earlier 8 rows into L1 (in a build where those moved 17.2 to 17.7);
@@ -160,16 +158,15 @@ pub fn default_ahead(backend: Backend, _kv_dtype: Dtype) -> usize {
 /// L2 (see `avx2::fetch_rows`), which is each vendor's measured answer. On a Zen 4 L2 won
 /// (numbers at `avx2::fetch_rows`: f32 on one thread 24.5 GB/s into L2 against 20.7 into
 /// L1). On a 2-core Intel Xeon (Emerald Rapids; Llama-3-8B decode, K/V rotated through 512
-/// MiB (f16) or 1 GiB (f32), one process alternating, best of three calls a round, against a
-/// plain read of the same bytes beside them at 15.8-16.2 GB/s on one thread and 28.7-29.3
-/// on two): AVX-512 at KV 16384 read f32 at
-/// 13.4 GB/s into L1 against 12.3-12.5 into L2 and f16 at 11.7 against 11.4 on one thread,
-/// f32 25.2 against 23.8 and f16 23.4 against 22.4 on two; at KV 4096 f32 13.1 against 12.3
-/// and f16 13.3 against 12.3; AVX2 at KV 16384 f16 11.3 against 10.6 and f32 11.4 against
-/// 10.5 on one thread (a read of 13.1-13.4 that run), 20.6 against 19.5 and 19.8 against
-/// 19.7 on two. Rotated through 2.1 GiB (which keeps the 260 MiB L3 from serving part of
-/// it; the median of every call, 1024-key tiles) f32 read 13.0 GB/s into L1 against 12.4
-/// into L2 (a read of 15.9).
+/// MiB (f16) or 1 GiB (f32), one process alternating, best of three calls a round, against
+/// a plain read of the same bytes beside them at 15.8-16.2 GB/s on one thread and 28.7-29.3
+/// on two): AVX-512 at KV 16384 read f32 at 13.4 GB/s into L1 against 12.3-12.5 into L2 and
+/// f16 at 11.7 against 11.4 on one thread, f32 25.2 against 23.8 and f16 23.4 against 22.4
+/// on two; at KV 4096 f32 13.1 against 12.3 and f16 13.3 against 12.3; AVX2 at KV 16384 f16
+/// 11.3 against 10.6 and f32 11.4 against 10.5 on one thread (a read of 13.1-13.4 that
+/// run), 20.6 against 19.5 and 19.8 against 19.7 on two. Rotated through 2.1 GiB (which
+/// keeps the 260 MiB L3 from serving part of it; the median of every call, 1024-key tiles)
+/// f32 read 13.0 GB/s into L1 against 12.4 into L2 (a read of 15.9).
 pub fn default_ahead_level() -> usize {
     if ktune_core::cpu::intel() {
         1
