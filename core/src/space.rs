@@ -5,10 +5,11 @@
 //! is valid when every parameter of the space is set, within its range and a multiple of its
 //! step, no unknown name is present, and every constraint holds.
 //!
-//! Some parameters matter only on some paths: a space may name them [`Inert`] when another
-//! parameter takes a value (matmul's `mr` when `pack = 0` selects the stream path), so that
-//! configs differing only there count as one ([`Space::effective`]) and a search measures
-//! one of them.
+//! Some parameters matter only on some paths: a space may name them [`Inert`] when other
+//! parameters take some values (matmul's `mr` when `pack = 0` selects the stream path;
+//! attention's row fetches when `q_tile` and `fuse_rows` send every task to the transposed
+//! path), so that configs differing only there count as one ([`Space::effective`]) and a
+//! search measures one of them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -105,18 +106,36 @@ impl fmt::Debug for Constraint {
     }
 }
 
-/// Parameters without effect while another parameter holds one value: e.g. the tile sizes
-/// of a path the config does not take. They stay part of a valid config (set and in
-/// range); configs differing in them alone count as one ([`Space::effective`],
-/// [`Space::size`]), and a search measures one of them.
+/// Parameters without effect on some path: e.g. the tile sizes of a path the config does
+/// not take. The path is named by conditions on other parameters (each holding one of some
+/// values, all at once: one parameter selecting the path, or two whose relation does). The
+/// parameters stay part of a valid config (set and in range); configs differing in them
+/// alone count as one ([`Space::effective`], [`Space::size`]), and a search measures one of
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inert {
-    /// The parameter that selects the path.
-    pub when: &'static str,
-    /// The value of `when` under which `params` have no effect.
-    pub equals: i64,
+    /// The conditions, all of which hold on the path: a parameter and the values under
+    /// which it selects the path.
+    pub when: Vec<(&'static str, Vec<i64>)>,
     /// The parameters ignored then.
     pub params: Vec<&'static str>,
+}
+
+impl Inert {
+    /// `params` have no effect while parameter `name` holds `value`.
+    pub fn when_equals(name: &'static str, value: i64, params: Vec<&'static str>) -> Inert {
+        Inert {
+            when: vec![(name, vec![value])],
+            params,
+        }
+    }
+
+    /// Whether `c` is on the path where `params` have no effect.
+    pub fn applies(&self, c: &Config) -> bool {
+        self.when
+            .iter()
+            .all(|(name, values)| c.get(name).is_some_and(|v| values.contains(&v)))
+    }
 }
 
 /// The parameters of one kernel for one problem.
@@ -164,7 +183,7 @@ impl Space {
         let ignored = |name: &str| {
             self.inert
                 .iter()
-                .any(|i| c.get(i.when) == Some(i.equals) && i.params.contains(&name))
+                .any(|i| i.params.contains(&name) && i.applies(c))
         };
         let mut out = Config::new();
         for (k, v) in c.iter().filter(|(k, _)| !ignored(k)) {
@@ -260,11 +279,7 @@ mod tests {
                     Err(format!("a={a} > b={b}"))
                 }
             })],
-            inert: vec![Inert {
-                when: "a",
-                equals: 1,
-                params: vec!["b"],
-            }],
+            inert: vec![Inert::when_equals("a", 1, vec!["b"])],
         }
     }
 
@@ -276,6 +291,33 @@ mod tests {
         assert_eq!(s.effective(&c("a=1,b=8")), s.effective(&c("a=1,b=2")));
         assert_eq!(s.effective(&c("a=2,b=4")).to_string(), "a=2,b=4");
         assert_ne!(s.effective(&c("a=2,b=4")), s.effective(&c("a=2,b=8")));
+    }
+
+    #[test]
+    fn a_rule_with_two_conditions_applies_only_where_both_hold() {
+        let mut s = demo();
+        s.params.push(Param {
+            name: "c",
+            doc: "",
+            candidates: vec![0, 1],
+            min: 0,
+            max: 1,
+            step: 1,
+        });
+        // c has no effect where a is 2 or 4 and b is 8 (a relation of a and b, say).
+        s.inert = vec![Inert {
+            when: vec![("a", vec![2, 4]), ("b", vec![8])],
+            params: vec!["c"],
+        }];
+        let c = |t: &str| -> Config { t.parse().unwrap() };
+        assert_eq!(s.effective(&c("a=2,b=8,c=1")).to_string(), "a=2,b=8");
+        assert_eq!(s.effective(&c("a=4,b=8,c=0")).to_string(), "a=4,b=8");
+        for kept in ["a=1,b=8,c=1", "a=2,b=4,c=1", "a=3,b=8,c=1"] {
+            assert_eq!(s.effective(&c(kept)).to_string(), kept);
+        }
+        // 8 valid (a, b) pairs times two values of c, less one for each of (2, 8), (4, 8).
+        assert_eq!(s.enumerate().count(), 16);
+        assert_eq!(s.size(), 14);
     }
 
     #[test]

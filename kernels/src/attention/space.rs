@@ -28,6 +28,13 @@
 //!   have more rows than the smallest limit, else held at the default;
 //! - `threads`: worker threads.
 //!
+//! Parameters without effect ([`Inert`]): `ahead_level` when `ahead` is 0; and, from the
+//! rows `q_tile` gives each task, where every task is past `fuse_rows` the ones only the
+//! stored-row blocks use (`ahead`, `ahead_level`, `cross`, `scores_bits`), and where every
+//! task is within it (or 0) `fuse_rows` itself. Causal prefill of 2048 tokens (AVX-512,
+//! Llama-3-8B heads) has 15520 configs that run differently, 72000 with the first rule
+//! alone.
+//!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
 //! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2 (at most 256 in decode on Intel
 //! with AVX-512 or AVX2, which measured faster there; see [`default_kv_tile`]), so they
@@ -382,20 +389,88 @@ pub fn space(backend: Backend, shape: AttentionShape, kv_dtype: Dtype) -> Result
         );
     }
     // Without rows fetched ahead their cache level is never used.
-    let inert = if has_cross(backend) {
-        vec![Inert {
-            when: "ahead",
-            equals: 0,
-            params: vec!["ahead_level"],
-        }]
+    let mut inert = if has_cross(backend) {
+        vec![Inert::when_equals("ahead", 0, vec!["ahead_level"])]
     } else {
         Vec::new()
     };
+    inert.extend(fuse_rules(&params, shape));
     Ok(Space {
         inert,
         params,
         constraints: Vec::new(),
     })
+}
+
+/// The rules that follow from where `q_tile` and `fuse_rows` send a problem's tasks (a
+/// relation of the two, so rules over pairs of their candidates, grouped by the
+/// `fuse_rows` values each `q_tile` puts on one side):
+/// - every task past `fuse_rows`, on the transposed tile: the parameters that only the
+///   blocks reading K/V as stored use (the rows fetched ahead, the cross fetch, the width of
+///   decode's scores) are inert;
+/// - every task within it (or no limit, 0): `fuse_rows` itself is inert among those values.
+///
+/// None where the space has no `fuse_rows`.
+fn fuse_rules(params: &[Param], shape: AttentionShape) -> Vec<Inert> {
+    let has = |name: &str| params.iter().find(|p| p.name == name);
+    let (Some(fuse), Some(q_tile)) = (has("fuse_rows"), has("q_tile")) else {
+        return Vec::new();
+    };
+    let stored_only: Vec<&'static str> = ["ahead", "ahead_level", "cross", "scores_bits"]
+        .into_iter()
+        .filter(|n| has(n).is_some())
+        .collect();
+    let group = (shape.q_heads / shape.kv_heads.max(1)).max(1);
+    // The fewest and most rows of a task under `q_tile`: a KV group's heads together
+    // where the tile holds the query length (decode's form), else a head's tiles, the
+    // last the rest.
+    let rows = |q_tile: i64| -> (usize, usize) {
+        let q_tile = q_tile.max(1) as usize;
+        if q_tile >= shape.q_len {
+            (group * shape.q_len, group * shape.q_len)
+        } else {
+            match shape.q_len % q_tile {
+                0 => (q_tile, q_tile),
+                rest => (rest, q_tile),
+            }
+        }
+    };
+    // (parameters made inert, `fuse_rows` values, `q_tile` values).
+    let mut rules: Vec<(Vec<&'static str>, Vec<i64>, Vec<i64>)> = Vec::new();
+    let mut add = |inert: &[&'static str], fuse: Vec<i64>, t: i64| {
+        if fuse.is_empty() || inert.is_empty() {
+            return;
+        }
+        match rules.iter_mut().find(|(p, f, _)| p == inert && *f == fuse) {
+            Some((_, _, tiles)) => tiles.push(t),
+            None => rules.push((inert.to_vec(), fuse, vec![t])),
+        }
+    };
+    for &t in &q_tile.candidates {
+        let (fewest, most) = rows(t);
+        let past = |f: i64| f > 0 && (f as usize) < fewest;
+        let within = |f: i64| f == 0 || f as usize >= most;
+        let on = |keep: &dyn Fn(i64) -> bool| -> Vec<i64> {
+            fuse.candidates
+                .iter()
+                .copied()
+                .filter(|&f| keep(f))
+                .collect()
+        };
+        add(&stored_only, on(&past), t);
+        // One value alone is inert for nothing.
+        let fused = on(&within);
+        if fused.len() > 1 {
+            add(&["fuse_rows"], fused, t);
+        }
+    }
+    rules
+        .into_iter()
+        .map(|(params, fuse, tiles)| Inert {
+            when: vec![("q_tile", tiles), ("fuse_rows", fuse)],
+            params,
+        })
+        .collect()
 }
 
 /// Decode tasks (KV head and part) per thread that the default splits make at least, when
@@ -765,5 +840,80 @@ mod tests {
             }
         }
         assert!(seen >= 1, "no backend had a space");
+    }
+
+    #[test]
+    fn fuse_rows_and_the_stored_path_params_are_inert_where_tasks_leave_no_choice() {
+        // 90 query rows, GQA 4: q_tile 16 makes tasks of 16 rows (the last 10), 64 makes 64
+        // and 26, 128 (past the query length) one KV group of 360 rows per task.
+        let shape = AttentionShape {
+            batch: 1,
+            q_heads: 8,
+            kv_heads: 2,
+            q_len: 90,
+            kv_len: 120,
+            head_dim: 16,
+            causal: true,
+        };
+        let backend = if cfg!(target_arch = "aarch64") {
+            Backend::Neon
+        } else {
+            Backend::Avx2
+        };
+        let sp = space(backend, shape, Dtype::F32).unwrap();
+        assert_eq!(
+            sp.param("fuse_rows").unwrap().candidates,
+            FUSE_ROWS.to_vec()
+        );
+        let base = default_config(backend, shape).unwrap().with("ahead", 8);
+        let at =
+            |q_tile: i64, fuse: i64| base.clone().with("q_tile", q_tile).with("fuse_rows", fuse);
+        let kept = |c: &Config, name: &str| sp.effective(c).get(name).is_some();
+        // Every task past fuse_rows: the stored path's fetches do nothing.
+        assert!(!kept(&at(128, 256), "ahead"));
+        assert!(!kept(&at(128, 32), "ahead"));
+        assert!(kept(&at(128, 0), "ahead"));
+        // With 32, the 64-row tasks are past it and the 26-row one within: both paths run,
+        // and every parameter counts.
+        assert!(kept(&at(64, 32), "ahead") && kept(&at(64, 32), "fuse_rows"));
+        // Every task within (or no limit): fuse_rows itself changes nothing.
+        assert!(!kept(&at(64, 64), "fuse_rows") && kept(&at(64, 64), "ahead"));
+        assert_eq!(sp.effective(&at(64, 0)), sp.effective(&at(64, 256)));
+        assert_eq!(sp.effective(&at(16, 0)), sp.effective(&at(16, 32)));
+        assert_ne!(sp.effective(&at(64, 0)), sp.effective(&at(64, 32)));
+        assert_ne!(sp.effective(&at(128, 0)), sp.effective(&at(128, 32)));
+        if has_cross(backend) {
+            assert!(!kept(&at(128, 32), "cross") && !kept(&at(128, 32), "ahead_level"));
+            assert!(kept(&at(64, 32), "cross"));
+        }
+
+        // What the rules call one config computes the same bits; the paths they keep apart
+        // are the ones that differ (the transposed tile sums in another order).
+        if !crate::device::BackendExt::is_available(&backend) {
+            eprintln!("skipped the runs: {backend} is not available on this CPU");
+            return;
+        }
+        let q = crate::random::uniform(shape.q_elems(), 17);
+        let k = crate::random::uniform(shape.kv_elems(), 18);
+        let v = crate::random::uniform(shape.kv_elems(), 19);
+        let run = |c: &Config| {
+            let mut o = vec![0f32; shape.q_elems()];
+            super::super::AttentionPlan::new(backend, shape, &c.clone().with("threads", 1))
+                .unwrap()
+                .run(&q, &k, &v, &mut o)
+                .unwrap();
+            o
+        };
+        for (a, b) in [
+            ((64, 0), (64, 256)),
+            ((16, 0), (16, 32)),
+            ((128, 32), (128, 256)),
+        ] {
+            assert_eq!(
+                run(&at(a.0, a.1)),
+                run(&at(b.0, b.1)),
+                "{a:?} against {b:?}"
+            );
+        }
     }
 }

@@ -147,11 +147,11 @@ pub fn space(backend: Backend, shape: MatmulShape) -> Result<Space> {
     Ok(Space {
         // The stream path (pack = 0) reads A and B in place with its own kernel: only `nc`
         // (its column chunk) and `threads` reach it.
-        inert: vec![Inert {
-            when: "pack",
-            equals: 0,
-            params: vec!["mr", "nr", "mc", "kc", "par", "fetch"],
-        }],
+        inert: vec![Inert::when_equals(
+            "pack",
+            0,
+            vec!["mr", "nr", "mc", "kc", "par", "fetch"],
+        )],
         params: vec![
             Param::new(
                 "mr",

@@ -146,11 +146,7 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
     };
     Ok(Space {
         // Nothing fetched ahead: the cache it would go into is never used.
-        inert: vec![Inert {
-            when: "prefetch",
-            equals: 0,
-            params: vec!["prefetch_level"],
-        }],
+        inert: vec![Inert::when_equals("prefetch", 0, vec!["prefetch_level"])],
         params: vec![
             Param {
                 name: "threads",

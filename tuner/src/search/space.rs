@@ -295,16 +295,20 @@ impl SearchSpace {
     }
 }
 
-/// A space's [`Inert`](ktune_kernels::space::Inert) rules over candidate indices: while
-/// parameter `.0` has candidate index `.1`, parameters `.2` have no effect. The one form of
-/// them the search uses, both to keep one point per effective config and to measure
+/// A space's [`Inert`](ktune_kernels::space::Inert) rules over candidate indices. The one
+/// form of them the search uses, both to keep one point per effective config and to measure
 /// distances between points.
 #[derive(Debug, Default)]
-struct InertRules(Vec<(usize, u16, Vec<usize>)>);
+struct InertRules(Vec<IndexRule>);
+
+/// One rule over candidate indices: while every condition `(i, allowed)` of `.0` holds
+/// (parameter `i`'s candidate index is one of `allowed`), parameters `.1` have no effect.
+type IndexRule = (Vec<(usize, Vec<u16>)>, Vec<usize>);
 
 impl InertRules {
-    /// `space`'s rules over `names` and `values`; a rule whose condition is not a
-    /// candidate never applies and is left out.
+    /// `space`'s rules over `names` and `values`; a rule that names a parameter the space
+    /// lacks, or whose condition allows none of a parameter's candidates, never applies and
+    /// is left out.
     fn of(space: &Space, names: &[String], values: &[Vec<i64>]) -> InertRules {
         let at = |name: &str| names.iter().position(|n| n == name);
         InertRules(
@@ -312,10 +316,21 @@ impl InertRules {
                 .inert
                 .iter()
                 .filter_map(|rule| {
-                    let when = at(rule.when)?;
-                    let equals = values[when].binary_search(&rule.equals).ok()? as u16;
+                    let when = rule
+                        .when
+                        .iter()
+                        .map(|(name, vals)| {
+                            let i = at(name)?;
+                            let allowed: Vec<u16> = vals
+                                .iter()
+                                .filter_map(|v| values[i].binary_search(v).ok())
+                                .map(|x| x as u16)
+                                .collect();
+                            (!allowed.is_empty()).then_some((i, allowed))
+                        })
+                        .collect::<Option<Vec<_>>>()?;
                     let params = rule.params.iter().filter_map(|p| at(p)).collect();
-                    Some((when, equals, params))
+                    Some((when, params))
                 })
                 .collect(),
         )
@@ -323,9 +338,9 @@ impl InertRules {
 
     /// Whether parameter `j` has no effect at point `p`.
     fn holds(&self, p: &[u16], j: usize) -> bool {
-        self.0
-            .iter()
-            .any(|(when, equals, params)| p[*when] == *equals && params.contains(&j))
+        self.0.iter().any(|(when, params)| {
+            params.contains(&j) && when.iter().all(|(i, allowed)| allowed.contains(&p[*i]))
+        })
     }
 
     /// `points` with one point per effective config (the same but for parameters without
@@ -575,6 +590,54 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_over_two_parameters_keeps_one_point_where_both_conditions_hold() {
+        // kc has no effect where mr is 4 or 8 and mc is 16 or 32: four (mr, mc) pairs lose
+        // two of their three kc points. Rules that can never hold are left out.
+        let mut space = coupled();
+        space.inert = vec![
+            ktune_kernels::space::Inert {
+                when: vec![("mr", vec![4, 8]), ("mc", vec![16, 32])],
+                params: vec!["kc"],
+            },
+            ktune_kernels::space::Inert {
+                when: vec![("mr", vec![4]), ("mc", vec![7])],
+                params: vec!["nr", "kc"],
+            },
+            ktune_kernels::space::Inert {
+                when: vec![("mr", vec![2]), ("zz", vec![1])],
+                params: vec!["kc"],
+            },
+        ];
+        let s = SearchSpace::from_space(&space, &[], &Config::new()).unwrap();
+        assert_eq!(s.len(), (5 + 5 + 4) * 3 - 4 * 2);
+        assert_eq!(s.len(), space.size());
+        let configs: Vec<Config> = (0..s.len()).map(|i| s.config(i)).collect();
+        let mut effects: Vec<Config> = configs.iter().map(|c| space.effective(c)).collect();
+        effects.sort();
+        effects.dedup();
+        assert_eq!(
+            effects.len(),
+            configs.len(),
+            "no two points run the same code"
+        );
+        // Where one condition fails, kc counts: mr=4 with mc=12, mr=2 with mc=16.
+        for (mr, mc) in [(4, 12), (2, 16)] {
+            for kc in [1, 2, 3] {
+                let c = cfg(&format!("mr={mr},nr={mr},mc={mc},kc={kc}"));
+                assert!(s.point_of(&c).is_some(), "{c}");
+            }
+        }
+        let kept: Vec<i64> = [1, 2, 3]
+            .into_iter()
+            .filter(|kc| {
+                s.point_of(&cfg(&format!("mr=8,nr=8,mc=32,kc={kc}")))
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+    }
+
+    #[test]
     fn points_are_the_valid_configs() {
         let space = coupled();
         let s = SearchSpace::from_space(&space, &[], &Config::new()).unwrap();
@@ -596,11 +659,11 @@ mod tests {
         // kc has no effect when mr = 2: one point per (mc) there, kc's first value or the
         // extra config's.
         let mut space = coupled();
-        space.inert.push(ktune_kernels::space::Inert {
-            when: "mr",
-            equals: 2,
-            params: vec!["kc"],
-        });
+        space.inert.push(ktune_kernels::space::Inert::when_equals(
+            "mr",
+            2,
+            vec!["kc"],
+        ));
         let s = SearchSpace::from_space(&space, &[], &Config::new()).unwrap();
         assert_eq!(s.len(), 5 + (5 + 4) * 3);
         assert_eq!(s.len(), space.size());
