@@ -231,6 +231,21 @@ pub fn complete_config(backend: Backend, problem: &Problem, stored: &Config) -> 
     Ok(config)
 }
 
+/// The sentence that tells a user which stored values [`complete_config_with`] dropped:
+/// "the tuned values of fetch and nc do not fit `with`; their defaults are used", `with`
+/// naming what they met (`--config mr=4,nr=24`, "this problem"). `None` where none was.
+pub fn dropped_note(dropped: &[String], with: &str) -> Option<String> {
+    let (what, verb, their) = match dropped.len() {
+        0 => return None,
+        1 => ("value", "does", "its default is"),
+        _ => ("values", "do", "their defaults are"),
+    };
+    Some(format!(
+        "the tuned {what} of {} {verb} not fit {with}; {their} used",
+        dropped.join(" and ")
+    ))
+}
+
 /// A stored (tuned) config with `overrides` on top (`ktune bench --tuned --config`, a peers
 /// `--variant` over a tuned config), and the names of the stored values it had to drop.
 ///
@@ -282,4 +297,23 @@ pub fn complete_config_with(
     let config = default_config(backend, problem, &pinned)?;
     space.validate(&config)?;
     Ok((config, dropped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dropped_note;
+
+    #[test]
+    fn the_dropped_note_names_the_values_and_agrees_in_number() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(dropped_note(&[], "this problem"), None);
+        assert_eq!(
+            dropped_note(&names(&["nc"]), "this problem").unwrap(),
+            "the tuned value of nc does not fit this problem; its default is used"
+        );
+        assert_eq!(
+            dropped_note(&names(&["fetch", "nc"]), "--config mr=4,nr=24").unwrap(),
+            "the tuned values of fetch and nc do not fit --config mr=4,nr=24; their defaults are used"
+        );
+    }
 }

@@ -677,22 +677,13 @@ fn cmd_bench(args: &BenchArgs) -> Result<ExitCode> {
                                     )
                                 }
                             })?;
-                    if !dropped.is_empty() {
-                        let (what, verb, their) = if dropped.len() == 1 {
-                            ("value", "does", "its default is")
-                        } else {
-                            ("values", "do", "their defaults are")
-                        };
-                        let with = if r.overrides.is_empty() {
-                            "this problem".to_string()
-                        } else {
-                            format!("--config {}", r.overrides)
-                        };
-                        eprintln!(
-                            "{}: the tuned {what} of {} {verb} not fit {with}; {their} used",
-                            r.problem,
-                            dropped.join(" and "),
-                        );
+                    let with = if r.overrides.is_empty() {
+                        "this problem".to_string()
+                    } else {
+                        format!("--config {}", r.overrides)
+                    };
+                    if let Some(note) = family::dropped_note(&dropped, &with) {
+                        eprintln!("{}: {note}", r.problem);
                     }
                     cfg = tuned;
                 }

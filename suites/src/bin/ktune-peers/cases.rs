@@ -73,16 +73,13 @@ fn variant_config(
             let (config, dropped) =
                 ktune_kernels::family::complete_config_with(backend, problem, &stored, &pinned)
                     .map_err(|e| e.to_string())?;
-            if !dropped.is_empty() {
-                let whose = if overrides.is_empty() {
-                    "the tuned config".to_string()
-                } else {
-                    format!("variant [{overrides}]")
-                };
-                eprintln!(
-                    "{whose}: the stored {} of the tuned config did not fit; defaults used",
-                    dropped.join(" and ")
-                );
+            let with = if overrides.is_empty() {
+                "this problem".to_string()
+            } else {
+                format!("variant [{overrides}]")
+            };
+            if let Some(note) = ktune_kernels::family::dropped_note(&dropped, &with) {
+                eprintln!("  {problem}: {note}");
             }
             config
         }
