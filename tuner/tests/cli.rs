@@ -445,6 +445,32 @@ fn wgpu_here() -> bool {
 }
 
 #[test]
+fn listing_adapters_without_a_display_server_prints_no_display_errors() {
+    if !wgpu_here() {
+        return;
+    }
+    // A server or container: no display, no login session. Mesa's device-select layer
+    // would ask libwayland for a compositor, which complains about XDG_RUNTIME_DIR.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ktune"));
+    cmd.args(["list", "--adapters"]);
+    for name in [
+        "WAYLAND_DISPLAY",
+        "DISPLAY",
+        "XDG_RUNTIME_DIR",
+        "NODEVICE_SELECT",
+        "MESA_VK_DEVICE_SELECT",
+        "DRI_PRIME",
+    ] {
+        cmd.env_remove(name);
+    }
+    let o = cmd.output().expect("run ktune");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
+}
+
+#[test]
 fn wgpu_lists_probes_benches_and_tunes_into_its_own_machine() {
     if !wgpu_here() {
         return;
