@@ -107,11 +107,14 @@ impl fmt::Debug for Constraint {
 }
 
 /// Parameters without effect on some path: e.g. the tile sizes of a path the config does
-/// not take. The path is named by conditions on other parameters (each holding one of some
+/// not take. The path is named by conditions on parameters (each holding one of some
 /// values, all at once: one parameter selecting the path, or two whose relation does). The
 /// parameters stay part of a valid config (set and in range); configs differing in them
-/// alone count as one ([`Space::effective`], [`Space::size`]), and a search measures one of
-/// them.
+/// alone, the conditions holding in each, count as one ([`Space::effective`],
+/// [`Space::size`]), and a search measures one of them. A parameter may be both in a
+/// condition and among `params`: it then makes no difference among the values the
+/// condition lists (attention's `fuse_rows` where every task is within each of them). With
+/// no condition at all, `params` never have an effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inert {
     /// The conditions, all of which hold on the path: a parameter and the values under

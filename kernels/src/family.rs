@@ -240,9 +240,12 @@ pub fn dropped_note(dropped: &[String], with: &str) -> Option<String> {
         1 => ("value", "does", "its default is"),
         _ => ("values", "do", "their defaults are"),
     };
+    let names = match dropped.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => dropped.join(""),
+    };
     Some(format!(
-        "the tuned {what} of {} {verb} not fit {with}; {their} used",
-        dropped.join(" and ")
+        "the tuned {what} of {names} {verb} not fit {with}; {their} used"
     ))
 }
 
@@ -314,6 +317,10 @@ mod tests {
         assert_eq!(
             dropped_note(&names(&["fetch", "nc"]), "--config mr=4,nr=24").unwrap(),
             "the tuned values of fetch and nc do not fit --config mr=4,nr=24; their defaults are used"
+        );
+        assert_eq!(
+            dropped_note(&names(&["fetch", "kc", "nc"]), "this problem").unwrap(),
+            "the tuned values of fetch, kc and nc do not fit this problem; their defaults are used"
         );
     }
 }

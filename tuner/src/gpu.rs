@@ -11,8 +11,30 @@ use ktune_core::Machine;
 #[cfg(feature = "wgpu")]
 use ktune_core::{probe::PROBE_SCHEMA, Gpu, PerThreads, ProbeResult};
 use ktune_kernels::Device;
+use std::ffi::OsString;
 #[cfg(feature = "wgpu")]
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Whether the `ktune` binary turns off Mesa's Vulkan device-select layer
+/// (`NODEVICE_SELECT=1`), from the environment as `var` reads it. On a Linux machine
+/// without a display server (no `WAYLAND_DISPLAY`, no `DISPLAY`) and without
+/// `XDG_RUNTIME_DIR` (a server, a container, `ssh` without a login session), the layer
+/// still asks libwayland for a compositor when wgpu lists adapters, and libwayland prints
+/// "error: XDG_RUNTIME_DIR is invalid or not set in the environment." each time: alarming,
+/// and about nothing ktune does. There the layer has no display to learn a default GPU
+/// from, so it is turned off, unless the user chose through it (`MESA_VK_DEVICE_SELECT`,
+/// `DRI_PRIME`) or set the switch either way. Its other work, putting the boot GPU first,
+/// is then not done: adapters come in the Vulkan loader's order, the indices `ktune list`
+/// prints and `--device` takes in the same environment (a program using the library sets
+/// `NODEVICE_SELECT=1` as well to see the same indices).
+pub fn turns_off_device_select(var: impl Fn(&str) -> Option<OsString>, linux: bool) -> bool {
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    let headless = !set("WAYLAND_DISPLAY") && !set("DISPLAY") && !set("XDG_RUNTIME_DIR");
+    let chosen = ["MESA_VK_DEVICE_SELECT", "DRI_PRIME", "NODEVICE_SELECT"]
+        .iter()
+        .any(|name| var(name).is_some());
+    linux && headless && !chosen
+}
 
 /// The machine the results of `device` belong to: this host, with its accelerator if it
 /// has one.
@@ -121,4 +143,41 @@ pub fn select(spec: Option<&str>) -> Result<()> {
     }
     #[cfg(not(feature = "wgpu"))]
     anyhow::bail!("--device {spec}: this build has no GPU backend (feature `wgpu`)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::turns_off_device_select;
+    use std::ffi::OsString;
+
+    fn env<'a>(set: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |name| {
+            set.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn device_select_goes_off_only_on_a_headless_linux_without_a_choice() {
+        assert!(turns_off_device_select(env(&[]), true));
+        assert!(!turns_off_device_select(env(&[]), false), "not Linux");
+        // Empty values are as good as unset for the display and the session...
+        assert!(turns_off_device_select(
+            env(&[("DISPLAY", ""), ("XDG_RUNTIME_DIR", "")]),
+            true
+        ));
+        for kept in [
+            ("DISPLAY", ":0"),
+            ("WAYLAND_DISPLAY", "wayland-0"),
+            ("XDG_RUNTIME_DIR", "/run/user/0"),
+            // ...but a user's own switch or choice, even empty, is left alone.
+            ("NODEVICE_SELECT", ""),
+            ("NODEVICE_SELECT", "0"),
+            ("MESA_VK_DEVICE_SELECT", "10de:2330"),
+            ("DRI_PRIME", "1"),
+        ] {
+            assert!(!turns_off_device_select(env(&[kept]), true), "{kept:?}");
+        }
+    }
 }

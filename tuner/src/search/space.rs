@@ -345,7 +345,10 @@ impl InertRules {
 
     /// `points` with one point per effective config (the same but for parameters without
     /// effect): the first of `preferred` in its class where that is one of `points`, else
-    /// the class's first point. Order is kept.
+    /// the class's point whose parameters without effect are nearest to the first of
+    /// `preferred` (the default: the values a stored config carries for them are the ones
+    /// that run should a borrowing problem put it on another path), the first such on a tie
+    /// or without `preferred`. Order is kept.
     fn distinct(&self, points: Vec<Vec<u16>>, preferred: &[Vec<u16>]) -> Vec<Vec<u16>> {
         if self.0.is_empty() {
             return points;
@@ -355,23 +358,36 @@ impl InertRules {
                 .map(|j| if self.holds(p, j) { u16::MAX } else { p[j] })
                 .collect()
         };
-        let mut chosen: HashMap<Vec<u16>, &[u16]> = HashMap::new();
-        for p in preferred {
-            chosen.entry(key(p)).or_insert(p);
-        }
-        let mut kept = Vec::with_capacity(points.len());
-        let mut taken: HashSet<Vec<u16>> = HashSet::new();
-        for p in points {
-            let k = key(&p);
-            let keep = match chosen.get(&k) {
-                Some(q) => *q == p.as_slice(),
-                None => taken.insert(k),
+        // How far a point's parameters without effect are from the reference's.
+        let reference = preferred.first();
+        let off = |p: &[u16]| -> usize {
+            reference.map_or(0, |r| {
+                (0..p.len())
+                    .filter(|&j| self.holds(p, j))
+                    .map(|j| p[j].abs_diff(r[j]) as usize)
+                    .sum()
+            })
+        };
+        // Each class's representative: the least (tier, rank, index), where preferred
+        // points come first in their own order, then the others by `off`.
+        let mut chosen: HashMap<Vec<u16>, (u8, usize, usize)> = HashMap::new();
+        for (i, p) in points.iter().enumerate() {
+            let rank = match preferred.iter().position(|q| q == p) {
+                Some(at) => (0, at, i),
+                None => (1, off(p), i),
             };
-            if keep {
-                kept.push(p);
-            }
+            chosen
+                .entry(key(p))
+                .and_modify(|best| *best = (*best).min(rank))
+                .or_insert(rank);
         }
-        kept
+        let keep: HashSet<usize> = chosen.values().map(|&(_, _, i)| i).collect();
+        points
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep.contains(i))
+            .map(|(_, p)| p)
+            .collect()
     }
 }
 
@@ -656,8 +672,8 @@ mod tests {
 
     #[test]
     fn configs_differing_only_in_inert_parameters_are_one_point() {
-        // kc has no effect when mr = 2: one point per (mc) there, kc's first value or the
-        // extra config's.
+        // kc has no effect when mr = 2: one point per (mc) there, kc's first value, or the
+        // extra config's own point and in the other classes the kc nearest to its.
         let mut space = coupled();
         space.inert.push(ktune_kernels::space::Inert::when_equals(
             "mr",
@@ -679,7 +695,10 @@ mod tests {
             "the extra config represents its class"
         );
         assert_eq!(s.point_of(&cfg("mr=2,nr=2,mc=12,kc=1")), None);
-        assert!(s.point_of(&cfg("mr=2,nr=2,mc=16,kc=1")).is_some());
+        // A stored config of another class carries the default's kc, not kc's first value,
+        // should a borrowing problem put it on a path where kc counts.
+        assert!(s.point_of(&cfg("mr=2,nr=2,mc=16,kc=3")).is_some());
+        assert_eq!(s.point_of(&cfg("mr=2,nr=2,mc=16,kc=1")), None);
         let configs: Vec<Config> = (0..s.len()).map(|i| s.config(i)).collect();
         let mut effects: Vec<Config> = configs.iter().map(|c| space.effective(c)).collect();
         effects.sort();
@@ -690,11 +709,14 @@ mod tests {
             "no two points run the same code"
         );
 
-        // From a default whose inert kc is far from its class's other points (kc=5 against
-        // their kc=1), moving mc stays at mr = 2: the inert kc counts for nothing there,
-        // where a packed-like mr = 4 point with kc=5 would otherwise be nearer.
+        // From an extra config whose inert kc is far from the other mr = 2 points' (kc=5
+        // against the kc=1 of a first extra config, which the classes follow), moving mc
+        // stays at mr = 2: the inert kc counts for nothing there, where a packed-like
+        // mr = 4 point with kc=5 would otherwise be nearer.
+        let first = cfg("mr=4,nr=4,mc=8,kc=1");
         let default = cfg("mr=2,nr=2,mc=12,kc=5");
-        let s = SearchSpace::from_space(&space, &[&default], &Config::new()).unwrap();
+        let s = SearchSpace::from_space(&space, &[&first, &default], &Config::new()).unwrap();
+        assert!(s.point_of(&cfg("mr=2,nr=2,mc=16,kc=1")).is_some());
         let p = s.point_of(&default).expect("the default is a point");
         let near: Vec<Config> = s.neighbours(p).iter().map(|&n| s.config(n)).collect();
         for mc in [8, 16, 24] {
