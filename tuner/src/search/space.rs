@@ -605,6 +605,19 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// No two points of `s` have one effective config in `space`.
+    fn assert_no_two_points_run_the_same(space: &Space, s: &SearchSpace) {
+        let configs: Vec<Config> = (0..s.len()).map(|i| s.config(i)).collect();
+        let mut effects: Vec<Config> = configs.iter().map(|c| space.effective(c)).collect();
+        effects.sort();
+        effects.dedup();
+        assert_eq!(
+            effects.len(),
+            configs.len(),
+            "no two points run the same code"
+        );
+    }
+
     #[test]
     fn a_rule_over_two_parameters_keeps_one_point_where_both_conditions_hold() {
         // kc has no effect where mr is 4 or 8 and mc is 16 or 32: four (mr, mc) pairs lose
@@ -627,15 +640,7 @@ mod tests {
         let s = SearchSpace::from_space(&space, &[], &Config::new()).unwrap();
         assert_eq!(s.len(), (5 + 5 + 4) * 3 - 4 * 2);
         assert_eq!(s.len(), space.size());
-        let configs: Vec<Config> = (0..s.len()).map(|i| s.config(i)).collect();
-        let mut effects: Vec<Config> = configs.iter().map(|c| space.effective(c)).collect();
-        effects.sort();
-        effects.dedup();
-        assert_eq!(
-            effects.len(),
-            configs.len(),
-            "no two points run the same code"
-        );
+        assert_no_two_points_run_the_same(&space, &s);
         // Where one condition fails, kc counts: mr=4 with mc=12, mr=2 with mc=16.
         for (mr, mc) in [(4, 12), (2, 16)] {
             for kc in [1, 2, 3] {
@@ -699,15 +704,7 @@ mod tests {
         // should a borrowing problem put it on a path where kc counts.
         assert!(s.point_of(&cfg("mr=2,nr=2,mc=16,kc=3")).is_some());
         assert_eq!(s.point_of(&cfg("mr=2,nr=2,mc=16,kc=1")), None);
-        let configs: Vec<Config> = (0..s.len()).map(|i| s.config(i)).collect();
-        let mut effects: Vec<Config> = configs.iter().map(|c| space.effective(c)).collect();
-        effects.sort();
-        effects.dedup();
-        assert_eq!(
-            effects.len(),
-            configs.len(),
-            "no two points run the same code"
-        );
+        assert_no_two_points_run_the_same(&space, &s);
 
         // From an extra config whose inert kc is far from the other mr = 2 points' (kc=5
         // against the kc=1 of a first extra config, which the classes follow), moving mc
