@@ -235,14 +235,15 @@ pub fn complete_config(backend: Backend, problem: &Problem, stored: &Config) -> 
 /// "the tuned values of fetch and nc do not fit `with`; their defaults are used", `with`
 /// naming what they met (`--config mr=4,nr=24`, "this problem"). `None` where none was.
 pub fn dropped_note(dropped: &[String], with: &str) -> Option<String> {
-    let (what, verb, their) = match dropped.len() {
-        0 => return None,
-        1 => ("value", "does", "its default is"),
-        _ => ("values", "do", "their defaults are"),
-    };
-    let names = match dropped.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => dropped.join(""),
+    let (names, what, verb, their) = match dropped {
+        [] => return None,
+        [one] => (one.clone(), "value", "does", "its default is"),
+        [rest @ .., last] => (
+            format!("{} and {last}", rest.join(", ")),
+            "values",
+            "do",
+            "their defaults are",
+        ),
     };
     Some(format!(
         "the tuned {what} of {names} {verb} not fit {with}; {their} used"

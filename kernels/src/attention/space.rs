@@ -46,9 +46,9 @@
 //! (`default_q_tile`): on one thread of a Zen 4, Llama-3-8B causal prefill of 2048 tokens
 //! ran 84 GFLOP/s with 64 rows and 95 with 512 on AVX-512, and 512 tokens 76 with 64 and 86
 //! with 256; AVX2 (its scores' step written out) 2048 tokens 64% of its FMA peak with 64
-//! and 71-77% with 512, 512 tokens 59% with 64 and 64% with 256 (at 512 tokens, 16 rows had run
-//! 49.6 GFLOP/s and 32 rows 60.1 against 65.9 with 64); 16 on the scalar backend, 8 for
-//! decode;
+//! and 71-77% with 512, 512 tokens 59% with 64 and 64% with 256 (at 512 tokens, 16 rows
+//! had run 49.6 GFLOP/s and 32 rows 60.1 against 65.9 with 64); 16 on the scalar backend,
+//! 8 for decode;
 //! `cross` 1 where the backend has it; `ahead` 8 rows on AVX-512 and AVX2, else 0, into L1
 //! on Intel and L2 elsewhere ([`default_ahead_level`]);
 //! `scores_bits` 256 where the CPU runs 512-bit FMAs as two halves, else 512
@@ -918,14 +918,14 @@ mod tests {
                 .zip(y)
                 .position(|(s, t)| s.to_bits() != t.to_bits())
         };
+        let same_bits = |what: &str, x: &[f32], y: &[f32]| {
+            if let Some(i) = differ(x, y) {
+                panic!("{what}: element {i} is {} against {}", x[i], y[i]);
+            }
+        };
         for (a, b) in [((64, 0), (64, 256)), ((16, 0), (16, 32))] {
             let (x, y) = (run(backend, &at(a.0, a.1)), run(backend, &at(b.0, b.1)));
-            if let Some(i) = differ(&x, &y) {
-                panic!(
-                    "{a:?} against {b:?}: element {i} is {} against {}",
-                    x[i], y[i]
-                );
-            }
+            same_bits(&format!("{a:?} against {b:?}"), &x, &y);
         }
         let (x, y) = (run(backend, &at(64, 0)), run(backend, &at(64, 32)));
         assert!(
@@ -949,10 +949,7 @@ mod tests {
             };
             let (c, d) = (with(128, 32, 256, 0, 0), with(128, 32, 512, 16, 1));
             assert_eq!(sp.effective(&c), sp.effective(&d));
-            let (x, y) = (run(wide, &c), run(wide, &d));
-            if let Some(i) = differ(&x, &y) {
-                panic!("{c} against {d}: element {i} is {} against {}", x[i], y[i]);
-            }
+            same_bits(&format!("{c} against {d}"), &run(wide, &c), &run(wide, &d));
             // Within the limit (0: none) the width counts, and the bits show it.
             let (c, d) = (with(128, 0, 256, 8, 1), with(128, 0, 512, 8, 1));
             assert_ne!(sp.effective(&c), sp.effective(&d));

@@ -353,31 +353,31 @@ impl InertRules {
         if self.0.is_empty() {
             return points;
         }
-        let key = |p: &[u16]| -> Vec<u16> {
-            (0..p.len())
-                .map(|j| if self.holds(p, j) { u16::MAX } else { p[j] })
-                .collect()
-        };
-        // How far a point's parameters without effect are from the reference's.
         let reference = preferred.first();
-        let off = |p: &[u16]| -> usize {
-            reference.map_or(0, |r| {
-                (0..p.len())
-                    .filter(|&j| self.holds(p, j))
-                    .map(|j| p[j].abs_diff(r[j]) as usize)
-                    .sum()
-            })
-        };
         // Each class's representative: the least (tier, rank, index), where preferred
-        // points come first in their own order, then the others by `off`.
+        // points come first in their own order, then the others by how far their
+        // parameters without effect are from the reference's.
         let mut chosen: HashMap<Vec<u16>, (u8, usize, usize)> = HashMap::new();
         for (i, p) in points.iter().enumerate() {
+            let inert: Vec<bool> = (0..p.len()).map(|j| self.holds(p, j)).collect();
             let rank = match preferred.iter().position(|q| q == p) {
                 Some(at) => (0, at, i),
-                None => (1, off(p), i),
+                None => {
+                    let off = reference.map_or(0, |r| {
+                        (0..p.len())
+                            .filter(|&j| inert[j])
+                            .map(|j| p[j].abs_diff(r[j]) as usize)
+                            .sum()
+                    });
+                    (1, off, i)
+                }
             };
+            // The class: the point with its parameters without effect blanked out.
+            let key: Vec<u16> = (0..p.len())
+                .map(|j| if inert[j] { u16::MAX } else { p[j] })
+                .collect();
             chosen
-                .entry(key(p))
+                .entry(key)
                 .and_modify(|best| *best = (*best).min(rank))
                 .or_insert(rank);
         }
