@@ -35,7 +35,16 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
     for backend in cpu_backends() {
         for dtype in DTYPES {
             let bl = dtype.block_len();
-            for (rows, cols) in [(1, bl), (7, 2 * bl), (8, 3 * bl), (9, bl), (33, 5 * bl)] {
+            // 77 rows: five groups of 16 interleaved rows, for runs of two and four groups
+            // walked at once (`streams`) with one or more left over.
+            for (rows, cols) in [
+                (1, bl),
+                (7, 2 * bl),
+                (8, 3 * bl),
+                (9, bl),
+                (33, 5 * bl),
+                (77, bl),
+            ] {
                 for batch in [1, 2, 3, 5, 8, 9, 17] {
                     let w = weights(dtype, rows, cols, (rows * 31 + cols + batch) as u64);
                     let mut r = rng(batch as u64);
@@ -76,6 +85,7 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                         );
                     let unrolls = space.param("unroll").unwrap().candidates.clone();
                     let levels = space.param("prefetch_level").unwrap().candidates.clone();
+                    let streams = space.param("streams").unwrap().candidates.clone();
                     for (n, (threads, per_task, layout, prefetch, act)) in cases.enumerate() {
                         // Where something is fetched, into L1 and L2 in turn (where the
                         // backend has both).
@@ -102,17 +112,31 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                             .with("unroll", unroll)
                             .with("order", order)
                             .with("layout", layout);
-                        let y = run(backend, &w, &x, batch, &cfg);
-                        let what = format!("{backend} {dtype} {shape} [{cfg}]");
-                        let v = reference::check(&w, &x, batch, &y);
-                        assert!(v.ok(), "{what}: {v:?}");
-                        if act == 1 {
-                            assert_f32_exact(&w, &x, batch, &y, &what);
-                            continue;
-                        }
-                        for (i, (a, b)) in y.iter().zip(&scalar).enumerate() {
-                            let tol = 1e-5 * (a.abs() + b.abs()) + 1e-4;
-                            assert!((a - b).abs() <= tol, "{what}: y[{i}] {a} vs scalar {b}");
+                        // Every number of groups walked at once, in the interleaved layout.
+                        // They add each group's blocks in the same order: the same bits.
+                        let walks = if layout == 2 { &streams[..] } else { &[1][..] };
+                        let mut first: Option<Vec<f32>> = None;
+                        for &s in walks {
+                            let cfg = cfg.clone().with("streams", s);
+                            let y = run(backend, &w, &x, batch, &cfg);
+                            let what = format!("{backend} {dtype} {shape} [{cfg}]");
+                            if let Some(y1) = &first {
+                                let same =
+                                    y.iter().zip(y1).all(|(a, b)| a.to_bits() == b.to_bits());
+                                assert!(same, "{what}: other bits than streams={}", walks[0]);
+                            } else {
+                                first = Some(y.clone());
+                            }
+                            let v = reference::check(&w, &x, batch, &y);
+                            assert!(v.ok(), "{what}: {v:?}");
+                            if act == 1 {
+                                assert_f32_exact(&w, &x, batch, &y, &what);
+                                continue;
+                            }
+                            for (i, (a, b)) in y.iter().zip(&scalar).enumerate() {
+                                let tol = 1e-5 * (a.abs() + b.abs()) + 1e-4;
+                                assert!((a - b).abs() <= tol, "{what}: y[{i}] {a} vs scalar {b}");
+                            }
                         }
                     }
                 }

@@ -333,7 +333,7 @@ fn replay_scores_a_recorded_journal() {
         "--shape",
         "64x256",
         "--fix",
-        "prefetch=0,prefetch_level=1,act=0,unroll=1",
+        "prefetch=0,prefetch_level=1,act=0,unroll=1,streams=1",
         "--strategy",
         "exhaustive",
         "--budget",

@@ -36,6 +36,8 @@ pub struct QgemvPlan {
     prefetch: Prefetch,
     /// Blocks per loop iteration (config `unroll`).
     unroll: usize,
+    /// Groups of rows walked at once (config `streams`).
+    streams: usize,
     /// Threads take tasks in turn from a shared counter (config `order` = 1) instead of
     /// each taking a contiguous run of them.
     in_turn: bool,
@@ -127,6 +129,8 @@ impl QgemvPlan {
         };
         let unroll = config.require("unroll")? as usize;
         // Added after configs were stored: those without it run as before.
+        let streams = config.get("streams").unwrap_or(1) as usize;
+        // Added after configs were stored: those without it run as before.
         let in_turn = config.get("order").unwrap_or(0) == 1;
         let mut rows_per_task = config.require("rows")? as usize;
         // Interleaved groups are never split between tasks, and the last group is padded.
@@ -173,6 +177,7 @@ impl QgemvPlan {
             rows_per_task,
             prefetch,
             unroll,
+            streams,
             in_turn,
             team: if threads > 1 {
                 Some(team(threads)?)
@@ -242,6 +247,7 @@ impl QgemvPlan {
                 ldy: rows,
                 prefetch: self.prefetch,
                 unroll: self.unroll,
+                streams: self.streams,
             };
             // SAFETY: the plan checked the ISA; y has batch*rows elements (checked above) and
             // rows r0..r0+n of every vector belong to this task alone.

@@ -7,6 +7,7 @@
 //! | `prefetch`| bytes of W fetched ahead of the block being computed, 0 for none (x86 kernels) |
 //! | `prefetch_level` | the cache those bytes go into: 1 L1 (`prefetcht0`), 2 L2 (`prefetcht1`); without effect (inert) when `prefetch` is 0 |
 //! | `unroll`  | blocks per loop iteration of the interleaved q4_0/q8_0 kernels: 1, 2 or 4 |
+//! | `streams` | groups of 16 interleaved rows the AVX-512 kernels walk at once, block by block (1, 2, 4; each group a stream of W of its own); batches of 1 and 2 |
 //! | `act`     | activations: 0 quantized to 8 bits like llama.cpp (integer dot products), 1 f32 (no activation-quantization error; GGML layout only) |
 //! | `order`   | how threads share the tasks: 0 each a contiguous run (then helping the others with what they have left), 1 in turn from a shared counter (the threads stream neighbouring rows) |
 //! | `layout`  | 0: GGML blocks as stored; 1: split rows (all scales, then all quants); 2: groups of 16 rows interleaved block by block; 1 and 2 are repacked when the plan is built |
@@ -94,6 +95,24 @@
 //! two; q8_0 +1%. From batch 2 the batch's vectors give that overlap: batch 2 measured the
 //! same, batch 8 3% slower with 4.
 
+//!
+//! `streams`: llama.cpp's AMX weight buffer, on a 2-core Xeon with AMX (family 6, reported
+//! as model 167; 480 MiB L3, a single thread's L3 no faster than its DRAM), walks four
+//! groups of 16 rows at once at batch 1 and read q4_0 faster than ktune's one group at a
+//! time (0.92-0.96 of ktune's time over three interleaved runs). Walking 4 groups
+//! together (4 streams of W, each fetched ahead), in one process alternating configs with a
+//! prefetching read of the same bytes beside them (14336 x 4096, W rotated through 1.3 GB,
+//! huge pages): q4_0 batch 1 on one thread 13.3-13.7 GB/s against 12.4-12.6 one group at
+//! a time (with the read at 15.8-16.2), batch 2 13.4-13.7 against 11.5-11.6, two threads
+//! 26.7 against 24.4; q8_0 batch 1 14.4-14.7 against 13.6-13.7. Each stream fetching 2 KiB
+//! into L1 was 2-4% ahead of 4 KiB into L2 and of 8 KiB; 2 groups fell between 1 and 4.
+//! `ktune-peers` then: q4_0 batch 1 1.03-1.08x / 1.09x the previous default on one / two
+//! threads, batch 2 1.11x / 1.13x, q8_0 batch 1 1.14x / 1.09x, batch 2 1.04x / 1.06x. q4_K
+//! (super-blocks of 2304 bytes per group, already long runs) measured the same with 1, 2
+//! or 4 groups. So on Intel q4_0 and q8_0 at batches 1 and 2 walk 4 groups with 2 KiB into
+//! L1 per stream ([`MULTI_STREAM_PREFETCH`]); elsewhere one group, unmeasured, and the tuner
+//! searches 1, 2 and 4.
+
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -103,7 +122,7 @@ use crate::qgemv::kernels::{self, Layout, Prefetch};
 use crate::space::{Constraint, Inert, Param, Space};
 
 /// The tunable space of qgemv on `backend` for weights of `dtype` and `shape`.
-pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space> {
+pub fn space(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Result<Space> {
     if kernels::kernel(backend, dtype, Layout::Ggml).is_none() {
         return Err(Error::Unsupported(format!(
             "backend {backend} has no qgemv kernel for {dtype} on this platform"
@@ -135,6 +154,15 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
     let levels = if x86 { vec![1, 2] } else { vec![1] };
     // Only the interleaved q4_0 and q8_0 kernels unroll; elsewhere it would change nothing.
     let unrolls = if backend == Backend::Avx512 && dtype != Dtype::Q4K && layouts.contains(&2) {
+        vec![1, 2, 4]
+    } else {
+        vec![1]
+    };
+    // The interleaved AVX-512 kernels walk several groups of rows at once, for small batches.
+    let streams = if backend == Backend::Avx512
+        && layouts.contains(&2)
+        && shape.batch <= kernels::MULTI_STREAM_BATCH
+    {
         vec![1, 2, 4]
     } else {
         vec![1]
@@ -189,6 +217,14 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
                 step: 1,
             },
             Param {
+                name: "streams",
+                doc: "groups of 16 interleaved rows walked at once (separate streams of W; AVX-512, batches of 1-2)",
+                candidates: streams,
+                min: 1,
+                max: 4,
+                step: 1,
+            },
+            Param {
                 name: "act",
                 doc: "activations: 0 quantized to 8 bits (integer dot products), 1 f32 (GGML layout only)",
                 candidates: acts,
@@ -228,6 +264,15 @@ pub fn space(backend: Backend, dtype: Dtype, _shape: QgemvShape) -> Result<Space
                         "unroll={u} applies to the interleaved layout only, not layout={l}"
                     )),
                     (Some(3), _) => Err("unroll must be 1, 2 or 4".into()),
+                    _ => Ok(()),
+                }
+            }),
+            Constraint::new("streams > 1 needs layout = 2", |c| {
+                match (c.get("streams"), c.get("layout")) {
+                    (Some(s), Some(l)) if s > 1 && l != 2 => Err(format!(
+                        "streams={s} applies to the interleaved layout only, not layout={l}"
+                    )),
+                    (Some(3), _) => Err("streams must be 1, 2 or 4".into()),
                     _ => Ok(()),
                 }
             }),
@@ -277,8 +322,10 @@ pub fn default_prefetch_on(dtype: Dtype, batch: usize, slows: bool, intel: bool)
 }
 
 /// The default config with `pinned` on top, the defaults that depend on a pinned value
-/// following it: `unroll` is 1 unless the layout in effect is the interleaved one (the
-/// only one that unrolls), so that pinning `layout=0` at batch 1 gives a valid config.
+/// following it: `unroll` and `streams` are 1 unless the layout in effect is the
+/// interleaved one (the only one with them), so that pinning `layout=0` at batch 1 gives a
+/// valid config, and the fetch ahead is the default for the `streams` in effect unless
+/// `prefetch` or `prefetch_level` is pinned.
 pub fn default_config_with(
     backend: Backend,
     dtype: Dtype,
@@ -286,8 +333,20 @@ pub fn default_config_with(
     pinned: &Config,
 ) -> Result<Config> {
     let mut c = default_config(backend, dtype, shape)?.merged(pinned);
-    if pinned.get("unroll").is_none() && c.get("layout") != Some(2) {
-        c.set("unroll", 1);
+    if c.get("layout") != Some(2) {
+        if pinned.get("unroll").is_none() {
+            c.set("unroll", 1);
+        }
+        if pinned.get("streams").is_none() {
+            c.set("streams", 1);
+        }
+    }
+    // The fetch ahead follows the number of streams, unless it is pinned too.
+    if pinned.get("prefetch").is_none() && pinned.get("prefetch_level").is_none() {
+        let streams = c.get("streams").unwrap_or(1);
+        let fetch = default_fetch(backend, dtype, shape.batch, streams);
+        c.set("prefetch", fetch.bytes as i64);
+        c.set("prefetch_level", if fetch.l2 { 2 } else { 1 });
     }
     Ok(c)
 }
@@ -299,6 +358,39 @@ fn default_unroll(unrolls: &[i64], batch: usize) -> i64 {
         4
     } else {
         1
+    }
+}
+
+/// The fetch ahead of each stream by default where several groups of rows are walked at
+/// once: 2 KiB into L1 (see the module docs).
+pub const MULTI_STREAM_PREFETCH: Prefetch = Prefetch {
+    bytes: 2048,
+    l2: false,
+};
+
+/// Groups of rows walked at once by default (`streams`; `candidates` are the space's): 4 on
+/// Intel for q4_0 and q8_0 where the kernel has them (AVX-512 VNNI, batches of 1-2), else 1
+/// (see the module docs).
+pub fn default_streams(candidates: &[i64], dtype: Dtype, batch: usize, intel: bool) -> i64 {
+    if intel
+        && dtype != Dtype::Q4K
+        && batch <= kernels::MULTI_STREAM_BATCH
+        && candidates.contains(&4)
+    {
+        4
+    } else {
+        1
+    }
+}
+
+/// The fetch ahead by default on `backend` with `streams` groups of rows walked at once.
+fn default_fetch(backend: Backend, dtype: Dtype, batch: usize, streams: i64) -> Prefetch {
+    if !fetches_ahead(backend) {
+        Prefetch::default()
+    } else if streams > 1 {
+        MULTI_STREAM_PREFETCH
+    } else {
+        default_prefetch(dtype, batch)
     }
 }
 
@@ -320,11 +412,13 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
         available_threads()
     };
     let rows = (shape.rows / (threads * 16)).clamp(8, 512);
-    let prefetch = if fetches_ahead(backend) {
-        default_prefetch(dtype, shape.batch)
-    } else {
-        Prefetch::default()
-    };
+    let streams = default_streams(
+        &candidates("streams"),
+        dtype,
+        shape.batch,
+        ktune_core::cpu::intel(),
+    );
+    let prefetch = default_fetch(backend, dtype, shape.batch, streams);
     Ok(Config::new()
         .with("threads", threads as i64)
         .with("rows", rows as i64)
@@ -332,6 +426,7 @@ pub fn default_config(backend: Backend, dtype: Dtype, shape: QgemvShape) -> Resu
         .with("prefetch_level", if prefetch.l2 { 2 } else { 1 })
         .with("act", 0)
         .with("unroll", default_unroll(&unrolls, shape.batch))
+        .with("streams", streams)
         .with("order", 0)
         .with("layout", layout))
 }
@@ -388,6 +483,32 @@ mod tests {
                     assert_eq!(c.get("unroll"), Some(want), "{backend} {dtype} {batch}");
                     if backend == Backend::Avx512 && dtype != Dtype::Q4K {
                         assert!(unrolls.contains(&4), "{dtype}");
+                    }
+                    // Four groups walked at once exactly on Intel, for q4_0 and q8_0 at
+                    // batches of 1-2 with the AVX-512 interleaved kernels, with 2 KiB into
+                    // L1 fetched per stream.
+                    let streams = &space.param("streams").unwrap().candidates;
+                    let multi = backend == Backend::Avx512
+                        && space.param("layout").unwrap().candidates.contains(&2)
+                        && batch <= kernels::MULTI_STREAM_BATCH;
+                    assert_eq!(streams.len() > 1, multi, "{backend} {dtype} {batch}");
+                    let want = if multi && dtype != Dtype::Q4K && ktune_core::cpu::intel() {
+                        4
+                    } else {
+                        1
+                    };
+                    assert_eq!(c.get("streams"), Some(want), "{backend} {dtype} {batch}");
+                    if want > 1 {
+                        assert_eq!(c.get("prefetch"), Some(2048));
+                        assert_eq!(c.get("prefetch_level"), Some(1));
+                    }
+                    // One group pinned: the fetch ahead of one group, valid.
+                    let pinned = Config::new().with("streams", 1);
+                    let one = default_config_with(backend, dtype, shape, &pinned).unwrap();
+                    space.validate(&one).unwrap();
+                    if fetches_ahead(backend) {
+                        let p = default_prefetch(dtype, batch);
+                        assert_eq!(one.get("prefetch"), Some(p.bytes as i64));
                     }
                     // Every layout pinned on top of the default is valid.
                     for &layout in &space.param("layout").unwrap().candidates {

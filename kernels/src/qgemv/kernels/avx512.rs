@@ -261,7 +261,22 @@ impl Interleaved for I8 {
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 unsafe fn rows16<B: Interleaved>(k: &RowBlock) {
     let batch = k.x.batch;
-    for g in 0..k.rows.div_ceil(16) {
+    let groups = k.rows.div_ceil(16);
+    let mut first = 0;
+    if batch <= super::MULTI_STREAM_BATCH && k.streams > 1 {
+        // Runs of `streams` groups walked at once, block by block; the rest one at a time.
+        let s = if k.streams >= 4 { 4 } else { 2 };
+        while first + s <= groups {
+            match (s, batch) {
+                (4, 2) => streams::<B, 2, 4>(k, first),
+                (4, _) => streams::<B, 1, 4>(k, first),
+                (_, 2) => streams::<B, 2, 2>(k, first),
+                _ => streams::<B, 1, 2>(k, first),
+            }
+            first += s;
+        }
+    }
+    for g in first..groups {
         for (b0, n) in batch_groups(batch) {
             match (n, k.unroll) {
                 (8, 4) => group::<B, 8, 4>(k, g, b0),
@@ -315,12 +330,38 @@ unsafe fn group<B: Interleaved, const NB: usize, const U: usize>(
     }
 }
 
-/// Block `i` of the group at `gw` against vectors `b0..b0+NB`, into `acc`. Always inlined
-/// into [`group`] (whose target features it then runs with), so that `acc` stays in
-/// registers.
+/// Groups `g0..g0+S` of 16 rows against the whole batch of `NB` vectors, walked together
+/// block by block (config `streams`): S streams of W in flight instead of one, and each
+/// block's activations loaded while the S groups' weights arrive.
 ///
 /// # Safety
-/// As for [`rows16`]; `i` is a block of the group; called only from [`group`].
+/// As for [`rows16`]; groups `g0..g0+S` exist; `NB` is the batch.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+unsafe fn streams<B: Interleaved, const NB: usize, const S: usize>(k: &RowBlock, g0: usize) {
+    let blocks = k.x.cols / 32;
+    let gw: [*const u8; S] = std::array::from_fn(|j| k.w.as_ptr().add((g0 + j) * blocks * B::GB));
+    let mut acc = [[_mm512_setzero_ps(); NB]; S];
+    for i in 0..blocks {
+        for j in 0..S {
+            group_block::<B, NB>(k, gw[j], i, 0, &mut acc[j]);
+        }
+    }
+    for (j, a) in acc.iter().enumerate() {
+        for (bb, v) in a.iter().enumerate() {
+            let mut out = [0f32; 16];
+            _mm512_storeu_ps(out.as_mut_ptr(), *v);
+            super::store_lanes(k, bb, (g0 + j) * 16, &out);
+        }
+    }
+}
+
+/// Block `i` of the group at `gw` against vectors `b0..b0+NB`, into `acc`. Always inlined
+/// into [`group`] and [`streams`] (whose target features it then runs with), so that `acc`
+/// stays in registers.
+///
+/// # Safety
+/// As for [`rows16`]; `i` is a block of the group; called only from [`group`] and [`streams`].
 #[inline(always)]
 unsafe fn group_block<B: Interleaved, const NB: usize>(
     k: &RowBlock,
@@ -415,7 +456,22 @@ unsafe fn dot_rows16(v: &[__m512i; 8], xq: *const i8, hi16: bool) -> __m512i {
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 unsafe fn rows16_q4k(k: &RowBlock) {
     let batch = k.x.batch;
-    for g in 0..k.rows.div_ceil(16) {
+    let groups = k.rows.div_ceil(16);
+    let mut first = 0;
+    if batch <= super::MULTI_STREAM_BATCH && k.streams > 1 {
+        // Runs of `streams` groups walked at once, super-block by super-block.
+        let s = if k.streams >= 4 { 4 } else { 2 };
+        while first + s <= groups {
+            match (s, batch) {
+                (4, 2) => streams_q4k::<2, 4>(k, first),
+                (4, _) => streams_q4k::<1, 4>(k, first),
+                (_, 2) => streams_q4k::<2, 2>(k, first),
+                _ => streams_q4k::<1, 2>(k, first),
+            }
+            first += s;
+        }
+    }
+    for g in first..groups {
         for (b0, n) in batch_groups(batch) {
             match n {
                 8 => group_q4k::<8>(k, g, b0),
@@ -472,73 +528,117 @@ unsafe fn q4k_unpack(p: *const u8, scales: *mut u8) -> [__m512i; 4] {
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 #[inline]
 unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
-    const GB: usize = super::interleave::Q4K_GROUP_BLOCK;
-    // The fetches below cover a group-block as 4 x (320 + 256) bytes.
-    const _: () = assert!(GB == 4 * 576);
-    let x = k.x;
-    let blocks = x.cols / 256;
-    let gw = k.w.as_ptr().add(g * blocks * GB);
+    let blocks = k.x.cols / 256;
+    let gw = k.w.as_ptr().add(g * blocks * Q4K_GB);
     let mut acc = [_mm512_setzero_ps(); NB];
-    // Each group-block's unpacked scales, written whole by `q4k_unpack` before they are read.
-    let mut scales = [0u8; 128];
     for i in 0..blocks {
-        let blk = gw.add(i * GB);
-        // The scales and mins first, so that the group-block's lines are read in order (the
-        // hardware prefetchers follow a stream that does not step back).
-        let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
-        let dm = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(32).cast()));
-        let mins = q4k_unpack(blk.add(Q4K_SCALES_AT), scales.as_mut_ptr());
-        let mut isum = [_mm512_setzero_si512(); NB];
-        for s in 0..8 {
-            // The group-block's 36 lines ahead, spread over its sub-blocks (5 and 4 in
-            // turn) instead of 36 requests at once: group-blocks start lines (the weights
-            // are line-aligned, 2304 bytes each, and `prefetch` a multiple of 64), so each
-            // line is asked for once.
-            if s % 2 == 0 {
-                super::prefetch(blk.add(s / 2 * 576), k.prefetch, 320);
-            } else {
-                super::prefetch(blk.add(s / 2 * 576 + 320), k.prefetch, 256);
-            }
-            let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(scales.as_ptr().add(16 * s).cast()));
-            let q = blk.add(Q4K_QUANTS_AT + 256 * s);
-            let v = nibbles16(q);
-            macro_rules! vector {
-                ($bb:expr) => {
-                    if $bb < NB {
-                        let b = b0 + $bb;
-                        let xq = x.q.as_ptr().add(b * x.cols + i * 256 + 32 * s);
-                        let t = _mm512_mullo_epi32(dot_rows16(&v, xq, true), sc);
-                        isum[$bb % NB] = _mm512_add_epi32(isum[$bb % NB], t);
-                    }
-                };
-            }
-            vector!(0);
-            vector!(1);
-            vector!(2);
-            vector!(3);
-            vector!(4);
-            vector!(5);
-            vector!(6);
-            vector!(7);
-        }
-        for (bb, a) in acc.iter_mut().enumerate() {
-            let b = b0 + bb;
-            // The 8 sub-block sums of this super-block as 16-bit pairs (|sum| <= 32 * 127).
-            let sums = _mm256_loadu_si256(x.sums.as_ptr().add((b * x.cols + i * 256) / 32).cast());
-            let pairs = _mm512_castsi128_si512(_mm256_cvtepi32_epi16(sums));
-            let mut m = _mm512_setzero_si512();
-            for (j, mj) in mins.iter().enumerate() {
-                let pj = _mm512_permutexvar_epi32(_mm512_set1_epi32(j as i32), pairs);
-                m = _mm512_dpwssd_epi32(m, *mj, pj);
-            }
-            let dx = _mm512_set1_ps(*x.d.as_ptr().add(b * blocks + i));
-            *a = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum[bb]), *a);
-            *a = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dx), _mm512_cvtepi32_ps(m), *a);
-        }
+        q4k_block::<NB>(k, gw, i, b0, &mut acc);
     }
     for (bb, a) in acc.iter().enumerate() {
         let mut out = [0f32; 16];
         _mm512_storeu_ps(out.as_mut_ptr(), *a);
         super::store_lanes(k, b0 + bb, g * 16, &out);
+    }
+}
+
+/// Bytes of a q4_K group-block (16 rows, one super-block).
+const Q4K_GB: usize = super::interleave::Q4K_GROUP_BLOCK;
+// The fetches in `q4k_block` cover a group-block as 4 x (320 + 256) bytes.
+const _: () = assert!(Q4K_GB == 4 * 576);
+
+/// q4_K groups `g0..g0+S` of 16 rows against the whole batch of `NB` vectors, walked
+/// together super-block by super-block (config `streams`, as [`streams`] for q4_0/q8_0).
+///
+/// # Safety
+/// As for [`rows16_q4k`]; groups `g0..g0+S` exist; `NB` is the batch.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+#[inline]
+unsafe fn streams_q4k<const NB: usize, const S: usize>(k: &RowBlock, g0: usize) {
+    let blocks = k.x.cols / 256;
+    let gw: [*const u8; S] = std::array::from_fn(|j| k.w.as_ptr().add((g0 + j) * blocks * Q4K_GB));
+    let mut acc = [[_mm512_setzero_ps(); NB]; S];
+    for i in 0..blocks {
+        for j in 0..S {
+            q4k_block::<NB>(k, gw[j], i, 0, &mut acc[j]);
+        }
+    }
+    for (j, a) in acc.iter().enumerate() {
+        for (bb, v) in a.iter().enumerate() {
+            let mut out = [0f32; 16];
+            _mm512_storeu_ps(out.as_mut_ptr(), *v);
+            super::store_lanes(k, bb, (g0 + j) * 16, &out);
+        }
+    }
+}
+
+/// Super-block `i` of the q4_K group at `gw` against vectors `b0..b0+NB`, into `acc` (see
+/// [`group_q4k`]). Always inlined into [`group_q4k`] and [`streams_q4k`].
+///
+/// # Safety
+/// As for [`rows16_q4k`]; `i` is a super-block of the group.
+#[inline(always)]
+unsafe fn q4k_block<const NB: usize>(
+    k: &RowBlock,
+    gw: *const u8,
+    i: usize,
+    b0: usize,
+    acc: &mut [__m512; NB],
+) {
+    let x = k.x;
+    let blocks = x.cols / 256;
+    // The unpacked scales, written whole by `q4k_unpack` before they are read.
+    let mut scales = [0u8; 128];
+    let blk = gw.add(i * Q4K_GB);
+    // The scales and mins first, so that the group-block's lines are read in order (the
+    // hardware prefetchers follow a stream that does not step back).
+    let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk.cast()));
+    let dm = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(32).cast()));
+    let mins = q4k_unpack(blk.add(Q4K_SCALES_AT), scales.as_mut_ptr());
+    let mut isum = [_mm512_setzero_si512(); NB];
+    for s in 0..8 {
+        // The group-block's 36 lines ahead, spread over its sub-blocks (5 and 4 in
+        // turn) instead of 36 requests at once: group-blocks start lines (the weights
+        // are line-aligned, 2304 bytes each, and `prefetch` a multiple of 64), so each
+        // line is asked for once.
+        if s % 2 == 0 {
+            super::prefetch(blk.add(s / 2 * 576), k.prefetch, 320);
+        } else {
+            super::prefetch(blk.add(s / 2 * 576 + 320), k.prefetch, 256);
+        }
+        let sc = _mm512_cvtepu8_epi32(_mm_loadu_si128(scales.as_ptr().add(16 * s).cast()));
+        let q = blk.add(Q4K_QUANTS_AT + 256 * s);
+        let v = nibbles16(q);
+        macro_rules! vector {
+            ($bb:expr) => {
+                if $bb < NB {
+                    let b = b0 + $bb;
+                    let xq = x.q.as_ptr().add(b * x.cols + i * 256 + 32 * s);
+                    let t = _mm512_mullo_epi32(dot_rows16(&v, xq, true), sc);
+                    isum[$bb % NB] = _mm512_add_epi32(isum[$bb % NB], t);
+                }
+            };
+        }
+        vector!(0);
+        vector!(1);
+        vector!(2);
+        vector!(3);
+        vector!(4);
+        vector!(5);
+        vector!(6);
+        vector!(7);
+    }
+    for (bb, a) in acc.iter_mut().enumerate() {
+        let b = b0 + bb;
+        // The 8 sub-block sums of this super-block as 16-bit pairs (|sum| <= 32 * 127).
+        let sums = _mm256_loadu_si256(x.sums.as_ptr().add((b * x.cols + i * 256) / 32).cast());
+        let pairs = _mm512_castsi128_si512(_mm256_cvtepi32_epi16(sums));
+        let mut m = _mm512_setzero_si512();
+        for (j, mj) in mins.iter().enumerate() {
+            let pj = _mm512_permutexvar_epi32(_mm512_set1_epi32(j as i32), pairs);
+            m = _mm512_dpwssd_epi32(m, *mj, pj);
+        }
+        let dx = _mm512_set1_ps(*x.d.as_ptr().add(b * blocks + i));
+        *a = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum[bb]), *a);
+        *a = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dx), _mm512_cvtepi32_ps(m), *a);
     }
 }

@@ -49,7 +49,15 @@ pub struct RowBlock<'a> {
     pub prefetch: Prefetch,
     /// Blocks per loop iteration of the interleaved q4_0/q8_0 kernels (1, 2 or 4).
     pub unroll: usize,
+    /// Groups of 16 rows the interleaved AVX-512 kernels walk at once, block by block (1, 2
+    /// or 4; each group is a stream of its own); batches of up to
+    /// [`MULTI_STREAM_BATCH`] vectors only, one group at a time above.
+    pub streams: usize,
 }
+
+/// The largest batch whose accumulators for four groups of rows (`RowBlock::streams`) fit
+/// in the registers with the weights being decoded.
+pub const MULTI_STREAM_BATCH: usize = 2;
 
 /// Writes the lanes of an interleaved kernel's accumulator for vector `b`: `lanes[r]` is the
 /// output of row `first + r` of the block; lanes of padding rows (past `k.rows`) are dropped.
