@@ -50,6 +50,16 @@ export LD_LIBRARY_PATH=$venv/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 export CC=clang CXX=clang++
 export RUSTFLAGS="-C target-cpu=native"
+# ggml compiles its AMX kernels (and offers llama.cpp's AMX weight buffer) only where GCC's
+# macro `__AMX_INT8__` is defined; clang before 15 spells it `__AMXINT8__`. On a CPU with
+# AMX, define GCC's spelling so that llama.cpp is built as it would pick on this machine.
+native_macros=$(echo | clang -march=native -dM -E - 2>/dev/null || true)
+if grep -q '__AMXINT8__' <<<"$native_macros" && ! grep -q '__AMX_INT8__' <<<"$native_macros"; then
+  amx="-D__AMX_INT8__ -D__AMX_TILE__"
+  grep -q '__AMXBF16__' <<<"$native_macros" && amx="$amx -D__AMX_BF16__"
+  echo "peers: AMX on this CPU; building llama.cpp with $amx" >&2
+  export CFLAGS="${CFLAGS:+$CFLAGS }$amx" CXXFLAGS="${CXXFLAGS:+$CXXFLAGS }$amx"
+fi
 export CARGO_TARGET_DIR=$root/target/peers
 if [ "${1:-}" = --lint ]; then
   # Lints everything the `peers` feature builds (ktune-peers and the benches with peers).

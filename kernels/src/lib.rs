@@ -9,7 +9,9 @@
 //! - the families: [`matmul`] (f32 SGEMM) and [`qgemv`] (quantized decode), each a folder
 //!   with its reference, space, default model and per-ISA kernels;
 //! - [`quant`]: llama.cpp's (GGML) quantized block formats, byte-compatible with GGUF files;
-//! - [`tuned`]: where the library functions get tuned configs from.
+//! - [`tuned`]: where the library functions get tuned configs from;
+//! - [`memory`]: what this process may still allocate (problems, copies and probe arrays are
+//!   sized within it).
 
 #![warn(missing_docs)]
 
@@ -23,6 +25,7 @@ mod fetch;
 #[cfg(feature = "wgpu")]
 pub mod gpu;
 pub mod matmul;
+pub mod memory;
 pub mod pool;
 pub mod probe;
 pub mod qgemv;

@@ -30,7 +30,7 @@ pub mod format;
 pub mod gpu;
 pub mod journal;
 pub mod measure;
-pub mod memory;
+pub use ktune_kernels::memory;
 pub mod probe;
 pub mod roofline_cmd;
 pub mod search;

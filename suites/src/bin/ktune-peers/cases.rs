@@ -272,6 +272,17 @@ fn parse_dims<const N: usize>(s: &str) -> Result<[usize; N], String> {
         .map_err(|_| format!("shape {s:?} needs {N} sizes"))
 }
 
+/// Copies of a set of `set_bytes` that rotate it out of the caches (see
+/// [`workload::stream_copies`]) when `sets` sides each hold their own: together they stay
+/// within half of what this process may still allocate, so that a run with variants fits in
+/// memory (each side of 122 copies of a 31.5 MiB matrix was 3.8 GiB on a 480 MiB L3).
+fn copies_for(set_bytes: f64, sets: usize) -> usize {
+    // `stream_copies` keeps each side to a quarter of the memory it is given.
+    let per_side =
+        ktune_kernels::memory::available_bytes().map(|a| a.saturating_mul(2) / sets.max(1) as u64);
+    workload::stream_copies(set_bytes, per_side)
+}
+
 fn qgemv(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), String> {
     let [rows, cols] = parse_dims::<2>(&args.qgemv_shape)?;
     for name in &args.dtype {
@@ -282,7 +293,8 @@ fn qgemv(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
         // first handed to ktune's copies. On a VM, where a side's memory lands can move its
         // batch-1 time by 10-20%, and just-freed pages measured slower (see docs/peers.md).
         let bytes = qm.bytes.len();
-        let copies = workload::stream_copies(bytes as f64, None);
+        // Sets of copies: ktune's, one per variant, and llama.cpp's two buffer types.
+        let copies = copies_for(bytes as f64, 3 + args.variant.len());
         for &batch in &args.batch {
             let shape = QgemvShape::new(rows, cols, batch);
             let x = uniform(batch * cols, 7 + batch as u64);
@@ -408,7 +420,8 @@ fn sgemm(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<(), St
         // them, as `ktune bench` does; larger ones are compute-bound and use one copy.
         let set = 4.0 * (m * k + k * n) as f64;
         let copies = if m.min(n) <= 16 {
-            workload::stream_copies(set, None)
+            // One set of copies, which every library reads.
+            copies_for(set, 1)
         } else {
             1
         };
@@ -524,14 +537,17 @@ fn attention(args: &Args, backend: Backend, out: &mut Vec<Outcome>) -> Result<()
             let kv_bytes = 2 * k.len();
             // Decode streams the KV cache: rotate copies of it out of the caches.
             let copies = if s.q_len <= 8 {
-                workload::stream_copies(kv_bytes as f64, None)
+                // Sets of copies: ktune's (its variants read the same) and llama.cpp's.
+                copies_for(kv_bytes as f64, 2)
             } else {
                 1
             };
-            let ks: Vec<Vec<u8>> = vec![k.clone(); copies];
-            let vs: Vec<Vec<u8>> = vec![v.clone(); copies];
-            let k32s: Vec<Vec<f32>> = vec![k32; copies];
-            let v32s: Vec<Vec<f32>> = vec![v32; copies];
+            // ktune's copies in the form its plan reads: bytes for f16, f32 values for f32.
+            let f16_copies = if kv_dtype == Dtype::F32 { 0 } else { copies };
+            let ks: Vec<Vec<u8>> = vec![k.clone(); f16_copies];
+            let vs: Vec<Vec<u8>> = vec![v.clone(); f16_copies];
+            let k32s: Vec<Vec<f32>> = vec![k32; copies - f16_copies];
+            let v32s: Vec<Vec<f32>> = vec![v32; copies - f16_copies];
             let kv = |i: usize| -> (Kv<'_>, Kv<'_>) {
                 match kv_dtype {
                     Dtype::F32 => (Kv::F32(&k32s[i]), Kv::F32(&v32s[i])),
