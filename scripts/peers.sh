@@ -61,6 +61,15 @@ if grep -q '__AMXINT8__' <<<"$native_macros" && ! grep -q '__AMX_INT8__' <<<"$na
   export CFLAGS="${CFLAGS:+$CFLAGS }$amx" CXXFLAGS="${CXXFLAGS:+$CXXFLAGS }$amx"
 fi
 export CARGO_TARGET_DIR=$root/target/peers
+# llama-cpp-sys-2 does not rebuild llama.cpp when CFLAGS change: rebuild it when the flags
+# differ from those of the build in target/peers.
+stamp=$CARGO_TARGET_DIR/llama-cflags
+if [ -d "$CARGO_TARGET_DIR/release" ] && [ "$(cat "$stamp" 2>/dev/null || true)" != "${CFLAGS:-}" ]; then
+  echo "peers: C flags changed since the last build; rebuilding llama.cpp" >&2
+  cargo clean --release --quiet -p llama-cpp-sys-2
+fi
+mkdir -p "$CARGO_TARGET_DIR"
+printf '%s\n' "${CFLAGS:-}" >"$stamp"
 if [ "${1:-}" = --lint ]; then
   # Lints everything the `peers` feature builds (ktune-peers and the benches with peers).
   echo "peers: cargo clippy with the peers feature" >&2

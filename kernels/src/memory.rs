@@ -38,6 +38,7 @@ fn cgroup_left() -> Option<u64> {
 }
 
 /// What the address-space limit leaves, where one is set.
+#[cfg(unix)]
 fn rlimit_left() -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -55,6 +56,12 @@ fn rlimit_left() -> Option<u64> {
     #[allow(clippy::unnecessary_cast)]
     let limit = lim.rlim_cur as u64;
     Some(limit.saturating_sub(used))
+}
+
+/// No address-space limit is read off Unix.
+#[cfg(not(unix))]
+fn rlimit_left() -> Option<u64> {
+    None
 }
 
 /// Bytes this process may still allocate, where anything tells.

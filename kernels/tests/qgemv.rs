@@ -35,14 +35,16 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
     for backend in cpu_backends() {
         for dtype in DTYPES {
             let bl = dtype.block_len();
-            // 77 rows: five groups of 16 interleaved rows, for runs of two and four groups
-            // walked at once (`streams`) with one or more left over.
+            // Groups of 16 interleaved rows walked at once (`streams`): 61 rows are four
+            // groups, the last padded, in one run of 4 or two of 2; 77 rows are five, one
+            // left over.
             for (rows, cols) in [
                 (1, bl),
                 (7, 2 * bl),
                 (8, 3 * bl),
                 (9, bl),
                 (33, 5 * bl),
+                (61, 3 * bl),
                 (77, bl),
             ] {
                 for batch in [1, 2, 3, 5, 8, 9, 17] {
@@ -77,7 +79,15 @@ fn every_backend_matches_the_reference_and_the_scalar_kernel() {
                     let f32_acts = space.param("act").unwrap().candidates.contains(&1);
                     let cases = layouts
                         .iter()
-                        .flat_map(|&l| [(1, 1000, l, 0, 0), (2, 1, l, 64, 0), (2, 3, l, 16384, 0)])
+                        // Two threads with tasks of 32 rows: runs of groups in each task.
+                        .flat_map(|&l| {
+                            [
+                                (1, 1000, l, 0, 0),
+                                (2, 1, l, 64, 0),
+                                (2, 3, l, 16384, 0),
+                                (2, 32, l, 2048, 0),
+                            ]
+                        })
                         .chain(
                             [(1, 1000, 0, 0, 1), (2, 3, 0, 8192, 1)]
                                 .into_iter()

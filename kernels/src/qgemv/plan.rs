@@ -128,7 +128,8 @@ impl QgemvPlan {
             l2: config.require("prefetch_level")? == 2,
         };
         let unroll = config.require("unroll")? as usize;
-        // Added after configs were stored: those without it run as before.
+        // Added after configs were stored; `complete_config` gives a stored config without
+        // it the default's value (with its stored `prefetch`), so this is for safety only.
         let streams = config.get("streams").unwrap_or(1) as usize;
         // Added after configs were stored: those without it run as before.
         let in_turn = config.get("order").unwrap_or(0) == 1;

@@ -94,7 +94,6 @@
 //! 14.0-14.2 with 1 on one thread (0.88 -> 0.93 of the probe) and 30.3 against 27.3 on
 //! two; q8_0 +1%. From batch 2 the batch's vectors give that overlap: batch 2 measured the
 //! same, batch 8 3% slower with 4.
-
 //!
 //! `streams`: llama.cpp's AMX weight buffer, on a 2-core Xeon with AMX (family 6, reported
 //! as model 167; 480 MiB L3, a single thread's L3 no faster than its DRAM), walks four
@@ -387,7 +386,7 @@ pub fn default_streams(candidates: &[i64], dtype: Dtype, batch: usize, intel: bo
 fn default_fetch(backend: Backend, dtype: Dtype, batch: usize, streams: i64) -> Prefetch {
     if !fetches_ahead(backend) {
         Prefetch::default()
-    } else if streams > 1 {
+    } else if streams > 1 && !ktune_core::cpu::prefetch_slows_streams() {
         MULTI_STREAM_PREFETCH
     } else {
         default_prefetch(dtype, batch)

@@ -253,7 +253,8 @@ impl Interleaved for I8 {
     }
 }
 
-/// Groups of 16 interleaved rows against the batch in groups of 8, 4, 2, 1 vectors.
+/// Groups of 16 interleaved rows against the batch in groups of 8, 4, 2, 1 vectors; for
+/// batches of 1 and 2, runs of `k.streams` groups first ([`streams`]).
 ///
 /// # Safety
 /// See [`super::RowsFn`]; `k.w` starts at a group boundary and holds
@@ -263,17 +264,19 @@ unsafe fn rows16<B: Interleaved>(k: &RowBlock) {
     let batch = k.x.batch;
     let groups = k.rows.div_ceil(16);
     let mut first = 0;
-    if batch <= super::MULTI_STREAM_BATCH && k.streams > 1 {
-        // Runs of `streams` groups walked at once, block by block; the rest one at a time.
-        let s = if k.streams >= 4 { 4 } else { 2 };
-        while first + s <= groups {
-            match (s, batch) {
-                (4, 2) => streams::<B, 2, 4>(k, first),
-                (4, _) => streams::<B, 1, 4>(k, first),
-                (_, 2) => streams::<B, 2, 2>(k, first),
-                _ => streams::<B, 1, 2>(k, first),
+    if batch <= super::MULTI_STREAM_BATCH {
+        // Runs of `streams` groups walked at once, block by block (after runs of 4, a run of
+        // 2 where two or three are left); the rest one at a time.
+        for s in [4, 2].into_iter().filter(|&s| s <= k.streams) {
+            while first + s <= groups {
+                match (s, batch) {
+                    (4, 2) => streams::<B, 2, 4>(k, first),
+                    (4, _) => streams::<B, 1, 4>(k, first),
+                    (_, 2) => streams::<B, 2, 2>(k, first),
+                    _ => streams::<B, 1, 2>(k, first),
+                }
+                first += s;
             }
-            first += s;
         }
     }
     for g in first..groups {
@@ -449,7 +452,8 @@ unsafe fn dot_rows16(v: &[__m512i; 8], xq: *const i8, hi16: bool) -> __m512i {
 }
 
 /// q4_K in groups of 16 interleaved rows ([`super::interleave`]) against the batch in
-/// groups of 8, 4, 2, 1 vectors.
+/// groups of 8, 4, 2, 1 vectors; for batches of 1 and 2, runs of `k.streams` groups first
+/// ([`streams_q4k`]).
 ///
 /// # Safety
 /// As for [`rows16`], with q4_K group-blocks.
@@ -458,17 +462,19 @@ unsafe fn rows16_q4k(k: &RowBlock) {
     let batch = k.x.batch;
     let groups = k.rows.div_ceil(16);
     let mut first = 0;
-    if batch <= super::MULTI_STREAM_BATCH && k.streams > 1 {
-        // Runs of `streams` groups walked at once, super-block by super-block.
-        let s = if k.streams >= 4 { 4 } else { 2 };
-        while first + s <= groups {
-            match (s, batch) {
-                (4, 2) => streams_q4k::<2, 4>(k, first),
-                (4, _) => streams_q4k::<1, 4>(k, first),
-                (_, 2) => streams_q4k::<2, 2>(k, first),
-                _ => streams_q4k::<1, 2>(k, first),
+    if batch <= super::MULTI_STREAM_BATCH {
+        // Runs of `streams` groups walked at once, super-block by super-block, as in
+        // [`rows16`].
+        for s in [4, 2].into_iter().filter(|&s| s <= k.streams) {
+            while first + s <= groups {
+                match (s, batch) {
+                    (4, 2) => streams_q4k::<2, 4>(k, first),
+                    (4, _) => streams_q4k::<1, 4>(k, first),
+                    (_, 2) => streams_q4k::<2, 2>(k, first),
+                    _ => streams_q4k::<1, 2>(k, first),
+                }
+                first += s;
             }
-            first += s;
         }
     }
     for g in first..groups {
@@ -575,7 +581,8 @@ unsafe fn streams_q4k<const NB: usize, const S: usize>(k: &RowBlock, g0: usize) 
 /// [`group_q4k`]). Always inlined into [`group_q4k`] and [`streams_q4k`].
 ///
 /// # Safety
-/// As for [`rows16_q4k`]; `i` is a super-block of the group.
+/// As for [`rows16_q4k`]; `i` is a super-block of the group; called only from
+/// [`group_q4k`] and [`streams_q4k`] (whose target features it runs with).
 #[inline(always)]
 unsafe fn q4k_block<const NB: usize>(
     k: &RowBlock,

@@ -50,7 +50,8 @@ pub struct RowBlock<'a> {
     /// Blocks per loop iteration of the interleaved q4_0/q8_0 kernels (1, 2 or 4).
     pub unroll: usize,
     /// Groups of 16 rows the interleaved AVX-512 kernels walk at once, block by block (1, 2
-    /// or 4; each group is a stream of its own); batches of up to
+    /// or 4; each group is a stream of its own; `unroll` applies to the groups left over,
+    /// walked one at a time); batches of up to
     /// [`MULTI_STREAM_BATCH`] vectors only, one group at a time above.
     pub streams: usize,
 }
