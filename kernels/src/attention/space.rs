@@ -38,7 +38,8 @@
 //!
 //! The default (a model, not a search): `kv_tile` the largest candidate whose K and V tiles
 //! (`2 * kv_tile * head_dim * 4` bytes) fit in half of L2 (at most 256 in decode on Intel
-//! with AVX-512 or AVX2, which measured faster there; see [`default_kv_tile`]), so they
+//! with AVX-512 or AVX2 and 512 in prefill on Intel with AVX-512, which measured faster
+//! there; see [`default_kv_tile`]), so they
 //! stay there while the `q_tile` rows of a task pass over them; in prefill on AVX-512, AVX2
 //! and NEON (whose tasks share each key tile they read, transposed once for all of their
 //! rows past `fuse_rows`, read from cache block after block below it) `q_tile` the largest
@@ -91,6 +92,8 @@ const TASKS_PER_THREAD: usize = 8;
 const KV_TILES: [i64; 8] = [16, 32, 64, 128, 256, 512, 1024, 2048];
 /// Decode's default `kv_tile` on Intel (see [`default_kv_tile`]).
 pub const INTEL_DECODE_KV_TILE: i64 = 256;
+/// Prefill's largest default `kv_tile` on Intel with AVX-512 (see [`default_kv_tile`]).
+pub const INTEL_PREFILL_KV_TILE: i64 = 512;
 
 /// The default `kv_tile` for `shape` on `backend` with `l2` bytes of L2, on Intel or not:
 /// the largest candidate whose K and V tiles at f32 fit in half of L2 (see the module
@@ -114,6 +117,13 @@ pub const INTEL_DECODE_KV_TILE: i64 = 256;
 /// `ktune-peers` (docs/peers.md) measured 1.03-1.24 times the previous defaults. On a Zen 4
 /// the model's 512 was the best of 512 to 2048 for AVX-512 f32 and the worst for f16 (the
 /// notes on the candidates, `KV_TILES`); 256 was not measured there.
+///
+/// Prefill on Intel with AVX-512 takes at most [`INTEL_PREFILL_KV_TILE`] keys: on a 2-core
+/// Xeon with AMX (2 MiB of L2, where the model says 1024; reported as family 6 model 167),
+/// Llama-3-8B causal prefill of 2048 tokens, `ktune-peers --variant kv_tile=N` (one
+/// interleaved run each, a busy host), ran in 0.94-0.96 of the time with 512 keys (f32 on
+/// one and two threads, f16 on one and two), 0.95-0.98 with 256; a sequential pair of
+/// `ktune bench` runs gave 108.6 GFLOP/s with 512 against 99.8 with 1024.
 pub fn default_kv_tile(backend: Backend, shape: AttentionShape, l2: usize, intel: bool) -> i64 {
     let model = KV_TILES
         .iter()
@@ -123,6 +133,8 @@ pub fn default_kv_tile(backend: Backend, shape: AttentionShape, l2: usize, intel
         .unwrap_or(KV_TILES[0]);
     if intel && has_cross(backend) && shape.q_len <= DECODE_Q_LEN {
         model.min(INTEL_DECODE_KV_TILE)
+    } else if intel && backend == Backend::Avx512 && shape.q_len > DECODE_Q_LEN {
+        model.min(INTEL_PREFILL_KV_TILE)
     } else {
         model
     }
@@ -604,12 +616,21 @@ mod tests {
         };
         let (avx512, scalar) = (Backend::Avx512, Backend::Scalar);
         for intel in [false, true] {
-            // Prefill: K and V tiles at f32 in half of L2.
+            // Prefill: K and V tiles at f32 in half of L2, at most 512 keys with AVX-512 on
+            // Intel.
+            let prefill = if intel { INTEL_PREFILL_KV_TILE } else { 1024 };
             assert_eq!(default_kv_tile(avx512, shape(2048), 1 << 20, intel), 512);
-            assert_eq!(default_kv_tile(avx512, shape(2048), 2 << 20, intel), 1024);
+            assert_eq!(
+                default_kv_tile(avx512, shape(2048), 2 << 20, intel),
+                prefill
+            );
             assert_eq!(default_kv_tile(avx512, shape(2048), 64 << 10, intel), 32);
             assert_eq!(
                 default_kv_tile(avx512, shape(DECODE_Q_LEN + 1), 2 << 20, intel),
+                prefill
+            );
+            assert_eq!(
+                default_kv_tile(Backend::Avx2, shape(2048), 2 << 20, intel),
                 1024
             );
             // Backends without the fetching blocks keep the model.
