@@ -326,10 +326,21 @@ unsafe fn group<B: Interleaved, const NB: usize, const U: usize>(
         }
         next += step;
     }
+    store_group(k, &acc, b0, g * 16);
+}
+
+/// Writes the accumulators of a group of 16 rows: `acc[bb]` is vector `b0 + bb`, its lane
+/// `L` row `first + L` of the block (lanes past `k.rows` dropped).
+///
+/// # Safety
+/// See [`super::RowsFn`]; the CPU has AVX-512 F.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store_group<const NB: usize>(k: &RowBlock, acc: &[__m512; NB], b0: usize, first: usize) {
     for (bb, a) in acc.iter().enumerate() {
         let mut out = [0f32; 16];
         _mm512_storeu_ps(out.as_mut_ptr(), *a);
-        super::store_lanes(k, b0 + bb, g * 16, &out);
+        super::store_lanes(k, b0 + bb, first, &out);
     }
 }
 
@@ -351,11 +362,7 @@ unsafe fn streams<B: Interleaved, const NB: usize, const S: usize>(k: &RowBlock,
         }
     }
     for (j, a) in acc.iter().enumerate() {
-        for (bb, v) in a.iter().enumerate() {
-            let mut out = [0f32; 16];
-            _mm512_storeu_ps(out.as_mut_ptr(), *v);
-            super::store_lanes(k, bb, (g0 + j) * 16, &out);
-        }
+        store_group(k, a, 0, (g0 + j) * 16);
     }
 }
 
@@ -540,11 +547,7 @@ unsafe fn group_q4k<const NB: usize>(k: &RowBlock, g: usize, b0: usize) {
     for i in 0..blocks {
         q4k_block::<NB>(k, gw, i, b0, &mut acc);
     }
-    for (bb, a) in acc.iter().enumerate() {
-        let mut out = [0f32; 16];
-        _mm512_storeu_ps(out.as_mut_ptr(), *a);
-        super::store_lanes(k, b0 + bb, g * 16, &out);
-    }
+    store_group(k, &acc, b0, g * 16);
 }
 
 /// Bytes of a q4_K group-block (16 rows, one super-block).
@@ -569,11 +572,7 @@ unsafe fn streams_q4k<const NB: usize, const S: usize>(k: &RowBlock, g0: usize) 
         }
     }
     for (j, a) in acc.iter().enumerate() {
-        for (bb, v) in a.iter().enumerate() {
-            let mut out = [0f32; 16];
-            _mm512_storeu_ps(out.as_mut_ptr(), *v);
-            super::store_lanes(k, bb, (g0 + j) * 16, &out);
-        }
+        store_group(k, a, 0, (g0 + j) * 16);
     }
 }
 
