@@ -263,22 +263,12 @@ impl Interleaved for I8 {
 unsafe fn rows16<B: Interleaved>(k: &RowBlock) {
     let batch = k.x.batch;
     let groups = k.rows.div_ceil(16);
-    let mut first = 0;
-    if batch <= super::MULTI_STREAM_BATCH {
-        // Runs of `streams` groups walked at once, block by block (after runs of 4, a run of
-        // 2 where two or three are left); the rest one at a time.
-        for s in [4, 2].into_iter().filter(|&s| s <= k.streams) {
-            while first + s <= groups {
-                match (s, batch) {
-                    (4, 2) => streams::<B, 2, 4>(k, first),
-                    (4, _) => streams::<B, 1, 4>(k, first),
-                    (_, 2) => streams::<B, 2, 2>(k, first),
-                    _ => streams::<B, 1, 2>(k, first),
-                }
-                first += s;
-            }
-        }
-    }
+    let first = stream_runs(k, groups, |s, g0| match (s, batch) {
+        (4, 2) => streams::<B, 2, 4>(k, g0),
+        (4, _) => streams::<B, 1, 4>(k, g0),
+        (_, 2) => streams::<B, 2, 2>(k, g0),
+        _ => streams::<B, 1, 2>(k, g0),
+    });
     for g in first..groups {
         for (b0, n) in batch_groups(batch) {
             match (n, k.unroll) {
@@ -327,6 +317,24 @@ unsafe fn group<B: Interleaved, const NB: usize, const U: usize>(
         next += step;
     }
     store_group(k, &acc, b0, g * 16);
+}
+
+/// The runs of groups walked at once (config `streams`) among the first `groups` groups of
+/// a block: for batches of up to [`super::MULTI_STREAM_BATCH`], `run(s, g0)` for runs of 4
+/// groups while 4 are left (where `k.streams` allows), then of 2 while 2 are; returns the
+/// first group left for one at a time (0 for larger batches or `streams` 1).
+#[inline(always)]
+fn stream_runs(k: &RowBlock, groups: usize, mut run: impl FnMut(usize, usize)) -> usize {
+    let mut first = 0;
+    if k.x.batch <= super::MULTI_STREAM_BATCH {
+        for s in [4, 2].into_iter().filter(|&s| s <= k.streams) {
+            while first + s <= groups {
+                run(s, first);
+                first += s;
+            }
+        }
+    }
+    first
 }
 
 /// Writes the accumulators of a group of 16 rows: `acc[bb]` is vector `b0 + bb`, its lane
@@ -468,22 +476,12 @@ unsafe fn dot_rows16(v: &[__m512i; 8], xq: *const i8, hi16: bool) -> __m512i {
 unsafe fn rows16_q4k(k: &RowBlock) {
     let batch = k.x.batch;
     let groups = k.rows.div_ceil(16);
-    let mut first = 0;
-    if batch <= super::MULTI_STREAM_BATCH {
-        // Runs of `streams` groups walked at once, super-block by super-block, as in
-        // [`rows16`].
-        for s in [4, 2].into_iter().filter(|&s| s <= k.streams) {
-            while first + s <= groups {
-                match (s, batch) {
-                    (4, 2) => streams_q4k::<2, 4>(k, first),
-                    (4, _) => streams_q4k::<1, 4>(k, first),
-                    (_, 2) => streams_q4k::<2, 2>(k, first),
-                    _ => streams_q4k::<1, 2>(k, first),
-                }
-                first += s;
-            }
-        }
-    }
+    let first = stream_runs(k, groups, |s, g0| match (s, batch) {
+        (4, 2) => streams_q4k::<2, 4>(k, g0),
+        (4, _) => streams_q4k::<1, 4>(k, g0),
+        (_, 2) => streams_q4k::<2, 2>(k, g0),
+        _ => streams_q4k::<1, 2>(k, g0),
+    });
     for g in first..groups {
         for (b0, n) in batch_groups(batch) {
             match n {
